@@ -1,0 +1,1 @@
+"""What happened and what was built from it: logs, events, synthetic traffic, models, registry."""

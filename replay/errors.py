@@ -1,0 +1,38 @@
+"""Error types shared by every layer.
+
+    RolloutLabError
+     ├── UserInputError   a scenario, log, artifact or option the user must fix;
+     │                    the CLI prints it on one line and exits with code 2
+     └── InternalError    a broken invariant inside the lab: a bug, exit code 3
+
+Messages follow one shape so that people can act on them:
+``"{source}: {field} must be {expectation}, got {value!r}"`` plus a hint where one helps.
+"""
+
+from __future__ import annotations
+
+__all__ = ["InternalError", "RolloutLabError", "UserInputError", "must_be"]
+
+
+class RolloutLabError(Exception):
+    """Base class of every error the lab raises on purpose."""
+
+
+class UserInputError(RolloutLabError):
+    """Bad input from the user (scenario, log, artifact, option). One line, exit code 2."""
+
+    def __init__(self, message: str) -> None:
+        # One line, always: a message is printed as is by the CLI and read by CI logs.
+        super().__init__(" ".join(message.split()))
+
+
+class InternalError(RolloutLabError):
+    """A broken invariant inside the lab: a bug to report, not a user mistake."""
+
+
+def must_be(source: str, field: str, expectation: str, value: object, hint: str = "") -> UserInputError:
+    """Build the canonical message: ``source: field must be expectation, got value``."""
+    message = f"{source}: {field} must be {expectation}, got {value!r}"
+    if hint:
+        message += f" ({hint})"
+    return UserInputError(message)

@@ -1,0 +1,1 @@
+"""What people and CI read: HTML report, summary.json, JUnit XML, verdict."""

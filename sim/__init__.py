@@ -1,0 +1,1 @@
+"""What happens when it is served: the SimPy engine, router, rollout, caches, servers, users."""
