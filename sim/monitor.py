@@ -1,0 +1,187 @@
+"""Incremental per-version aggregates for the rollout controller.
+
+The engine only moves time; when the controller wakes up, the monitor *settles* the requests
+that can no longer change (arrived at least one full fallback chain ago), samples the users'
+response to them in one vectorized call, and folds them into small per-version aggregates:
+one ``WindowStats`` per version per analysis window, plus running totals.  Online decisions
+never scan the whole request log.
+
+Engagement is attributed to the *assigned* version (intention to treat): a request assigned
+to the candidate that fell back to the baseline still counts for the candidate, so fallbacks
+and abandonment caused by a slow candidate hurt the candidate's numbers, as they should.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.records import (
+    DROPPED,
+    FALLBACK,
+    HIT,
+    MISS,
+    POPULAR,
+    QUEUE_FULL,
+    SERVED,
+    SERVER_ERROR,
+    STALE,
+    TIMEOUT,
+    Records,
+)
+from sim.users import CascadeUsers
+
+__all__ = ["Monitor", "RunningTotals", "WindowStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """What one version did in ``[t_start_s, t_end_s)`` (by arrival time)."""
+
+    version: str
+    t_start_s: float
+    t_end_s: float
+    requests: int
+    served: int
+    fallback: int
+    dropped: int
+    timeouts: int
+    errors: int
+    rejected: int
+    cache_lookups: int
+    cache_hits: int
+    stale: int
+    clicks: int
+    abandoned: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+    shadow_requests: int
+    shadow_latency_p99_ms: float
+
+    def metric(self, name: str) -> float:
+        """A window metric by its guardrail name (``latency_ms.p99``, ``ctr``, ...)."""
+        n = max(self.requests, 1)
+        values = {
+            "latency_ms.p50": self.latency_p50_ms,
+            "latency_ms.p95": self.latency_p95_ms,
+            "latency_ms.p99": self.latency_p99_ms,
+            "timeout_rate": self.timeouts / n,
+            "error_rate": (self.errors + self.rejected) / n,
+            "fallback_rate": (self.fallback + self.dropped) / n,
+            "cache_hit_rate": self.cache_hits / max(self.cache_lookups, 1),
+            "ctr": self.clicks / n,
+            "abandon_rate": self.abandoned / n,
+        }
+        return values[name]
+
+
+@dataclass(slots=True)
+class RunningTotals:
+    """Cumulative counts per version: enough for the sequential test (Bernoulli clicks)."""
+
+    requests: int = 0
+    clicks: int = 0
+    users_seen: set[int] = field(default_factory=set)
+
+
+def _percentiles(values: np.ndarray) -> tuple[float, float, float]:
+    if values.size == 0:
+        return (float("nan"),) * 3
+    p50, p95, p99 = np.percentile(values, [50, 95, 99], method="inverted_cdf")
+    return float(p50), float(p95), float(p99)
+
+
+class Monitor:
+    """Settles request windows and keeps per-version aggregates."""
+
+    def __init__(
+        self,
+        records: Records,
+        t_s: np.ndarray,
+        user: np.ndarray,
+        relevance: dict[int, np.ndarray],
+        version_names: list[str],
+        users: CascadeUsers,
+        *,
+        rng: np.random.Generator,
+    ) -> None:
+        self.records = records
+        self.t_s = t_s
+        self.user = user
+        self.relevance = relevance  # served_by code -> [n_users, K] click probability
+        self.version_names = version_names
+        self.users = users
+        self.rng = rng
+        self.settled = 0
+        self.window_start_s = 0.0
+        self.windows: list[list[WindowStats]] = []
+        self.totals = [RunningTotals() for _ in version_names]
+
+    def settle(self, upto: int, t_end_s: float) -> list[WindowStats]:
+        """Settle requests ``[settled, upto)``; return this window's stats per version."""
+        lo, hi = self.settled, upto
+        rec = self.records
+        if hi > lo:
+            self._respond(lo, hi)
+        stats = [self._window(v, lo, hi, t_end_s) for v in range(len(self.version_names))]
+        self.settled = hi
+        self.window_start_s = t_end_s
+        self.windows.append(stats)
+        for v, w in enumerate(stats):
+            self.totals[v].requests += w.requests
+            self.totals[v].clicks += w.clicks
+        del rec
+        return stats
+
+    def _respond(self, lo: int, hi: int) -> None:
+        rec = self.records
+        served_by = rec.served_by[lo:hi]
+        users = self.user[lo:hi]
+        k = next(iter(self.relevance.values())).shape[1]
+        rel = np.zeros((hi - lo, k), dtype=np.float32)
+        for code, table in self.relevance.items():
+            rows = np.flatnonzero(served_by == code)
+            if rows.size:
+                rel[rows] = table[users[rows]]
+        shown = rec.result[lo:hi] != DROPPED
+        answer = self.users.respond(rel, rec.latency_ms[lo:hi], shown, rng=self.rng)
+        rec.clicks[lo:hi] = answer.clicks
+        rec.click_pos[lo:hi] = answer.click_pos
+        rec.abandoned[lo:hi] = answer.abandoned
+
+    def _window(self, v: int, lo: int, hi: int, t_end_s: float) -> WindowStats:
+        rec = self.records
+        mine = np.flatnonzero(rec.version[lo:hi] == v) + lo
+        result = rec.result[mine]
+        cache = rec.cache[mine]
+        failure = rec.failure[mine]
+        shadow = np.flatnonzero(rec.shadow[lo:hi] == v) + lo
+        p50, p95, p99 = _percentiles(rec.latency_ms[mine])
+        return WindowStats(
+            version=self.version_names[v],
+            t_start_s=self.window_start_s,
+            t_end_s=t_end_s,
+            requests=int(mine.size),
+            served=int((result == SERVED).sum()),
+            fallback=int((result == FALLBACK).sum()),
+            dropped=int((result == DROPPED).sum()),
+            timeouts=int((failure == TIMEOUT).sum()),
+            errors=int((failure == SERVER_ERROR).sum()),
+            rejected=int((failure == QUEUE_FULL).sum()),
+            cache_lookups=int(((cache == HIT) | (cache == MISS) | (cache == STALE)).sum()),
+            cache_hits=int((cache == HIT).sum()),
+            stale=int((cache == STALE).sum()),
+            clicks=int(rec.clicks[mine].sum()),
+            abandoned=int(rec.abandoned[mine].sum()),
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            latency_p99_ms=p99,
+            shadow_requests=int(shadow.size),
+            shadow_latency_p99_ms=_percentiles(rec.shadow_latency_ms[shadow])[2],
+        )
+
+
+# Popular-list relevance is stored under this served_by code.
+POPULAR_CODE = POPULAR

@@ -1,0 +1,100 @@
+"""Columnar per-request records: one preallocated slot per arrival, never an object each.
+
+Codes (small integers, so the buffers stay a few dozen bytes per request):
+
+    result     0 served (assigned version's list), 1 fallback, 2 dropped, 255 pending
+    cache      0 hit, 1 miss, 2 stale (an old or other version's list), 3 bypass (no cache)
+    served_by  version index, -1 popularity list, -2 nothing shown
+    failure    0 none, 1 timeout, 2 queue full, 3 server error
+    shadow     version index mirrored to, -1 none
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+__all__ = ["CACHE_NAMES", "RESULT_NAMES", "Records"]
+
+SERVED, FALLBACK, DROPPED, PENDING = 0, 1, 2, 255
+HIT, MISS, STALE, BYPASS = 0, 1, 2, 3
+POPULAR, NOTHING = -1, -2
+NO_FAILURE, TIMEOUT, QUEUE_FULL, SERVER_ERROR = 0, 1, 2, 3
+
+RESULT_NAMES = {SERVED: "served", FALLBACK: "fallback", DROPPED: "dropped"}
+CACHE_NAMES = {HIT: "hit", MISS: "miss", STALE: "stale", BYPASS: "bypass"}
+FAILURE_NAMES = {
+    NO_FAILURE: "none",
+    TIMEOUT: "timeout",
+    QUEUE_FULL: "queue_full",
+    SERVER_ERROR: "error",
+}
+
+
+class Records:
+    """Per-request result buffers, indexed by the request's position in the stream."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.version = np.full(n, -1, np.int8)
+        self.served_by = np.full(n, NOTHING, np.int8)
+        self.cache = np.full(n, BYPASS, np.uint8)
+        self.result = np.full(n, PENDING, np.uint8)
+        self.failure = np.zeros(n, np.uint8)
+        self.latency_ms = np.zeros(n, np.float32)
+        self.wait_ms = np.zeros(n, np.float32)
+        self.shadow = np.full(n, -1, np.int8)
+        self.shadow_result = np.full(n, PENDING, np.uint8)
+        self.shadow_latency_ms = np.zeros(n, np.float32)
+        # Filled by the user model when a window settles (see sim.users).
+        self.clicks = np.zeros(n, np.uint8)
+        self.click_pos = np.full(n, -1, np.int8)
+        self.abandoned = np.zeros(n, np.bool_)
+        self.p_click = np.zeros(n, np.float32)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in vars(self).values() if isinstance(a, np.ndarray))
+
+    def to_frame(
+        self,
+        t_s: np.ndarray,
+        user: np.ndarray,
+        session: np.ndarray,
+        version_names: Sequence[str],
+    ) -> pl.DataFrame:
+        """One row per request with readable categorical codes (the ``requests.parquet`` schema)."""
+        names = [*version_names, "popular", "none"]
+        lookup = pl.Series(names, dtype=pl.String)
+
+        def version_name(codes: np.ndarray) -> pl.Series:
+            idx = np.where(codes >= 0, codes, len(version_names) - 1 - codes.astype(np.int64))
+            return lookup.gather(idx.astype(np.int64)).cast(pl.Categorical)
+
+        shadow_idx = np.where(self.shadow >= 0, self.shadow, len(version_names) + 1)
+        return pl.DataFrame(
+            {
+                "t_s": t_s,
+                "user": user,
+                "session": session,
+                "version": version_name(self.version),
+                "served_by": version_name(self.served_by),
+                "cache": pl.Series(self.cache).replace_strict(CACHE_NAMES, return_dtype=pl.String),
+                "latency_ms": self.latency_ms,
+                "wait_ms": self.wait_ms,
+                "result": pl.Series(self.result).replace_strict(
+                    RESULT_NAMES, return_dtype=pl.String
+                ),
+                "failure": pl.Series(self.failure).replace_strict(
+                    FAILURE_NAMES, return_dtype=pl.String
+                ),
+                "clicks": self.clicks,
+                "click_pos": self.click_pos,
+                "abandoned": self.abandoned,
+                "p_click": self.p_click,
+                "shadow": lookup.gather(shadow_idx.astype(np.int64)).cast(pl.Categorical),
+                "shadow_latency_ms": self.shadow_latency_ms,
+            }
+        )

@@ -1,0 +1,589 @@
+"""Scenario files: TOML in, one validated, immutable ``Scenario`` out.
+
+A scenario is parsed and validated once, at the file boundary.  Every mistake — an unknown
+key, a wrong type, an out-of-range value, settings that contradict each other — becomes one
+line naming the file, the dotted path, what was expected and the value seen::
+
+    quickstart.toml: rollout.weight must be in [0, 100], got 150
+
+Inside the lab the scenario is a tree of frozen pydantic models (typed attributes, no dicts
+of unknown keys); durations are float seconds, rates are per second, latencies are ms.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from replay.errors import UserInputError
+from sim.settings import apply_override, dotted, parse_duration, parse_override
+
+__all__ = ["Scenario", "load_scenario", "parse_scenario"]
+
+
+# --- value types -----------------------------------------------------------------------
+
+
+def _range(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> AfterValidator:
+    left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
+    if math.isinf(hi):
+        text = f"must be {'>' if lo_open else '>='} {lo:g}"
+    else:
+        text = f"must be in {left}{lo:g}, {hi:g}{right}"
+
+    def check(value: float) -> float:
+        below = value <= lo if lo_open else value < lo
+        above = value >= hi if hi_open else value > hi
+        if below or above or (isinstance(value, float) and math.isnan(value)):
+            raise ValueError(text)
+        return value
+
+    return AfterValidator(check)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[
+    float, BeforeValidator(parse_duration), _range(0, math.inf, lo_open=True)
+]
+Percent = Annotated[float, _range(0, 100)]
+Fraction = Annotated[float, _range(0, 1)]
+PositiveMs = Annotated[float, _range(0, math.inf, lo_open=True)]
+
+
+PosInt = Annotated[int, _range(1, math.inf)]
+NonNegInt = Annotated[int, _range(0, math.inf)]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _Inconsistent(ValueError):
+    """Raised inside validators for a cross-field error, with its own path."""
+
+    def __init__(self, loc: tuple[str, ...], expectation: str, value: object) -> None:
+        super().__init__(expectation)
+        self.loc = loc
+        self.expectation = expectation
+        self.value = value
+
+
+# --- traffic ---------------------------------------------------------------------------
+
+
+class PoissonArrivals(_Table):
+    """Homogeneous Poisson requests at ``rate_per_s``."""
+
+    kind: Literal["poisson"]
+    rate_per_s: Annotated[float, _range(0, math.inf, lo_open=True)]
+
+
+class DiurnalArrivals(_Table):
+    """rate(t) = mean_rate_per_s * (1 + amplitude * cos(2 pi (t - peak_at) / period))."""
+
+    kind: Literal["diurnal"]
+    mean_rate_per_s: Annotated[float, _range(0, math.inf, lo_open=True)]
+    amplitude: Annotated[float, _range(0, 1, hi_open=True)] = 0.3
+    period: PositiveDuration = 86400.0
+    peak_at: Duration = 0.0
+
+
+Arrivals = Annotated[PoissonArrivals | DiurnalArrivals, Field(discriminator="kind")]
+
+
+class FlashCrowd(_Table):
+    """Multiply the arrival rate by ``factor`` during ``[at, at + length)``."""
+
+    at: Duration
+    factor: Annotated[float, _range(0, math.inf, lo_open=True)]
+    length: PositiveDuration
+
+
+class SessionShape(_Table):
+    """Requests per session ~ 1 + Geometric; think time between them ~ Exponential."""
+
+    mean_requests: Annotated[float, _range(1, 1000)] = 3.0
+    mean_think_time: PositiveDuration = 30.0
+
+
+class Traffic(_Table):
+    source: Literal["synthetic"] = "synthetic"
+    duration: PositiveDuration
+    users: PosInt = 10_000
+    items: Annotated[int, _range(2, math.inf)] = 2_000
+    latent_factors: PosInt = 16
+    popularity_skew: Annotated[float, _range(0, 3)] = 0.8
+    history: PositiveDuration = 14 * 86400.0
+    update_window: PositiveDuration = 2 * 86400.0
+    history_events_per_user: Annotated[float, _range(1, 10_000)] = 20.0
+    arrivals: Arrivals
+    session: SessionShape = SessionShape()
+    flash_crowds: list[FlashCrowd] = []
+
+    @model_validator(mode="after")
+    def _windows(self) -> Traffic:
+        if self.update_window >= self.history:
+            raise _Inconsistent(
+                ("update_window",),
+                f"must be shorter than history ({self.history:g} s)",
+                self.update_window,
+            )
+        return self
+
+
+# --- models and serving ----------------------------------------------------------------
+
+
+class ExponentialLatency(_Table):
+    kind: Literal["exponential"]
+    mean_ms: PositiveMs
+
+
+class LognormalLatency(_Table):
+    """Lognormal service time fixed by its median and 99th percentile."""
+
+    kind: Literal["lognormal"]
+    p50_ms: PositiveMs
+    p99_ms: PositiveMs
+
+    @model_validator(mode="after")
+    def _order(self) -> LognormalLatency:
+        if self.p99_ms <= self.p50_ms:
+            raise _Inconsistent(
+                ("p99_ms",), f"must be greater than p50_ms ({self.p50_ms:g})", self.p99_ms
+            )
+        return self
+
+
+class EmpiricalLatency(_Table):
+    """Service times resampled from measured values (ms)."""
+
+    kind: Literal["empirical"]
+    samples_ms: Annotated[list[PositiveMs], Field(min_length=1)]
+
+
+Latency = Annotated[
+    ExponentialLatency | LognormalLatency | EmpiricalLatency, Field(discriminator="kind")
+]
+
+
+class ModelSettings(_Table):
+    algorithm: Literal["als", "bpr", "lmf", "popularity", "random"] = "als"
+    factors: PosInt = 32
+    regularization: Annotated[float, _range(0, math.inf)] = 0.05
+    iterations: PosInt = 15
+    alpha: Annotated[float, _range(0, math.inf, lo_open=True)] = 10.0
+    learning_rate: Annotated[float, _range(0, 10, lo_open=True)] = 0.01
+    parent: str | None = None
+    update: Literal["warm_start", "fine_tune", "retrain"] = "warm_start"
+    latency: Latency | None = None
+    replicas: PosInt | None = None
+    concurrency: PosInt | None = None
+
+
+Fallback = Literal["baseline", "stale_cache", "popular"]
+
+
+class Serving(_Table):
+    replicas: PosInt = 4
+    concurrency: PosInt = 8
+    latency: Latency = LognormalLatency(kind="lognormal", p50_ms=12.0, p99_ms=60.0)
+    timeout_ms: PositiveMs = 150.0
+    queue_limit: NonNegInt = 100_000
+    fallback: list[Fallback] = ["baseline", "popular"]
+    fallback_latency_ms: Annotated[float, _range(0, math.inf)] = 2.0
+    budget_ms: PositiveMs = 100.0
+
+
+class Cache(_Table):
+    enabled: bool = True
+    capacity: NonNegInt = 10_000
+    ttl: PositiveDuration = 600.0
+    invalidation: Literal["versioned_keys", "flush_on_change", "ttl_only"] = "versioned_keys"
+    hit_latency_ms: Annotated[float, _range(0, math.inf)] = 1.0
+
+
+class Users(_Table):
+    """How simulated users react to a shown list (see ``sim.users``)."""
+
+    choice: Literal["cascade"] = "cascade"
+    list_size: PosInt = 10
+    position_decay: Annotated[float, _range(0, 1, lo_open=True)] = 0.8
+    click_offset: Annotated[float, _range(-20, 20)] = -2.5
+    abandon_after_ms: Annotated[float, _range(0, math.inf)] = 400.0
+    abandon_per_100ms: Fraction = 0.1
+
+
+# --- rollout ---------------------------------------------------------------------------
+
+
+class Step(_Table):
+    """One Argo-like step: exactly one of ``set_weight``, ``pause`` or ``mirror``."""
+
+    set_weight: Percent | None = None
+    pause: PositiveDuration | None = None
+    mirror: Percent | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Step:
+        given = [k for k in ("set_weight", "pause", "mirror") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("must set exactly one of set_weight, pause, mirror")
+        return self
+
+
+class Analysis(_Table):
+    interval: PositiveDuration = 300.0
+    failure_limit: PosInt = 2
+    inconclusive_limit: PosInt = 3
+    consecutive_success_limit: PosInt = 1
+    min_requests: NonNegInt = 200
+
+
+class Gate(_Table):
+    """Primary engagement metric, judged by an always-valid sequential test."""
+
+    metric: Literal["ctr"] = "ctr"
+    test: Literal["msprt"] = "msprt"
+    alpha: Annotated[float, _range(0, 0.5, lo_open=True)] = 0.05
+    mde_relative: Annotated[float, _range(0, 10, lo_open=True)] = 0.05
+
+
+GuardrailMetric = Literal[
+    "latency_ms.p50",
+    "latency_ms.p95",
+    "latency_ms.p99",
+    "timeout_rate",
+    "error_rate",
+    "fallback_rate",
+    "cache_hit_rate",
+    "ctr",
+    "abandon_rate",
+]
+
+
+class Guardrail(_Table):
+    """Bound on a candidate metric: absolute (``min``/``max``) or relative to the baseline."""
+
+    metric: GuardrailMetric
+    min: float | None = None
+    max: float | None = None
+    min_relative_to_baseline: float | None = None
+    max_relative_to_baseline: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Guardrail:
+        if all(
+            v is None
+            for v in (
+                self.min,
+                self.max,
+                self.min_relative_to_baseline,
+                self.max_relative_to_baseline,
+            )
+        ):
+            raise ValueError(
+                "must set one of min, max, min_relative_to_baseline, max_relative_to_baseline"
+            )
+        return self
+
+
+class Rollout(_Table):
+    policy: Literal["canary", "staged", "big_bang"] = "canary"
+    baseline: str = "baseline"
+    candidate: str = "candidate"
+    sticky_by: Literal["user", "session"] = "user"
+    weight: Percent = 10.0
+    mirror: Percent = 0.0
+    steps: list[Step] = []
+    analysis: Analysis | None = None
+    gate: Gate | None = None
+    guardrails: list[Guardrail] = []
+    on_failure: Literal["rollback", "hold"] = "rollback"
+
+
+def _expect_value(value: object) -> object:
+    if isinstance(value, str | bool | int | float):
+        return value
+    raise ValueError('must be a condition such as "< 120" or a value such as "rolled_back"')
+
+
+ExpectValue = Annotated[str | bool | int | float, BeforeValidator(_expect_value)]
+
+
+class Scenario(_Table):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: str = ""
+    seed: NonNegInt = 0
+    traffic: Traffic
+    models: dict[str, ModelSettings]
+    serving: Serving = Serving()
+    cache: Cache = Cache()
+    users: Users = Users()
+    rollout: Rollout = Rollout()
+    expect: dict[str, ExpectValue] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        names = set(self.models)
+        for role in ("baseline", "candidate"):
+            name = getattr(self.rollout, role)
+            if name not in names:
+                raise _Inconsistent(
+                    ("rollout", role),
+                    f"must name a model in [models] ({', '.join(sorted(names)) or 'none'})",
+                    name,
+                )
+        if self.rollout.baseline == self.rollout.candidate:
+            raise _Inconsistent(
+                ("rollout", "candidate"),
+                "must differ from rollout.baseline",
+                self.rollout.candidate,
+            )
+        for name, model in self.models.items():
+            if model.parent is not None and model.parent not in names:
+                raise _Inconsistent(
+                    ("models", name, "parent"),
+                    f"must name another model ({', '.join(sorted(names - {name}))})",
+                    model.parent,
+                )
+            if model.parent == name:
+                raise _Inconsistent(
+                    ("models", name, "parent"), "must name another model", model.parent
+                )
+        for name in self.models:
+            seen, node = {name}, self.models[name].parent
+            while node is not None:
+                if node in seen:
+                    raise _Inconsistent(
+                        ("models", name, "parent"),
+                        "must not form a cycle of parents",
+                        self.models[name].parent,
+                    )
+                seen.add(node)
+                node = self.models[node].parent
+        if self.models[self.rollout.baseline].parent is not None:
+            raise _Inconsistent(
+                ("models", self.rollout.baseline, "parent"),
+                "must be unset for the baseline (it is trained from scratch)",
+                self.models[self.rollout.baseline].parent,
+            )
+        for name, model in self.models.items():
+            if (
+                model.parent is not None
+                and model.update == "warm_start"
+                and model.algorithm != "als"
+            ):
+                raise _Inconsistent(
+                    ("models", name, "update"),
+                    "must be 'fine_tune' or 'retrain' for a non-ALS model (warm start needs ALS)",
+                    model.update,
+                )
+        if self.rollout.policy == "staged" and not self.rollout.steps:
+            raise _Inconsistent(
+                ("rollout", "steps"), "must be a non-empty list for policy 'staged'", []
+            )
+        if self.rollout.policy != "staged" and self.rollout.steps:
+            raise _Inconsistent(
+                ("rollout", "steps"),
+                f"must be empty unless policy = 'staged' (policy is {self.rollout.policy!r})",
+                "[...]",
+            )
+        if (self.rollout.gate or self.rollout.guardrails) and self.rollout.analysis is None:
+            raise _Inconsistent(
+                ("rollout", "analysis"),
+                "must be set when a gate or guardrails are given "
+                '(e.g. analysis = { interval = "5m" })',
+                None,
+            )
+        if self.users.list_size > self.traffic.items:
+            raise _Inconsistent(
+                ("users", "list_size"),
+                f"must be at most traffic.items ({self.traffic.items})",
+                self.users.list_size,
+            )
+        return self
+
+
+# --- loading ---------------------------------------------------------------------------
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "finite_number": "a finite number",
+    "too_short": "longer",
+    "too_long": "shorter",
+}
+
+
+def _strip_tags(loc: Sequence[int | str], data: Any) -> tuple[int | str, ...]:
+    """Drop discriminator tags pydantic inserts into error locations (``arrivals.diurnal.x``)."""
+    out: list[int | str] = []
+    node = data
+    for part in loc:
+        if (
+            isinstance(node, dict)
+            and isinstance(part, str)
+            and part not in node
+            and node.get("kind") == part
+        ):
+            continue
+        out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
+
+
+def _known_keys(loc: tuple[int | str, ...], data: Any) -> list[str]:
+    """The settings allowed in the table that holds ``loc`` (for unknown-key hints)."""
+    model: Any = Scenario
+    node: Any = data
+    for part in loc[:-1]:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int):
+            node = node[part] if part < len(node) else None
+        if model is None:
+            return []
+        if isinstance(part, int) or model is dict:
+            model = getattr(model, "_item", None)
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _model_of(field.annotation, node)
+    fields = getattr(model, "model_fields", None)
+    return sorted(fields) if fields else []
+
+
+def _model_of(annotation: Any, node: Any) -> Any:
+    import typing
+
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if origin in (list, dict):
+        inner = _model_of(args[-1], node)
+        holder = type("_Holder", (), {"_item": inner})
+        return holder
+    candidates = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    for arg in args:
+        nested = _model_of(arg, node) if typing.get_args(arg) else None
+        if nested is not None and nested not in candidates:
+            candidates.append(nested)
+    if isinstance(node, dict) and "kind" in node:
+        for cand in candidates:
+            kind = getattr(cand, "model_fields", {}).get("kind")
+            if kind is not None and node["kind"] in typing.get_args(kind.annotation):
+                return cand
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _describe(error: Any, source: str, data: Any) -> str:
+    ctx = error.get("ctx") or {}
+    cause = ctx.get("error")
+    if isinstance(cause, _Inconsistent):
+        loc = _strip_tags(error["loc"], data) + cause.loc
+        return f"{source}: {dotted(loc)} {cause.expectation}, got {cause.value!r}"
+    loc = _strip_tags(error["loc"], data)
+    path = dotted(loc) or "(top level)"
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        known = _known_keys(loc, data)
+        hint = f" (known: {', '.join(known)})" if known else ""
+        return f"{source}: {path} is not a known setting{hint}"
+    if kind == "missing":
+        return f"{source}: {path} is required"
+    if kind == "union_tag_invalid":
+        tags, tag = ctx.get("expected_tags"), ctx.get("tag")
+        return f"{source}: {path}.kind must be one of {tags}, got {tag!r}"
+    if kind == "union_tag_not_found":
+        return f"{source}: {path}.kind is required (one of the kinds documented in README)"
+    if kind == "literal_error":
+        return f"{source}: {path} must be one of {ctx.get('expected')}, got {value!r}"
+    if kind == "value_error":
+        message = str(cause) if cause is not None else error["msg"].removeprefix("Value error, ")
+        if message.startswith(("must", "update_window")):
+            if message.startswith("update_window"):
+                return f"{source}: {path + '.' if path != '(top level)' else ''}{message}"
+            return f"{source}: {path} {message}, got {value!r}"
+        return f"{source}: {path}: {message}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sign = {
+            "greater_than_equal": ">=",
+            "greater_than": ">",
+            "less_than_equal": "<=",
+            "less_than": "<",
+        }[kind]
+        bound = next(iter(ctx.values()), "")
+        return f"{source}: {path} must be {sign} {bound}, got {value!r}"
+    if kind in ("too_short", "too_long"):
+        return f"{source}: {path} {error['msg'].lower()}, got {value!r}"
+    word = _TYPE_WORDS.get(kind)
+    if word:
+        return f"{source}: {path} must be {word}, got {value!r}"
+    return f"{source}: {path} {error['msg'].lower()}, got {value!r}"
+
+
+def parse_scenario(
+    data: dict[str, Any], *, source: str = "<scenario>", overrides: Sequence[str] = ()
+) -> Scenario:
+    """Validate a raw TOML table (after ``--set`` overrides) into a ``Scenario``."""
+    for text in overrides:
+        path, value = parse_override(text)
+        apply_override(data, path, value, source=source)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        errors = sorted(exc.errors(), key=lambda e: (e["type"] != "extra_forbidden", len(e["loc"])))
+        raise UserInputError(_describe(errors[0], source, data)) from None
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read, override and validate a scenario file; every failure is one ``UserInputError`` line."""
+    file = Path(path)
+    source = file.name
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserInputError(f"{file}: no such scenario file (check the path)") from None
+    except IsADirectoryError:
+        raise UserInputError(f"{file}: is a folder, expected a scenario .toml file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(
+            f"{file}: cannot read scenario file ({exc.__class__.__name__})"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserInputError(f"{source}: not valid TOML: {exc}") from None
+    return parse_scenario(data, source=source, overrides=overrides)

@@ -1,0 +1,134 @@
+"""Parsing helpers for scenario values: human durations, ``--set`` overrides, dotted paths.
+
+Durations are seconds everywhere inside the lab; in files and on the command line people
+write ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``, ``"250ms"``, ``"1h30m"`` or a bare number of
+seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import Any
+
+from replay.errors import UserInputError
+
+__all__ = ["apply_override", "dotted", "parse_duration", "parse_override"]
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+$")
+_PATH_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string such as ``"90s"``, ``"10m"``, ``"1h30m"``.
+
+    Raises ``ValueError`` (turned into a one-line scenario error by the loader).
+    """
+    if isinstance(value, bool):
+        raise ValueError("must be a duration like '90s', '10m' or '2h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "").replace("_", "")
+        if _DURATION.match(text):
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text))
+        else:
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise ValueError("must be a duration like '90s', '10m' or '2h'") from None
+    else:
+        raise ValueError("must be a duration like '90s', '10m' or '2h'")
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError("must be a finite duration >= 0")
+    return seconds
+
+
+def dotted(loc: tuple[int | str, ...]) -> str:
+    """``("rollout", "steps", 2, "set_weight")`` -> ``"rollout.steps[2].set_weight"``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _split_path(path: str) -> list[str | int]:
+    tokens: list[str | int] = []
+    pos = 0
+    for match in _PATH_TOKEN.finditer(path):
+        gap = path[pos : match.start()]
+        if gap not in ("", "."):
+            raise ValueError
+        name, index = match.groups()
+        tokens.append(int(index) if index is not None else name)
+        pos = match.end()
+    if pos != len(path) or not tokens or isinstance(tokens[0], int):
+        raise ValueError
+    return tokens
+
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """Split ``"rollout.steps[0].set_weight=5"`` into a path and a TOML-typed value.
+
+    The value is read as a TOML value (numbers, booleans, strings in quotes, arrays, inline
+    tables); anything that is not valid TOML is taken as a plain string, so
+    ``--set rollout.policy=staged`` works without quotes.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UserInputError(f"--set expects dotted.path=value, got {text!r}")
+    try:
+        path = _split_path(key)
+    except ValueError:
+        raise UserInputError(
+            f"--set path must look like section.key or list[0].key, got {key!r}"
+        ) from None
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return path, value
+
+
+def apply_override(data: dict[str, Any], path: list[str | int], value: Any, *, source: str) -> None:
+    """Set ``value`` at ``path`` inside the raw scenario table, creating tables as needed."""
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        nxt = path[i + 1]
+        where = dotted(tuple(path[: i + 1]))
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                size = len(node) if isinstance(node, list) else 0
+                raise UserInputError(
+                    f"{source}: --set {where} names item {part} of a list of {size}"
+                )
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise UserInputError(
+                    f"{source}: --set {where} is inside a value that is not a table"
+                )
+            if part not in node:
+                node[part] = [] if isinstance(nxt, int) else {}
+            node = node[part]
+    last = path[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            size = len(node) if isinstance(node, list) else 0
+            raise UserInputError(
+                f"{source}: --set {dotted(tuple(path))} names item {last} of a list of {size}"
+            )
+        node[last] = value
+    else:
+        if not isinstance(node, dict):
+            raise UserInputError(
+                f"{source}: --set {dotted(tuple(path))} is inside a value that is not a table"
+            )
+        node[last] = value
