@@ -1,0 +1,195 @@
+"""``summary.json``: the machine-readable result of a run (schema version 1, see README).
+
+Everything in it is a pure function of the scenario and the seed, except the wall-clock
+figures in ``timing`` (``wall_s``, ``prepare_s``, ``simulate_s``, ``requests_per_wall_s``);
+``reproducible=True`` writes those as 0 so that two runs are byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from sim.pipeline import RunResult
+from sim.stats import wilson_interval
+
+__all__ = ["SCHEMA_VERSION", "build_summary", "dumps", "timeline"]
+
+SCHEMA_VERSION = 1
+
+
+def _num(value: float | int | None, digits: int = 6) -> float | int | None:
+    """JSON-safe number: NaN/inf become null, floats are rounded so output is stable."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    return round(value, digits)
+
+
+def _version_block(frame: pl.DataFrame, name: str, budget_ms: float) -> dict[str, Any]:
+    mine = frame.filter(pl.col("version") == name)
+    n = mine.height
+    shown = mine.filter(pl.col("result") != "dropped")
+    latency = mine["latency_ms"].to_numpy()
+    if n:
+        p50, p95, p99 = np.percentile(latency, [50, 95, 99], method="inverted_cdf")
+        mean = float(latency.mean())
+    else:
+        p50 = p95 = p99 = mean = float("nan")
+    lookups = mine.filter(pl.col("cache").is_in(["hit", "miss", "stale"])).height
+    hits = mine.filter(pl.col("cache") == "hit").height
+    stale = mine.filter(pl.col("cache") == "stale").height
+    clicks = int(mine["clicks"].sum()) if n else 0
+    ci = wilson_interval(clicks, n) if n else None
+    return {
+        "requests": n,
+        "users": mine["user"].n_unique() if n else 0,
+        "served": mine.filter(pl.col("result") == "served").height,
+        "fallback": mine.filter(pl.col("result") == "fallback").height,
+        "dropped": mine.filter(pl.col("result") == "dropped").height,
+        "latency_ms": {"p50": _num(p50), "p95": _num(p95), "p99": _num(p99), "mean": _num(mean)},
+        "slo_under_budget": _num((latency <= budget_ms).mean() if n else None),
+        "cache_hit_rate": _num(hits / lookups if lookups else None),
+        "stale_rate": _num(stale / n if n else None),
+        "timeout_rate": _num(mine.filter(pl.col("failure") == "timeout").height / n if n else None),
+        "error_rate": _num(
+            mine.filter(pl.col("failure").is_in(["error", "queue_full"])).height / n if n else None
+        ),
+        "clicks": clicks,
+        "ctr": _num(clicks / n if n else None),
+        "ctr_ci95": [_num(ci.low), _num(ci.high)] if ci else [None, None],
+        "abandon_rate": _num(int(shown["abandoned"].sum()) / n if n else None),
+    }
+
+
+def timeline(frame: pl.DataFrame, bucket_s: float) -> pl.DataFrame:
+    """Per-version aggregates in buckets of ``bucket_s`` simulated seconds (report figures)."""
+    return (
+        frame.with_columns((pl.col("t_s") // bucket_s * bucket_s).alias("bucket_s"))
+        .group_by(["bucket_s", "version"])
+        .agg(
+            pl.len().alias("requests"),
+            pl.col("latency_ms").quantile(0.5, "nearest").alias("p50_ms"),
+            pl.col("latency_ms").quantile(0.95, "nearest").alias("p95_ms"),
+            pl.col("latency_ms").quantile(0.99, "nearest").alias("p99_ms"),
+            pl.col("cache").is_in(["hit", "miss", "stale"]).sum().alias("lookups"),
+            (pl.col("cache") == "hit").sum().alias("hits"),
+            pl.col("clicks").cast(pl.Int64).sum().alias("clicks"),
+        )
+        .sort(["bucket_s", "version"])
+    )
+
+
+def build_summary(
+    result: RunResult,
+    *,
+    scenario_file: str | None = None,
+    reproducible: bool = False,
+    extra_timing: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    scenario = result.scenario
+    frame = result.requests
+    prepared = result.prepared
+    names = [v.name for v in prepared.versions]
+    roles = {scenario.rollout.baseline: "baseline", scenario.rollout.candidate: "candidate"}
+    results = frame["result"].value_counts()
+    counts = dict(zip(results["result"].to_list(), results["count"].to_list(), strict=True))
+    versions: dict[str, Any] = {}
+    for v, name in enumerate(names):
+        block = _version_block(frame, name, scenario.serving.budget_ms)
+        table = prepared.versions[v]
+        block["role"] = roles.get(name, "other")
+        block["model"] = {
+            "algorithm": table.model.spec.algorithm,
+            "parent": table.parent,
+            "update": table.update,
+            "factors": int(table.model.user_factors.shape[1]),
+            "training_s": 0.0 if reproducible else _num(table.model.training_seconds, 3),
+            "popularity_fallback_users": table.popularity_fallback_users,
+        }
+        shadow = frame.filter(pl.col("shadow") == name)
+        if shadow.height:
+            lat = shadow["shadow_latency_ms"].to_numpy()
+            block["shadow"] = {
+                "requests": shadow.height,
+                "latency_ms": {
+                    "p50": _num(np.percentile(lat, 50, method="inverted_cdf")),
+                    "p99": _num(np.percentile(lat, 99, method="inverted_cdf")),
+                },
+            }
+        versions[name] = block
+    cache = result.outcome.cache
+    cache_block: dict[str, Any] = {"enabled": cache is not None}
+    if cache is not None:
+        s = cache.stats
+        lookups = s.hits + s.misses
+        cache_block.update(
+            hits=s.hits,
+            misses=s.misses,
+            expired=s.expired,
+            stale_serves=s.stale_serves,
+            evictions=s.evictions,
+            flushes=s.flushes,
+            hit_rate=_num(s.hits / lookups if lookups else None),
+            flush_times_s=[_num(t) for t in result.outcome.flush_times_s],
+        )
+    n = frame.height
+    sim_wall = result.timing.get("simulate_s", 0.0)
+    timing = {
+        "wall_s": result.timing.get("wall_s", 0.0),
+        "prepare_s": result.timing.get("prepare_s", 0.0),
+        "simulate_s": sim_wall,
+        "sim_s": scenario.traffic.duration,
+        "requests_per_wall_s": n / sim_wall if sim_wall > 0 else 0.0,
+        **(extra_timing or {}),
+    }
+    if reproducible:
+        timing = {k: (v if k == "sim_s" else 0.0) for k, v in timing.items()}
+    rollout = {k: _num(v) if not isinstance(v, str) else v for k, v in result.controller.summary().items()}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": {
+            "name": scenario.name,
+            "description": scenario.description,
+            "seed": scenario.seed,
+            "file": scenario_file,
+            "settings": scenario.model_dump(mode="json"),
+        },
+        "outcome": result.controller.outcome,
+        "requests": {
+            "arrivals": n,
+            "served": int(counts.get("served", 0)),
+            "fallback": int(counts.get("fallback", 0)),
+            "dropped": int(counts.get("dropped", 0)),
+            "shadow": int(frame.filter(pl.col("shadow") != "none").height),
+        },
+        "versions": versions,
+        "cache": cache_block,
+        "rollout": rollout,
+        "decisions": [d.as_dict() for d in result.controller.decisions],
+        "data": {
+            "source": scenario.traffic.source,
+            "users": prepared.world.n_users,
+            "items": prepared.world.n_items,
+            "history_events": prepared.history_events,
+        },
+        "timing": {k: _num(v, 4) for k, v in timing.items()},
+    }
+
+
+def dumps(summary: dict[str, Any]) -> str:
+    """Stable JSON text (sorted keys would scramble reading order; insertion order is stable)."""
+    return json.dumps(summary, indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: Path, summary: dict[str, Any]) -> None:
+    path.write_text(dumps(summary), encoding="utf-8")
