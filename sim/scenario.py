@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from replay.errors import UserInputError
-from sim.settings import apply_override, dotted, parse_duration, parse_override
+from sim.settings import apply_override, dotted, format_duration, parse_duration, parse_override
 
 __all__ = ["Scenario", "load_scenario", "parse_scenario"]
 
@@ -138,8 +138,8 @@ class Traffic(_Table):
         if self.update_window >= self.history:
             raise _Inconsistent(
                 ("update_window",),
-                f"must be shorter than history ({self.history:g} s)",
-                self.update_window,
+                f"must be shorter than history ({format_duration(self.history)})",
+                format_duration(self.update_window),
             )
         return self
 

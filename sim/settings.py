@@ -13,12 +13,12 @@ from typing import Any
 
 from replay.errors import UserInputError
 
-__all__ = ["apply_override", "dotted", "parse_duration", "parse_override"]
+__all__ = ["apply_override", "dotted", "format_duration", "parse_duration", "parse_override"]
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+$")
-_PATH_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]")
+_PATH_TOKEN = re.compile(r'([A-Za-z_][A-Za-z0-9_\-]*)|\[(\d+)\]|"([^"]+)"')
 
 
 def parse_duration(value: object) -> float:
@@ -46,6 +46,15 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """The inverse of ``parse_duration`` for messages: 1209600 -> ``"14d"``, 90 -> ``"90s"``."""
+    for unit in ("d", "h", "m", "s"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{int(seconds / size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def dotted(loc: tuple[int | str, ...]) -> str:
     """``("rollout", "steps", 2, "set_weight")`` -> ``"rollout.steps[2].set_weight"``."""
     out = ""
@@ -64,12 +73,22 @@ def _split_path(path: str) -> list[str | int]:
         gap = path[pos : match.start()]
         if gap not in ("", "."):
             raise ValueError
-        name, index = match.groups()
-        tokens.append(int(index) if index is not None else name)
+        name, index, quoted = match.groups()
+        tokens.append(int(index) if index is not None else (quoted if quoted is not None else name))
         pos = match.end()
     if pos != len(path) or not tokens or isinstance(tokens[0], int):
         raise ValueError
     return tokens
+
+
+def _split_assignment(text: str) -> tuple[str, str, str]:
+    in_quotes = False
+    for pos, char in enumerate(text):
+        if char == '"':
+            in_quotes = not in_quotes
+        elif char == "=" and not in_quotes:
+            return text[:pos], "=", text[pos + 1 :]
+    return text, "", ""
 
 
 def parse_override(text: str) -> tuple[list[str | int], Any]:
@@ -79,7 +98,8 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     tables); anything that is not valid TOML is taken as a plain string, so
     ``--set rollout.policy=staged`` works without quotes.
     """
-    key, sep, raw = text.partition("=")
+    # A quoted key segment may hold dots (expect."versions.candidate.latency_ms.p99"=...).
+    key, sep, raw = _split_assignment(text)
     key = key.strip()
     if not sep or not key:
         raise UserInputError(f"--set expects dotted.path=value, got {text!r}")
