@@ -30,7 +30,9 @@ class InternalError(RolloutLabError):
     """A broken invariant inside the lab: a bug to report, not a user mistake."""
 
 
-def must_be(source: str, field: str, expectation: str, value: object, hint: str = "") -> UserInputError:
+def must_be(
+    source: str, field: str, expectation: str, value: object, hint: str = ""
+) -> UserInputError:
     """Build the canonical message: ``source: field must be expectation, got value``."""
     message = f"{source}: {field} must be {expectation}, got {value!r}"
     if hint:
