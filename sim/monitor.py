@@ -102,6 +102,7 @@ class Monitor:
         t_s: np.ndarray,
         user: np.ndarray,
         relevance: dict[int, np.ndarray],
+        predicted: dict[int, np.ndarray],
         version_names: list[str],
         users: CascadeUsers,
         *,
@@ -110,7 +111,8 @@ class Monitor:
         self.records = records
         self.t_s = t_s
         self.user = user
-        self.relevance = relevance  # served_by code -> [n_users, K] click probability
+        self.relevance = relevance  # served_by code -> [n_users, K] true click probability
+        self.predicted = predicted  # served_by code -> [n_users] predicted list click prob.
         self.version_names = version_names
         self.users = users
         self.rng = rng
@@ -145,6 +147,7 @@ class Monitor:
             rows = np.flatnonzero(served_by == code)
             if rows.size:
                 rel[rows] = table[users[rows]]
+                rec.p_click[lo + rows] = self.predicted[code][users[rows]]
         shown = rec.result[lo:hi] != DROPPED
         answer = self.users.respond(rel, rec.latency_ms[lo:hi], shown, rng=self.rng)
         rec.clicks[lo:hi] = answer.clicks

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from replay.calibration import Platt, fit_platt
 from replay.events import interaction_matrix
 from replay.requests import RequestStream
 from replay.synthetic import (
@@ -48,7 +49,7 @@ from sim.rollout import RolloutController
 from sim.router import stable_buckets
 from sim.scenario import LognormalLatency, ModelSettings, Scenario
 from sim.servers import ServiceTime
-from sim.users import CascadeUsers
+from sim.users import CascadeUsers, list_click_probability
 
 __all__ = ["Prepared", "RunResult", "VersionTables", "prepare", "run", "simulate_prepared"]
 
@@ -70,7 +71,10 @@ class VersionTables:
     name: str
     model: TrainedModel
     items: np.ndarray  # int32 [n_users, K], -1 = empty slot
-    relevance: np.ndarray  # float32 [n_users, K], P(click | examined)
+    relevance: np.ndarray  # float32 [n_users, K], true P(click | examined)
+    scores: np.ndarray  # float32 [n_users, K], the model's scores of its list
+    platt: Platt  # model score -> predicted P(click | examined)
+    predicted: np.ndarray  # float32 [n_users], predicted P(click on the list)
     popularity_fallback_users: int
     parent: str | None
     update: str | None
@@ -84,6 +88,7 @@ class Prepared:
     versions: tuple[VersionTables, ...]
     popular_items: np.ndarray  # int32 [K]
     popular_relevance: np.ndarray  # float32 [n_users, K]
+    popular_predicted: np.ndarray  # float32 [n_users], the baseline's prediction for it
     history_events: int
     prepare_s: float
     training_s: dict[str, float]
@@ -206,6 +211,9 @@ def prepare(scenario: Scenario) -> Prepared:
             seen = all_matrix
         models[name] = model
         training_s[name] = model.training_seconds
+        inherited = None
+        if settings.calibration == "inherit" and settings.parent is not None:
+            inherited = next(t.platt for t in tables if t.name == settings.parent)
         tables.append(
             _tables(
                 name,
@@ -215,15 +223,24 @@ def prepare(scenario: Scenario) -> Prepared:
                 all_matrix,
                 traffic_users,
                 world,
-                k,
-                offset,
+                scenario,
                 popular_items,
+                inherited,
+                rng=rng["models"],
             )
         )
     # Versions are indexed baseline first, candidate second, then the rest (engine convention).
     order = [scenario.rollout.baseline, scenario.rollout.candidate]
     order += [t.name for t in tables if t.name not in order]
     by_name = {t.name: t for t in tables}
+    base = by_name[scenario.rollout.baseline]
+    popular_scores = _scores(
+        base.model, traffic_users, np.broadcast_to(popular_items, (traffic_users.size, k))
+    )
+    popular_predicted = np.zeros(world.n_users, np.float32)
+    popular_predicted[traffic_users] = list_click_probability(
+        base.platt.predict(popular_scores), scenario.users.position_decay
+    )
     return Prepared(
         scenario=scenario,
         world=world,
@@ -231,10 +248,21 @@ def prepare(scenario: Scenario) -> Prepared:
         versions=tuple(by_name[n] for n in order),
         popular_items=popular_items,
         popular_relevance=popular_relevance,
+        popular_predicted=popular_predicted,
         history_events=history.events.height,
         prepare_s=time.perf_counter() - started,
         training_s=training_s,
     )
+
+
+def _scores(model: TrainedModel, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """The model's score of ``items [n, K]`` for ``users [n]`` (0 for users or items it lacks)."""
+    known_user = users < model.n_users
+    safe_items = np.where((items >= 0) & (items < model.n_items), items, 0)
+    user_factors = np.zeros((users.size, model.user_factors.shape[1]), np.float32)
+    user_factors[known_user] = model.user_factors[users[known_user]]
+    scores = np.einsum("nf,nkf->nk", user_factors, model.item_factors[safe_items])
+    return np.asarray(np.where(items >= 0, scores, 0.0), dtype=np.float32)
 
 
 def _tables(
@@ -245,30 +273,58 @@ def _tables(
     consumed: Any,
     traffic_users: np.ndarray,
     world: SyntheticWorld,
-    k: int,
-    offset: float,
+    scenario: Scenario,
     popular_items: np.ndarray,
+    inherited: Platt | None,
+    *,
+    rng: np.random.Generator,
 ) -> VersionTables:
+    """Top-K lists, true relevance and calibrated predictions of one version for traffic users."""
+    k = scenario.users.list_size
     result = top_k(model, traffic_users, consumed, k)
-    items = np.full((world.n_users, k), -1, np.int32)
     chosen = result.items.copy()
     # Users the version never saw interact get the popularity list (what a service would do).
-    no_history = np.asarray(seen.getnnz(axis=1))[np.minimum(traffic_users, seen.shape[0] - 1)] == 0
-    no_history |= result.unknown
+    rows = np.minimum(traffic_users, seen.shape[0] - 1)
+    no_history = (np.asarray(seen.getnnz(axis=1))[rows] == 0) | result.unknown
     chosen[no_history] = popular_items
-    items[traffic_users] = chosen
-    relevance = np.zeros((world.n_users, k), np.float32)
-    relevance[traffic_users] = _sigmoid(world.affinity(traffic_users, chosen) + offset)
-    relevance[traffic_users] = np.where(chosen >= 0, relevance[traffic_users], 0.0)
+    truth = _sigmoid(world.affinity(traffic_users, chosen) + scenario.users.click_offset)
+    truth = np.where(chosen >= 0, truth, 0.0).astype(np.float32)
+    scores = _scores(model, traffic_users, chosen)
+    platt = inherited if inherited is not None else _fit_calibration(scores, truth, chosen, rng=rng)
+    predicted = list_click_probability(platt.predict(scores), scenario.users.position_decay)
+
+    def full(values: np.ndarray, fill: float, dtype: Any) -> np.ndarray:
+        out = np.full((world.n_users, *values.shape[1:]), fill, dtype)
+        out[traffic_users] = values
+        return out
+
     return VersionTables(
         name=name,
         model=model,
-        items=items,
-        relevance=relevance,
+        items=full(chosen, -1, np.int32),
+        relevance=full(truth, 0.0, np.float32),
+        scores=full(scores, 0.0, np.float32),
+        platt=platt,
+        predicted=full(predicted, 0.0, np.float32),
         popularity_fallback_users=int(no_history.sum()),
         parent=settings.parent,
         update=settings.update if settings.parent else None,
     )
+
+
+def _fit_calibration(
+    scores: np.ndarray, truth: np.ndarray, items: np.ndarray, *, rng: np.random.Generator
+) -> Platt:
+    """Platt scaling fitted on a validation sample of impressions with simulated feedback.
+
+    Up to 3,000 users' lists are shown once more and each examined item clicked with its true
+    probability; the fit maps the model's score to P(click | examined).  This is how a team
+    would calibrate on logged feedback before a release.
+    """
+    sample = rng.choice(scores.shape[0], size=min(3_000, scores.shape[0]), replace=False)
+    mask = items[sample] >= 0
+    labels = (rng.random(mask.shape) < truth[sample]) & mask
+    return fit_platt(scores[sample][mask], labels[mask].astype(np.int8))
 
 
 def _service(settings: ModelSettings, scenario: Scenario) -> ServiceTime:
@@ -326,6 +382,8 @@ def simulate_prepared(prepared: Prepared) -> RunResult:
     names = [t.name for t in prepared.versions]
     relevance = {v: t.relevance for v, t in enumerate(prepared.versions)}
     relevance[POPULAR] = prepared.popular_relevance
+    predicted = {v: t.predicted for v, t in enumerate(prepared.versions)}
+    predicted[POPULAR] = prepared.popular_predicted
     users = scenario.users
     records = Records(len(req))
     monitor = Monitor(
@@ -333,6 +391,7 @@ def simulate_prepared(prepared: Prepared) -> RunResult:
         req.t_s,
         req.user,
         relevance,
+        predicted,
         names,
         CascadeUsers(users.position_decay, users.abandon_after_ms, users.abandon_per_100ms),
         rng=rng["users"],

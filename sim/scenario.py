@@ -189,6 +189,7 @@ class ModelSettings(_Table):
     learning_rate: Annotated[float, _range(0, 10, lo_open=True)] = 0.01
     parent: str | None = None
     update: Literal["warm_start", "fine_tune", "retrain"] = "warm_start"
+    calibration: Literal["fit", "inherit"] = "fit"
     latency: Latency | None = None
     replicas: PosInt | None = None
     concurrency: PosInt | None = None
