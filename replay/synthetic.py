@@ -181,7 +181,9 @@ class ArrivalShape:
     """Request rate over simulated time (per second).
 
     ``rate(t) = mean_rate_per_s * (1 + amplitude * cos(2 pi (t - peak_at_s) / period_s))``
-    times every active flash crowd's factor.  Poisson traffic is ``amplitude = 0``.
+    times every active flash crowd's factor and every ramp's current factor.  Poisson traffic
+    is ``amplitude = 0``.  A ramp ``(at_s, factor, length_s)`` grows linearly from 1 to
+    ``factor`` over ``[at_s, at_s + length_s)`` and stays at ``factor`` afterwards.
     """
 
     mean_rate_per_s: float
@@ -189,19 +191,24 @@ class ArrivalShape:
     period_s: float = 86400.0
     peak_at_s: float = 0.0
     flash_crowds: Sequence[tuple[float, float, float]] = ()  # (at_s, factor, length_s)
+    ramps: Sequence[tuple[float, float, float]] = ()  # (at_s, factor, length_s)
 
     def rate(self, t_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         phase = 2.0 * np.pi * (t_s - self.peak_at_s) / self.period_s
         out = self.mean_rate_per_s * (1.0 + self.amplitude * np.cos(phase))
         for at_s, factor, length_s in self.flash_crowds:
             out = np.where((t_s >= at_s) & (t_s < at_s + length_s), out * factor, out)
+        for at_s, factor, length_s in self.ramps:
+            progress = np.clip((t_s - at_s) / length_s, 0.0, 1.0)
+            out = out * (1.0 + (factor - 1.0) * progress)
         return np.asarray(out, dtype=np.float64)
 
     def peak_rate(self) -> float:
+        """An upper bound of ``rate`` (every boost at once), for thinning."""
         boost = 1.0
-        for _, factor, _ in self.flash_crowds:
-            boost = max(boost, boost * factor)
-        return self.mean_rate_per_s * (1.0 + self.amplitude) * max(boost, 1.0)
+        for _, factor, _ in (*self.flash_crowds, *self.ramps):
+            boost *= max(factor, 1.0)
+        return self.mean_rate_per_s * (1.0 + self.amplitude) * boost
 
 
 def generate_requests(

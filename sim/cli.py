@@ -29,8 +29,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def scenario_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
-                       help="override a scenario setting, e.g. --set rollout.weight=5 (repeatable)")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="PATH=VALUE",
+            help="override a scenario setting, e.g. --set rollout.weight=5 (repeatable)",
+        )
         p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
 
     run = sub.add_parser("run", help="run one scenario and write its report")
@@ -39,8 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     scenario_options(run)
     run.add_argument("--requests-parquet", action="store_true", help="also write requests.parquet")
     run.add_argument("--force", action="store_true", help="overwrite an existing output folder")
-    run.add_argument("--reproducible", action="store_true",
-                     help="write wall-clock timings as 0 so summaries are byte-identical")
+    run.add_argument(
+        "--reproducible",
+        action="store_true",
+        help="write wall-clock timings as 0 so summaries are byte-identical",
+    )
     run.add_argument("--quiet", action="store_true", help="print only the report path")
 
     validate = sub.add_parser("validate", help="check scenario files without running them")
@@ -131,8 +140,10 @@ def _console(summary: dict[str, Any], target: Path) -> str:
         f"{'version':<14}{'requests':>10}{'p50 ms':>9}{'p99 ms':>9}{'cache hit':>11}{'CTR':>8}",
     ]
     for name, v in summary["versions"].items():
+
         def pct(x: float | None) -> str:
             return "-" if x is None else f"{100 * x:.2f}%"
+
         p50, p99 = v["latency_ms"]["p50"], v["latency_ms"]["p99"]
         lines.append(
             f"{name[:13]:<14}{v['requests']:>10,}{(p50 or 0):>9.1f}{(p99 or 0):>9.1f}"
@@ -148,8 +159,12 @@ def _console(summary: dict[str, Any], target: Path) -> str:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     summary, verdict, target = run_scenario(
-        args.scenario, args.out, _overrides(args), force=args.force,
-        reproducible=args.reproducible, requests_parquet=args.requests_parquet,
+        args.scenario,
+        args.out,
+        _overrides(args),
+        force=args.force,
+        reproducible=args.reproducible,
+        requests_parquet=args.requests_parquet,
     )
     print(target / "report.html" if args.quiet else _console(summary, target))
     return EXIT_OK if verdict["passed"] else EXIT_EXPECTATION
@@ -223,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rollout-lab: interrupted", file=sys.stderr)
         return 130
-    except Exception:  # noqa: BLE001 - the last line of defence: report a bug, exit 3
+    except Exception:
         print("rollout-lab: internal error (a bug, please report it):", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         return EXIT_INTERNAL

@@ -55,6 +55,8 @@ class VersionPlan:
     service: ServiceTime
     replicas: int
     concurrency: int
+    cold_factor: float = 1.0
+    cold_length_s: float = 0.0
 
     @property
     def capacity(self) -> int:
@@ -75,7 +77,8 @@ class FaultWindow:
     """A scheduled fault on one version during ``[start_s, end_s)``.
 
     kind: ``latency`` (service times x ``factor``), ``errors`` (each request fails at once
-    with probability ``fraction``) or ``capacity`` (only ``fraction`` of the capacity is up).
+    with probability ``fraction``), ``capacity`` (only ``fraction`` of the capacity is up) or
+    ``misroute`` (``fraction`` of the units assigned to the candidate go to the baseline).
     """
 
     version: int
@@ -93,6 +96,10 @@ class EnginePlan:
     assign_bucket: np.ndarray  # int32 [n], bucket of the sticky unit for assignment
     mirror_bucket: np.ndarray  # int32 [n], bucket for shadow traffic (independent salt)
     eligible: np.ndarray  # bool [n], targeting: may this request see the candidate?
+    session: np.ndarray  # int32 [n], session of each request (drain on rollback)
+    unit: np.ndarray  # int32 [n], the sticky unit (user or session) of each request
+    n_units: int
+    sticky_memory: bool  # remember each unit's first assignment (weights that also go down)
     n_users: int
     versions: tuple[VersionPlan, ...]
     baseline: int
@@ -117,6 +124,10 @@ class Routing:
 
     candidate_threshold: int = 0
     mirror_threshold: int = 0
+    #: Buckets below this (of a second, independent hash) are misrouted to the baseline.
+    misroute_threshold: int = 0
+    #: After a rollback with ``drain``: sessions that keep the candidate until they end.
+    drain_sessions: frozenset[int] = frozenset()
 
 
 class Controller(Protocol):
@@ -153,7 +164,10 @@ def simulate(
     routing = controller.routing
     versions = plan.versions
     streams = rng_service.spawn(len(versions))
-    samplers = [ServiceSampler(v.service, rng=s) for v, s in zip(versions, streams, strict=True)]
+    samplers = [
+        ServiceSampler(v.service, rng=s, cold_factor=v.cold_factor, cold_length_s=v.cold_length_s)
+        for v, s in zip(versions, streams, strict=True)
+    ]
     servers = [simpy.Resource(env, capacity=v.capacity) for v in versions]
     cache_plan = plan.cache
     cache = LruCache(cache_plan.capacity, cache_plan.ttl_s) if cache_plan.enabled else None
@@ -179,7 +193,7 @@ def simulate(
     rec_shadow_result = records.shadow_result
     rec_shadow_latency = records.shadow_latency_ms
 
-    faults = _FaultState(plan.faults, servers, versions, samplers, rng_faults)
+    faults = _FaultState(plan.faults, servers, versions, samplers, rng_faults, routing)
 
     def cache_key(version: int, user: int) -> int:
         return version * n_users + user if versioned else user
@@ -275,7 +289,7 @@ def simulate(
         now = env.now
         if chain_pos == 0 and not shadow:
             rec_wait[i] = (now - t_start) * 1000.0
-        service_s = samplers[version].next_s()
+        service_s = samplers[version].next_s(now)
         server = servers[version]
         done = env.timeout(service_s)
         if now + service_s <= deadline:
@@ -304,10 +318,33 @@ def simulate(
 
     # --- processes ------------------------------------------------------------------------
 
+    memory = np.full(plan.n_units, -1, np.int8) if plan.sticky_memory else None
+
+    def route(unit: int, bucket: int, eligible: bool, session: int) -> int:
+        """The slow path of routing: sticky memory, misrouting faults, draining sessions."""
+        if routing.drain_sessions and session in routing.drain_sessions:
+            return candidate
+        if memory is not None:
+            seen = int(memory[unit])
+            if seen < 0:
+                seen = 1 if (eligible and bucket < routing.candidate_threshold) else 0
+                memory[unit] = seen
+            on_candidate = seen == 1 and routing.candidate_threshold > 0
+        else:
+            on_candidate = eligible and bucket < routing.candidate_threshold
+        if (
+            on_candidate
+            and routing.misroute_threshold
+            and ((bucket * 7919 + 4099) % 10_000 < routing.misroute_threshold)
+        ):
+            return baseline
+        return candidate if on_candidate else baseline
+
     def arrivals() -> Generator[simpy.Event, Any, None]:
         timeout = env.timeout
         lookup = cache.lookup if cache is not None else None
         stats = cache.stats if cache is not None else None
+        slow_routing = plan.sticky_memory
         for lo in range(0, n, _CHUNK):
             hi = min(lo + _CHUNK, n)
             times = plan.t_s[lo:hi].tolist()
@@ -315,6 +352,8 @@ def simulate(
             assign = plan.assign_bucket[lo:hi].tolist()
             mirror = plan.mirror_bucket[lo:hi].tolist()
             eligible = plan.eligible[lo:hi].tolist()
+            units = plan.unit[lo:hi].tolist()
+            sessions = plan.session[lo:hi].tolist()
             for j, t in enumerate(times):
                 now = env.now
                 if t > now:
@@ -322,11 +361,12 @@ def simulate(
                     now = env.now
                 i = lo + j
                 user = users[j]
-                version = (
-                    candidate
-                    if (eligible[j] and assign[j] < routing.candidate_threshold)
-                    else baseline
-                )
+                if slow_routing or routing.misroute_threshold or routing.drain_sessions:
+                    version = route(units[j], assign[j], eligible[j], sessions[j])
+                elif eligible[j] and assign[j] < routing.candidate_threshold:
+                    version = candidate
+                else:
+                    version = baseline
                 rec_version[i] = version
                 if lookup is not None:
                     got = lookup(version * n_users + user if versioned else user, now)
@@ -401,8 +441,10 @@ class _FaultState:
         versions: tuple[VersionPlan, ...],
         samplers: list[ServiceSampler],
         rng: np.random.Generator,
+        routing: Routing,
     ) -> None:
         self.faults = faults
+        self.routing = routing
         self.servers = servers
         self.versions = versions
         self.samplers = samplers
@@ -441,6 +483,8 @@ class _FaultState:
         elif fault.kind == "capacity":
             full = self.versions[v].capacity
             _set_capacity(self.servers[v], max(1, round(full * fault.fraction)) if on else full)
+        elif fault.kind == "misroute":
+            self.routing.misroute_threshold = round(fault.fraction * 10_000) if on else 0
 
 
 def _set_capacity(server: simpy.Resource, capacity: int) -> None:

@@ -13,7 +13,7 @@ and abandonment caused by a slow candidate hurt the candidate's numbers, as they
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,7 +22,6 @@ from sim.records import (
     FALLBACK,
     HIT,
     MISS,
-    POPULAR,
     QUEUE_FULL,
     SERVED,
     SERVER_ERROR,
@@ -57,8 +56,24 @@ class WindowStats:
     latency_p50_ms: float
     latency_p95_ms: float
     latency_p99_ms: float
+    units: int  # distinct eligible sticky units (users or sessions) assigned to this version
     shadow_requests: int
+    shadow_dropped: int
+    shadow_latency_p50_ms: float
+    shadow_latency_p95_ms: float
     shadow_latency_p99_ms: float
+
+    def shadow_metric(self, name: str) -> float | None:
+        """The same metric measured on mirrored (shadow) copies, where it exists there."""
+        n = max(self.shadow_requests, 1)
+        values = {
+            "latency_ms.p50": self.shadow_latency_p50_ms,
+            "latency_ms.p95": self.shadow_latency_p95_ms,
+            "latency_ms.p99": self.shadow_latency_p99_ms,
+            "timeout_rate": self.shadow_dropped / n,
+            "error_rate": self.shadow_dropped / n,
+        }
+        return values.get(name)
 
     def metric(self, name: str) -> float:
         """A window metric by its guardrail name (``latency_ms.p99``, ``ctr``, ...)."""
@@ -83,7 +98,6 @@ class RunningTotals:
 
     requests: int = 0
     clicks: int = 0
-    users_seen: set[int] = field(default_factory=set)
 
 
 def _percentiles(values: np.ndarray) -> tuple[float, float, float]:
@@ -107,6 +121,9 @@ class Monitor:
         users: CascadeUsers,
         *,
         rng: np.random.Generator,
+        unit: np.ndarray | None = None,
+        session: np.ndarray | None = None,
+        eligible: np.ndarray | None = None,
     ) -> None:
         self.records = records
         self.t_s = t_s
@@ -116,6 +133,9 @@ class Monitor:
         self.version_names = version_names
         self.users = users
         self.rng = rng
+        self.unit = unit if unit is not None else user
+        self.session = session if session is not None else user
+        self.eligible = eligible if eligible is not None else np.ones(t_s.shape[0], bool)
         self.settled = 0
         self.window_start_s = 0.0
         self.windows: list[list[WindowStats]] = []
@@ -123,8 +143,7 @@ class Monitor:
 
     def settle(self, upto: int, t_end_s: float) -> list[WindowStats]:
         """Settle requests ``[settled, upto)``; return this window's stats per version."""
-        lo, hi = self.settled, upto
-        rec = self.records
+        lo, hi = self.settled, max(upto, self.settled)
         if hi > lo:
             self._respond(lo, hi)
         stats = [self._window(v, lo, hi, t_end_s) for v in range(len(self.version_names))]
@@ -134,8 +153,11 @@ class Monitor:
         for v, w in enumerate(stats):
             self.totals[v].requests += w.requests
             self.totals[v].clicks += w.clicks
-        del rec
         return stats
+
+    def arrived(self, now_s: float) -> int:
+        """How many requests have arrived by ``now_s``."""
+        return int(np.searchsorted(self.t_s, now_s, side="right"))
 
     def _respond(self, lo: int, hi: int) -> None:
         rec = self.records
@@ -162,6 +184,8 @@ class Monitor:
         failure = rec.failure[mine]
         shadow = np.flatnonzero(rec.shadow[lo:hi] == v) + lo
         p50, p95, p99 = _percentiles(rec.latency_ms[mine])
+        s50, s95, s99 = _percentiles(rec.shadow_latency_ms[shadow])
+        counted = mine[self.eligible[mine]]
         return WindowStats(
             version=self.version_names[v],
             t_start_s=self.window_start_s,
@@ -181,10 +205,10 @@ class Monitor:
             latency_p50_ms=p50,
             latency_p95_ms=p95,
             latency_p99_ms=p99,
+            units=int(np.unique(self.unit[counted]).size),
             shadow_requests=int(shadow.size),
-            shadow_latency_p99_ms=_percentiles(rec.shadow_latency_ms[shadow])[2],
+            shadow_dropped=int((rec.shadow_result[shadow] == DROPPED).sum()),
+            shadow_latency_p50_ms=s50,
+            shadow_latency_p95_ms=s95,
+            shadow_latency_p99_ms=s99,
         )
-
-
-# Popular-list relevance is stored under this served_by code.
-POPULAR_CODE = POPULAR

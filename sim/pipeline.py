@@ -1,13 +1,19 @@
-"""One run, end to end: scenario -> world and traffic -> model versions -> simulation.
+"""One run, end to end: scenario -> world -> model versions -> traffic -> simulation.
 
 This is the library entry point (``run(scenario) -> RunResult``) that the CLI and notebooks
-use.  Phases are timed apart: ``prepare`` (synthetic world, training, top-K tables) and
-``simulate`` (traffic, event loop, records, user responses), so throughput figures count the
-simulation alone.
+use.  Phases are timed apart:
+
+* ``prepare`` — synthetic world and history, training every version (timed per version);
+* ``simulate`` — traffic generation, routing, the event loop, records and user responses;
+  top-K rows for users first seen in this traffic are scored before the clock starts.
+
+Decide *what* once, simulate *when* many times: ``simulate_prepared(prepared, replication=r)``
+draws fresh traffic, service times and user responses for replication ``r`` on the same
+trained versions, which is how operating characteristics are measured cheaply.
 
 Randomness: one ``SeedSequence(seed)`` spawns a named child per concern (world, history,
-traffic, models, service, users, faults, router), so changing e.g. the service-time law
-does not change which users arrive when — baseline and candidate see the same traffic.
+models, traffic, service, users, faults, router, policy), each replication a child of its
+own, so changing the service-time law does not change which users arrive when.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
-from replay.calibration import Platt, fit_platt
 from replay.events import interaction_matrix
 from replay.requests import RequestStream
 from replay.synthetic import (
@@ -32,63 +38,77 @@ from replay.synthetic import (
     make_world,
     window_edges,
 )
-from replay.topk import top_k
 from replay.training import (
     ModelSpec,
     TrainedModel,
     active_ids,
     fine_tune,
+    inject_fault,
     retrain,
     train,
     warm_start,
 )
-from sim.engine import CachePlan, EngineOutcome, EnginePlan, VersionPlan, simulate
+from sim.engine import CachePlan, EngineOutcome, EnginePlan, FaultWindow, VersionPlan, simulate
 from sim.monitor import Monitor
 from sim.records import POPULAR, Records
 from sim.rollout import RolloutController
 from sim.router import stable_buckets
-from sim.scenario import LognormalLatency, ModelSettings, Scenario
+from sim.scenario import Fault, LognormalLatency, ModelSettings, Scenario
 from sim.servers import ServiceTime
-from sim.users import CascadeUsers, list_click_probability
+from sim.users import CascadeUsers
+from sim.versions import ClickTruth, PopularTables, VersionTables
 
-__all__ = ["Prepared", "RunResult", "VersionTables", "prepare", "run", "simulate_prepared"]
+__all__ = [
+    "SEGMENTS",
+    "Prepared",
+    "RunResult",
+    "prepare",
+    "run",
+    "seeded_streams",
+    "simulate_prepared",
+]
 
-STREAMS = ("world", "history", "traffic", "models", "service", "users", "faults", "router")
+STREAMS = (
+    "world",
+    "history",
+    "models",
+    "traffic",
+    "service",
+    "users",
+    "faults",
+    "router",
+    "policy",
+)
+#: User segments by history length: cold (< 5 interactions), light, heavy (top quarter).
+SEGMENTS = ("cold", "light", "heavy")
 
 
-def seeded_streams(seed: int) -> dict[str, np.random.Generator]:
-    """Independent named generators from one root seed (stable order, stable bytes)."""
+def seeded_streams(seed: int, replication: int = 0) -> dict[str, np.random.Generator]:
+    """Independent named generators from one root seed (stable order, stable bytes).
+
+    World, history and models do not depend on the replication; everything that happens
+    during the simulation does.
+    """
+    fixed = ("world", "history", "models")
     return {
-        name: np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
+        name: np.random.default_rng(
+            np.random.SeedSequence(seed, spawn_key=(i,) if name in fixed else (i, replication))
+        )
         for i, name in enumerate(STREAMS)
     }
 
 
 @dataclass(frozen=True, slots=True)
-class VersionTables:
-    """What one version shows each user: top-K items and the true click probability of each."""
-
-    name: str
-    model: TrainedModel
-    items: np.ndarray  # int32 [n_users, K], -1 = empty slot
-    relevance: np.ndarray  # float32 [n_users, K], true P(click | examined)
-    scores: np.ndarray  # float32 [n_users, K], the model's scores of its list
-    platt: Platt  # model score -> predicted P(click | examined)
-    predicted: np.ndarray  # float32 [n_users], predicted P(click on the list)
-    popularity_fallback_users: int
-    parent: str | None
-    update: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Prepared:
+    """The world and the trained versions: everything a replication reuses."""
+
     scenario: Scenario
     world: SyntheticWorld
-    requests: RequestStream
-    versions: tuple[VersionTables, ...]
-    popular_items: np.ndarray  # int32 [K]
-    popular_relevance: np.ndarray  # float32 [n_users, K]
-    popular_predicted: np.ndarray  # float32 [n_users], the baseline's prediction for it
+    versions: tuple[VersionTables, ...]  # baseline first, candidate second, then the rest
+    popular: PopularTables
+    user_segment: np.ndarray  # uint8 [n_users], index into SEGMENTS
+    history_counts: np.ndarray  # int64 [n_users], interactions before time zero
+    item_popularity: np.ndarray  # int64 [n_items], users per item before time zero
     history_events: int
     prepare_s: float
     training_s: dict[str, float]
@@ -100,15 +120,13 @@ class RunResult:
 
     scenario: Scenario
     prepared: Prepared
+    stream: RequestStream
     outcome: EngineOutcome
     controller: RolloutController
     monitor: Monitor
     requests: pl.DataFrame
+    replication: int = 0
     timing: dict[str, float] = field(default_factory=dict)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0))), dtype=np.float32)
 
 
 def _spec(settings: ModelSettings, seed: int) -> ModelSpec:
@@ -136,8 +154,49 @@ def _model_order(scenario: Scenario) -> list[str]:
     return done
 
 
+def _segments(counts: np.ndarray) -> np.ndarray:
+    active = counts[counts >= 5]
+    heavy_from = float(np.quantile(active, 0.75)) if active.size else np.inf
+    segment = np.ones(counts.size, np.uint8)  # light
+    segment[counts < 5] = 0
+    segment[(counts >= 5) & (counts >= heavy_from)] = 2
+    return segment
+
+
+def _build_model(
+    name: str,
+    settings: ModelSettings,
+    seed: int,
+    models: dict[str, TrainedModel],
+    matrices: dict[str, Any],
+    *,
+    rng: np.random.Generator,
+) -> tuple[TrainedModel, sp.csr_matrix]:
+    """Train or update one version; returns the model and the interactions it has seen."""
+    spec = _spec(settings, seed)
+    if settings.parent is None:
+        model, seen = train(spec, matrices["train"]), matrices["train"]
+    else:
+        parent = models[settings.parent]
+        seen = matrices["all"]
+        if settings.update == "copy":
+            model = parent
+        elif settings.update == "warm_start":
+            model = warm_start(parent, seen, matrices["update_users"], matrices["update_items"])
+        elif settings.update == "fine_tune":
+            model = fine_tune(parent, seen, max(1, settings.iterations // 3))
+        else:
+            model = retrain(spec, seen)
+    if settings.fault is not None:
+        parent_model = models.get(settings.parent) if settings.parent else None
+        model = inject_fault(
+            model, settings.fault, rng=rng, scale=settings.fault_scale, parent=parent_model
+        )
+    return model, seen
+
+
 def prepare(scenario: Scenario) -> Prepared:
-    """Build the synthetic world, its history and traffic, train every version, score top-K."""
+    """Build the synthetic world and its history, and train every version."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     started = time.perf_counter()
     rng = seeded_streams(scenario.seed)
@@ -148,183 +207,90 @@ def prepare(scenario: Scenario) -> Prepared:
     history = generate_history(
         world, history_s=tr.history, events_per_user=tr.history_events_per_user, rng=rng["history"]
     )
-    if tr.arrivals.kind == "poisson":
-        shape = ArrivalShape(tr.arrivals.rate_per_s)
-    else:
-        shape = ArrivalShape(
-            tr.arrivals.mean_rate_per_s,
-            tr.arrivals.amplitude,
-            tr.arrivals.period,
-            tr.arrivals.peak_at,
-        )
-    shape = ArrivalShape(
-        shape.mean_rate_per_s,
-        shape.amplitude,
-        shape.period_s,
-        shape.peak_at_s,
-        tuple((c.at, c.factor, c.length) for c in tr.flash_crowds),
-    )
-    requests = generate_requests(
-        world,
-        shape,
-        duration_s=tr.duration,
-        mean_requests_per_session=tr.session.mean_requests,
-        mean_think_time_s=tr.session.mean_think_time,
-        rng=rng["traffic"],
-    )
     start, update_start, zero = window_edges(tr.history, tr.update_window)
     events = history.events
-    train_matrix = interaction_matrix(events, world.n_users, world.n_items, start, update_start)
-    all_matrix = interaction_matrix(events, world.n_users, world.n_items, start, zero)
-    update_matrix = interaction_matrix(events, world.n_users, world.n_items, update_start, zero)
-    update_users, update_items = active_ids(update_matrix)
-
-    k = scenario.users.list_size
-    offset = scenario.users.click_offset
-    traffic_users = np.unique(requests.user)
-    popularity = np.asarray(all_matrix.getnnz(axis=0), dtype=np.int64)
-    popular_items = np.argsort(-popularity, kind="stable")[:k].astype(np.int32)
-    popular_relevance = np.zeros((world.n_users, k), np.float32)
-    popular_relevance[traffic_users] = _sigmoid(
-        world.affinity(traffic_users, np.broadcast_to(popular_items, (traffic_users.size, k)))
-        + offset
+    n_users, n_items = world.n_users, world.n_items
+    all_matrix = interaction_matrix(events, n_users, n_items, start, zero)
+    update_users, update_items = active_ids(
+        interaction_matrix(events, n_users, n_items, update_start, zero)
     )
+    matrices = {
+        "train": interaction_matrix(events, n_users, n_items, start, update_start),
+        "all": all_matrix,
+        "update_users": update_users,
+        "update_items": update_items,
+    }
+    k = scenario.users.list_size
+    truth = ClickTruth(world, scenario.users.click_offset, scenario.users.position_decay)
+    item_popularity = np.asarray(all_matrix.getnnz(axis=0), dtype=np.int64)
+    popular_items = np.argsort(-item_popularity, kind="stable")[:k].astype(np.int32)
 
     models: dict[str, TrainedModel] = {}
-    training_s: dict[str, float] = {}
-    tables: list[VersionTables] = []
-    model_seeds = rng["models"].integers(0, 2**31 - 1, size=len(scenario.models))
-    for name, seed in zip(_model_order(scenario), model_seeds, strict=True):
+    tables: dict[str, VersionTables] = {}
+    seeds = rng["models"].integers(0, 2**31 - 1, size=len(scenario.models))
+    for name, seed in zip(_model_order(scenario), seeds, strict=True):
         settings = scenario.models[name]
-        spec = _spec(settings, int(seed))
-        if settings.parent is None:
-            model = train(spec, train_matrix)
-            seen = train_matrix
-        elif settings.update == "warm_start":
-            model = warm_start(models[settings.parent], all_matrix, update_users, update_items)
-            seen = all_matrix
-        elif settings.update == "fine_tune":
-            model = fine_tune(models[settings.parent], all_matrix, max(1, settings.iterations // 3))
-            seen = all_matrix
-        else:
-            model = retrain(spec, all_matrix)
-            seen = all_matrix
+        model, seen = _build_model(name, settings, int(seed), models, matrices, rng=rng["models"])
         models[name] = model
-        training_s[name] = model.training_seconds
-        inherited = None
-        if settings.calibration == "inherit" and settings.parent is not None:
-            inherited = next(t.platt for t in tables if t.name == settings.parent)
-        tables.append(
-            _tables(
-                name,
-                settings,
-                model,
-                seen,
-                all_matrix,
-                traffic_users,
-                world,
-                scenario,
-                popular_items,
-                inherited,
-                rng=rng["models"],
-            )
+        tables[name] = VersionTables(
+            name,
+            model,
+            seen=seen,
+            consumed=all_matrix,
+            truth=truth,
+            popular_items=popular_items,
+            k=k,
+            click_lift=settings.click_lift,
+            parent=settings.parent,
+            update=settings.update if settings.parent else None,
         )
-    # Versions are indexed baseline first, candidate second, then the rest (engine convention).
+    # Calibrate every version on the same validation sample of users, drawn by activity,
+    # before any traffic: predictions then never depend on which replication ran first.
+    calibration_rng = rng["models"]
+    sample = calibration_rng.choice(
+        n_users, size=min(3_000, n_users), replace=False, p=world.activity / world.activity.sum()
+    )
+    for name in _model_order(scenario):
+        settings = scenario.models[name]
+        inherit = None
+        if settings.calibration == "inherit" and settings.parent is not None:
+            inherit = tables[settings.parent].platt
+        tables[name].ensure(sample, rng=calibration_rng, platt=inherit)
     order = [scenario.rollout.baseline, scenario.rollout.candidate]
-    order += [t.name for t in tables if t.name not in order]
-    by_name = {t.name: t for t in tables}
-    base = by_name[scenario.rollout.baseline]
-    popular_scores = _scores(
-        base.model, traffic_users, np.broadcast_to(popular_items, (traffic_users.size, k))
-    )
-    popular_predicted = np.zeros(world.n_users, np.float32)
-    popular_predicted[traffic_users] = list_click_probability(
-        base.platt.predict(popular_scores), scenario.users.position_decay
-    )
+    order += [name for name in tables if name not in order]
+    popular = PopularTables(popular_items, truth, n_users)
+    popular.ensure(sample, tables[scenario.rollout.baseline])
+    counts = np.asarray(all_matrix.getnnz(axis=1), dtype=np.int64)
     return Prepared(
         scenario=scenario,
         world=world,
-        requests=requests,
-        versions=tuple(by_name[n] for n in order),
-        popular_items=popular_items,
-        popular_relevance=popular_relevance,
-        popular_predicted=popular_predicted,
-        history_events=history.events.height,
+        versions=tuple(tables[name] for name in order),
+        popular=popular,
+        user_segment=_segments(counts),
+        history_counts=counts,
+        item_popularity=item_popularity,
+        history_events=events.height,
         prepare_s=time.perf_counter() - started,
-        training_s=training_s,
+        training_s={name: m.training_seconds for name, m in models.items()},
     )
 
 
-def _scores(model: TrainedModel, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """The model's score of ``items [n, K]`` for ``users [n]`` (0 for users or items it lacks)."""
-    known_user = users < model.n_users
-    safe_items = np.where((items >= 0) & (items < model.n_items), items, 0)
-    user_factors = np.zeros((users.size, model.user_factors.shape[1]), np.float32)
-    user_factors[known_user] = model.user_factors[users[known_user]]
-    scores = np.einsum("nf,nkf->nk", user_factors, model.item_factors[safe_items])
-    return np.asarray(np.where(items >= 0, scores, 0.0), dtype=np.float32)
-
-
-def _tables(
-    name: str,
-    settings: ModelSettings,
-    model: TrainedModel,
-    seen: Any,
-    consumed: Any,
-    traffic_users: np.ndarray,
-    world: SyntheticWorld,
-    scenario: Scenario,
-    popular_items: np.ndarray,
-    inherited: Platt | None,
-    *,
-    rng: np.random.Generator,
-) -> VersionTables:
-    """Top-K lists, true relevance and calibrated predictions of one version for traffic users."""
-    k = scenario.users.list_size
-    result = top_k(model, traffic_users, consumed, k)
-    chosen = result.items.copy()
-    # Users the version never saw interact get the popularity list (what a service would do).
-    rows = np.minimum(traffic_users, seen.shape[0] - 1)
-    no_history = (np.asarray(seen.getnnz(axis=1))[rows] == 0) | result.unknown
-    chosen[no_history] = popular_items
-    truth = _sigmoid(world.affinity(traffic_users, chosen) + scenario.users.click_offset)
-    truth = np.where(chosen >= 0, truth, 0.0).astype(np.float32)
-    scores = _scores(model, traffic_users, chosen)
-    platt = inherited if inherited is not None else _fit_calibration(scores, truth, chosen, rng=rng)
-    predicted = list_click_probability(platt.predict(scores), scenario.users.position_decay)
-
-    def full(values: np.ndarray, fill: float, dtype: Any) -> np.ndarray:
-        out = np.full((world.n_users, *values.shape[1:]), fill, dtype)
-        out[traffic_users] = values
-        return out
-
-    return VersionTables(
-        name=name,
-        model=model,
-        items=full(chosen, -1, np.int32),
-        relevance=full(truth, 0.0, np.float32),
-        scores=full(scores, 0.0, np.float32),
-        platt=platt,
-        predicted=full(predicted, 0.0, np.float32),
-        popularity_fallback_users=int(no_history.sum()),
-        parent=settings.parent,
-        update=settings.update if settings.parent else None,
+def arrival_shape(scenario: Scenario) -> ArrivalShape:
+    tr = scenario.traffic
+    arrivals = tr.arrivals
+    if arrivals.kind == "poisson":
+        mean, amplitude, period, peak = arrivals.rate_per_s, 0.0, 86400.0, 0.0
+    else:
+        mean, amplitude = arrivals.mean_rate_per_s, arrivals.amplitude
+        period, peak = arrivals.period, arrivals.peak_at
+    return ArrivalShape(
+        mean,
+        amplitude,
+        period,
+        peak,
+        tuple((c.at, c.factor, c.length) for c in tr.flash_crowds),
+        tuple((r.at, r.factor, r.length) for r in tr.ramps),
     )
-
-
-def _fit_calibration(
-    scores: np.ndarray, truth: np.ndarray, items: np.ndarray, *, rng: np.random.Generator
-) -> Platt:
-    """Platt scaling fitted on a validation sample of impressions with simulated feedback.
-
-    Up to 3,000 users' lists are shown once more and each examined item clicked with its true
-    probability; the fit maps the model's score to P(click | examined).  This is how a team
-    would calibrate on logged feedback before a release.
-    """
-    sample = rng.choice(scores.shape[0], size=min(3_000, scores.shape[0]), replace=False)
-    mask = items[sample] >= 0
-    labels = (rng.random(mask.shape) < truth[sample]) & mask
-    return fit_platt(scores[sample][mask], labels[mask].astype(np.int8))
 
 
 def _service(settings: ModelSettings, scenario: Scenario) -> ServiceTime:
@@ -336,34 +302,92 @@ def _service(settings: ModelSettings, scenario: Scenario) -> ServiceTime:
     return ServiceTime("empirical", samples_ms=tuple(law.samples_ms))
 
 
-def simulate_prepared(prepared: Prepared) -> RunResult:
-    """Run the event simulation on prepared inputs (the timed ``simulation`` phase)."""
+def _fault_windows(
+    faults: list[Fault], names: list[str], scenario: Scenario
+) -> tuple[FaultWindow, ...]:
+    out = []
+    for fault in faults:
+        v = names.index(fault.version)
+        end = fault.at + fault.length
+        if fault.kind == "latency_spike":
+            out.append(FaultWindow(v, "latency", fault.at, end, factor=fault.factor))
+        elif fault.kind == "error_burst":
+            out.append(FaultWindow(v, "errors", fault.at, end, fraction=fault.fraction))
+        elif fault.kind == "capacity_loss":
+            out.append(FaultWindow(v, "capacity", fault.at, end, fraction=fault.fraction))
+        elif fault.kind == "replica_crash":
+            replicas = scenario.models[fault.version].replicas or scenario.serving.replicas
+            left = max(replicas - fault.replicas, 0) / replicas
+            out.append(FaultWindow(v, "capacity", fault.at, end, fraction=left))
+        else:
+            out.append(FaultWindow(v, "misroute", fault.at, end, fraction=fault.fraction))
+    return tuple(out)
+
+
+def simulate_prepared(prepared: Prepared, replication: int = 0) -> RunResult:
+    """Draw traffic for ``replication`` and run the event simulation on the prepared versions."""
     scenario = prepared.scenario
-    rng = seeded_streams(scenario.seed)
+    rng = seeded_streams(scenario.seed, replication)
     started = time.perf_counter()
-    req = prepared.requests
-    router_salt = int(rng["router"].integers(0, 2**62))
-    unit = req.user if scenario.rollout.sticky_by == "user" else req.session
-    assign_bucket = stable_buckets(unit, salt=router_salt)
-    mirror_bucket = stable_buckets(unit, salt=router_salt + 1)
-    version_plans = tuple(
-        VersionPlan(
-            name=t.name,
-            service=_service(scenario.models[t.name], scenario),
-            replicas=scenario.models[t.name].replicas or scenario.serving.replicas,
-            concurrency=scenario.models[t.name].concurrency or scenario.serving.concurrency,
-        )
-        for t in prepared.versions
+    tr = scenario.traffic
+    stream = generate_requests(
+        prepared.world,
+        arrival_shape(scenario),
+        duration_s=tr.duration,
+        mean_requests_per_session=tr.session.mean_requests,
+        mean_think_time_s=tr.session.mean_think_time,
+        rng=rng["traffic"],
     )
+    traffic_s = time.perf_counter() - started
+    # Score top-K rows for users first seen in this traffic: model work, timed apart.
+    scoring_started = time.perf_counter()
+    for tables in prepared.versions:
+        tables.ensure(stream.user)
+    prepared.popular.ensure(stream.user, prepared.versions[0])
+    scoring_s = time.perf_counter() - scoring_started
+
+    sim_started = time.perf_counter()
+    rollout = scenario.rollout
+    router_salt = int(rng["router"].integers(0, 2**62))
+    unit = stream.user if rollout.sticky_by == "user" else stream.session
+    n_units = (
+        prepared.world.n_users
+        if rollout.sticky_by == "user"
+        else int(stream.session.max(initial=-1)) + 1
+    )
+    if rollout.target_segments:
+        wanted = np.array([SEGMENTS.index(s) for s in rollout.target_segments], np.uint8)
+        eligible = np.isin(prepared.user_segment[stream.user], wanted)
+    else:
+        eligible = np.ones(len(stream), dtype=bool)
+    names = [t.name for t in prepared.versions]
+    version_plans = []
+    for t in prepared.versions:
+        settings = scenario.models[t.name]
+        cold = settings.cold_start
+        version_plans.append(
+            VersionPlan(
+                name=t.name,
+                service=_service(settings, scenario),
+                replicas=settings.replicas or scenario.serving.replicas,
+                concurrency=settings.concurrency or scenario.serving.concurrency,
+                cold_factor=cold.factor if cold else 1.0,
+                cold_length_s=cold.length if cold else 0.0,
+            )
+        )
     cache = scenario.cache
     plan = EnginePlan(
-        t_s=req.t_s,
-        user=req.user,
-        assign_bucket=assign_bucket,
-        mirror_bucket=mirror_bucket,
-        eligible=np.ones(len(req), dtype=bool),
+        t_s=stream.t_s,
+        user=stream.user,
+        assign_bucket=stable_buckets(unit, salt=router_salt),
+        mirror_bucket=stable_buckets(unit, salt=router_salt + 1),
+        eligible=eligible,
+        session=stream.session,
+        unit=unit,
+        n_units=n_units,
+        sticky_memory=rollout.policy == "bandit",
         n_users=prepared.world.n_users,
-        versions=version_plans,
+        versions=tuple(version_plans),
         baseline=0,
         candidate=1,
         timeout_s=scenario.serving.timeout_ms / 1000.0,
@@ -377,44 +401,53 @@ def simulate_prepared(prepared: Prepared) -> RunResult:
             cache.invalidation,
             cache.hit_latency_ms / 1000.0,
         ),
-        duration_s=scenario.traffic.duration,
+        duration_s=tr.duration,
+        faults=_fault_windows(scenario.faults, names, scenario),
     )
-    names = [t.name for t in prepared.versions]
     relevance = {v: t.relevance for v, t in enumerate(prepared.versions)}
-    relevance[POPULAR] = prepared.popular_relevance
+    relevance[POPULAR] = prepared.popular.relevance
     predicted = {v: t.predicted for v, t in enumerate(prepared.versions)}
-    predicted[POPULAR] = prepared.popular_predicted
+    predicted[POPULAR] = prepared.popular.predicted
     users = scenario.users
-    records = Records(len(req))
+    records = Records(len(stream))
     monitor = Monitor(
         records,
-        req.t_s,
-        req.user,
+        stream.t_s,
+        stream.user,
         relevance,
         predicted,
         names,
         CascadeUsers(users.position_decay, users.abandon_after_ms, users.abandon_per_100ms),
         rng=rng["users"],
+        unit=unit,
+        session=stream.session,
+        eligible=eligible,
     )
     controller = RolloutController(
-        scenario.rollout, monitor, baseline=0, candidate=1, duration_s=scenario.traffic.duration
+        rollout, monitor, baseline=0, candidate=1, duration_s=tr.duration, rng=rng["policy"]
     )
     outcome = simulate(
         plan, controller, records, rng_service=rng["service"], rng_faults=rng["faults"]
     )
-    monitor.settle(
-        len(req), max(scenario.traffic.duration, float(req.t_s[-1]) if len(req) else 0.0)
+    end_s = max(tr.duration, float(stream.t_s[-1]) if len(stream) else 0.0)
+    monitor.settle(len(stream), end_s)
+    simulate_s = traffic_s + (time.perf_counter() - sim_started)
+    frame = records.to_frame(stream.t_s, stream.user, stream.session, names)
+    frame = frame.with_columns(
+        pl.Series("segment", np.asarray(SEGMENTS)[prepared.user_segment[stream.user]]).cast(
+            pl.Categorical
+        )
     )
-    simulate_s = time.perf_counter() - started
-    frame = outcome.records.to_frame(req.t_s, req.user, req.session, names)
     return RunResult(
         scenario=scenario,
         prepared=prepared,
+        stream=stream,
         outcome=outcome,
         controller=controller,
         monitor=monitor,
         requests=frame,
-        timing={"simulate_s": simulate_s},
+        replication=replication,
+        timing={"simulate_s": simulate_s, "scoring_s": scoring_s},
     )
 
 
@@ -423,6 +456,6 @@ def run(scenario: Scenario) -> RunResult:
     started = time.perf_counter()
     prepared = prepare(scenario)
     result = simulate_prepared(prepared)
-    result.timing["prepare_s"] = prepared.prepare_s
+    result.timing["prepare_s"] = prepared.prepare_s + result.timing["scoring_s"]
     result.timing["wall_s"] = time.perf_counter() - started
     return result

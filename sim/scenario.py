@@ -74,7 +74,7 @@ class _Table(BaseModel):
 class _Inconsistent(ValueError):
     """Raised inside validators for a cross-field error, with its own path."""
 
-    def __init__(self, loc: tuple[str, ...], expectation: str, value: object) -> None:
+    def __init__(self, loc: tuple[str | int, ...], expectation: str, value: object) -> None:
         super().__init__(expectation)
         self.loc = loc
         self.expectation = expectation
@@ -112,6 +112,15 @@ class FlashCrowd(_Table):
     length: PositiveDuration
 
 
+class Ramp(_Table):
+    """Multiply the arrival rate by a factor growing linearly from 1 to ``factor`` over
+    ``[at, at + length)`` and staying there afterwards (a launch, a marketing push)."""
+
+    at: Duration
+    factor: Annotated[float, _range(0, math.inf, lo_open=True)]
+    length: PositiveDuration
+
+
 class SessionShape(_Table):
     """Requests per session ~ 1 + Geometric; think time between them ~ Exponential."""
 
@@ -132,6 +141,7 @@ class Traffic(_Table):
     arrivals: Arrivals
     session: SessionShape = SessionShape()
     flash_crowds: list[FlashCrowd] = []
+    ramps: list[Ramp] = []
 
     @model_validator(mode="after")
     def _windows(self) -> Traffic:
@@ -180,6 +190,14 @@ Latency = Annotated[
 ]
 
 
+class ColdStart(_Table):
+    """After a version first gets traffic its service times are ``factor`` x slower, easing
+    linearly back to normal over ``length`` (cold caches, JIT, lazy loading)."""
+
+    factor: Annotated[float, _range(1, 1000)] = 3.0
+    length: PositiveDuration = 300.0
+
+
 class ModelSettings(_Table):
     algorithm: Literal["als", "bpr", "lmf", "popularity", "random"] = "als"
     factors: PosInt = 32
@@ -188,11 +206,15 @@ class ModelSettings(_Table):
     alpha: Annotated[float, _range(0, math.inf, lo_open=True)] = 10.0
     learning_rate: Annotated[float, _range(0, 10, lo_open=True)] = 0.01
     parent: str | None = None
-    update: Literal["warm_start", "fine_tune", "retrain"] = "warm_start"
+    update: Literal["warm_start", "fine_tune", "retrain", "copy"] = "warm_start"
     calibration: Literal["fit", "inherit"] = "fit"
+    fault: Literal["noisy_factors", "stale", "popularity_only"] | None = None
+    fault_scale: Annotated[float, _range(0, 100, lo_open=True)] = 0.5
+    click_lift: Annotated[float, _range(-0.95, 10)] = 0.0
     latency: Latency | None = None
     replicas: PosInt | None = None
     concurrency: PosInt | None = None
+    cold_start: ColdStart | None = None
 
 
 Fallback = Literal["baseline", "stale_cache", "popular"]
@@ -302,8 +324,41 @@ class Guardrail(_Table):
         return self
 
 
+class Fault(_Table):
+    """A fault on one version's servers during ``[at, at + length)``.
+
+    latency_spike  service times x ``factor``
+    error_burst    each request fails at once with probability ``fraction``
+    replica_crash  ``replicas`` replicas down, then recovered
+    capacity_loss  only ``fraction`` of the capacity stays up
+    misroute       a router bug: ``fraction`` of the units assigned to this version are sent
+                   to the baseline instead (what a sample-ratio-mismatch check must catch)
+    """
+
+    kind: Literal["latency_spike", "error_burst", "replica_crash", "capacity_loss", "misroute"]
+    version: str
+    at: Duration
+    length: PositiveDuration
+    factor: Annotated[float, _range(0, 1000, lo_open=True)] = 5.0
+    fraction: Fraction = 0.5
+    replicas: PosInt = 1
+
+
+Segment = Literal["cold", "light", "heavy"]
+
+
+class Bandit(_Table):
+    """Thompson sampling on CTR (Beta posteriors) within weight bounds, under guardrails."""
+
+    min_weight: Percent = 1.0
+    max_weight: Percent = 50.0
+    promote_at: Annotated[float, _range(0.5, 1)] = 0.95
+
+
 class Rollout(_Table):
-    policy: Literal["canary", "staged", "big_bang"] = "canary"
+    policy: Literal[
+        "canary", "staged", "big_bang", "blue_green", "adaptive", "bandit", "shadow_then_canary"
+    ] = "canary"
     baseline: str = "baseline"
     candidate: str = "candidate"
     sticky_by: Literal["user", "session"] = "user"
@@ -314,6 +369,13 @@ class Rollout(_Table):
     gate: Gate | None = None
     guardrails: list[Guardrail] = []
     on_failure: Literal["rollback", "hold"] = "rollback"
+    on_rollback_sessions: Literal["switch", "drain"] = "switch"
+    ramp: Annotated[list[Percent], Field(min_length=1)] = [1.0, 5.0, 10.0, 25.0, 50.0, 100.0]
+    shadow_for: PositiveDuration = 1800.0
+    bandit: Bandit = Bandit()
+    target_segments: list[Segment] = []
+    kill_switch_at: Duration | None = None
+    srm_alpha: Annotated[float, _range(0, 0.5, lo_open=True)] = 0.001
 
 
 def _expect_value(value: object) -> object:
@@ -335,6 +397,7 @@ class Scenario(_Table):
     cache: Cache = Cache()
     users: Users = Users()
     rollout: Rollout = Rollout()
+    faults: list[Fault] = []
     expect: dict[str, ExpectValue] = {}
 
     @model_validator(mode="after")
@@ -409,6 +472,33 @@ class Scenario(_Table):
                 "must be set when a gate or guardrails are given "
                 '(e.g. analysis = { interval = "5m" })',
                 None,
+            )
+        for i, fault in enumerate(self.faults):
+            if fault.version not in names:
+                raise _Inconsistent(
+                    ("faults", i, "version"),
+                    f"must name a model in [models] ({', '.join(sorted(names))})",
+                    fault.version,
+                )
+        for name, model in self.models.items():
+            if model.parent is None and (model.update == "copy" or model.calibration == "inherit"):
+                raise _Inconsistent(
+                    ("models", name, "parent"),
+                    "must be set for update = 'copy' or calibration = 'inherit'",
+                    None,
+                )
+        needs_analysis = ("adaptive", "bandit", "blue_green", "shadow_then_canary")
+        if self.rollout.policy in needs_analysis and self.rollout.analysis is None:
+            raise _Inconsistent(
+                ("rollout", "analysis"),
+                f"must be set for policy {self.rollout.policy!r} (it advances on analyses)",
+                None,
+            )
+        if self.rollout.bandit.min_weight > self.rollout.bandit.max_weight:
+            raise _Inconsistent(
+                ("rollout", "bandit", "min_weight"),
+                f"must be at most bandit.max_weight ({self.rollout.bandit.max_weight:g})",
+                self.rollout.bandit.min_weight,
             )
         if self.users.list_size > self.traffic.items:
             raise _Inconsistent(

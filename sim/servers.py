@@ -54,20 +54,55 @@ class ServiceTime:
 class ServiceSampler:
     """Endless stream of service times (seconds) drawn in blocks."""
 
-    __slots__ = ("_block", "_buffer", "_pos", "_rng", "law", "scale")
+    __slots__ = (
+        "_block",
+        "_buffer",
+        "_pos",
+        "_rng",
+        "cold_factor",
+        "cold_length_s",
+        "cold_start_s",
+        "law",
+        "scale",
+    )
 
-    def __init__(self, law: ServiceTime, *, rng: np.random.Generator, block: int = 8192) -> None:
+    def __init__(
+        self,
+        law: ServiceTime,
+        *,
+        rng: np.random.Generator,
+        block: int = 8192,
+        cold_factor: float = 1.0,
+        cold_length_s: float = 0.0,
+    ) -> None:
         self.law = law
-        self.scale = 1.0
+        self.scale = 1.0  # fault multiplier (latency spikes)
+        self.cold_factor = cold_factor
+        self.cold_length_s = cold_length_s
+        self.cold_start_s: float | None = None
         self._rng = rng
         self._block = block
         self._buffer: list[float] = []
         self._pos = 0
 
-    def next_s(self) -> float:
+    def next_s(self, now_s: float) -> float:
+        """Next service time in seconds for a request starting service at ``now_s``."""
         pos = self._pos
         if pos >= len(self._buffer):
             self._buffer = (self.law.draw_ms(self._block, rng=self._rng) / 1000.0).tolist()
             pos = 0
         self._pos = pos + 1
-        return self._buffer[pos] * self.scale
+        value = self._buffer[pos] * self.scale
+        if self.cold_factor > 1.0:
+            value *= self._cold_multiplier(now_s)
+        return value
+
+    def _cold_multiplier(self, now_s: float) -> float:
+        """Cold start: ``factor`` at the first request, easing linearly to 1 over the length."""
+        if self.cold_start_s is None:
+            self.cold_start_s = now_s
+        elapsed = now_s - self.cold_start_s
+        if elapsed >= self.cold_length_s:
+            self.cold_factor = 1.0  # warm: stop paying for the check
+            return 1.0
+        return self.cold_factor - (self.cold_factor - 1.0) * elapsed / self.cold_length_s

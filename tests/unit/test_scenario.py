@@ -25,7 +25,7 @@ INVALID = [
         "traffic.userz=5",
         "s.toml: traffic.userz is not a known setting (known: arrivals, duration, "
         "flash_crowds, history, history_events_per_user, items, latent_factors, popularity_skew, "
-        "session, source, update_window, users)",
+        "ramps, session, source, update_window, users)",
     ),
     ('traffic.users="many"', "s.toml: traffic.users must be an integer, got 'many'"),
     ("traffic.users=true", "s.toml: traffic.users must be an integer, got True"),
