@@ -1,0 +1,165 @@
+"""replay.topk: same lists as implicit's recommend, documented ties, padding, unknown users."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import scipy.sparse as sp
+from models_data import N_ITEMS, N_USERS
+
+from replay.errors import UserInputError
+from replay.topk import TopK, top_k
+from replay.training import ModelSpec, TrainedModel, to_implicit, train
+
+SPECS = {
+    "als": ModelSpec("als", factors=16, iterations=5, seed=1),
+    "bpr": ModelSpec("bpr", factors=16, iterations=10, learning_rate=0.05, seed=1),
+    "lmf": ModelSpec("lmf", factors=16, iterations=5, learning_rate=0.5, seed=1),
+}
+
+
+def assert_same_lists(ours: TopK, ids: npt.NDArray[Any], scores: npt.NDArray[Any], k: int) -> None:
+    """Equal to implicit's output: bit-equal scores, equal ids except among exactly equal
+    scores (where both must hold the same set of ids, except at the K-th place)."""
+    valid = scores > -np.finfo(np.float32).max  # implicit marks filtered items this way
+    assert np.array_equal(ours.items == -1, ~valid)
+    assert np.array_equal(ours.scores[valid], scores[valid])
+    for row in range(ids.shape[0]):
+        for value in np.unique(scores[row][valid[row]]):
+            mine = set(ours.items[row][ours.scores[row] == value].tolist())
+            theirs = set(ids[row][scores[row] == value].tolist())
+            if value == scores[row][valid[row]].min():
+                assert len(mine) == len(theirs)  # the K-th place may pick other tied items
+            else:
+                assert mine == theirs
+
+
+@pytest.mark.parametrize("algorithm", list(SPECS))
+@pytest.mark.parametrize("chunk_users", [100, 250, 4096])
+def test_equals_implicit_recommend(matrix: sp.csr_matrix, algorithm: str, chunk_users: int) -> None:
+    model = train(SPECS[algorithm], matrix)
+    users = np.random.default_rng(0).permutation(np.r_[np.arange(N_USERS), np.arange(40)])
+    ours = top_k(model, users, matrix, 20, chunk_users=chunk_users)
+    ids, scores = to_implicit(model).recommend(users, matrix[users], N=20)
+    assert_same_lists(ours, ids, scores, 20)
+    # distinct random floats: no ties, so the lists are identical outright
+    assert np.array_equal(ours.items, ids)
+    assert ours.n_unknown == 0
+
+
+def test_equals_implicit_without_filtering(matrix: sp.csr_matrix) -> None:
+    model = train(SPECS["als"], matrix)
+    users = np.arange(N_USERS)
+    ours = top_k(model, users, matrix, 10, filter_consumed=False)
+    ids, scores = to_implicit(model).recommend(
+        users, matrix[users], N=10, filter_already_liked_items=False
+    )
+    assert np.array_equal(ours.items, ids) and np.array_equal(ours.scores, scores)
+
+
+def test_results_do_not_depend_on_the_chunk_size(matrix: sp.csr_matrix) -> None:
+    model = train(SPECS["als"], matrix)
+    users = np.arange(N_USERS)
+    reference = top_k(model, users, matrix, 7, chunk_users=10**6)
+    for chunk in (1, 100, 199, 4096):
+        other = top_k(model, users, matrix, 7, chunk_users=chunk)
+        assert np.array_equal(other.items, reference.items)
+        assert np.array_equal(other.scores, reference.scores)
+
+
+def test_unpacks_like_a_pair(matrix: sp.csr_matrix) -> None:
+    model = train(SPECS["als"], matrix)
+    items, scores = top_k(model, np.arange(3), matrix, 4)
+    assert items.shape == scores.shape == (3, 4)
+    assert items.dtype == np.int32 and scores.dtype == np.float32
+
+
+def tied_model() -> TrainedModel:
+    """Scores 0, 1, 1, 1, 2, 2, 0 for items 0..6, for every user."""
+    items = np.array([[0], [1], [1], [1], [2], [2], [0]], dtype=np.float32)
+    return TrainedModel(
+        ModelSpec("popularity"),
+        np.ones((3, 1), np.float32),
+        items,
+        np.array([0, 1, 1, 1, 2, 2, 0], dtype=np.int64),
+    )
+
+
+def test_ties_go_to_the_lower_item_id_including_at_the_kth_place() -> None:
+    model = tied_model()
+    none = sp.csr_matrix((3, 7), dtype=np.float32)
+    items, scores = top_k(model, np.arange(3), none, 4)
+    assert items.tolist() == [[4, 5, 1, 2]] * 3
+    assert scores.tolist() == [[2.0, 2.0, 1.0, 1.0]] * 3
+    consumed = sp.csr_matrix(np.array([[0, 1, 0, 0, 0, 1, 0]] * 3, dtype=np.float32))
+    items, _ = top_k(model, np.arange(3), consumed, 4)
+    assert items.tolist() == [[4, 2, 3, 0]] * 3
+
+
+def test_pads_with_minus_one_when_fewer_than_k_items_remain() -> None:
+    model = tied_model()
+    consumed = sp.csr_matrix(np.array([[1, 1, 1, 1, 1, 0, 1]] * 3, dtype=np.float32))
+    result = top_k(model, np.arange(3), consumed, 3)
+    assert result.items.tolist() == [[5, -1, -1]] * 3
+    assert result.scores[0, 0] == 2.0 and np.all(np.isneginf(result.scores[:, 1:]))
+    wide = top_k(model, np.array([0]), sp.csr_matrix((3, 7), dtype=np.float32), 9)
+    assert wide.items.tolist() == [[4, 5, 1, 2, 3, 0, 6, -1, -1]]
+
+
+def test_unknown_users_get_the_popularity_order_and_are_counted(matrix: sp.csr_matrix) -> None:
+    model = train(SPECS["als"], matrix)
+    wider = sp.vstack([matrix, sp.csr_matrix(np.eye(5, N_ITEMS, dtype=np.float32))]).tocsr()
+    users = np.array([0, N_USERS + 1, 5, N_USERS + 10])  # +1 has a row, +10 has none
+    result = top_k(model, users, wider, 5)
+    assert result.unknown.tolist() == [False, True, False, True]
+    assert result.n_unknown == 2
+    order = np.lexsort((np.arange(N_ITEMS), -model.item_popularity))
+    expected_plus_1 = [i for i in order if i != 1][:5]  # eye row 1 consumed item 1
+    assert result.items[1].tolist() == expected_plus_1
+    assert result.items[3].tolist() == order[:5].tolist()
+    assert np.array_equal(result.scores[3], model.item_popularity[order[:5]].astype(np.float32))
+    known = top_k(model, np.array([0, 5]), matrix, 5)
+    assert np.array_equal(result.items[[0, 2]], known.items)
+    far = top_k(model, np.array([2**40]), wider, 5)
+    assert far.n_unknown == 1 and far.items[0].tolist() == order[:5].tolist()
+
+
+def test_items_beyond_the_model_are_ignored_when_filtering(matrix: sp.csr_matrix) -> None:
+    model = train(SPECS["als"], matrix)
+    wider = sp.hstack([matrix, sp.csr_matrix(np.ones((N_USERS, 3), np.float32))]).tocsr()
+    assert np.array_equal(
+        top_k(model, np.arange(10), wider, 5).items, top_k(model, np.arange(10), matrix, 5).items
+    )
+
+
+def test_empty_user_list(matrix: sp.csr_matrix) -> None:
+    result = top_k(train(SPECS["als"], matrix), np.array([], dtype=np.int64), matrix, 3)
+    assert result.items.shape == (0, 3) and result.n_unknown == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": 0}, "k must be an integer >= 1"),
+        ({"k": 2.0}, "k must be"),
+        ({"users": np.array([-1])}, "users must be ids >= 0"),
+        ({"users": np.array([0.5])}, "users must be a 1-D array of integer"),
+        ({"chunk_users": 0}, "chunk_users must be"),
+        ({"user_items": np.ones((2, 2))}, "user_items must be a scipy.sparse"),
+    ],
+)
+def test_bad_arguments_are_user_errors(
+    matrix: sp.csr_matrix, kwargs: dict[str, Any], message: str
+) -> None:
+    model = train(SPECS["als"], matrix)
+    arguments: dict[str, Any] = {"users": np.arange(3), "user_items": matrix, "k": 3}
+    arguments.update(kwargs)
+    with pytest.raises(UserInputError, match=message):
+        top_k(model, **arguments)
