@@ -31,6 +31,8 @@ from replay.requests import RequestStream
 __all__ = [
     "ArrivalShape",
     "SyntheticWorld",
+    "drift_popularity",
+    "sample_consumption",
     "WorldSpec",
     "generate_history",
     "generate_requests",
@@ -89,6 +91,21 @@ class SyntheticWorld:
         return out
 
 
+def drift_popularity(
+    world: SyntheticWorld, fraction: float, *, rng: np.random.Generator
+) -> SyntheticWorld:
+    """The world after popularity drift: ``fraction`` of the items swap their popularity bias
+    among themselves (yesterday's hits fade, long-tail items rise)."""
+    if fraction <= 0.0:
+        return world
+    chosen = rng.choice(world.n_items, size=max(2, round(fraction * world.n_items)), replace=False)
+    bias = world.item_bias.copy()
+    bias[chosen] = bias[rng.permutation(chosen)]
+    return SyntheticWorld(
+        world.user_factors, world.item_factors, bias, world.activity, world.signal
+    )
+
+
 def make_world(spec: WorldSpec, *, rng: np.random.Generator) -> SyntheticWorld:
     """Draw the latent truth of a synthetic world."""
     scale = 1.0 / np.sqrt(spec.latent_factors)
@@ -108,12 +125,16 @@ def generate_history(
     events_per_user: float,
     rng: np.random.Generator,
     chunk_users: int = 2048,
+    new_items: npt.NDArray[np.bool_] | None = None,
+    new_items_since_s: float = 0.0,
 ) -> EventTable:
     """Interactions before time zero, sampled from the true affinities.
 
     Each user has ``Poisson(events_per_user * activity_u)`` distinct items, drawn without
     replacement with probability proportional to ``exp(a(u, i))`` (Gumbel top-k), at uniform
-    times in ``[-history_s, 0)``.
+    times in ``[-history_s, 0)``.  Items flagged in ``new_items`` arrived recently: their
+    interactions all fall in ``[-new_items_since_s, 0)``, so a model trained before that
+    has never seen them (cold-start items).
     """
     n_users, n_items = world.n_users, world.n_items
     counts = np.minimum(rng.poisson(events_per_user * world.activity), n_items).astype(np.int64)
@@ -141,7 +162,11 @@ def generate_history(
         items_out.append(picked[keep])
     users = np.concatenate(users_out) if users_out else np.zeros(0, np.int64)
     items = np.concatenate(items_out) if items_out else np.zeros(0, np.int64)
-    offsets_us = rng.uniform(-history_s, 0.0, users.shape[0]) * 1e6
+    offsets_s = rng.uniform(-history_s, 0.0, users.shape[0])
+    if new_items is not None and new_items.any():
+        fresh = new_items[items]
+        offsets_s[fresh] = rng.uniform(-new_items_since_s, 0.0, int(fresh.sum()))
+    offsets_us = offsets_s * 1e6
     events = (
         pl.DataFrame(
             {
@@ -166,6 +191,27 @@ def generate_history(
         source="synthetic",
         accounting={"input_rows": events.height, "kept": events.height},
     )
+
+
+def sample_consumption(
+    world: SyntheticWorld,
+    users: npt.NDArray[np.integer],
+    *,
+    rng: np.random.Generator,
+    chunk: int = 2048,
+) -> npt.NDArray[np.int64]:
+    """One item each of ``users`` would consume on their own, ``P(i) ∝ exp(a(u, i))``.
+
+    Gumbel-max over the whole catalogue, in chunks; this is the organic behaviour drift is
+    measured on (what users want now, not what a model chose to show them).
+    """
+    out = np.empty(users.shape[0], np.int64)
+    for start in range(0, users.shape[0], chunk):
+        block = users[start : start + chunk]
+        logits = world.signal * (world.user_factors[block] @ world.item_factors.T) + world.item_bias
+        logits += rng.gumbel(size=logits.shape).astype(np.float32)
+        out[start : start + chunk] = logits.argmax(axis=1)
+    return out
 
 
 def _sessions(user: pl.Expr, ts: pl.Expr, *, gap_s: float) -> pl.Expr:

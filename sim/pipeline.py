@@ -33,9 +33,11 @@ from replay.synthetic import (
     ArrivalShape,
     SyntheticWorld,
     WorldSpec,
+    drift_popularity,
     generate_history,
     generate_requests,
     make_world,
+    sample_consumption,
     window_edges,
 )
 from replay.training import (
@@ -48,6 +50,7 @@ from replay.training import (
     train,
     warm_start,
 )
+from sim.drift import drift_summary
 from sim.engine import CachePlan, EngineOutcome, EnginePlan, FaultWindow, VersionPlan, simulate
 from sim.monitor import Monitor
 from sim.records import POPULAR, Records
@@ -104,10 +107,13 @@ class Prepared:
 
     scenario: Scenario
     world: SyntheticWorld
+    live_world: SyntheticWorld  # the truth during the run (after popularity drift, if any)
     versions: tuple[VersionTables, ...]  # baseline first, candidate second, then the rest
     popular: PopularTables
     user_segment: np.ndarray  # uint8 [n_users], index into SEGMENTS
     history_counts: np.ndarray  # int64 [n_users], interactions before time zero
+    history_users: np.ndarray  # int32 [events], user of each interaction before time zero
+    history_items: np.ndarray  # int32 [events], item of each interaction before time zero
     item_popularity: np.ndarray  # int64 [n_items], users per item before time zero
     history_events: int
     prepare_s: float
@@ -127,6 +133,7 @@ class RunResult:
     requests: pl.DataFrame
     replication: int = 0
     timing: dict[str, float] = field(default_factory=dict)
+    drift: dict[str, Any] = field(default_factory=dict)
 
 
 def _spec(settings: ModelSettings, seed: int) -> ModelSpec:
@@ -204,9 +211,22 @@ def prepare(scenario: Scenario) -> Prepared:
     world = make_world(
         WorldSpec(tr.users, tr.items, tr.latent_factors, tr.popularity_skew), rng=rng["world"]
     )
+    new_items = None
+    if tr.new_items > 0:
+        new_items = np.zeros(world.n_items, bool)
+        new_items[
+            rng["history"].choice(world.n_items, round(tr.new_items * world.n_items), replace=False)
+        ] = True
     history = generate_history(
-        world, history_s=tr.history, events_per_user=tr.history_events_per_user, rng=rng["history"]
+        world,
+        history_s=tr.history,
+        events_per_user=tr.history_events_per_user,
+        rng=rng["history"],
+        new_items=new_items,
+        new_items_since_s=tr.update_window,
     )
+    # Live traffic may follow a drifted world: the truth users click by, not what models saw.
+    live_world = drift_popularity(world, tr.popularity_drift, rng=rng["history"])
     start, update_start, zero = window_edges(tr.history, tr.update_window)
     events = history.events
     n_users, n_items = world.n_users, world.n_items
@@ -221,7 +241,7 @@ def prepare(scenario: Scenario) -> Prepared:
         "update_items": update_items,
     }
     k = scenario.users.list_size
-    truth = ClickTruth(world, scenario.users.click_offset, scenario.users.position_decay)
+    truth = ClickTruth(live_world, scenario.users.click_offset, scenario.users.position_decay)
     item_popularity = np.asarray(all_matrix.getnnz(axis=0), dtype=np.int64)
     popular_items = np.argsort(-item_popularity, kind="stable")[:k].astype(np.int32)
 
@@ -264,10 +284,13 @@ def prepare(scenario: Scenario) -> Prepared:
     return Prepared(
         scenario=scenario,
         world=world,
+        live_world=live_world,
         versions=tuple(tables[name] for name in order),
         popular=popular,
         user_segment=_segments(counts),
         history_counts=counts,
+        history_users=events["user"].to_numpy().astype(np.int32),
+        history_items=events["item"].to_numpy().astype(np.int32),
         item_popularity=item_popularity,
         history_events=events.height,
         prepare_s=time.perf_counter() - started,
@@ -438,6 +461,20 @@ def simulate_prepared(prepared: Prepared, replication: int = 0) -> RunResult:
             pl.Categorical
         )
     )
+    drift_rng = rng["users"]
+    probe = np.sort(drift_rng.choice(len(stream), size=min(20_000, len(stream)), replace=False))
+    consumed = sample_consumption(prepared.live_world, stream.user[probe], rng=drift_rng)
+    drift = drift_summary(
+        history_items=prepared.history_items,
+        history_users=prepared.history_users,
+        item_popularity=prepared.item_popularity,
+        history_counts=prepared.history_counts,
+        users=stream.user,
+        consumed_t_s=stream.t_s[probe],
+        consumed_items=consumed,
+        window_edges_s=[w[0].t_end_s for w in monitor.windows],
+        rng=drift_rng,
+    )
     return RunResult(
         scenario=scenario,
         prepared=prepared,
@@ -448,6 +485,7 @@ def simulate_prepared(prepared: Prepared, replication: int = 0) -> RunResult:
         requests=frame,
         replication=replication,
         timing={"simulate_s": simulate_s, "scoring_s": scoring_s},
+        drift=drift,
     )
 
 

@@ -142,6 +142,8 @@ class Traffic(_Table):
     session: SessionShape = SessionShape()
     flash_crowds: list[FlashCrowd] = []
     ramps: list[Ramp] = []
+    new_items: Annotated[float, _range(0, 0.9)] = 0.0
+    popularity_drift: Fraction = 0.0
 
     @model_validator(mode="after")
     def _windows(self) -> Traffic:
