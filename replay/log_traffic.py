@@ -17,9 +17,10 @@ Ground truth per request is the set of items the user consumed next, in CSR layo
 
 Both start at the request's own event when ``include_current`` (the event *is* what the
 user consumed right after asking), else just after it, and never look past the end of the
-replay window.  Items repeat at most once per request, in order of first consumption;
-``max_truth`` keeps only the first so many.  The size of the truth arrays is the sum of
-all horizons, so per-event requests over very long sessions want a ``max_truth``.
+replay window.  ``max_truth`` cuts every horizon to its first so many events.  An item
+appears once per request, in order of first consumption.  The size of the truth arrays is
+the sum of all horizons, so per-event requests over very long sessions want a
+``max_truth``; beyond :data:`MAX_TRUTH_ENTRIES` the call refuses with that advice.
 
 Session indices of the stream are renumbered densely in order of first request.
 """
@@ -29,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,7 @@ __all__ = ["MAX_TRUTH_ENTRIES", "LogTraffic", "replay_requests", "truth_ranges"]
 
 RequestUnit = Literal["event", "session_start"]
 RateMode = Literal["rescale", "cap"]
+_Index = npt.NDArray[np.signedinteger[Any]]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # ground-truth entries allowed before expansion (int32 items plus int64 indices: ~1.2 GB)
@@ -133,43 +135,63 @@ def truth_ranges(
     return order, lo, hi
 
 
+def _repeat_distance(group: npt.NDArray[np.uint32], item: npt.NDArray[np.uint32]) -> _Index | None:
+    """For rows listed by group in time order: how many rows back the same item last occurred
+    in the same group (``n + 1`` if never); None when no item ever repeats in a group."""
+    n = int(group.shape[0])
+    pos_bits = max(1, (n - 1).bit_length())
+    # (item, row) packed into one word and sorted: each item's rows in listing order, where
+    # a group's rows are contiguous, so an earlier row in the same group comes right before
+    key = item.astype(np.uint64)
+    key <<= np.uint64(pos_bits)
+    key |= np.arange(n, dtype=np.uint64)
+    key.sort()
+    rows = (key & np.uint64((1 << pos_bits) - 1)).astype(np.int64)
+    key >>= np.uint64(pos_bits)
+    same = (key[1:] == key[:-1]) & (group[rows[1:]] == group[rows[:-1]])
+    if not bool(same.any()):
+        return None
+    distance = np.full(n, n + 1, dtype=_index_dtype(n + 1))
+    later = rows[1:][same]
+    distance[later] = later - rows[:-1][same]
+    return distance
+
+
+def _index_dtype(largest: int) -> np.dtype[np.signedinteger[Any]]:
+    if largest < 2**31 - 1:
+        return np.dtype(np.int32)
+    return np.dtype(np.int64)
+
+
 def _expand(
-    values: npt.NDArray[np.uint32], lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64]
+    values: npt.NDArray[np.uint32],
+    lo: npt.NDArray[np.int64],
+    hi: npt.NDArray[np.int64],
+    repeat_distance: _Index | None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
-    """CSR of ``values[lo[k]:hi[k]]`` for every k, without a Python loop."""
+    """CSR of ``values[lo[k]:hi[k]]`` for every k, without a Python loop.
+
+    With ``repeat_distance`` (see :func:`_repeat_distance`), a value that already occurred
+    earlier in the same range is left out: the entry at offset ``o`` of its range repeats
+    one iff the previous occurrence is at most ``o`` rows back.
+    """
     lengths = hi - lo
     ptr = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
     np.cumsum(lengths, out=ptr[1:])
-    index = np.arange(int(ptr[-1]), dtype=np.int64)
-    index += np.repeat(lo - ptr[:-1], lengths)
-    return ptr, values[index]
-
-
-def _first_per_row(
-    ptr: npt.NDArray[np.int64], items: npt.NDArray[np.uint32], limit: int | None
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
-    """Drop repeated items inside each CSR row (keep first), then keep at most ``limit``."""
-    lengths = np.diff(ptr)
-    row = np.repeat(np.arange(lengths.shape[0], dtype=np.int64), lengths)
-    key = pl.DataFrame({"row": row, "item": items})
-    first = key.select(pl.struct("row", "item").is_first_distinct()).to_series().to_numpy()
-    row = row[first]
-    items = items[first]
-    counts = np.bincount(row, minlength=lengths.shape[0])
-    ptr = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    if limit is not None:
-        rank = np.arange(row.shape[0], dtype=np.int64) - ptr[row]
-        keep = rank < limit
-        items = items[keep]
-        counts = np.minimum(counts, limit)
-        np.cumsum(counts, out=ptr[1:])
-    return ptr, items
-
-
-def _has_repeats(group: npt.NDArray[np.uint32], item: npt.NDArray[np.uint32]) -> bool:
-    frame = pl.DataFrame({"group": group, "item": item})
-    return bool(frame.select(pl.struct("group", "item").is_duplicated().any()).item())
+    # 32-bit offsets halve the memory traffic whenever the sizes allow it
+    dtype = _index_dtype(max(int(ptr[-1]), values.shape[0] + 1))
+    offset = np.arange(int(ptr[-1]), dtype=dtype)
+    offset -= np.repeat(ptr[:-1].astype(dtype), lengths)
+    index = offset + np.repeat(lo.astype(dtype), lengths)
+    out = values[index]
+    if repeat_distance is None:
+        return ptr, out
+    keep = repeat_distance[index] > offset
+    del index, offset
+    out = out[keep]
+    kept_before = np.zeros(keep.shape[0] + 1, dtype=np.int64)
+    np.cumsum(keep, out=kept_before[1:])
+    return kept_before[ptr], out
 
 
 def replay_requests(
@@ -219,9 +241,8 @@ def replay_requests(
     per_session = traffic.horizon == "session"
     group = session if per_session else user
     limit = None if per_session else int(traffic.horizon)
-    repeats = _has_repeats(group, item)
     cut = limit
-    if not repeats and traffic.max_truth is not None:
+    if traffic.max_truth is not None:
         cut = traffic.max_truth if cut is None else min(cut, traffic.max_truth)
     order, lo, hi = truth_ranges(group, rows, limit=cut, include_current=traffic.include_current)
     total = int((hi - lo).sum())
@@ -233,9 +254,8 @@ def replay_requests(
             f"{total:,} entries",
             "set max_truth (e.g. 50) or a horizon of N events",
         )
-    truth_ptr, truth = _expand(item[order], lo, hi)
-    if repeats:
-        truth_ptr, truth = _first_per_row(truth_ptr, truth, traffic.max_truth)
+    listed = item[order]
+    truth_ptr, truth = _expand(listed, lo, hi, _repeat_distance(group[order], listed))
 
     start_us = (window.start - _EPOCH) // timedelta(microseconds=1)
     t_s = (ts_us[rows] - start_us).astype(np.float64)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from replay.errors import UserInputError
 from replay.events import EVENT_SCHEMA, EventTable
@@ -78,9 +81,21 @@ def test_session_starts_only() -> None:
     assert truth(stream) == [[0, 2], [1], [3], [4]]
 
 
-def test_max_truth_keeps_the_first_items() -> None:
+def test_max_truth_cuts_the_horizon_to_its_first_events() -> None:
     stream = replay_requests(table(), traffic=LogTraffic(max_truth=1))
     assert truth(stream) == [[0], [1], [2], [0], [3], [4]]
+    # three events, two distinct items: the repeat of item 0 is dropped
+    stream = replay_requests(table(), traffic=LogTraffic(max_truth=3))
+    assert truth(stream) == [[0, 2], [1], [2, 0], [0], [3], [4]]
+
+
+def test_too_much_truth_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import replay.log_traffic
+
+    monkeypatch.setattr(replay.log_traffic, "MAX_TRUTH_ENTRIES", 6)
+    with pytest.raises(UserInputError, match="set max_truth"):
+        replay_requests(table())
+    assert len(replay_requests(table(), traffic=LogTraffic(max_truth=1))) == 6
 
 
 def test_speedup_compresses_time() -> None:
@@ -149,3 +164,65 @@ def test_replay_of_a_read_log(tmp_path: Path) -> None:
     # with the current event included, every request's truth starts with its own item
     firsts = stream.truth_items[stream.truth_ptr[:-1]]
     assert firsts.tolist() == events["item"].to_list()
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    data=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 4), st.integers(0, 5)), min_size=1, max_size=40
+    ),
+    horizon=st.one_of(st.just("session"), st.integers(1, 4)),
+    include_current=st.booleans(),
+    max_truth=st.one_of(st.none(), st.integers(1, 3)),
+    window_from=st.integers(0, 3),
+)
+def test_truth_matches_a_direct_computation(
+    data: list[tuple[int, int, int]],
+    horizon: Literal["session"] | int,
+    include_current: bool,
+    max_truth: int | None,
+    window_from: int,
+) -> None:
+    # users, items and coarse times; sessions split where a user idles for more than 1 step
+    data = sorted(data, key=lambda row: (row[2], row[0], row[1]))
+    last_seen: dict[int, int] = {}
+    session_of: dict[int, int] = {}
+    sessions: list[int] = []
+    for user, _, t in data:
+        if user not in last_seen or t - last_seen[user] > 1:
+            session_of[user] = len(set(sessions) | set(session_of.values()))
+        last_seen[user] = t
+        sessions.append(session_of[user])
+    frame = pl.DataFrame(
+        {
+            "user": [r[0] for r in data],
+            "item": [r[1] for r in data],
+            "ts": [T0 + timedelta(seconds=r[2]) for r in data],
+            "event": ["view"] * len(data),
+            "weight": [1.0] * len(data),
+            "session": sessions,
+        },
+        schema=EVENT_SCHEMA,
+    )
+    table = EventTable(frame, pl.Series(range(4)), pl.Series(range(5)))
+    window = Window(T0 + timedelta(seconds=window_from), T0 + timedelta(seconds=5))
+    traffic = LogTraffic(horizon=horizon, include_current=include_current, max_truth=max_truth)
+    stream = replay_requests(table, window, traffic)
+
+    inside = [k for k, row in enumerate(data) if window_from <= row[2] < 5]
+    expected = []
+    for k in inside:
+        group = sessions if horizon == "session" else [row[0] for row in data]
+        same = [j for j in inside if group[j] == group[k]]
+        after = same[same.index(k) + (0 if include_current else 1) :]
+        if horizon != "session":
+            after = after[: int(horizon)]
+        if max_truth is not None:
+            after = after[:max_truth]
+        items: list[int] = []
+        for j in after:
+            if data[j][1] not in items:
+                items.append(data[j][1])
+        expected.append(items)
+    assert truth(stream) == expected
+    assert stream.user.tolist() == [data[k][0] for k in inside]
