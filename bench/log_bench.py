@@ -133,10 +133,12 @@ def main() -> int:
     print(f"ours accounting: {last.get('accounting')}")
     print(f"ours windows: {last.get('windows')}")
     ratio = statistics.median(seconds["ours"]) / statistics.median(seconds["bare"])
+    # on a shared machine the minimum is the least disturbed run, so it is shown as well
+    ratio_min = min(seconds["ours"]) / min(seconds["bare"])
     peak_ours = max(peaks["ours"]) * 1e6
     ok = ratio <= GOAL_RATIO and peak_ours <= GOAL_RSS_BYTES
     print(
-        f"ratio (median ours / median bare) {ratio:.2f}x (goal <= {GOAL_RATIO:.0f}x); "
+        f"ratio median/median {ratio:.2f}x, min/min {ratio_min:.2f}x (goal <= {GOAL_RATIO:.0f}x); "
         f"peak RSS ours {peak_ours / 1e9:.2f} GB (goal <= 2 GB): {'met' if ok else 'MISSED'}"
     )
     return 0 if ok else 1

@@ -302,6 +302,26 @@ def test_iso_unit_on_numbers_is_an_error(tmp_path: Path) -> None:
         read_log(LogSpec(path, timestamp_unit="iso"))
 
 
+def test_parquet_dates_are_midnight_utc(tmp_path: Path) -> None:
+    path = tmp_path / "log.parquet"
+    frame = pl.DataFrame({"user": [1], "item": [2], "ts": [datetime(2024, 5, 6)]})
+    frame.with_columns(pl.col("ts").dt.date()).write_parquet(path)
+    assert read_log(LogSpec(path)).events["ts"].to_list() == [utc(2024, 5, 6)]
+
+
+def test_iso_unit_forced_on_text(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "log.csv",
+        "user,item,ts\n1,2,2024-05-06T07:08:09.5Z\n1,3,2024-05-06T07:08Z\n1,4,1500000000\n",
+    )
+    table = read_log(LogSpec(path, timestamp_unit="iso"))
+    assert table.events["ts"].to_list() == [
+        utc(2024, 5, 6, 7, 8),
+        datetime(2024, 5, 6, 7, 8, 9, 500_000, tzinfo=UTC),
+    ]
+    assert table.accounting["skipped.bad_timestamp"] == 1
+
+
 def test_float_seconds_keep_microseconds(tmp_path: Path) -> None:
     path = tmp_path / "log.parquet"
     pl.DataFrame({"user": [1], "item": [2], "ts": [1500000000.123456]}).write_parquet(path)
