@@ -209,6 +209,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print(f"{path.stem[:35]:<36}{'-':<14}{'-':<14}error: {exc}")
             worst = max(worst, EXIT_USER)
             continue
+        except Exception as exc:  # an internal error in one scenario: report it, run the rest
+            print(f"{path.stem[:35]:<36}{'-':<14}{'-':<14}internal error: {exc!r}")
+            traceback.print_exc(file=sys.stderr)
+            worst = max(worst, EXIT_INTERNAL)
+            continue
         cases = verdict["expectations"]
         passed = sum(1 for c in cases if c["passed"])
         status = "pass" if verdict["passed"] else "FAIL"

@@ -205,7 +205,7 @@ def simulate(
         rec_served_by[i] = version
         rec_latency[i] = (now - t_arrival) * 1000.0
         rec_result[i] = SERVED if chain_pos == 0 else FALLBACK
-        if cache is not None and (versioned or version == rec_version[i]):
+        if cache is not None and (versioned or version == int(rec_version[i])):
             cache.store(cache_key(version, user), version, now)
 
     def fail(i: int, version: int, t_arrival: float, chain_pos: int, user: int, why: int) -> None:
@@ -221,7 +221,7 @@ def simulate(
                 return
             if step == "stale_cache" and cache is not None:
                 got = _any_cached(
-                    cache, user, versioned, n_users, rec_version[i], baseline, len(versions)
+                    cache, user, versioned, n_users, int(rec_version[i]), baseline, len(versions)
                 )
                 if got >= 0:
                     end_fallback(i, t_arrival, got, STALE)

@@ -179,7 +179,8 @@ class RolloutController:
         return wake if math.isfinite(wake) else None
 
     def tick(self, now_s: float, settled: int) -> bool:
-        before = (self.routing.candidate_threshold, self.routing.mirror_threshold)
+        """Act at ``now_s``; True when what users see changed (the candidate's share)."""
+        before = self.routing.candidate_threshold
         if not self._started:
             self._started = True
             self._step_until_s = now_s
@@ -194,7 +195,7 @@ class RolloutController:
                 self._analyse(now_s, settled)
             if not self.finished and not self.held and now_s >= self._step_until_s:
                 self._run_steps(now_s)
-        return before != (self.routing.candidate_threshold, self.routing.mirror_threshold)
+        return before != self.routing.candidate_threshold
 
     # --- steps ----------------------------------------------------------------------------
 
