@@ -163,10 +163,16 @@ def simulate(
         raise ValueError(f"records hold {records.n} slots for {n} requests")
     routing = controller.routing
     versions = plan.versions
-    streams = rng_service.spawn(len(versions))
+    # Users' requests and mirrored copies draw service times from separate streams, so
+    # turning shadow traffic on never changes what a real user waits for.
+    streams = rng_service.spawn(2 * len(versions))
     samplers = [
         ServiceSampler(v.service, rng=s, cold_factor=v.cold_factor, cold_length_s=v.cold_length_s)
-        for v, s in zip(versions, streams, strict=True)
+        for v, s in zip(versions, streams[: len(versions)], strict=True)
+    ]
+    shadow_samplers = [
+        ServiceSampler(v.service, rng=s, cold_factor=v.cold_factor, cold_length_s=v.cold_length_s)
+        for v, s in zip(versions, streams[len(versions) :], strict=True)
     ]
     servers = [simpy.Resource(env, capacity=v.capacity) for v in versions]
     cache_plan = plan.cache
@@ -193,7 +199,9 @@ def simulate(
     rec_shadow_result = records.shadow_result
     rec_shadow_latency = records.shadow_latency_ms
 
-    faults = _FaultState(plan.faults, servers, versions, samplers, rng_faults, routing)
+    faults = _FaultState(
+        plan.faults, servers, versions, [samplers, shadow_samplers], rng_faults, routing
+    )
 
     def cache_key(version: int, user: int) -> int:
         return version * n_users + user if versioned else user
@@ -250,7 +258,7 @@ def simulate(
         shadow: bool,
     ) -> None:
         server = servers[version]
-        if faults.active and faults.error(version, env.now):
+        if faults.active and faults.error(version, shadow):
             if shadow:
                 rec_shadow_result[i] = DROPPED
             else:
@@ -289,7 +297,7 @@ def simulate(
         now = env.now
         if chain_pos == 0 and not shadow:
             rec_wait[i] = (now - t_start) * 1000.0
-        service_s = samplers[version].next_s(now)
+        service_s = (shadow_samplers if shadow else samplers)[version].next_s(now)
         server = servers[version]
         done = env.timeout(service_s)
         if now + service_s <= deadline:
@@ -439,7 +447,7 @@ class _FaultState:
         faults: tuple[FaultWindow, ...],
         servers: list[simpy.Resource],
         versions: tuple[VersionPlan, ...],
-        samplers: list[ServiceSampler],
+        samplers: list[list[ServiceSampler]],
         rng: np.random.Generator,
         routing: Routing,
     ) -> None:
@@ -451,15 +459,19 @@ class _FaultState:
         self.rng = rng
         self.active = bool(faults)
         self.error_fraction = [0.0] * len(versions)
-        self._uniforms: list[float] = []
+        # One uniform stream per (version, shadow or not): faults on one never shift another.
+        self._streams = rng.spawn(2 * len(versions))
+        self._uniforms: list[list[float]] = [[] for _ in range(2 * len(versions))]
 
-    def error(self, version: int, _now: float) -> bool:
+    def error(self, version: int, shadow: bool) -> bool:
         fraction = self.error_fraction[version]
         if fraction <= 0.0:
             return False
-        if not self._uniforms:
-            self._uniforms = self.rng.random(4096).tolist()
-        return self._uniforms.pop() < fraction
+        slot = 2 * version + shadow
+        buffer = self._uniforms[slot]
+        if not buffer:
+            buffer.extend(self._streams[slot].random(4096).tolist())
+        return buffer.pop() < fraction
 
     def install(self, env: simpy.Environment) -> None:
         for fault in self.faults:
@@ -477,7 +489,8 @@ class _FaultState:
     def _apply(self, fault: FaultWindow, *, on: bool) -> None:
         v = fault.version
         if fault.kind == "latency":
-            self.samplers[v].scale = fault.factor if on else 1.0
+            for group in self.samplers:
+                group[v].scale = fault.factor if on else 1.0
         elif fault.kind == "errors":
             self.error_fraction[v] = fault.fraction if on else 0.0
         elif fault.kind == "capacity":
