@@ -38,6 +38,27 @@ def _parser() -> argparse.ArgumentParser:
             help="override a scenario setting, e.g. --set rollout.weight=5 (repeatable)",
         )
         p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+        p.add_argument(
+            "--log",
+            type=str,
+            default=None,
+            metavar="PATH",
+            help="replay this interaction log (sets traffic.source = log)",
+        )
+        p.add_argument(
+            "--log-format",
+            default=None,
+            choices=[
+                "auto",
+                "movielens_csv",
+                "movielens_udata",
+                "recbole_inter",
+                "csv",
+                "parquet",
+                "ndjson",
+            ],
+            help="force the log format instead of detecting it",
+        )
 
     run = sub.add_parser("run", help="run one scenario and write its report")
     run.add_argument("scenario", type=Path)
@@ -64,8 +85,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _overrides(args: argparse.Namespace) -> list[str]:
     extra = [f"seed={args.seed}"] if args.seed is not None else []
+    if args.log is not None:
+        extra += ['traffic.source="log"', f"traffic.log.path={_toml_string(args.log)}"]
+    if args.log_format is not None:
+        extra.append(f"traffic.log.format={_toml_string(args.log_format)}")
     return [*args.overrides, *extra]
 
 
@@ -111,7 +140,7 @@ def run_scenario(
     scenario = load_scenario(path, overrides)
     target = out if out is not None else Path("runs") / _slug(scenario.name)
     _prepare_out(target, force)
-    result = run(scenario)
+    result = run(scenario, source_name=path.name, base_dir=path.resolve().parent)
     started = time.perf_counter()
     summary = build_summary(result, scenario_file=path.name, reproducible=reproducible)
     verdict = check_expectations(summary, dict(scenario.expect), source=path.name)

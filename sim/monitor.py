@@ -31,7 +31,7 @@ from sim.records import (
 )
 from sim.users import CascadeUsers
 
-__all__ = ["Monitor", "RunningTotals", "WindowStats"]
+__all__ = ["Monitor", "RequestTruth", "RunningTotals", "WindowStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +92,53 @@ class WindowStats:
         return values[name]
 
 
+@dataclass(frozen=True, slots=True)
+class RequestTruth:
+    """Replayed logs: per request, the items its user consumed next (CSR ``ptr``/``items``).
+
+    An examined item is clicked with ``click_if_consumed`` when it is among them and with
+    ``click_otherwise`` when not (times ``1 + lift`` of the version that showed it).
+    """
+
+    ptr: np.ndarray  # int64 [n + 1]
+    items: np.ndarray  # int32
+    tables: dict[int, np.ndarray]  # served_by code -> [n_users, K] items shown
+    lift: dict[int, float]
+    click_if_consumed: float
+    click_otherwise: float
+    n_items: int
+
+    def relevance(
+        self, lo: int, hi: int, served_by: np.ndarray, users: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``([n, K] click probabilities, [n] hit@K: -1 without truth, else 0/1)`` for ``[lo, hi)``."""
+        n = hi - lo
+        k = next(iter(self.tables.values())).shape[1]
+        shown = np.full((n, k), -1, np.int64)
+        lift = np.zeros(n)
+        for code, table in self.tables.items():
+            rows = np.flatnonzero(served_by == code)
+            if rows.size:
+                shown[rows] = table[users[rows]]
+                lift[rows] = self.lift[code]
+        start, stop = int(self.ptr[lo]), int(self.ptr[hi])
+        owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.ptr[lo : hi + 1]))
+        keys = np.sort(owner * self.n_items + self.items[start:stop])
+        probe = np.arange(n, dtype=np.int64)[:, None] * self.n_items + np.maximum(shown, 0)
+        at = np.minimum(np.searchsorted(keys, probe), max(keys.size - 1, 0))
+        member = (
+            (keys.size > 0) & (keys[at] == probe) & (shown >= 0)
+            if keys.size
+            else np.zeros_like(shown, bool)
+        )
+        p = np.where(member, self.click_if_consumed, self.click_otherwise)
+        p = np.minimum(p * (1.0 + lift[:, None]), 1.0)
+        p = np.where(shown >= 0, p, 0.0).astype(np.float32)
+        has_truth = np.diff(self.ptr[lo : hi + 1]) > 0
+        hit = np.where(has_truth, member.any(axis=1).astype(np.int8), np.int8(-1)).astype(np.int8)
+        return p, hit
+
+
 @dataclass(slots=True)
 class RunningTotals:
     """Cumulative counts per version: enough for the sequential test (Bernoulli clicks)."""
@@ -124,6 +171,7 @@ class Monitor:
         unit: np.ndarray | None = None,
         session: np.ndarray | None = None,
         eligible: np.ndarray | None = None,
+        request_truth: RequestTruth | None = None,
     ) -> None:
         self.records = records
         self.t_s = t_s
@@ -136,6 +184,7 @@ class Monitor:
         self.unit = unit if unit is not None else user
         self.session = session if session is not None else user
         self.eligible = eligible if eligible is not None else np.ones(t_s.shape[0], bool)
+        self.request_truth = request_truth
         self.settled = 0
         self.window_start_s = 0.0
         self.windows: list[list[WindowStats]] = []
@@ -170,6 +219,9 @@ class Monitor:
             if rows.size:
                 rel[rows] = table[users[rows]]
                 rec.p_click[lo + rows] = self.predicted[code][users[rows]]
+        if self.request_truth is not None:
+            rel, hit = self.request_truth.relevance(lo, hi, served_by, users)
+            rec.hit[lo:hi] = hit
         shown = rec.result[lo:hi] != DROPPED
         answer = self.users.respond(rel, rec.latency_ms[lo:hi], shown, rng=self.rng)
         rec.clicks[lo:hi] = answer.clicks

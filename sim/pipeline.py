@@ -20,30 +20,21 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from replay.events import interaction_matrix
 from replay.requests import RequestStream
 from replay.synthetic import (
-    ArrivalShape,
     SyntheticWorld,
-    WorldSpec,
-    drift_popularity,
-    generate_history,
-    generate_requests,
-    make_world,
-    sample_consumption,
-    window_edges,
 )
 from replay.training import (
     ModelSpec,
     TrainedModel,
-    active_ids,
     fine_tune,
     inject_fault,
     retrain,
@@ -52,14 +43,15 @@ from replay.training import (
 )
 from sim.drift import drift_summary
 from sim.engine import CachePlan, EngineOutcome, EnginePlan, FaultWindow, VersionPlan, simulate
-from sim.monitor import Monitor
+from sim.monitor import Monitor, RequestTruth
 from sim.records import POPULAR, Records
 from sim.rollout import RolloutController
 from sim.router import stable_buckets
 from sim.scenario import Fault, LognormalLatency, ModelSettings, Scenario
 from sim.servers import ServiceTime
 from sim.users import CascadeUsers
-from sim.versions import ClickTruth, PopularTables, VersionTables
+from sim.sources import LogTruth, Source, build_source
+from sim.versions import PopularTables, VersionTables
 
 __all__ = [
     "SEGMENTS",
@@ -106,8 +98,8 @@ class Prepared:
     """The world and the trained versions: everything a replication reuses."""
 
     scenario: Scenario
-    world: SyntheticWorld
-    live_world: SyntheticWorld  # the truth during the run (after popularity drift, if any)
+    world: SyntheticWorld  # the truth (synthetic) or a stand-in with the baseline's item factors
+    source: Source
     versions: tuple[VersionTables, ...]  # baseline first, candidate second, then the rest
     popular: PopularTables
     user_segment: np.ndarray  # uint8 [n_users], index into SEGMENTS
@@ -202,46 +194,24 @@ def _build_model(
     return model, seen
 
 
-def prepare(scenario: Scenario) -> Prepared:
-    """Build the synthetic world and its history, and train every version."""
+def prepare(
+    scenario: Scenario, *, source_name: str = "scenario", base_dir: Path | None = None
+) -> Prepared:
+    """Build the world (or read the log), and train every version."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     started = time.perf_counter()
     rng = seeded_streams(scenario.seed)
-    tr = scenario.traffic
-    world = make_world(
-        WorldSpec(tr.users, tr.items, tr.latent_factors, tr.popularity_skew), rng=rng["world"]
-    )
-    new_items = None
-    if tr.new_items > 0:
-        new_items = np.zeros(world.n_items, bool)
-        new_items[
-            rng["history"].choice(world.n_items, round(tr.new_items * world.n_items), replace=False)
-        ] = True
-    history = generate_history(
-        world,
-        history_s=tr.history,
-        events_per_user=tr.history_events_per_user,
-        rng=rng["history"],
-        new_items=new_items,
-        new_items_since_s=tr.update_window,
-    )
-    # Live traffic may follow a drifted world: the truth users click by, not what models saw.
-    live_world = drift_popularity(world, tr.popularity_drift, rng=rng["history"])
-    start, update_start, zero = window_edges(tr.history, tr.update_window)
-    events = history.events
-    n_users, n_items = world.n_users, world.n_items
-    all_matrix = interaction_matrix(events, n_users, n_items, start, zero)
-    update_users, update_items = active_ids(
-        interaction_matrix(events, n_users, n_items, update_start, zero)
-    )
-    matrices = {
-        "train": interaction_matrix(events, n_users, n_items, start, update_start),
-        "all": all_matrix,
-        "update_users": update_users,
-        "update_items": update_items,
-    }
+    source = build_source(scenario, rng, source=source_name, base_dir=base_dir)
+    if scenario.traffic.duration != source.duration_s:
+        # A replayed log fixes the run's length; the resolved scenario says so.
+        traffic = scenario.traffic.model_copy(update={"duration": source.duration_s})
+        scenario = scenario.model_copy(update={"traffic": traffic})
+    world = source.world
+    matrices = source.matrices
+    n_users = world.n_users
+    all_matrix = matrices["all"]
     k = scenario.users.list_size
-    truth = ClickTruth(live_world, scenario.users.click_offset, scenario.users.position_decay)
+    truth = source.truth
     item_popularity = np.asarray(all_matrix.getnnz(axis=0), dtype=np.int64)
     popular_items = np.argsort(-item_popularity, kind="stable")[:k].astype(np.int32)
 
@@ -258,6 +228,7 @@ def prepare(scenario: Scenario) -> Prepared:
             seen=seen,
             consumed=all_matrix,
             truth=truth,
+            n_users=n_users,
             popular_items=popular_items,
             k=k,
             click_lift=settings.click_lift,
@@ -281,38 +252,24 @@ def prepare(scenario: Scenario) -> Prepared:
     popular = PopularTables(popular_items, truth, n_users)
     popular.ensure(sample, tables[scenario.rollout.baseline])
     counts = np.asarray(all_matrix.getnnz(axis=1), dtype=np.int64)
+    if source.live_world is None:
+        # Replayed logs have no latent truth: factor-space metrics use the baseline's items.
+        baseline_model = models[scenario.rollout.baseline]
+        world = replace(world, item_factors=np.asarray(baseline_model.item_factors))
     return Prepared(
         scenario=scenario,
         world=world,
-        live_world=live_world,
+        source=source,
         versions=tuple(tables[name] for name in order),
         popular=popular,
         user_segment=_segments(counts),
         history_counts=counts,
-        history_users=events["user"].to_numpy().astype(np.int32),
-        history_items=events["item"].to_numpy().astype(np.int32),
+        history_users=source.history_users,
+        history_items=source.history_items,
         item_popularity=item_popularity,
-        history_events=events.height,
+        history_events=int(source.history_items.size),
         prepare_s=time.perf_counter() - started,
         training_s={name: m.training_seconds for name, m in models.items()},
-    )
-
-
-def arrival_shape(scenario: Scenario) -> ArrivalShape:
-    tr = scenario.traffic
-    arrivals = tr.arrivals
-    if arrivals.kind == "poisson":
-        mean, amplitude, period, peak = arrivals.rate_per_s, 0.0, 86400.0, 0.0
-    else:
-        mean, amplitude = arrivals.mean_rate_per_s, arrivals.amplitude
-        period, peak = arrivals.period, arrivals.peak_at
-    return ArrivalShape(
-        mean,
-        amplitude,
-        period,
-        peak,
-        tuple((c.at, c.factor, c.length) for c in tr.flash_crowds),
-        tuple((r.at, r.factor, r.length) for r in tr.ramps),
     )
 
 
@@ -353,14 +310,8 @@ def simulate_prepared(prepared: Prepared, replication: int = 0) -> RunResult:
     rng = seeded_streams(scenario.seed, replication)
     started = time.perf_counter()
     tr = scenario.traffic
-    stream = generate_requests(
-        prepared.world,
-        arrival_shape(scenario),
-        duration_s=tr.duration,
-        mean_requests_per_session=tr.session.mean_requests,
-        mean_think_time_s=tr.session.mean_think_time,
-        rng=rng["traffic"],
-    )
+    assert tr.duration is not None
+    stream = prepared.source.requests(replication, rng["traffic"])
     traffic_s = time.perf_counter() - started
     # Score top-K rows for users first seen in this traffic: model work, timed apart.
     scoring_started = time.perf_counter()
@@ -445,6 +396,7 @@ def simulate_prepared(prepared: Prepared, replication: int = 0) -> RunResult:
         unit=unit,
         session=stream.session,
         eligible=eligible,
+        request_truth=_request_truth(prepared, stream),
     )
     controller = RolloutController(
         rollout, monitor, baseline=0, candidate=1, duration_s=tr.duration, rng=rng["policy"]
@@ -462,15 +414,14 @@ def simulate_prepared(prepared: Prepared, replication: int = 0) -> RunResult:
         )
     )
     drift_rng = rng["users"]
-    probe = np.sort(drift_rng.choice(len(stream), size=min(20_000, len(stream)), replace=False))
-    consumed = sample_consumption(prepared.live_world, stream.user[probe], rng=drift_rng)
+    consumed_t_s, consumed = prepared.source.consumption(stream, drift_rng)
     drift = drift_summary(
         history_items=prepared.history_items,
         history_users=prepared.history_users,
         item_popularity=prepared.item_popularity,
         history_counts=prepared.history_counts,
         users=stream.user,
-        consumed_t_s=stream.t_s[probe],
+        consumed_t_s=consumed_t_s,
         consumed_items=consumed,
         window_edges_s=[w[0].t_end_s for w in monitor.windows],
         rng=drift_rng,
@@ -489,10 +440,32 @@ def simulate_prepared(prepared: Prepared, replication: int = 0) -> RunResult:
     )
 
 
-def run(scenario: Scenario) -> RunResult:
+def _request_truth(prepared: Prepared, stream: RequestStream) -> RequestTruth | None:
+    """Per-request click truth for replayed logs: what each request's user consumed next."""
+    truth = prepared.source.truth
+    if not stream.has_truth or not isinstance(truth, LogTruth):
+        return None
+    items = {v: t.items for v, t in enumerate(prepared.versions)}
+    lift = {v: t.click_lift for v, t in enumerate(prepared.versions)}
+    items[POPULAR] = np.broadcast_to(prepared.popular.items, prepared.versions[0].items.shape)
+    lift[POPULAR] = 0.0
+    return RequestTruth(
+        stream.truth_ptr,
+        stream.truth_items,
+        items,
+        lift,
+        truth.click_if_consumed,
+        truth.click_otherwise,
+        prepared.world.n_items,
+    )
+
+
+def run(
+    scenario: Scenario, *, source_name: str = "scenario", base_dir: Path | None = None
+) -> RunResult:
     """Prepare and simulate one scenario; ``result.timing`` has each phase's wall seconds."""
     started = time.perf_counter()
-    prepared = prepare(scenario)
+    prepared = prepare(scenario, source_name=source_name, base_dir=base_dir)
     result = simulate_prepared(prepared)
     result.timing["prepare_s"] = prepared.prepare_s + result.timing["scoring_s"]
     result.timing["wall_s"] = time.perf_counter() - started

@@ -53,6 +53,8 @@ class Records:
         self.click_pos = np.full(n, -1, np.int8)
         self.abandoned = np.zeros(n, np.bool_)
         self.p_click = np.zeros(n, np.float32)
+        # Replayed logs: did the shown list hold an item the user consumed next (-1: no truth)?
+        self.hit = np.full(n, -1, np.int8)
 
     @property
     def nbytes(self) -> int:
@@ -94,6 +96,7 @@ class Records:
                 "click_pos": self.click_pos,
                 "abandoned": self.abandoned,
                 "p_click": self.p_click,
+                "hit": self.hit,
                 "shadow": lookup.gather(shadow_idx.astype(np.int64)).cast(pl.Categorical),
                 "shadow_latency_ms": self.shadow_latency_ms,
             }

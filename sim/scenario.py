@@ -128,9 +128,54 @@ class SessionShape(_Table):
     mean_think_time: PositiveDuration = 30.0
 
 
+TimePoint = str | float | int
+
+
+class LogWindow(_Table):
+    """Window bounds: an ISO time with a zone, an offset from the log's end (``"-7d"``), a
+    fraction of the log's time span (``0.8``) or a percentage (``"80%"``); unset = the edge."""
+
+    start: TimePoint | None = None
+    end: TimePoint | None = None
+
+
+class LogColumns(_Table):
+    user: str = "user"
+    item: str = "item"
+    timestamp: str = "timestamp"
+    event: str | None = None
+    weight: str | None = None
+    session: str | None = None
+
+
+class LogSource(_Table):
+    """A logged interaction file to replay (see README, "Replaying logs")."""
+
+    path: Annotated[str, Field(min_length=1)]
+    format: Literal[
+        "auto", "movielens_csv", "movielens_udata", "recbole_inter", "csv", "parquet", "ndjson"
+    ] = "auto"
+    columns: LogColumns | None = None
+    timestamp_unit: Literal["auto", "s", "ms", "iso"] = "auto"
+    event_types: list[str] | None = None
+    delimiter: str | None = None
+    session_gap: PositiveDuration = 1800.0
+    train: LogWindow = LogWindow(end=0.7)
+    update: LogWindow | None = LogWindow(start=0.7, end=0.8)
+    replay: LogWindow = LogWindow(start=0.8)
+    speedup: Annotated[float, _range(0, math.inf, lo_open=True)] = 1.0
+    rate_per_s: Annotated[float, _range(0, math.inf, lo_open=True)] | None = None
+    requests: Literal["event", "session_start"] = "event"
+    horizon: Literal["session"] | PosInt = "session"
+    max_truth: PosInt | None = 50
+    click_if_consumed: Fraction = 0.5
+    click_otherwise: Fraction = 0.01
+
+
 class Traffic(_Table):
-    source: Literal["synthetic"] = "synthetic"
-    duration: PositiveDuration
+    source: Literal["synthetic", "log"] = "synthetic"
+    duration: PositiveDuration | None = None
+    log: LogSource | None = None
     users: PosInt = 10_000
     items: Annotated[int, _range(2, math.inf)] = 2_000
     latent_factors: PosInt = 16
@@ -138,7 +183,7 @@ class Traffic(_Table):
     history: PositiveDuration = 14 * 86400.0
     update_window: PositiveDuration = 2 * 86400.0
     history_events_per_user: Annotated[float, _range(1, 10_000)] = 20.0
-    arrivals: Arrivals
+    arrivals: Arrivals | None = None
     session: SessionShape = SessionShape()
     flash_crowds: list[FlashCrowd] = []
     ramps: list[Ramp] = []
@@ -147,6 +192,16 @@ class Traffic(_Table):
 
     @model_validator(mode="after")
     def _windows(self) -> Traffic:
+        if self.source == "synthetic":
+            for name in ("duration", "arrivals"):
+                if getattr(self, name) is None:
+                    raise _Inconsistent((name,), "must be set for synthetic traffic", None)
+        elif self.log is None:
+            raise _Inconsistent(
+                ("log",),
+                'must be set when source = "log" (e.g. log = { path = "ratings.csv" })',
+                None,
+            )
         if self.update_window >= self.history:
             raise _Inconsistent(
                 ("update_window",),

@@ -13,6 +13,7 @@ Rows are materialised lazily for the users that actually appear in traffic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +24,7 @@ from replay.topk import top_k
 from replay.training import TrainedModel
 from sim.users import list_click_probability
 
-__all__ = ["ClickTruth", "PopularTables", "VersionTables", "model_scores"]
+__all__ = ["ClickTruth", "PopularTables", "Truth", "VersionTables", "model_scores"]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -38,6 +39,14 @@ def model_scores(model: TrainedModel, users: np.ndarray, items: np.ndarray) -> n
     user_factors[known_user] = model.user_factors[users[known_user]]
     scores = np.einsum("nf,nkf->nk", user_factors, model.item_factors[safe_items])
     return np.asarray(np.where(items >= 0, scores, 0.0), dtype=np.float32)
+
+
+class Truth(Protocol):
+    """How likely a user is to click an item once examined (synthetic truth or a log)."""
+
+    position_decay: float
+
+    def relevance(self, users: np.ndarray, items: np.ndarray, lift: float) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +81,14 @@ class VersionTables:
         *,
         seen: sp.csr_matrix,
         consumed: sp.csr_matrix,
-        truth: ClickTruth,
+        truth: Truth,
+        n_users: int,
         popular_items: np.ndarray,
         k: int,
         click_lift: float,
         parent: str | None,
         update: str | None,
     ) -> None:
-        n_users = truth.world.n_users
         self.name = name
         self.model = model
         self.parent = parent
@@ -143,7 +152,7 @@ class VersionTables:
 class PopularTables:
     """The popularity list every fallback serves, with its truth and the baseline's prediction."""
 
-    def __init__(self, items: np.ndarray, truth: ClickTruth, n_users: int) -> None:
+    def __init__(self, items: np.ndarray, truth: Truth, n_users: int) -> None:
         k = items.shape[0]
         self.items = items
         self.relevance = np.zeros((n_users, k), np.float32)

@@ -1,0 +1,87 @@
+"""Replaying logs end to end: the shipped sample, and MovieLens in three file forms."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from sim.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = ROOT / "scenarios" / "movielens_replay.toml"
+MOVIELENS = Path(
+    os.environ.get(
+        "ROLLOUT_LAB_MOVIELENS", ROOT.parent / "shared/data/movielens-latest-small/ratings.csv"
+    )
+)
+
+
+def _run(tmp_path: Path, name: str, *extra: str) -> dict:
+    out = tmp_path / name
+    code = main(["run", str(SCENARIO), "--out", str(out), "--quiet", "--reproducible", *extra])
+    assert code == 0
+    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+def test_shipped_sample_replays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the sample path is relative to the scenario file, not the cwd
+    monkeypatch.delenv("ROLLOUT_LAB_MOVIELENS", raising=False)
+    summary = _run(tmp_path, "sample")
+    req = summary["requests"]
+    assert req["arrivals"] == req["served"] + req["fallback"] + req["dropped"] > 1000
+    assert summary["data"]["source"] == "log"
+
+
+@pytest.mark.skipif(not MOVIELENS.exists(), reason="MovieLens latest-small not available")
+def test_movielens_in_three_forms_gives_the_same_run(tmp_path: Path) -> None:
+    ratings = pl.read_csv(MOVIELENS)
+    udata = tmp_path / "u.data"
+    ratings.select("userId", "movieId", "rating", "timestamp").write_csv(
+        udata, separator="\t", include_header=False
+    )
+    inter = tmp_path / "ml.inter"
+    ratings.rename(
+        {
+            "userId": "user_id:token",
+            "movieId": "item_id:token",
+            "rating": "rating:float",
+            "timestamp": "timestamp:float",
+        }
+    ).write_csv(inter, separator="\t")
+    csv = _run(tmp_path, "csv", "--log", str(MOVIELENS))
+    assert csv["requests"]["arrivals"] > 10_000
+    for name, path in (("udata", udata), ("inter", inter)):
+        other = _run(tmp_path, name, "--log", str(path))
+        assert other["requests"] == csv["requests"], name
+        assert other["versions"]["candidate"]["ctr"] == csv["versions"]["candidate"]["ctr"], name
+
+
+def test_missing_log_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["run", str(SCENARIO), "--out", str(tmp_path / "x"), "--log", str(tmp_path / "nope.csv")]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.csv" in err[0]
+
+
+def test_unset_variable_in_log_path_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "run",
+            str(SCENARIO),
+            "--out",
+            str(tmp_path / "x"),
+            "--set",
+            'traffic.log.path="${ROLLOUT_LAB_NOT_SET_ANYWHERE}/r.csv"',
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "ROLLOUT_LAB_NOT_SET_ANYWHERE" in err and "--log" in err
