@@ -8,31 +8,20 @@ figures in ``timing`` (``wall_s``, ``prepare_s``, ``simulate_s``, ``requests_per
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from reports.numbers import num as _num
+from reports.quality import RequestColumns, quality_blocks, segments_block, window_series
 from sim.pipeline import RunResult
 from sim.stats import wilson_interval
 
 __all__ = ["SCHEMA_VERSION", "build_summary", "dumps", "timeline"]
 
 SCHEMA_VERSION = 1
-
-
-def _num(value: float | int | None, digits: int = 6) -> float | int | None:
-    """JSON-safe number: NaN/inf become null, floats are rounded so output is stable."""
-    if value is None:
-        return None
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    value = float(value)
-    if not math.isfinite(value):
-        return None
-    return round(value, digits)
 
 
 def _version_block(frame: pl.DataFrame, name: str, budget_ms: float) -> dict[str, Any]:
@@ -71,6 +60,19 @@ def _version_block(frame: pl.DataFrame, name: str, budget_ms: float) -> dict[str
     }
 
 
+def _rounded(value: Any) -> Any:
+    """``value`` with every float rounded like the rest of the summary (NaN/inf -> null)."""
+    if isinstance(value, dict):
+        return {str(k): _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float | np.number):
+        return _num(value)
+    return value
+
+
 def timeline(frame: pl.DataFrame, bucket_s: float) -> pl.DataFrame:
     """Per-version aggregates in buckets of ``bucket_s`` simulated seconds (report figures)."""
     return (
@@ -103,6 +105,8 @@ def build_summary(
     roles = {scenario.rollout.baseline: "baseline", scenario.rollout.candidate: "candidate"}
     results = frame["result"].value_counts()
     counts = dict(zip(results["result"].to_list(), results["count"].to_list(), strict=True))
+    columns = RequestColumns.from_frame(frame, names)
+    quality = quality_blocks(result, columns)
     versions: dict[str, Any] = {}
     for v, name in enumerate(names):
         block = _version_block(frame, name, scenario.serving.budget_ms)
@@ -115,7 +119,11 @@ def build_summary(
             "factors": int(table.model.user_factors.shape[1]),
             "training_s": 0.0 if reproducible else _num(table.model.training_seconds, 3),
             "popularity_fallback_users": table.popularity_fallback_users,
+            "platt": None
+            if table.platt is None
+            else {"a": _num(table.platt.a), "b": _num(table.platt.b)},
         }
+        block["quality"] = quality[name]
         shadow = frame.filter(pl.col("shadow") == name)
         if shadow.height:
             lat = shadow["shadow_latency_ms"].to_numpy()
@@ -154,7 +162,9 @@ def build_summary(
     }
     if reproducible:
         timing = {k: (v if k == "sim_s" else 0.0) for k, v in timing.items()}
-    rollout = {k: _num(v) if not isinstance(v, str) else v for k, v in result.controller.summary().items()}
+    rollout = {
+        k: _num(v) if not isinstance(v, str) else v for k, v in result.controller.summary().items()
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "scenario": {
@@ -176,6 +186,15 @@ def build_summary(
         "cache": cache_block,
         "rollout": rollout,
         "decisions": [d.as_dict() for d in result.controller.decisions],
+        "windows": window_series(result.monitor.windows, names),
+        "segments": segments_block(
+            columns,
+            prepared.user_segment,
+            prepared.history_counts,
+            baseline=scenario.rollout.baseline,
+            candidate=scenario.rollout.candidate,
+        ),
+        "drift": _rounded(result.drift) if result.drift else None,
         "data": {
             "source": scenario.traffic.source,
             "users": prepared.world.n_users,

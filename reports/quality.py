@@ -1,0 +1,521 @@
+"""Recommendation quality of a finished run, as JSON-ready blocks (DESIGN.md section 4).
+
+Per version: calibration of its click predictions, diversity of the lists it showed,
+stability of its lists against the baseline's, engagement with intervals.  Per analysis
+window: the monitor's series.  Per user segment: CTR by version and the worst segment.
+
+Everything is vectorized (numpy, polars, ``sim.metrics``) and rounded with
+:func:`reports.numbers.num`, so each block is a pure function of the run.  List metrics are
+computed once per (version, user) row of the top-K tables and weighted by that user's
+requests, never once per request.
+
+Choices, each named in ``summary.json`` and the README:
+
+* calibration is judged per *serving* version (the model whose prediction ``p_click`` is)
+  on requests whose list was shown and not abandoned (an abandoned list was never examined);
+* intra-list diversity uses the true world's item factors, one taste space shared by every
+  version, so versions are comparable (each model's own factors live in its own space);
+* novelty and average recommended popularity use one popularity for every version: users
+  per item in the history before time zero (``prepared.item_popularity``);
+* user segments are the run's own (``prepared.user_segment``, the ones rollout targeting
+  uses), defined on history length, the interactions before time zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from reports.numbers import num, pair
+from sim import metrics
+from sim.monitor import WindowStats
+from sim.pipeline import SEGMENTS, RunResult
+
+__all__ = [
+    "CALIBRATION_BINS",
+    "EQUAL_MASS_BINS",
+    "RBO_P",
+    "RequestColumns",
+    "calibration_block",
+    "diversity_block",
+    "engagement_blocks",
+    "quality_blocks",
+    "segments_block",
+    "stability_block",
+    "window_series",
+]
+
+CALIBRATION_BINS = 15
+EQUAL_MASS_BINS = 10
+RBO_P = 0.9
+POPULAR_CODE, NOTHING_CODE = -1, -2
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+ItemArray = npt.NDArray[np.int32]
+BoolArray = npt.NDArray[np.bool_]
+
+CALIBRATION_BASIS = "requests whose list this version served, shown and not abandoned"
+DIVERSITY_BASIS = "lists this version served, weighted by requests"
+FACTORS_BASIS = "true world item factors"
+POPULARITY_BASIS = "users per item in the history before time zero"
+SEGMENT_BASIS = (
+    "history length (interactions before time zero): cold < 5, heavy >= the 75th percentile "
+    "of the other users, light in between; the segments rollout targeting uses"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestColumns:
+    """The request frame's columns as numpy arrays; versions as codes into ``names``.
+
+    user       int64   [n]
+    version    int64   [n]  assigned version (index into ``names``)
+    served_by  int64   [n]  whose list was shown: index into ``names``, -1 the popularity
+                            list, -2 nothing shown
+    clicks     int64   [n]  0/1
+    p_click    float64 [n]  predicted probability of a click on the shown list
+    abandoned  bool    [n]
+    """
+
+    names: tuple[str, ...]
+    user: IntArray
+    version: IntArray
+    served_by: IntArray
+    clicks: IntArray
+    p_click: FloatArray
+    abandoned: BoolArray
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame, names: Sequence[str]) -> RequestColumns:
+        codes = {name: i for i, name in enumerate(names)}
+        codes.update(popular=POPULAR_CODE, none=NOTHING_CODE)
+
+        def coded(column: str) -> IntArray:
+            series = (
+                frame[column]
+                .cast(pl.String)
+                .replace_strict(codes, default=NOTHING_CODE, return_dtype=pl.Int64)
+            )
+            return np.asarray(series.to_numpy(), dtype=np.int64)
+
+        return cls(
+            names=tuple(names),
+            user=np.asarray(frame["user"].to_numpy(), dtype=np.int64),
+            version=coded("version"),
+            served_by=coded("served_by"),
+            clicks=np.asarray(frame["clicks"].to_numpy(), dtype=np.int64),
+            p_click=np.asarray(frame["p_click"].to_numpy(), dtype=np.float64),
+            abandoned=np.asarray(frame["abandoned"].to_numpy(), dtype=np.bool_),
+        )
+
+
+def _weighted_mean(values: FloatArray, weights: FloatArray) -> float | None:
+    keep = np.isfinite(values) & (weights > 0)
+    if not keep.any():
+        return None
+    return float(np.average(values[keep], weights=weights[keep]))
+
+
+# --- calibration ---------------------------------------------------------------------------
+
+
+def _equal_mass_bins(p: FloatArray, y: FloatArray, n_bins: int) -> list[dict[str, Any]]:
+    """Bins of (almost) equal count by sorted prediction: a reliability diagram that stays
+    informative when every prediction falls in one or two equal-width bins."""
+    m = min(n_bins, p.shape[0])
+    order = np.argsort(p, kind="stable")
+    starts = (np.arange(m) * p.shape[0]) // m
+    counts = np.diff(np.append(starts, p.shape[0]))
+    sum_p = np.add.reduceat(p[order], starts)
+    sum_y = np.add.reduceat(y[order], starts)
+    sorted_p = p[order]
+    return [
+        {
+            "lower": num(sorted_p[start]),
+            "upper": num(sorted_p[start + count - 1]),
+            "count": int(count),
+            "mean_predicted": num(sp / count),
+            "observed_rate": num(sy / count),
+        }
+        for start, count, sp, sy in zip(starts, counts, sum_p, sum_y, strict=True)
+    ]
+
+
+def calibration_block(
+    p_click: npt.ArrayLike, clicks: npt.ArrayLike, *, n_bins: int = CALIBRATION_BINS
+) -> dict[str, Any]:
+    """ECE over ``n_bins`` equal-width bins and the reliability diagram's non-empty bins.
+
+    ECE = Σ_b |B_b| / n · |mean predicted in B_b − observed click rate in B_b|
+    (:func:`sim.metrics.expected_calibration_error`).  Shapes: ``p_click`` [n] in [0, 1],
+    ``clicks`` [n] 0/1.  ``mean_predicted`` against ``observed_rate`` over all n is
+    calibration in the large.  ``bins_equal_mass`` splits the sorted predictions into
+    ``EQUAL_MASS_BINS`` bins of equal count (``lower``/``upper``: smallest and largest
+    prediction inside), for the diagram when predictions are all small.
+    """
+    p = np.asarray(p_click, dtype=np.float64)
+    y = np.asarray(clicks, dtype=np.float64)
+    block: dict[str, Any] = {"basis": CALIBRATION_BASIS, "requests": int(p.shape[0])}
+    if p.shape[0] == 0:
+        return {
+            **block,
+            "ece": None,
+            "mean_predicted": None,
+            "observed_rate": None,
+            "n_bins": n_bins,
+            "bins": [],
+            "bins_equal_mass": [],
+        }
+    diagram = metrics.reliability_diagram(p, y, n_bins=n_bins)
+    bins = [
+        {
+            "lower": num(diagram.lower[b]),
+            "upper": num(diagram.upper[b]),
+            "count": int(diagram.count[b]),
+            "mean_predicted": num(diagram.mean_predicted[b]),
+            "observed_rate": num(diagram.observed_rate[b]),
+        }
+        for b in np.flatnonzero(diagram.count > 0)
+    ]
+    return {
+        **block,
+        "ece": num(metrics.expected_calibration_error(p, y, n_bins=n_bins)),
+        "mean_predicted": num(p.mean()),
+        "observed_rate": num(y.mean()),
+        "n_bins": n_bins,
+        "bins": bins,
+        "bins_equal_mass": _equal_mass_bins(p, y, EQUAL_MASS_BINS),
+    }
+
+
+# --- diversity -----------------------------------------------------------------------------
+
+
+def _coverage_and_gini(lists: ItemArray, weights: FloatArray, n_items: int) -> dict[str, Any]:
+    exposure = metrics.exposure_counts(lists, n_items, weights=weights)
+    shown = exposure > 0
+    return {
+        "catalogue_coverage": num(shown.sum() / n_items),
+        "exposure_gini": num(metrics.gini(exposure)) if shown.any() else None,
+    }
+
+
+def diversity_block(
+    lists: npt.ArrayLike,
+    weights: npt.ArrayLike,
+    *,
+    item_factors: npt.ArrayLike,
+    popularity: npt.ArrayLike,
+) -> dict[str, Any]:
+    """Diversity and popularity bias of the lists a version showed.
+
+    Shapes: ``lists`` int32 [n, K] (one row per user, -1 = empty slot), ``weights`` [n]
+    (requests that showed the row), ``item_factors`` [n_items, f], ``popularity`` [n_items].
+
+    * ``intra_list_diversity``: request-weighted mean over lists of the mean pairwise
+      (1 − cosine) of item factors;
+    * ``catalogue_coverage``: distinct items shown / n_items;
+    * ``exposure_gini``: Gini of request-weighted item exposure over the whole catalogue;
+    * ``novelty_bits``: request-weighted mean of −log2(popularity share), add-one smoothed;
+    * ``average_recommended_popularity``: request-weighted mean popularity of shown items.
+    """
+    table = np.asarray(lists, dtype=np.int32)
+    w = np.asarray(weights, dtype=np.float64)
+    factors = np.asarray(item_factors, dtype=np.float64)
+    pop = np.asarray(popularity, dtype=np.float64)
+    n_items = int(factors.shape[0])
+    block: dict[str, Any] = {
+        "basis": DIVERSITY_BASIS,
+        "factors": FACTORS_BASIS,
+        "popularity": POPULARITY_BASIS,
+        "lists": int(table.shape[0]),
+        "impressions": int(w.sum()),
+    }
+    if table.shape[0] == 0 or not (table >= 0).any():
+        return {
+            **block,
+            "intra_list_diversity": None,
+            "catalogue_coverage": None,
+            "exposure_gini": None,
+            "novelty_bits": None,
+            "average_recommended_popularity": None,
+        }
+    ild = metrics.intra_list_diversity(table, factors)
+    novelty = metrics.novelty(table, pop, pseudo_count=1.0)
+    arp = metrics.average_recommended_popularity(table, pop)
+    return {
+        **block,
+        "intra_list_diversity": num(_weighted_mean(ild, w)),
+        **_coverage_and_gini(table, w, n_items),
+        "novelty_bits": num(_weighted_mean(novelty, w)),
+        "average_recommended_popularity": num(_weighted_mean(arp, w)),
+    }
+
+
+# --- stability -----------------------------------------------------------------------------
+
+
+def stability_block(
+    baseline_lists: npt.ArrayLike, lists: npt.ArrayLike, *, against: str, p: float = RBO_P
+) -> dict[str, Any]:
+    """How far a version's lists are from the baseline's for the same users.
+
+    Row r of both tables is the same user (every user in the traffic once).  Means over
+    users of Jaccard@K (set overlap) and extrapolated RBO with persistence ``p`` (rank-aware
+    overlap, top ranks weigh most); ``identical_lists`` is the share of users whose two
+    lists are equal item for item.  Shapes: int32 [n_users, K], -1 trailing empty slots.
+    """
+    a = np.asarray(baseline_lists, dtype=np.int32)
+    b = np.asarray(lists, dtype=np.int32)
+    block: dict[str, Any] = {"against": against, "users": int(a.shape[0]), "k": int(a.shape[1])}
+    if a.shape[0] == 0:
+        return {**block, "jaccard_at_k": None, "rbo": None, "rbo_p": p, "identical_lists": None}
+    jaccard = metrics.jaccard_at_k(a, b)
+    rbo = metrics.rank_biased_overlap(a, b, p=p)
+    return {
+        **block,
+        "jaccard_at_k": num(jaccard.mean()),
+        "rbo": num(rbo.mean()),
+        "rbo_p": p,
+        "identical_lists": num((a == b).all(axis=1).mean()),
+    }
+
+
+# --- engagement ----------------------------------------------------------------------------
+
+
+def engagement_blocks(
+    frame: pl.DataFrame, names: Sequence[str], *, baseline: str
+) -> dict[str, dict[str, Any]]:
+    """Per assigned version: sessions, clicks per session, abandonment, CTR lift.
+
+    * ``clicks_per_session``: mean clicks over the version's sessions with a normal 95 %
+      interval (:func:`sim.metrics.session_table`);
+    * ``abandon_rate_ci95``: Wilson interval of abandoned requests / requests;
+    * ``abandoned_sessions_fraction``: sessions with at least one abandoned request;
+    * ``ctr_vs_baseline``: CTR difference and relative lift against the baseline with delta-
+      method 95 % intervals (None for the baseline itself).
+
+    ``frame`` needs ``version``, ``session``, ``clicks``, ``abandoned``.
+    """
+    small = frame.select(
+        pl.col("version").cast(pl.String),
+        "session",
+        pl.col("clicks").cast(pl.Int64),
+        "abandoned",
+    )
+    out: dict[str, dict[str, Any]] = {}
+    empty: dict[str, Any] = {
+        "sessions": 0,
+        "clicks_per_session": None,
+        "clicks_per_session_ci95": [None, None],
+        "abandoned_sessions_fraction": None,
+        "abandon_rate_ci95": [None, None],
+        "ctr_vs_baseline": None,
+    }
+    if small.height == 0:
+        return {name: dict(empty) for name in names}
+    sessions = {r["version"]: r for r in metrics.session_table(small).iter_rows(named=True)}
+    abandon = {r["version"]: r for r in metrics.abandonment_table(small).iter_rows(named=True)}
+    clicks = {name: small.filter(pl.col("version") == name)["clicks"].to_numpy() for name in names}
+    for name in names:
+        block = dict(empty)
+        s = sessions.get(name)
+        if s is not None:
+            block.update(
+                sessions=int(s["sessions"]),
+                clicks_per_session=num(s["clicks_per_session"]),
+                clicks_per_session_ci95=pair(s["ci_low"], s["ci_high"]),
+                abandoned_sessions_fraction=num(s["abandoned_fraction"]),
+            )
+        a = abandon.get(name)
+        if a is not None:
+            block["abandon_rate_ci95"] = pair(a["ci_low"], a["ci_high"])
+        if name != baseline and clicks[name].size and clicks[baseline].size:
+            lift = metrics.ctr_difference(clicks[baseline], clicks[name])
+            block["ctr_vs_baseline"] = {
+                "against": baseline,
+                "difference": num(lift.difference),
+                "difference_ci95": pair(*lift.difference_ci),
+                "relative_lift": num(lift.relative_lift),
+                "relative_lift_ci95": pair(*lift.relative_lift_ci),
+            }
+        out[name] = block
+    return out
+
+
+# --- windows -------------------------------------------------------------------------------
+
+
+def window_series(windows: Sequence[Sequence[WindowStats]], names: Sequence[str]) -> dict[str, Any]:
+    """The monitor's analysis windows as per-version series (one entry per window).
+
+    ``t_start_s``/``t_end_s`` bound each window in simulated seconds; per version
+    ``requests``, ``latency_p99_ms``, ``ctr`` (clicks / requests) and ``cache_hit_rate``
+    (hits / lookups); null where the window has no requests (or no cache lookups).
+    """
+    series: dict[str, dict[str, list[Any]]] = {
+        name: {"requests": [], "latency_p99_ms": [], "ctr": [], "cache_hit_rate": []}
+        for name in names
+    }
+    for window in windows:
+        by_name = {w.version: w for w in window}
+        for name in names:
+            w = by_name.get(name)
+            s = series[name]
+            n = w.requests if w is not None else 0
+            s["requests"].append(n)
+            s["latency_p99_ms"].append(num(w.latency_p99_ms) if w is not None and n else None)
+            s["ctr"].append(num(w.clicks / n) if w is not None and n else None)
+            lookups = w.cache_lookups if w is not None else 0
+            s["cache_hit_rate"].append(
+                num(w.cache_hits / lookups) if w is not None and lookups else None
+            )
+    return {
+        "t_start_s": [num(w[0].t_start_s) if w else None for w in windows],
+        "t_end_s": [num(w[0].t_end_s) if w else None for w in windows],
+        "versions": series,
+    }
+
+
+# --- segments ------------------------------------------------------------------------------
+
+
+def _count_ranges(segment: npt.NDArray[np.integer[Any]], counts: IntArray, n: int) -> list[str]:
+    """The range of history lengths per segment code, over the users that have it."""
+    out = []
+    for code in range(n):
+        mine = counts[segment == code]
+        out.append(f"{int(mine.min())}-{int(mine.max())} interactions" if mine.size else "no users")
+    return out
+
+
+def segments_block(
+    columns: RequestColumns,
+    user_segment: npt.ArrayLike,
+    history_counts: npt.ArrayLike,
+    *,
+    baseline: str,
+    candidate: str,
+    names: Sequence[str] = SEGMENTS,
+) -> dict[str, Any]:
+    """CTR by user segment and assigned version, and the segment the candidate hurts most.
+
+    ``user_segment`` int [n_users] indexes ``names``; ``history_counts`` int [n_users] is each
+    user's history length (used only to describe the segments: ``rules`` gives the range of
+    history lengths in each).  Per segment and version: impressions, clicks, CTR with a
+    Wilson 95 % interval; per segment the candidate − baseline CTR difference with a normal
+    95 % interval; ``worst`` is the segment with the lowest difference
+    (:func:`sim.metrics.worst_segment_delta`; intervals are per segment, not adjusted for
+    looking at several).
+    """
+    segment = np.asarray(user_segment).astype(np.int64)
+    counts = np.asarray(history_counts, dtype=np.int64)
+    in_traffic = np.zeros(segment.shape[0], dtype=np.bool_)
+    in_traffic[columns.user] = True
+    users = np.bincount(segment[in_traffic], minlength=len(names))
+    block: dict[str, Any] = {
+        "basis": SEGMENT_BASIS,
+        "rules": dict(zip(names, _count_ranges(segment, counts, len(names)), strict=True)),
+        "baseline": baseline,
+        "candidate": candidate,
+        "by_segment": {},
+        "worst": None,
+    }
+    if columns.user.size == 0:
+        return block
+    frame = pl.DataFrame(
+        {
+            "segment": pl.Series(names, dtype=pl.String).gather(segment[columns.user]),
+            "version": pl.Series(columns.names, dtype=pl.String).gather(columns.version),
+            "clicks": columns.clicks,
+        }
+    )
+    table = metrics.segment_ctr(frame, "segment")
+    deltas: dict[str, dict[str, Any]] = {}
+    versions_present = set(frame["version"].unique().to_list())
+    if {baseline, candidate} <= versions_present and baseline != candidate:
+        delta = metrics.worst_segment_delta(
+            frame, "segment", baseline=baseline, candidate=candidate
+        )
+        for row in delta.table.iter_rows(named=True):
+            deltas[row["segment"]] = {
+                "difference": num(row["difference"]),
+                "difference_ci95": pair(row["ci_low"], row["ci_high"]),
+                "relative_lift": num(row["relative_lift"]),
+            }
+        block["worst"] = {"segment": delta.segment, **deltas[str(delta.segment)]}
+    for code, name in enumerate(names):
+        rows = table.filter(pl.col("segment") == name)
+        block["by_segment"][name] = {
+            "users": int(users[code]),
+            "requests": int(rows["impressions"].sum()),
+            "versions": {
+                r["version"]: {
+                    "impressions": int(r["impressions"]),
+                    "clicks": int(r["clicks"]),
+                    "ctr": num(r["ctr"]),
+                    "ctr_ci95": pair(r["ci_low"], r["ci_high"]),
+                }
+                for r in rows.iter_rows(named=True)
+            },
+            "candidate_vs_baseline": deltas.get(name),
+        }
+    return block
+
+
+# --- composition ---------------------------------------------------------------------------
+
+
+def _shown_lists(table: ItemArray, served: IntArray, n_users: int) -> tuple[ItemArray, FloatArray]:
+    """Rows of ``table`` for the users in ``served`` (one per user) and their request counts."""
+    counts = np.bincount(served, minlength=n_users)
+    users = np.flatnonzero(counts)
+    return table[users], counts[users].astype(np.float64)
+
+
+def quality_blocks(
+    result: RunResult, columns: RequestColumns | None = None
+) -> dict[str, dict[str, Any]]:
+    """The ``quality`` block of every version: calibration, diversity, stability, engagement."""
+    prepared = result.prepared
+    scenario = result.scenario
+    names = [t.name for t in prepared.versions]
+    cols = columns if columns is not None else RequestColumns.from_frame(result.requests, names)
+    n_users = prepared.world.n_users
+    baseline = scenario.rollout.baseline
+    tables: Mapping[str, ItemArray] = {t.name: t.items for t in prepared.versions}
+    popularity = prepared.item_popularity
+    traffic_users = np.flatnonzero(np.bincount(cols.user, minlength=n_users))
+    all_requests = np.bincount(cols.user, minlength=n_users)[traffic_users].astype(np.float64)
+    engagement = engagement_blocks(result.requests, names, baseline=baseline)
+    out: dict[str, dict[str, Any]] = {}
+    for v, name in enumerate(names):
+        served = cols.served_by == v
+        judged = served & ~cols.abandoned
+        lists, weights = _shown_lists(tables[name], cols.user[served], n_users)
+        diversity = diversity_block(
+            lists, weights, item_factors=prepared.world.item_factors, popularity=popularity
+        )
+        everyone = tables[name][traffic_users]
+        diversity["if_shown_to_all_traffic"] = _coverage_and_gini(
+            everyone, all_requests, prepared.world.n_items
+        )
+        stability = (
+            None
+            if name == baseline
+            else stability_block(tables[baseline][traffic_users], everyone, against=baseline)
+        )
+        out[name] = {
+            "calibration": calibration_block(cols.p_click[judged], cols.clicks[judged]),
+            "diversity": diversity,
+            "stability": stability,
+            "engagement": engagement[name],
+        }
+    return out
