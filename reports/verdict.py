@@ -79,14 +79,20 @@ def _holds(observed: Any, op: str, target: float | str | bool) -> bool:
         if math.isnan(value):
             return False
         return {
-            "<": value < target, "<=": value <= target, ">": value > target,
-            ">=": value >= target, "==": value == target, "!=": value != target,
+            "<": value < target,
+            "<=": value <= target,
+            ">": value > target,
+            ">=": value >= target,
+            "==": value == target,
+            "!=": value != target,
         }[op]
     equal = observed == target or str(observed) == str(target)
     return equal if op == "==" else not equal
 
 
-def check_expectations(summary: dict[str, Any], expect: dict[str, Any], *, source: str) -> dict[str, Any]:
+def check_expectations(
+    summary: dict[str, Any], expect: dict[str, Any], *, source: str
+) -> dict[str, Any]:
     """Verdict block: every expectation with its observed value, and ``passed`` overall."""
     results = []
     for metric, value in expect.items():

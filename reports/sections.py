@@ -1,0 +1,810 @@
+"""The report's sections, each rendered from ``summary.json`` (and time buckets) to HTML.
+
+Every function returns an HTML fragment; every string that can come from the user (scenario
+and version names, descriptions, decision reasons, settings) goes through :func:`esc`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from reports import figures
+
+__all__ = [
+    "SECTIONS",
+    "Section",
+    "esc",
+    "glance",
+    "numbered_decisions",
+    "render_sections",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One ``<section>``: anchor id, heading, body HTML."""
+
+    anchor: str
+    title: str
+    body: str
+
+
+# (anchor, heading) in page order; the table of contents and the tests use this list.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("expectations", "Expectations"),
+    ("versions", "Versions"),
+    ("timeline", "Rollout timeline"),
+    ("latency", "Latency against the budget"),
+    ("cache", "Cache"),
+    ("engagement", "Engagement"),
+    ("calibration", "Calibration"),
+    ("diversity", "Diversity and coverage"),
+    ("stability", "Stability"),
+    ("segments", "Segments"),
+    ("drift", "Drift"),
+    ("provenance", "Model provenance"),
+    ("decisions", "Decision trace"),
+    ("scenario", "Resolved scenario"),
+)
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return esc(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        return f"{value:.{digits}g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return esc(value)
+
+
+def pct(value: Any, digits: int = 2) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def pp(value: Any, digits: int = 2) -> str:
+    """A difference of rates in percentage points, signed."""
+    return "–" if value is None else f"{100 * value:+.{digits}f} pp"
+
+
+def ci_pct(ci: Sequence[Any] | None, digits: int = 2) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return ""
+    return f' <span class="ci">[{pct(ci[0], digits)}, {pct(ci[1], digits)}]</span>'
+
+
+def ci_pp(ci: Sequence[Any] | None, digits: int = 2) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return ""
+    return f' <span class="ci">[{100 * ci[0]:+.{digits}f}, {100 * ci[1]:+.{digits}f}]</span>'
+
+
+def ci_num(ci: Sequence[Any] | None, digits: int = 3) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return ""
+    return f' <span class="ci">[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]</span>'
+
+
+def minutes(t_s: Any) -> str:
+    return "–" if t_s is None else f"{t_s / 60:.1f}"
+
+
+def _table(
+    head: Sequence[str], rows: Sequence[Sequence[str]], left: int | Collection[int] = 1
+) -> str:
+    """A table: columns in ``left`` (indices, or the first ``left``) hold left-aligned text,
+    the rest right-aligned numbers."""
+    text_columns = set(range(left)) if isinstance(left, int) else set(left)
+
+    def cell(tag: str, i: int, content: str) -> str:
+        cls = ' class="l"' if i in text_columns else ""
+        return f"<{tag}{cls}>{content}</{tag}>"
+
+    header = "".join(cell("th", i, h) for i, h in enumerate(head))
+    body = "".join(
+        "<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>" for row in rows
+    )
+    return f'<div class="scroll"><table><tr>{header}</tr>{body}</table></div>'
+
+
+def _figure(src: str, alt: str, caption: str = "") -> str:
+    cap = f"<figcaption>{caption}</figcaption>" if caption else ""
+    return f'<figure><img src="{src}" alt="{esc(alt)}">{cap}</figure>'
+
+
+def _muted(text: str) -> str:
+    return f'<p class="muted">{text}</p>'
+
+
+def numbered_decisions(
+    decisions: Sequence[dict[str, Any]],
+) -> list[tuple[int, dict[str, Any]]]:
+    """Every decision with its number in the trace (1-based), as the timeline labels them."""
+    return [(i + 1, d) for i, d in enumerate(decisions)]
+
+
+# --- at a glance -----------------------------------------------------------------------------
+
+
+def _roles(summary: dict[str, Any]) -> tuple[str | None, str | None]:
+    base = cand = None
+    for name, v in summary["versions"].items():
+        if v["role"] == "baseline":
+            base = name
+        elif v["role"] == "candidate":
+            cand = name
+    return base, cand
+
+
+def glance(summary: dict[str, Any]) -> str:
+    """Five to seven sentences that answer "what happened" before any table."""
+    versions = summary["versions"]
+    rollout = summary["rollout"]
+    budget = summary["scenario"]["settings"]["serving"]["budget_ms"]
+    base, cand = _roles(summary)
+    items: list[str] = []
+    routing = [
+        (n, d) for n, d in numbered_decisions(summary["decisions"]) if d["action"] != "analysis"
+    ]
+    outcome = summary["outcome"]
+    if routing:
+        number, last = routing[-1]
+        items.append(
+            f"<b>Outcome</b> {esc(outcome)}: candidate weight {last['weight']:g}% since "
+            f"{minutes(last['t_s'])} min (decision #{number}, {esc(last['action'])}: "
+            f"“{esc(last['reason'])}”)."
+        )
+    else:
+        items.append(f"<b>Outcome</b> {esc(outcome)}; no routing decision was taken.")
+    timings = [
+        (label, rollout.get(key))
+        for key, label in (
+            ("time_to_detect_s", "first failed analysis"),
+            ("time_to_rollback_s", "rollback"),
+            ("time_to_promote_s", "promotion"),
+        )
+    ]
+    shown = [
+        f"{label} {minutes(t)} min"
+        for label, t in sorted((x for x in timings if x[1] is not None), key=lambda x: x[1])
+    ]
+    if shown:
+        items.append("<b>Timing</b> after first exposure: " + ", ".join(shown) + ".")
+    analyses = [d for d in summary["decisions"] if d["action"] == "analysis"]
+    if analyses:
+        counts: dict[str, int] = {}
+        for d in analyses:
+            r = figures.analysis_result(d)
+            counts[r] = counts.get(r, 0) + 1
+        parts = ", ".join(f"{n} {esc(k)}" for k, n in sorted(counts.items()))
+        items.append(f"<b>Analyses</b> {len(analyses)}: {parts}.")
+    if base is not None and cand is not None:
+        b, c = versions[base], versions[cand]
+        lift = c["quality"]["engagement"]["ctr_vs_baseline"]
+        if lift is not None and lift["difference_ci95"][0] is not None:
+            low, high = lift["difference_ci95"]
+            verdict = (
+                "lower than the baseline's"
+                if high < 0
+                else "higher than the baseline's"
+                if low > 0
+                else "not distinguishable from the baseline's"
+            )
+            items.append(
+                f"<b>Engagement</b> CTR {esc(cand)} {pct(c['ctr'])} vs {esc(base)} "
+                f"{pct(b['ctr'])}: "
+                f"{pp(lift['difference'])}{ci_pp(lift['difference_ci95'])} (95% CI), "
+                f"{verdict}."
+            )
+        p99c, p99b = c["latency_ms"]["p99"], b["latency_ms"]["p99"]
+        over = [
+            name
+            for name, v in versions.items()
+            if v["latency_ms"]["p99"] is not None and v["latency_ms"]["p99"] > budget
+        ]
+        items.append(
+            f"<b>Latency</b> p99 {esc(cand)} {fmt(p99c)} ms, {esc(base)} {fmt(p99b)} ms against a "
+            f"{budget:g} ms budget"
+            + (f"; <b>over budget: {esc(', '.join(over))}</b>." if over else ": within budget.")
+        )
+        stab = c["quality"]["stability"]
+        if stab is not None and stab["jaccard_at_k"] is not None:
+            items.append(
+                f"<b>Stability</b> {esc(cand)}'s top-{stab['k']} lists share "
+                f"{pct(stab['jaccard_at_k'], 0)} of items with {esc(base)}'s "
+                f"(Jaccard@{stab['k']}, mean over {stab['users']:,} users); "
+                f"RBO {stab['rbo']:.2f}."
+            )
+        cal_b, cal_c = b["quality"]["calibration"], c["quality"]["calibration"]
+        if cal_b["ece"] is not None and cal_c["ece"] is not None:
+            items.append(
+                f"<b>Calibration</b> ECE (15 bins) {esc(cand)} {cal_c['ece']:.4f}, "
+                f"{esc(base)} {cal_b['ece']:.4f}; {esc(cand)} predicts "
+                f"{pct(cal_c['mean_predicted'])} and gets {pct(cal_c['observed_rate'])} clicks."
+            )
+    worst = summary["segments"]["worst"]
+    if worst is not None:
+        rule = summary["segments"]["rules"][worst["segment"]]
+        high = worst["difference_ci95"][1]
+        significant = high is not None and high < 0
+        items.append(
+            f"<b>Segments</b> the candidate does worst with {esc(worst['segment'])} users "
+            f"({esc(rule)}): CTR {pp(worst['difference'])}{ci_pp(worst['difference_ci95'])}"
+            + ("; <b>significantly worse</b>." if significant else "; not significant.")
+        )
+    lis = "".join(f"<li>{item}</li>" for item in items)
+    return f'<ul class="glance">{lis}</ul>'
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+def expectations(verdict: dict[str, Any] | None) -> str:
+    if verdict is None or not verdict.get("expectations"):
+        return _muted("The scenario sets no expectations.")
+    rows = [
+        [
+            '<span class="ok">pass</span>' if e["passed"] else '<span class="bad">FAIL</span>',
+            esc(e["metric"]),
+            esc(e["condition"]),
+            esc(e["observed"]),
+        ]
+        for e in verdict["expectations"]
+    ]
+    return _table(["result", "metric", "expected", "observed"], rows, left=4)
+
+
+def versions_table(summary: dict[str, Any]) -> str:
+    rows = []
+    for name, v in summary["versions"].items():
+        lat = v["latency_ms"]
+        rows.append(
+            [
+                esc(name),
+                esc(v["role"]),
+                fmt(v["requests"]),
+                fmt(v["users"]),
+                fmt(lat["p50"]),
+                fmt(lat["p99"]),
+                pct(v["slo_under_budget"]),
+                pct(v["cache_hit_rate"]),
+                pct(v["ctr"]) + ci_pct(v["ctr_ci95"]),
+                pct(v["abandon_rate"]),
+            ]
+        )
+    head = [
+        "version",
+        "role",
+        "requests",
+        "users",
+        "p50 ms",
+        "p99 ms",
+        "under budget",
+        "cache hit",
+        "CTR [95% CI]",
+        "abandoned",
+    ]
+    return _table(head, rows, left=2) + _muted(
+        "Requests are attributed to the version they were assigned to (intention to treat); "
+        "CTR = clicked lists / lists shown."
+    )
+
+
+def timeline(
+    summary: dict[str, Any], tl: pl.DataFrame, names: Sequence[str], duration_s: float
+) -> str:
+    decisions = summary["decisions"]
+    numbered = numbered_decisions(decisions)
+    marks = [(n, d) for n, d in numbered if d["action"] != "analysis"]
+    drift_windows = (summary.get("drift") or {}).get("windows") or []
+    alerts = [(w["t_start_s"], w["t_end_s"]) for w in drift_windows if w.get("alert")]
+    img = figures.share_figure(tl, names, decisions, marks, duration_s, alerts)
+    rows = [
+        [
+            str(n),
+            f'<span class="tag" style="background:'
+            f'{figures.DECISION_COLOURS.get(d["action"], "#999")}">{esc(d["action"])}</span>',
+            minutes(d["t_s"]),
+            f"{d['weight']:g}%",
+            esc(d["reason"]),
+        ]
+        for n, d in marks
+    ]
+    table = (
+        _table(["#", "action", "t (min)", "weight", "reason"], rows, left={0, 1, 4})
+        if rows
+        else _muted("No routing decisions.")
+    )
+    return (
+        _figure(
+            img,
+            "Traffic share by version over simulated time, with numbered routing decisions",
+            "Solid: share of requests per version; dashed: the candidate weight the policy set; "
+            "dotted verticals: routing decisions, numbered as in the table and the decision "
+            "trace; markers at the bottom: analyses (▲ pass, ▼ fail, ● inconclusive, · skipped)"
+            + ("; purple bands: drift alerts." if alerts else "."),
+        )
+        + table
+    )
+
+
+def latency(summary: dict[str, Any], tl: pl.DataFrame, names: Sequence[str]) -> str:
+    budget = summary["scenario"]["settings"]["serving"]["budget_ms"]
+    img = figures.latency_figure(tl, names, budget)
+    rows = []
+    for name, v in summary["versions"].items():
+        lat = v["latency_ms"]
+        headroom = None if lat["p99"] is None else budget - lat["p99"]
+        rows.append(
+            [
+                esc(name),
+                fmt(lat["p50"]),
+                fmt(lat["p95"]),
+                fmt(lat["p99"]),
+                fmt(lat["mean"]),
+                f'<span class="{"bad" if headroom is not None and headroom < 0 else "ok"}">'
+                f"{fmt(headroom)}</span>",
+                pct(v["slo_under_budget"]),
+                pct(v["timeout_rate"]),
+                pct(v["error_rate"]),
+                fmt(v["fallback"]),
+            ]
+        )
+    head = [
+        "version",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "mean ms",
+        "p99 headroom ms",
+        "under budget",
+        "timeouts",
+        "errors",
+        "fallbacks",
+    ]
+    return (
+        _figure(img, "Latency percentiles by version against the budget")
+        + _table(head, rows)
+        + _muted(
+            f"Exact order statistics of every request's latency; budget {budget:g} ms. "
+            "The figure shows p50 and p99 per time bucket; a cache hit costs the hit latency."
+        )
+    )
+
+
+def cache(summary: dict[str, Any], tl: pl.DataFrame, names: Sequence[str]) -> str:
+    c = summary["cache"]
+    settings = summary["scenario"]["settings"]["cache"]
+    if not c.get("enabled"):
+        return _muted("The cache is disabled in this scenario.")
+    flushes = c.get("flush_times_s", [])
+    img = figures.cache_figure(tl, names, flushes)
+    counters = _table(
+        [
+            "invalidation",
+            "hit rate",
+            "hits",
+            "misses",
+            "expired",
+            "stale serves",
+            "evictions",
+            "flushes",
+        ],
+        [
+            [
+                esc(settings["invalidation"]),
+                pct(c.get("hit_rate")),
+                fmt(c.get("hits")),
+                fmt(c.get("misses")),
+                fmt(c.get("expired")),
+                fmt(c.get("stale_serves")),
+                fmt(c.get("evictions")),
+                fmt(c.get("flushes")),
+            ]
+        ],
+    )
+    if flushes:
+        shown = ", ".join(minutes(t) for t in flushes[:50])
+        more = f" and {len(flushes) - 50} more" if len(flushes) > 50 else ""
+        flush_text = _muted(f"Flushes (invalidation events) at {shown}{more} min.")
+    else:
+        flush_text = _muted("No cache flushes (invalidation events) in this run.")
+    return (
+        _figure(img, "Cache hit rate by version over simulated time, with flushes")
+        + counters
+        + flush_text
+    )
+
+
+def engagement(summary: dict[str, Any]) -> str:
+    img = figures.ctr_figure(summary["versions"])
+    rows = []
+    for name, v in summary["versions"].items():
+        e = v["quality"]["engagement"]
+        lift = e["ctr_vs_baseline"]
+        rows.append(
+            [
+                esc(name),
+                fmt(v["requests"]),
+                pct(v["ctr"]) + ci_pct(v["ctr_ci95"]),
+                "–" if lift is None else pp(lift["difference"]) + ci_pp(lift["difference_ci95"]),
+                "–"
+                if lift is None
+                else pct(lift["relative_lift"], 1) + ci_pct(lift["relative_lift_ci95"], 1),
+                fmt(e["sessions"]),
+                fmt(e["clicks_per_session"]) + ci_num(e["clicks_per_session_ci95"]),
+                pct(v["abandon_rate"]) + ci_pct(e["abandon_rate_ci95"]),
+                pct(e["abandoned_sessions_fraction"]),
+            ]
+        )
+    head = [
+        "version",
+        "requests",
+        "CTR [95% CI]",
+        "CTR − baseline",
+        "relative lift",
+        "sessions",
+        "clicks / session",
+        "abandoned requests",
+        "abandoned sessions",
+    ]
+    return (
+        _figure(img, "CTR by version with 95% confidence intervals")
+        + _table(head, rows)
+        + _muted(
+            "CTR: Wilson 95% intervals; difference and lift against the baseline: delta-method "
+            "95% intervals; clicks per session: normal 95% interval over sessions. A list "
+            "slower than the abandonment threshold may be abandoned unseen."
+        )
+    )
+
+
+def calibration(summary: dict[str, Any]) -> str:
+    img = figures.reliability_figure(summary["versions"])
+    rows = []
+    bin_rows = []
+    for name, v in summary["versions"].items():
+        cal = v["quality"]["calibration"]
+        platt = v["model"]["platt"]
+        rows.append(
+            [
+                esc(name),
+                fmt(cal["requests"]),
+                fmt(cal["ece"]),
+                pct(cal["mean_predicted"]),
+                pct(cal["observed_rate"]),
+                fmt(platt["a"]),
+                fmt(platt["b"]),
+            ]
+        )
+        for b in cal["bins"]:
+            bin_rows.append(
+                [
+                    esc(name),
+                    f"({b['lower']:.3f}, {b['upper']:.3f}]",
+                    fmt(b["count"]),
+                    pct(b["mean_predicted"]),
+                    pct(b["observed_rate"]),
+                ]
+            )
+    head = [
+        "version",
+        "requests judged",
+        "ECE (15 bins)",
+        "mean predicted",
+        "observed rate",
+        "Platt a",
+        "Platt b",
+    ]
+    bins = _table(
+        ["version", "bin (15 equal-width)", "requests", "mean predicted", "observed"],
+        bin_rows,
+        left=2,
+    )
+    return (
+        '<div class="row">'
+        + _figure(img, "Calibration reliability diagram per version")
+        + '<div class="grow">'
+        + _table(head, rows)
+        + bins
+        + "</div></div>"
+        + _muted(
+            "Predicted P(click on the list) from the serving version's Platt-scaled scores "
+            "against observed clicks, on requests whose list the version served and the user "
+            "did not abandon. ECE = Σ_b |B_b|/n · |mean predicted − observed rate| over 15 "
+            "equal-width bins (only non-empty bins listed); the diagram uses 10 equal-mass "
+            "bins, 95% Wilson intervals."
+        )
+    )
+
+
+def diversity(summary: dict[str, Any]) -> str:
+    rows = []
+    for name, v in summary["versions"].items():
+        d = v["quality"]["diversity"]
+        full = d["if_shown_to_all_traffic"]
+        rows.append(
+            [
+                esc(name),
+                fmt(d["lists"]),
+                fmt(d["impressions"]),
+                fmt(d["intra_list_diversity"]),
+                pct(d["catalogue_coverage"], 1),
+                fmt(d["exposure_gini"], 3),
+                fmt(d["novelty_bits"], 3),
+                fmt(d["average_recommended_popularity"], 4),
+                pct(full["catalogue_coverage"], 1),
+                fmt(full["exposure_gini"], 3),
+            ]
+        )
+    head = [
+        "version",
+        "users served",
+        "lists shown",
+        "intra-list diversity",
+        "coverage",
+        "exposure Gini",
+        "novelty (bits)",
+        "avg. popularity",
+        "coverage, all traffic",
+        "Gini, all traffic",
+    ]
+    return _table(head, rows) + _muted(
+        "Over the lists each version served, weighted by requests. Intra-list diversity: mean "
+        "pairwise (1 − cosine) of the true world's item factors (one taste space for every "
+        "version). Coverage: distinct items shown / catalogue. Gini of item exposure over the "
+        "catalogue (0 equal, 1 all on one item). Novelty: mean −log2 popularity share (add-one "
+        "smoothed); average popularity in users per item; popularity counted in the history "
+        "before time zero. "
+        "Coverage and Gini grow with the number of users served, so the last two columns "
+        "score each version's lists for every user in the traffic, which compares versions "
+        "at equal exposure."
+    )
+
+
+def stability(summary: dict[str, Any]) -> str:
+    rows = []
+    for name, v in summary["versions"].items():
+        s = v["quality"]["stability"]
+        if s is None:
+            continue
+        rows.append(
+            [
+                esc(name),
+                esc(s["against"]),
+                fmt(s["users"]),
+                fmt(s["jaccard_at_k"], 3),
+                fmt(s["rbo"], 3),
+                pct(s["identical_lists"], 1),
+            ]
+        )
+    if not rows:
+        return _muted("Only the baseline ran; there is nothing to compare its lists with.")
+    k = next(
+        v["quality"]["stability"]["k"]
+        for v in summary["versions"].values()
+        if v["quality"]["stability"] is not None
+    )
+    head = ["version", "against", "users", f"Jaccard@{k}", "RBO (p = 0.9)", "identical lists"]
+    return _table(head, rows, left=2) + _muted(
+        f"Each version's top-{k} list against the baseline's for the same user, averaged over "
+        "every user in the traffic. Jaccard@K: shared items / items in either list. RBO: "
+        "rank-biased overlap, extrapolated, p = 0.9 (top ranks weigh most); 1 = same ranking."
+    )
+
+
+def segments(summary: dict[str, Any], names: Sequence[str]) -> str:
+    seg = summary["segments"]
+    if not seg["by_segment"]:
+        return _muted("No requests, so no segments.")
+    img = figures.segments_figure(seg, names)
+    rows = []
+    for group, cell in seg["by_segment"].items():
+        row = [
+            f'{esc(group)}<div class="nums">{esc(seg["rules"][group])}</div>',
+            fmt(cell["users"]),
+            fmt(cell["requests"]),
+        ]
+        for name in names:
+            c = cell["versions"].get(name)
+            row.append("–" if c is None else pct(c["ctr"]) + ci_pct(c["ctr_ci95"]))
+        d = cell["candidate_vs_baseline"]
+        row.append("–" if d is None else pp(d["difference"]) + ci_pp(d["difference_ci95"]))
+        rows.append(row)
+    head = [
+        "segment (history length)",
+        "users",
+        "requests",
+        *[f"CTR {esc(n)}" for n in names],
+        f"CTR {esc(seg['candidate'])} − {esc(seg['baseline'])}",
+    ]
+    worst = seg["worst"]
+    if worst is None:
+        worst_text = _muted("The candidate served no segment, so there is no segment delta.")
+    else:
+        high = worst["difference_ci95"][1]
+        judgement = (
+            "<b>significantly worse there</b> (95% CI below 0)"
+            if high is not None and high < 0
+            else "no segment is significantly worse (every per-segment 95% CI reaches 0 or above)"
+        )
+        worst_text = (
+            f"<p>Lowest CTR difference for <b>{esc(seg['candidate'])}</b> against "
+            f"{esc(seg['baseline'])}: <b>{esc(worst['segment'])}</b> users, "
+            f"{pp(worst['difference'])}{ci_pp(worst['difference_ci95'])}; {judgement}.</p>"
+        )
+    return (
+        worst_text
+        + _table(head, rows)
+        + _figure(img, "CTR by user segment and version")
+        + _muted(
+            "Segments by history length (interactions before time zero), as rollout targeting "
+            "defines them: cold < 5, heavy ≥ the 75th percentile of the others, light in "
+            "between. CTR by assigned version with Wilson 95% intervals; the difference has a "
+            "normal 95% interval per segment, not adjusted for looking at several segments."
+        )
+    )
+
+
+def drift(summary: dict[str, Any]) -> str:
+    data = summary.get("drift")
+    if not data:
+        return _muted("No drift measured in this run.")
+    labels = {
+        "item_popularity": "item popularity (training popularity of consumed items)",
+        "user_activity": "user activity (history length of requesting users)",
+    }
+    rows = []
+    for key, label in labels.items():
+        d = data.get(key)
+        if d is None:
+            continue
+        alert = d.get("alert")
+        rows.append(
+            [
+                esc(label),
+                fmt(d.get("psi"), 3),
+                fmt(d.get("ks_statistic"), 3),
+                fmt(d.get("ks_p_value"), 3),
+                fmt(d.get("live_samples")),
+                '<span class="bad">alert</span>' if alert else "–" if alert is None else "ok",
+            ]
+        )
+    threshold = data.get("alert_threshold_psi", 0.2)
+    table = _table(["distribution", "PSI", "KS D", "KS p", "live samples", "status"], rows)
+    windows = data.get("windows") or []
+    alerts = [w for w in windows if w.get("alert")]
+    figure = (
+        _figure(
+            figures.drift_figure(windows, threshold),
+            "Item-popularity drift per analysis window",
+        )
+        if len(windows) >= 2
+        else ""
+    )
+    alert_text = (
+        f"<p><b>{len(alerts)} drift alert(s)</b> (item-popularity PSI > {threshold:g}) at "
+        + ", ".join(f"{minutes(w['t_start_s'])}–{minutes(w['t_end_s'])}" for w in alerts[:20])
+        + " min; shaded on the rollout timeline.</p>"
+        if alerts
+        else _muted(f"No analysis window exceeds the alert threshold (PSI > {threshold:g}).")
+    )
+    return (
+        alert_text
+        + table
+        + figure
+        + _muted(
+            "Training data (interactions before time zero) against live traffic. PSI over 10 "
+            "quantile bins of the reference, ε = 1e-4 (< 0.1 stable, 0.1–0.25 moderate, "
+            "> 0.25 large); two-sample Kolmogorov–Smirnov statistic D and p-value. With "
+            "tens of thousands of samples KS flags even tiny shifts; read PSI for size."
+        )
+    )
+
+
+def provenance(summary: dict[str, Any]) -> str:
+    rows = []
+    for name, v in summary["versions"].items():
+        m = v["model"]
+        rows.append(
+            [
+                esc(name),
+                esc(v["role"]),
+                esc(m["algorithm"]),
+                esc(m["parent"] or "–"),
+                esc(m["update"] or "–"),
+                fmt(m["factors"]),
+                fmt(m["training_s"]),
+                fmt(m["platt"]["a"]),
+                fmt(m["platt"]["b"]),
+                fmt(m["popularity_fallback_users"]),
+            ]
+        )
+    head = [
+        "version",
+        "role",
+        "algorithm",
+        "parent",
+        "update",
+        "factors",
+        "training s",
+        "Platt a",
+        "Platt b",
+        "popularity-fallback users",
+    ]
+    return _table(head, rows, left=5) + _muted(
+        "Platt scaling maps a model score s to P(click | examined) = 1 / (1 + exp(−(a·s + b))). "
+        "Popularity-fallback users: traffic users the version knows no history for; they get "
+        "the popularity list."
+    )
+
+
+def decision_trace(summary: dict[str, Any]) -> str:
+    decisions = summary["decisions"]
+    if not decisions:
+        return _muted("No decisions were taken.")
+    rows = []
+    for n, d in numbered_decisions(decisions):
+        numbers = " · ".join(f"{esc(k)} {fmt(v)}" for k, v in d["numbers"].items())
+        rows.append(
+            [
+                str(n),
+                esc(d["action"]),
+                esc(d["reason"]) + (f'<div class="nums">{numbers}</div>' if numbers else ""),
+                minutes(d["t_s"]),
+                str(d["step"]),
+                f"{d['weight']:g}%",
+            ]
+        )
+    return _table(
+        ["#", "action", "reason (numbers it saw)", "t (min)", "step", "weight"], rows, left=3
+    )
+
+
+def scenario(summary: dict[str, Any]) -> str:
+    settings = summary["scenario"]["settings"]
+    return (
+        "<details><summary>The scenario as run, every default filled in</summary>"
+        f"<pre>{esc(json.dumps(settings, indent=2))}</pre></details>"
+    )
+
+
+def render_sections(
+    summary: dict[str, Any],
+    verdict: dict[str, Any] | None,
+    tl: pl.DataFrame,
+    duration_s: float,
+) -> list[Section]:
+    """Every section of :data:`SECTIONS`, in order."""
+    names = list(summary["versions"])
+    bodies = {
+        "expectations": lambda: expectations(verdict),
+        "versions": lambda: versions_table(summary),
+        "timeline": lambda: timeline(summary, tl, names, duration_s),
+        "latency": lambda: latency(summary, tl, names),
+        "cache": lambda: cache(summary, tl, names),
+        "engagement": lambda: engagement(summary),
+        "calibration": lambda: calibration(summary),
+        "diversity": lambda: diversity(summary),
+        "stability": lambda: stability(summary),
+        "segments": lambda: segments(summary, names),
+        "drift": lambda: drift(summary),
+        "provenance": lambda: provenance(summary),
+        "decisions": lambda: decision_trace(summary),
+        "scenario": lambda: scenario(summary),
+    }
+    return [Section(anchor, title, bodies[anchor]()) for anchor, title in SECTIONS]
