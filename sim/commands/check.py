@@ -1,0 +1,70 @@
+"""``rollout-lab check``: run many scenarios, print a table, gate CI on their expectations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from replay.errors import UserInputError
+from sim.commands.common import (
+    EXIT_EXPECTATION,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USER,
+    overrides,
+    scenario_files,
+    scenario_options,
+    slug,
+    write_atomic,
+)
+from sim.commands.run import run_scenario
+
+NAME = "check"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(NAME, help="run many scenarios and gate on their expectations")
+    p.add_argument("paths", type=Path, nargs="+", help="scenario files or folders of them")
+    p.add_argument("--out", type=Path, default=Path("runs/check"), help="base output folder")
+    scenario_options(p)
+    p.add_argument("--junit", type=Path, default=None, help="write one JUnit XML for all")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from reports.junit import junit_xml
+
+    files = scenario_files(args.paths)
+    worst = EXIT_OK
+    suites: list[tuple[str, dict[str, Any]]] = []
+    print(f"{'scenario':<36}{'outcome':<14}{'expectations':<14}{'result'}")
+    for path in files:
+        try:
+            summary, verdict, _target = run_scenario(
+                path, args.out / slug(path.stem), overrides(args), force=True
+            )
+        except UserInputError as exc:
+            print(f"{path.stem[:35]:<36}{'-':<14}{'-':<14}error: {exc}")
+            worst = max(worst, EXIT_USER)
+            continue
+        except Exception as exc:  # an internal error in one scenario: report it, run the rest
+            print(f"{path.stem[:35]:<36}{'-':<14}{'-':<14}internal error: {exc!r}")
+            traceback.print_exc(file=sys.stderr)
+            worst = max(worst, EXIT_INTERNAL)
+            continue
+        cases = verdict["expectations"]
+        passed = sum(1 for c in cases if c["passed"])
+        status = "pass" if verdict["passed"] else "FAIL"
+        print(f"{path.stem[:35]:<36}{summary['outcome']:<14}{f'{passed}/{len(cases)}':<14}{status}")
+        for c in cases:
+            if not c["passed"]:
+                print(f"    {c['metric']}: expected {c['condition']}, observed {c['observed']!r}")
+        suites.append((summary["scenario"]["name"], verdict))
+        if not verdict["passed"]:
+            worst = max(worst, EXIT_EXPECTATION)
+    if args.junit is not None:
+        args.junit.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(args.junit, junit_xml(suites))
+    return worst
