@@ -20,7 +20,7 @@ is dropped.  Every arrival ends as exactly one of served / fallback / dropped.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -155,8 +155,12 @@ def simulate(
     *,
     rng_service: np.random.Generator,
     rng_faults: np.random.Generator,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EngineOutcome:
-    """Run the request stream through routing, cache and servers; return the records."""
+    """Run the request stream through routing, cache and servers; return the records.
+
+    ``progress(done, total)`` is called after every block of arrivals (for a progress bar).
+    """
     env = simpy.Environment()
     n = int(plan.t_s.shape[0])
     if records.n != n:
@@ -354,6 +358,8 @@ def simulate(
         stats = cache.stats if cache is not None else None
         slow_routing = plan.sticky_memory
         for lo in range(0, n, _CHUNK):
+            if progress is not None:
+                progress(lo, n)
             hi = min(lo + _CHUNK, n)
             times = plan.t_s[lo:hi].tolist()
             users = plan.user[lo:hi].tolist()
@@ -416,6 +422,8 @@ def simulate(
     env.process(arrivals())
     env.process(control())
     env.run()
+    if progress is not None:
+        progress(n, n)
     return outcome
 
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,8 +50,8 @@ from sim.rollout import RolloutController
 from sim.router import stable_buckets
 from sim.scenario import Fault, LognormalLatency, ModelSettings, Scenario
 from sim.servers import ServiceTime
-from sim.users import CascadeUsers
 from sim.sources import LogTruth, Source, build_source
+from sim.users import CascadeUsers
 from sim.versions import PopularTables, VersionTables
 
 __all__ = [
@@ -304,7 +305,12 @@ def _fault_windows(
     return tuple(out)
 
 
-def simulate_prepared(prepared: Prepared, replication: int = 0) -> RunResult:
+def simulate_prepared(
+    prepared: Prepared,
+    replication: int = 0,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
     """Draw traffic for ``replication`` and run the event simulation on the prepared versions."""
     scenario = prepared.scenario
     rng = seeded_streams(scenario.seed, replication)
@@ -402,7 +408,12 @@ def simulate_prepared(prepared: Prepared, replication: int = 0) -> RunResult:
         rollout, monitor, baseline=0, candidate=1, duration_s=tr.duration, rng=rng["policy"]
     )
     outcome = simulate(
-        plan, controller, records, rng_service=rng["service"], rng_faults=rng["faults"]
+        plan,
+        controller,
+        records,
+        rng_service=rng["service"],
+        rng_faults=rng["faults"],
+        progress=progress,
     )
     end_s = max(tr.duration, float(stream.t_s[-1]) if len(stream) else 0.0)
     monitor.settle(len(stream), end_s)
@@ -461,12 +472,16 @@ def _request_truth(prepared: Prepared, stream: RequestStream) -> RequestTruth | 
 
 
 def run(
-    scenario: Scenario, *, source_name: str = "scenario", base_dir: Path | None = None
+    scenario: Scenario,
+    *,
+    source_name: str = "scenario",
+    base_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Prepare and simulate one scenario; ``result.timing`` has each phase's wall seconds."""
     started = time.perf_counter()
     prepared = prepare(scenario, source_name=source_name, base_dir=base_dir)
-    result = simulate_prepared(prepared)
+    result = simulate_prepared(prepared, progress=progress)
     result.timing["prepare_s"] = prepared.prepare_s + result.timing["scoring_s"]
     result.timing["wall_s"] = time.perf_counter() - started
     return result
