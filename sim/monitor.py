@@ -29,9 +29,22 @@ from sim.records import (
     TIMEOUT,
     Records,
 )
+from sim.stats import ArmStats, clustered_ratio
 from sim.users import CascadeUsers
 
-__all__ = ["Monitor", "RequestTruth", "RunningTotals", "WindowStats"]
+__all__ = ["RATE_METRICS", "Monitor", "RequestTruth", "RunningTotals", "WindowStats"]
+
+# Per-request 0/1 events behind the rate metrics guardrails may test.
+_RATE_EVENTS = {
+    "ctr": lambda rec, idx: rec.clicks[idx],
+    "timeout_rate": lambda rec, idx: rec.failure[idx] == TIMEOUT,
+    "error_rate": lambda rec, idx: (
+        (rec.failure[idx] == SERVER_ERROR) | (rec.failure[idx] == QUEUE_FULL)
+    ),
+    "fallback_rate": lambda rec, idx: (rec.result[idx] == FALLBACK) | (rec.result[idx] == DROPPED),
+    "abandon_rate": lambda rec, idx: rec.abandoned[idx],
+}
+RATE_METRICS = frozenset(_RATE_EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +198,11 @@ class Monitor:
         self.session = session if session is not None else user
         self.eligible = eligible if eligible is not None else np.ones(t_s.shape[0], bool)
         self.request_truth = request_truth
+        size = int(self.unit.max(initial=-1)) + 1
+        # Per sticky unit and version: requests and clicks so far (cluster-robust gate).
+        self.unit_requests = [np.zeros(size, np.int64) for _ in version_names]
+        self.unit_clicks = [np.zeros(size, np.int64) for _ in version_names]
+        self.last_slice = (0, 0)
         self.settled = 0
         self.window_start_s = 0.0
         self.windows: list[list[WindowStats]] = []
@@ -199,10 +217,36 @@ class Monitor:
         self.settled = hi
         self.window_start_s = t_end_s
         self.windows.append(stats)
+        rec = self.records
+        size = self.unit_requests[0].size
         for v, w in enumerate(stats):
             self.totals[v].requests += w.requests
             self.totals[v].clicks += w.clicks
+            mine = np.flatnonzero(rec.version[lo:hi] == v) + lo
+            units = self.unit[mine]
+            self.unit_requests[v] += np.bincount(units, minlength=size)
+            self.unit_clicks[v] += np.bincount(
+                units, weights=rec.clicks[mine], minlength=size
+            ).astype(np.int64)
+        self.last_slice = (lo, hi)
         return stats
+
+    def clustered_ctr(self, version: int) -> ArmStats:
+        """CTR of everything settled so far, with the variance of a unit-randomised test."""
+        return clustered_ratio(self.unit_requests[version], self.unit_clicks[version])
+
+    def clustered_window_rate(self, version: int, metric: str) -> ArmStats:
+        """A per-request rate of the last settled window, clustered by sticky unit."""
+        lo, hi = self.last_slice
+        rec = self.records
+        mine = np.flatnonzero(rec.version[lo:hi] == version) + lo
+        if mine.size == 0:
+            return ArmStats(0, 0.0, 0.0)
+        events = _RATE_EVENTS[metric](rec, mine)
+        _, inverse = np.unique(self.unit[mine], return_inverse=True)
+        n_u = np.bincount(inverse)
+        x_u = np.bincount(inverse, weights=events.astype(np.float64))
+        return clustered_ratio(n_u, x_u)
 
     def arrived(self, now_s: float) -> int:
         """How many requests have arrived by ``now_s``."""

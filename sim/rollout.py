@@ -38,20 +38,12 @@ from typing import Any
 import numpy as np
 
 from sim.engine import Routing
-from sim.monitor import Monitor, WindowStats
+from sim.monitor import RATE_METRICS, Monitor, WindowStats
 from sim.router import threshold_for
 from sim.scenario import Guardrail, Rollout
-from sim.stats import ArmStats, SequentialTest, guardrail_worse, mixing_variance_for_mde, srm_check
+from sim.stats import SequentialTest, guardrail_worse, mixing_variance_for_mde, srm_check
 
 __all__ = ["Decision", "RolloutController"]
-
-_RATE_COUNTS = {
-    "ctr": lambda w: w.clicks,
-    "timeout_rate": lambda w: w.timeouts,
-    "error_rate": lambda w: w.errors + w.rejected,
-    "fallback_rate": lambda w: w.fallback + w.dropped,
-    "abandon_rate": lambda w: w.abandoned,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,10 +447,9 @@ class RolloutController:
     def _gate(self) -> tuple[str, str, dict[str, float]]:
         gate = self.config.gate
         assert gate is not None
-        totals = self.monitor.totals
-        base, cand = totals[self.baseline], totals[self.candidate]
-        control = ArmStats.from_sums(base.requests, base.clicks, base.clicks)
-        treatment = ArmStats.from_sums(cand.requests, cand.clicks, cand.clicks)
+        # Clustered by the sticky unit: requests of one user are not independent.
+        control = self.monitor.clustered_ctr(self.baseline)
+        treatment = self.monitor.clustered_ctr(self.candidate)
         if self.gate_test is None:
             mde_abs = gate.mde_relative * max(control.mean, 1e-6)
             self.gate_test = SequentialTest(gate.alpha, mixing_variance_for_mde(mde_abs))
@@ -467,7 +458,7 @@ class RolloutController:
             "gate.p_value": result.p_value,
             "gate.log_lambda": result.log_lambda,
             "gate.difference": result.difference,
-            "gate.candidate_requests": float(treatment.n),
+            "gate.candidate_units": float(treatment.n),
         }
         reason = (
             f"ctr mSPRT {result.decision} (diff {result.difference:+.4f}, "
@@ -495,10 +486,9 @@ class RolloutController:
         for bound, side in bounds:
             if bound is None:
                 continue
-            if metric in _RATE_COUNTS and not shadow:
-                count = _RATE_COUNTS[metric]
-                control = ArmStats.from_sums(base.requests, count(base), count(base))
-                treatment = ArmStats.from_sums(cand.requests, count(cand), count(cand))
+            if metric in RATE_METRICS and not shadow:
+                control = self.monitor.clustered_window_rate(self.baseline, metric)
+                treatment = self.monitor.clustered_window_rate(self.candidate, metric)
                 result = guardrail_worse(
                     control,
                     treatment,

@@ -54,6 +54,7 @@ __all__ = [
     "SequentialResult",
     "SequentialTest",
     "SrmResult",
+    "clustered_ratio",
     "difference_interval",
     "guardrail_worse",
     "mean_interval",
@@ -150,6 +151,37 @@ class ArmStats:
 
 
 # --------------------------------------------------------------------------- mSPRT
+
+
+def clustered_ratio(unit_n: npt.ArrayLike, unit_x: npt.ArrayLike) -> ArmStats:
+    """A ratio metric (e.g. CTR = clicks / requests) when the randomisation unit is a user.
+
+    Requests from one user are not independent (the same user sees the same list and has the
+    same tastes), so treating requests as i.i.d. understates the variance and inflates the
+    error rate of every test.  The delta method for a ratio of sums over independent units
+    (Deng, Knoblich, Lu 2018) gives, with per-unit counts ``n_u`` and sums ``x_u`` over the
+    N units that have ``n_u > 0``::
+
+        R = Σx_u / Σn_u,     Var(R) ≈ Var(x_u − R n_u) / (N n̄²)
+
+    The result is an ``ArmStats`` with ``n = N`` units, ``mean = R`` and
+    ``var = Var(x_u − R n_u) / n̄²``, so that ``var / n`` is ``Var(R)`` and every test in
+    this module (mSPRT, z-test, guardrails, intervals) uses it unchanged.
+    """
+    n_u = np.asarray(unit_n, dtype=np.float64)
+    x_u = np.asarray(unit_x, dtype=np.float64)
+    present = n_u > 0
+    n_u, x_u = n_u[present], x_u[present]
+    units = int(n_u.size)
+    if units == 0:
+        return ArmStats(0, 0.0, 0.0)
+    ratio = float(x_u.sum() / n_u.sum())
+    if units < 2:
+        return ArmStats(units, ratio, 0.0)
+    residual = x_u - ratio * n_u
+    n_bar = float(n_u.mean())
+    var = float(residual.var(ddof=1)) / (n_bar * n_bar)
+    return ArmStats(units, ratio, max(var, 0.0))
 
 
 def mixing_variance_for_mde(mde_abs: float) -> float:
