@@ -251,7 +251,9 @@ def _content_sha256(arrays: dict[str, npt.NDArray[Any]], body: dict[str, Any]) -
         array = np.ascontiguousarray(arrays[name])
         digest.update(f"{name}:{array.dtype.str}:{array.shape}\0".encode())
         digest.update(array.tobytes())
-    digest.update(_canonical_json(body))
+    # Wall-clock training time is recorded but not hashed: the same data and settings give
+    # the same version id on every machine and every run.
+    digest.update(_canonical_json({k: v for k, v in body.items() if k != "training_seconds"}))
     return digest.hexdigest()
 
 

@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,8 @@ class Source:
     requests: Callable[[int, np.random.Generator], RequestStream]
     consumption: Callable[[RequestStream, np.random.Generator], tuple[np.ndarray, np.ndarray]]
     duration_s: float
+    windows: dict[str, tuple[datetime, datetime]]  # "train", "update", "holdout"
+    holdout: Callable[[np.random.Generator], sp.csr_matrix]  # what users consume after
     data: dict[str, Any] = field(default_factory=dict)
     live_world: SyntheticWorld | None = None
 
@@ -198,6 +200,20 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
         items = sample_consumption(live_world, stream.user[probe], rng=probe_rng)
         return stream.t_s[probe], items
 
+    def holdout(holdout_rng: np.random.Generator) -> sp.csr_matrix:
+        """Five organic picks each of up to 5,000 users drawn by activity, after time zero."""
+        users = holdout_rng.choice(
+            world.n_users,
+            size=min(5_000, world.n_users),
+            replace=False,
+            p=world.activity / world.activity.sum(),
+        )
+        repeated = np.repeat(users, 5)
+        items = sample_consumption(live_world, repeated, rng=holdout_rng)
+        ones = np.ones(repeated.size, np.float32)
+        matrix = sp.coo_matrix((ones, (repeated, items)), shape=(world.n_users, world.n_items))
+        return sp.csr_matrix(matrix.tocsr(), dtype=np.float32)
+
     return Source(
         world=world,
         truth=ClickTruth(live_world, scenario.users.click_offset, scenario.users.position_decay),
@@ -207,6 +223,12 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
         requests=requests,
         consumption=consumption,
         duration_s=duration,
+        windows={
+            "train": (start, update_start),
+            "update": (update_start, zero),
+            "holdout": (zero, zero + timedelta(seconds=duration)),
+        },
+        holdout=holdout,
         data={"source": "synthetic", "history_events": events.height},
         live_world=live_world,
     )
@@ -279,6 +301,9 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         return s.t_s[has], s.truth_items[s.truth_ptr[:-1][has]].astype(np.int64)
 
     accounting = dict(table.accounting)
+    replay_matrix = interaction_matrix(
+        events, n_users, n_items, split.replay.start, split.replay.end
+    )
     return Source(
         world=world,
         truth=LogTruth(
@@ -290,6 +315,12 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         requests=requests,
         consumption=consumption,
         duration_s=duration,
+        windows={
+            "train": train,
+            "update": update,
+            "holdout": (split.replay.start, split.replay.end),
+        },
+        holdout=lambda _rng: replay_matrix,
         data={
             "source": "log",
             "path": str(log.path),

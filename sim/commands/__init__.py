@@ -6,6 +6,6 @@ module only parses its own options and does its job.
 
 from __future__ import annotations
 
-from sim.commands import check, run, validate
+from sim.commands import check, models, run, sweep, train, validate
 
-COMMANDS = (run, validate, check)
+COMMANDS = (run, validate, check, sweep, train, models)
