@@ -124,6 +124,9 @@ class Routing:
 
     candidate_threshold: int = 0
     mirror_threshold: int = 0
+    #: Which versions play baseline (production) and candidate now; a release train moves them.
+    baseline: int = 0
+    candidate: int = 1
     #: Buckets below this (of a second, independent hash) are misrouted to the baseline.
     misroute_threshold: int = 0
     #: After a rollback with ``drain``: sessions that keep the candidate until they end.
@@ -185,7 +188,7 @@ def simulate(
     outcome = EngineOutcome(records, cache)
 
     n_users = plan.n_users
-    baseline, candidate = plan.baseline, plan.candidate
+    routing.baseline, routing.candidate = plan.baseline, plan.candidate
     timeout_s = plan.timeout_s
     queue_limit = plan.queue_limit
     chain = plan.fallback
@@ -228,12 +231,18 @@ def simulate(
         while pos < len(chain):
             step = chain[pos]
             pos += 1
-            if step == "baseline" and version != baseline:
-                dispatch(i, baseline, t_arrival, env.now, pos, user, False)
+            if step == "baseline" and version != routing.baseline:
+                dispatch(i, routing.baseline, t_arrival, env.now, pos, user, False)
                 return
             if step == "stale_cache" and cache is not None:
                 got = _any_cached(
-                    cache, user, versioned, n_users, int(rec_version[i]), baseline, len(versions)
+                    cache,
+                    user,
+                    versioned,
+                    n_users,
+                    int(rec_version[i]),
+                    routing.baseline,
+                    len(versions),
                 )
                 if got >= 0:
                     end_fallback(i, t_arrival, got, STALE)
@@ -334,6 +343,7 @@ def simulate(
 
     def route(unit: int, bucket: int, eligible: bool, session: int) -> int:
         """The slow path of routing: sticky memory, misrouting faults, draining sessions."""
+        baseline, candidate = routing.baseline, routing.candidate
         if routing.drain_sessions and session in routing.drain_sessions:
             return candidate
         if memory is not None:
@@ -375,6 +385,7 @@ def simulate(
                     now = env.now
                 i = lo + j
                 user = users[j]
+                baseline, candidate = routing.baseline, routing.candidate
                 if slow_routing or routing.misroute_threshold or routing.drain_sessions:
                     version = route(units[j], assign[j], eligible[j], sessions[j])
                 elif eligible[j] and assign[j] < routing.candidate_threshold:

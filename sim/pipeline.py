@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from replay.calibration import Platt
 from replay.requests import RequestStream
 from replay.synthetic import (
     SyntheticWorld,
@@ -46,6 +47,7 @@ from sim.drift import drift_summary
 from sim.engine import CachePlan, EngineOutcome, EnginePlan, FaultWindow, VersionPlan, simulate
 from sim.monitor import Monitor, RequestTruth
 from sim.records import POPULAR, Records
+from sim.release_train import Release, build_release_train
 from sim.rollout import RolloutController
 from sim.router import stable_buckets
 from sim.scenario import Fault, LognormalLatency, ModelSettings, Scenario
@@ -55,6 +57,7 @@ from sim.users import CascadeUsers
 from sim.versions import PopularTables, VersionTables
 
 __all__ = [
+    "NOISE_FLOOR",
     "SEGMENTS",
     "Prepared",
     "RunResult",
@@ -77,6 +80,8 @@ STREAMS = (
 )
 #: User segments by history length: cold (< 5 interactions), light, heavy (top quarter).
 SEGMENTS = ("cold", "light", "heavy")
+#: Name of the re-seeded baseline (stability noise floor) in ``Prepared.training_s``.
+NOISE_FLOOR = "baseline@noise_floor"
 
 
 def seeded_streams(seed: int, replication: int = 0) -> dict[str, np.random.Generator]:
@@ -111,6 +116,17 @@ class Prepared:
     history_events: int
     prepare_s: float
     training_s: dict[str, float]
+    # The baseline retrained with seed + 1 (``metrics.noise_floor``): its lists against the
+    # baseline's show how far lists move from training noise alone.  Rows for traffic users
+    # are scored with the other versions'; None when the scenario turns it off.
+    noise_floor: VersionTables | None = None
+    # Release schedule: one entry per release (a single one without a release train).
+    releases: tuple[Release, ...] = ()
+
+    @property
+    def noise_floor_items(self) -> np.ndarray | None:
+        """int32 [n_users, K] top-K of the re-seeded baseline (rows of scored users only)."""
+        return None if self.noise_floor is None else self.noise_floor.items
 
 
 @dataclass(slots=True)
@@ -195,6 +211,38 @@ def _build_model(
     return model, seen
 
 
+def _noise_floor(
+    scenario: Scenario,
+    seed: int,
+    source: Source,
+    popular_items: np.ndarray,
+    platt: Platt | None,
+    sample: np.ndarray,
+) -> VersionTables:
+    """The baseline trained again on the same data with the same spec and seed + 1.
+
+    Its Platt scaling is the baseline's (only its lists are used), and no shared generator is
+    drawn from, so turning the noise floor on or off changes no other number of the run.
+    """
+    matrices = source.matrices
+    model = train(_spec(scenario.models[scenario.rollout.baseline], seed), matrices["train"])
+    tables = VersionTables(
+        NOISE_FLOOR,
+        model,
+        seen=matrices["train"],
+        consumed=matrices["all"],
+        truth=source.truth,
+        n_users=source.world.n_users,
+        popular_items=popular_items,
+        k=scenario.users.list_size,
+        click_lift=0.0,
+        parent=None,
+        update=None,
+    )
+    tables.ensure(sample, platt=platt)
+    return tables
+
+
 def prepare(
     scenario: Scenario, *, source_name: str = "scenario", base_dir: Path | None = None
 ) -> Prepared:
@@ -248,10 +296,31 @@ def prepare(
         if settings.calibration == "inherit" and settings.parent is not None:
             inherit = tables[settings.parent].platt
         tables[name].ensure(sample, rng=calibration_rng, platt=inherit)
+    # A release train's later releases, updated from the candidate during the run.
+    train_rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(1_000,)))
+    train_tables, releases = build_release_train(
+        scenario, source, tables[scenario.rollout.candidate], sample=sample, rng=train_rng
+    )
+    for table in train_tables:
+        tables[table.name] = table
     order = [scenario.rollout.baseline, scenario.rollout.candidate]
     order += [name for name in tables if name not in order]
     popular = PopularTables(popular_items, truth, n_users)
     popular.ensure(sample, tables[scenario.rollout.baseline])
+    training_s = {name: m.training_seconds for name, m in models.items()}
+    training_s.update({t.name: t.model.training_seconds for t in train_tables})
+    noise_floor = None
+    if scenario.metrics.noise_floor:
+        baseline_seed = int(seeds[_model_order(scenario).index(scenario.rollout.baseline)])
+        noise_floor = _noise_floor(
+            scenario,
+            baseline_seed + 1,
+            source,
+            popular_items,
+            tables[scenario.rollout.baseline].platt,
+            sample,
+        )
+        training_s[NOISE_FLOOR] = noise_floor.model.training_seconds
     counts = np.asarray(all_matrix.getnnz(axis=1), dtype=np.int64)
     if source.live_world is None:
         # Replayed logs have no latent truth: factor-space metrics use the baseline's items.
@@ -269,8 +338,10 @@ def prepare(
         history_items=source.history_items,
         item_popularity=item_popularity,
         history_events=int(source.history_items.size),
+        releases=tuple(releases),
         prepare_s=time.perf_counter() - started,
-        training_s={name: m.training_seconds for name, m in models.items()},
+        training_s=training_s,
+        noise_floor=noise_floor,
     )
 
 
@@ -321,7 +392,8 @@ def simulate_prepared(
     traffic_s = time.perf_counter() - started
     # Score top-K rows for users first seen in this traffic: model work, timed apart.
     scoring_started = time.perf_counter()
-    for tables in prepared.versions:
+    floor = () if prepared.noise_floor is None else (prepared.noise_floor,)
+    for tables in (*prepared.versions, *floor):
         tables.ensure(stream.user)
     prepared.popular.ensure(stream.user, prepared.versions[0])
     scoring_s = time.perf_counter() - scoring_started
@@ -343,7 +415,8 @@ def simulate_prepared(
     names = [t.name for t in prepared.versions]
     version_plans = []
     for t in prepared.versions:
-        settings = scenario.models[t.name]
+        # Later releases of a train serve like the candidate they were updated from.
+        settings = scenario.models.get(t.name) or scenario.models[scenario.rollout.candidate]
         cold = settings.cold_start
         version_plans.append(
             VersionPlan(
@@ -405,7 +478,13 @@ def simulate_prepared(
         request_truth=_request_truth(prepared, stream),
     )
     controller = RolloutController(
-        rollout, monitor, baseline=0, candidate=1, duration_s=tr.duration, rng=rng["policy"]
+        rollout,
+        monitor,
+        baseline=0,
+        candidate=1,
+        duration_s=tr.duration,
+        rng=rng["policy"],
+        releases=[(r.at_s, names.index(r.name)) for r in prepared.releases] or None,
     )
     outcome = simulate(
         plan,

@@ -54,10 +54,12 @@ class Decision:
     reason: str
     weight: float
     numbers: dict[str, float] = field(default_factory=dict)
+    release: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "t_s": round(self.t_s, 6),
+            "release": self.release,
             "step": self.step,
             "action": self.action,
             "reason": self.reason,
@@ -121,18 +123,35 @@ class RolloutController:
         candidate: int,
         duration_s: float,
         rng: np.random.Generator | None = None,
+        releases: list[tuple[float, int]] | None = None,
     ) -> None:
         self.config = config
         self.monitor = monitor
-        self.baseline = baseline
-        self.candidate = candidate
         self.duration_s = duration_s
         self.rng = rng if rng is not None else np.random.default_rng(0)
-        self.routing = Routing()
+        self.routing = Routing(baseline=baseline, candidate=candidate)
+        # A release train: (start time, version) of every release, in order.
+        self.releases = releases or [(0.0, candidate)]
+        self.release = 0
+        self.release_log: list[dict[str, Any]] = []
+        self.decisions: list[Decision] = []
+        self._kill_s = config.kill_switch_at
+        self._reset()
+
+    @property
+    def baseline(self) -> int:
+        return self.routing.baseline
+
+    @property
+    def candidate(self) -> int:
+        return self.routing.candidate
+
+    def _reset(self) -> None:
+        """State of one release's rollout (a release train starts over for each release)."""
+        config = self.config
         self.weight = 0.0
         self.mirror = 0.0
         self.max_weight = 0.0
-        self.decisions: list[Decision] = []
         self.outcome = "in_progress"
         self.analyses = 0
         self.failures = 0
@@ -147,23 +166,29 @@ class RolloutController:
         self.gate_test: SequentialTest | None = None
         self._gate_alpha = config.gate.alpha if config.gate else 0.05
         self._steps = _plan(config)
+        self.started_s = 0.0
         self._step = 0
         self._step_until_s = 0.0
         self._interval_s = config.analysis.interval if config.analysis else None
         self._next_analysis_s = self._interval_s if self._interval_s is not None else math.inf
-        self._kill_s = config.kill_switch_at
         self._started = False
         self._weight_changed_s = 0.0
         self._rung = 0
+        self.routing.drain_sessions = frozenset()
 
     # --- Controller protocol --------------------------------------------------------------
 
     def next_wakeup_s(self, now_s: float) -> float | None:
         if not self._started:
-            return 0.0
+            return self.releases[self.release][0]
+        next_release = (
+            self.releases[self.release + 1][0]
+            if self.release + 1 < len(self.releases)
+            else math.inf
+        )
         if self.finished:
-            return None
-        wake = self._next_analysis_s
+            return next_release if math.isfinite(next_release) else None
+        wake = min(self._next_analysis_s, next_release)
         if self._step < len(self._steps) and not self.held:
             wake = min(wake, self._step_until_s)
         if self._kill_s is not None:
@@ -172,10 +197,15 @@ class RolloutController:
 
     def tick(self, now_s: float, settled: int) -> bool:
         """Act at ``now_s``; True when what users see changed (the candidate's share)."""
-        before = self.routing.candidate_threshold
+        before = (self.routing.candidate_threshold, self.routing.candidate)
+        if self.release + 1 < len(self.releases) and now_s >= self.releases[self.release + 1][0]:
+            self._next_release(now_s, settled)
         if not self._started:
             self._started = True
+            self.started_s = now_s
             self._step_until_s = now_s
+            if self._interval_s is not None:
+                self._next_analysis_s = now_s + self._interval_s
             self._run_steps(now_s)
         else:
             if self._kill_s is not None and now_s >= self._kill_s:
@@ -187,7 +217,28 @@ class RolloutController:
                 self._analyse(now_s, settled)
             if not self.finished and not self.held and now_s >= self._step_until_s:
                 self._run_steps(now_s)
-        return before != self.routing.candidate_threshold
+        return before != (self.routing.candidate_threshold, self.routing.candidate)
+
+    # --- release trains -----------------------------------------------------------------
+
+    def _next_release(self, now_s: float, settled: int) -> None:
+        """Close the current release and hand the next one to the policy."""
+        self.monitor.settle(settled, now_s)
+        if not self.finished and (self.weight > 0 or self.mirror > 0):
+            self.weight = 0.0
+            self.mirror = 0.0
+            self.routing.candidate_threshold = 0
+            self.routing.mirror_threshold = 0
+            self.outcome = "superseded"
+            self._decide(now_s, self._current_step(), "supersede", "the next release starts")
+        self.release_log.append(self._release_summary())
+        if self.outcome == "promoted":
+            # The promoted release is production now: the next one rolls out behind it.
+            self.routing.baseline = self.routing.candidate
+            self.routing.candidate_threshold = 0
+        self.release += 1
+        self.routing.candidate = self.releases[self.release][1]
+        self._reset()
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -269,7 +320,9 @@ class RolloutController:
         reason: str,
         numbers: dict[str, float] | None = None,
     ) -> None:
-        self.decisions.append(Decision(now_s, step, action, reason, self.weight, numbers or {}))
+        self.decisions.append(
+            Decision(now_s, step, action, reason, self.weight, numbers or {}, self.release + 1)
+        )
 
     # --- analysis -------------------------------------------------------------------------
 
@@ -514,7 +567,27 @@ class RolloutController:
 
     # --- end of run -------------------------------------------------------------------------
 
+    def _release_summary(self) -> dict[str, Any]:
+        summary = self._timings()
+        summary.update(
+            release=self.release + 1,
+            version=self.monitor.version_names[self.candidate],
+            started_s=self.started_s,
+        )
+        return summary
+
     def summary(self) -> dict[str, Any]:
+        out = self._timings()
+        if len(self.releases) > 1:
+            releases = [*self.release_log, self._release_summary()]
+            out["releases"] = {r["version"]: r for r in releases}
+            out["promoted_releases"] = sum(r["outcome"] == "promoted" for r in releases)
+            out["production"] = self.monitor.version_names[
+                self.candidate if self.outcome == "promoted" else self.baseline
+            ]
+        return out
+
+    def _timings(self) -> dict[str, Any]:
         start = self.first_exposure_s
 
         def since_start(t: float | None) -> float | None:

@@ -296,6 +296,13 @@ class Cache(_Table):
     hit_latency_ms: Annotated[float, _range(0, math.inf)] = 1.0
 
 
+class Metrics(_Table):
+    """Optional measurements that cost extra work before the run."""
+
+    # Train the baseline once more with seed + 1: the stability noise floor.
+    noise_floor: bool = True
+
+
 class Users(_Table):
     """How simulated users react to a shown list (see ``sim.users``)."""
 
@@ -441,6 +448,17 @@ def _expect_value(value: object) -> object:
     raise ValueError('must be a condition such as "< 120" or a value such as "rolled_back"')
 
 
+class ReleaseTrain(_Table):
+    """Scheduled updates during the run: release 1 is ``rollout.candidate`` at time zero;
+    release k (k = 2..count) starts at ``(k - 1) * every``, updated from release k - 1 on the
+    interactions of the interval before it, and rolls out behind the current production
+    version with the same policy.  A rollback keeps the last good version in production."""
+
+    every: PositiveDuration
+    count: Annotated[int, _range(2, 50)] = 3
+    update: Literal["warm_start", "fine_tune", "retrain"] = "warm_start"
+
+
 ExpectValue = Annotated[str | bool | int | float, BeforeValidator(_expect_value)]
 
 
@@ -455,6 +473,8 @@ class Scenario(_Table):
     users: Users = Users()
     rollout: Rollout = Rollout()
     faults: list[Fault] = []
+    release_train: ReleaseTrain | None = None
+    metrics: Metrics = Metrics()
     expect: dict[str, ExpectValue] = {}
 
     @model_validator(mode="after")
@@ -530,11 +550,15 @@ class Scenario(_Table):
                 '(e.g. analysis = { interval = "5m" })',
                 None,
             )
+        versions = set(names)
+        if self.release_train is not None:
+            candidate = self.rollout.candidate
+            versions |= {f"{candidate}-{k}" for k in range(2, self.release_train.count + 1)}
         for i, fault in enumerate(self.faults):
-            if fault.version not in names:
+            if fault.version not in versions:
                 raise _Inconsistent(
                     ("faults", i, "version"),
-                    f"must name a model in [models] ({', '.join(sorted(names))})",
+                    f"must name a model in [models] or a release ({', '.join(sorted(versions))})",
                     fault.version,
                 )
         for name, model in self.models.items():
@@ -557,6 +581,31 @@ class Scenario(_Table):
                 f"must be at most bandit.max_weight ({self.rollout.bandit.max_weight:g})",
                 self.rollout.bandit.min_weight,
             )
+        train = self.release_train
+        if train is not None:
+            if self.traffic.source != "synthetic":
+                raise _Inconsistent(
+                    ("release_train",), "only set with synthetic traffic for now", "[release_train]"
+                )
+            duration = self.traffic.duration or 0.0
+            if train.every * (train.count - 1) >= duration:
+                raise _Inconsistent(
+                    ("release_train", "every"),
+                    f"must leave every release inside the run: every x (count - 1) < "
+                    f"traffic.duration ({format_duration(duration)})",
+                    format_duration(train.every),
+                )
+            if self.rollout.policy == "bandit":
+                raise _Inconsistent(
+                    ("rollout", "policy"), "must not be 'bandit' with a release train", "bandit"
+                )
+            candidate = self.models[self.rollout.candidate]
+            if train.update == "warm_start" and candidate.algorithm != "als":
+                raise _Inconsistent(
+                    ("release_train", "update"),
+                    "must be 'fine_tune' or 'retrain' for a non-ALS candidate",
+                    train.update,
+                )
         if self.users.list_size > self.traffic.items:
             raise _Inconsistent(
                 ("users", "list_size"),

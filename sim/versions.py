@@ -104,7 +104,7 @@ class VersionTables:
         self._seen_rows = np.asarray(seen.getnnz(axis=1))
         self._consumed = consumed
         self._truth = truth
-        self._popular = popular_items
+        self.popular_items = popular_items
         self._k = k
 
     def ensure(
@@ -129,7 +129,7 @@ class VersionTables:
         no_history = (
             (self._seen_rows[rows] == 0) | result.unknown | (todo >= self._seen_rows.shape[0])
         )
-        chosen[no_history] = self._popular
+        chosen[no_history] = self.popular_items
         relevance = self._truth.relevance(todo, chosen, self.click_lift)
         scores = model_scores(self.model, todo, chosen)
         if self.platt is None:

@@ -24,7 +24,7 @@ INVALID = [
     (
         "traffic.userz=5",
         "s.toml: traffic.userz is not a known setting (known: arrivals, duration, "
-        "flash_crowds, history, history_events_per_user, items, latent_factors, new_items, "
+        "flash_crowds, history, history_events_per_user, items, latent_factors, log, new_items, "
         "popularity_drift, popularity_skew, ramps, session, source, update_window, users)",
     ),
     ('traffic.users="many"', "s.toml: traffic.users must be an integer, got 'many'"),
@@ -129,7 +129,29 @@ def test_missing_required_field() -> None:
     del data["traffic"]["duration"]
     with pytest.raises(UserInputError) as info:
         parse_scenario(data, source="s.toml")
-    assert str(info.value) == "s.toml: traffic.duration is required"
+    assert str(info.value) == "s.toml: traffic.duration must be set for synthetic traffic, got None"
+
+
+def test_fault_on_unknown_version() -> None:
+    data = copy.deepcopy(BASE)
+    data["faults"] = [{"kind": "error_burst", "version": "nope", "at": "1m", "length": "1m"}]
+    with pytest.raises(UserInputError) as info:
+        parse_scenario(data, source="s.toml")
+    assert str(info.value) == (
+        "s.toml: faults[0].version must name a model in [models] or a release "
+        "(baseline, candidate), got 'nope'"
+    )
+
+
+def test_release_train_must_fit_in_the_run() -> None:
+    data = copy.deepcopy(BASE)
+    data["release_train"] = {"every": "40m", "count": 3}
+    with pytest.raises(UserInputError) as info:
+        parse_scenario(data, source="s.toml")
+    assert str(info.value) == (
+        "s.toml: release_train.every must leave every release inside the run: "
+        "every x (count - 1) < traffic.duration (1h), got '40m'"
+    )
 
 
 def test_file_errors(tmp_path: Path) -> None:
