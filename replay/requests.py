@@ -33,4 +33,4 @@ class RequestStream:
 
     @property
     def has_truth(self) -> bool:
-        return self.truth_ptr.shape[0] == len(self) + 1
+        return bool(self.truth_ptr.shape[0] == len(self) + 1)

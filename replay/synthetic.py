@@ -6,7 +6,8 @@ item is
     a(u, i) = signal * <x_u, y_i> + b_i
 
 with ``x_u, y_i ~ N(0, I / latent_factors)`` and a popularity bias ``b_i = -skew * ln(rank_i)``
-(a Zipf-like head; the most popular item has ``b = 0``).  The interaction history before the run is sampled from these affinities,
+(a Zipf-like head; the most popular item has ``b = 0``).  The interaction history before the
+run is sampled from these affinities,
 so a model trained on it can be judged against the truth, and simulated users click with a
 probability that depends on the same affinity (see ``sim.users``).
 
@@ -31,12 +32,12 @@ from replay.requests import RequestStream
 __all__ = [
     "ArrivalShape",
     "SyntheticWorld",
-    "drift_popularity",
-    "sample_consumption",
     "WorldSpec",
+    "drift_popularity",
     "generate_history",
     "generate_requests",
     "make_world",
+    "sample_consumption",
 ]
 
 #: Simulated time zero of synthetic runs (a Monday, UTC): history lies before it.
@@ -88,7 +89,7 @@ class SyntheticWorld:
         )
         out += self.item_bias[safe]
         out[items < 0] = -np.inf
-        return out
+        return np.asarray(out, dtype=np.float32)
 
 
 def drift_popularity(
@@ -162,7 +163,7 @@ def generate_history(
         items_out.append(picked[keep])
     users = np.concatenate(users_out) if users_out else np.zeros(0, np.int64)
     items = np.concatenate(items_out) if items_out else np.zeros(0, np.int64)
-    offsets_s = rng.uniform(-history_s, 0.0, users.shape[0])
+    offsets_s = np.asarray(rng.uniform(-history_s, 0.0, users.shape[0]), dtype=np.float64)
     if new_items is not None and new_items.any():
         fresh = new_items[items]
         offsets_s[fresh] = rng.uniform(-new_items_since_s, 0.0, int(fresh.sum()))
@@ -280,8 +281,8 @@ def generate_requests(
     starts = starts[accept]
     n_sessions = starts.shape[0]
     weights = world.activity / world.activity.sum()
-    session_user = rng.choice(world.n_users, size=n_sessions, p=weights).astype(np.int32)
-    per_session = rng.geometric(1.0 / mean_requests_per_session, n_sessions).astype(np.int64)
+    session_user = np.asarray(rng.choice(world.n_users, size=n_sessions, p=weights), np.int32)
+    per_session = np.asarray(rng.geometric(1.0 / mean_requests_per_session, n_sessions), np.int64)
     total = int(per_session.sum())
     session_of = np.repeat(np.arange(n_sessions, dtype=np.int64), per_session)
     first = np.zeros(total, dtype=bool)

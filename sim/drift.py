@@ -19,6 +19,7 @@ PSI is also computed per analysis window for item popularity; a window above 0.2
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -77,7 +78,7 @@ def drift_summary(
     click_times = consumed_t_s
     windows = []
     bounds = [0.0, *window_edges_s]
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         mask = (click_times >= lo) & (click_times < hi)
         if mask.sum() < 50:
             continue

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -289,9 +290,9 @@ def simulate(
         if request.triggered:
             start_service(attempt)
         else:
-            request.callbacks.append(lambda _ev, a=attempt: start_service(a))
+            request.callbacks.append(partial(_drop_event, start_service, attempt))
             timer = env.timeout(deadline - env.now)
-            timer.callbacks.append(lambda _ev, a=attempt: queue_deadline(a))
+            timer.callbacks.append(partial(_drop_event, queue_deadline, attempt))
 
     def queue_deadline(attempt: tuple[Any, ...]) -> None:
         i, version, t_arrival, _t_start, _deadline, chain_pos, user, shadow, request = attempt
@@ -306,7 +307,7 @@ def simulate(
             fail(i, version, t_arrival, chain_pos, user, TIMEOUT)
 
     def start_service(attempt: tuple[Any, ...]) -> None:
-        i, version, t_arrival, t_start, deadline, chain_pos, user, shadow, request = attempt
+        i, version, _t_arrival, t_start, deadline, chain_pos, _user, shadow, request = attempt
         now = env.now
         if chain_pos == 0 and not shadow:
             rec_wait[i] = (now - t_start) * 1000.0
@@ -438,6 +439,13 @@ def simulate(
     return outcome
 
 
+def _drop_event(
+    action: Callable[[tuple[Any, ...]], None], attempt: tuple[Any, ...], _event: Any
+) -> None:
+    """SimPy callbacks receive the event; the engine's handlers only need the attempt."""
+    action(attempt)
+
+
 def _any_cached(
     cache: LruCache,
     user: int,
@@ -447,7 +455,7 @@ def _any_cached(
     baseline: int,
     n_versions: int,
 ) -> int:
-    """Version of any list cached for ``user`` (assigned version first, then baseline, then others)."""
+    """Version of any list cached for ``user`` (assigned first, then baseline, then others)."""
     if not versioned:
         return cache.peek_any(user)
     order = [assigned, baseline, *[v for v in range(n_versions) if v not in (assigned, baseline)]]

@@ -124,7 +124,7 @@ class RequestTruth:
     def relevance(
         self, lo: int, hi: int, served_by: np.ndarray, users: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``([n, K] click probabilities, [n] hit@K: -1 without truth, else 0/1)`` for ``[lo, hi)``."""
+        """``([n, K] click probabilities, [n] hit@K: -1 no truth, else 0/1)`` for ``[lo, hi)``."""
         n = hi - lo
         k = next(iter(self.tables.values())).shape[1]
         shown = np.full((n, k), -1, np.int64)

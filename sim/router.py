@@ -34,4 +34,4 @@ def stable_buckets(units: npt.ArrayLike, *, salt: int) -> npt.NDArray[np.int32]:
 
 def threshold_for(weight_percent: float) -> int:
     """Buckets below this index see the candidate: ``round(weight * 100)`` of 10,000."""
-    return int(round(min(max(weight_percent, 0.0), 100.0) * BUCKETS / 100.0))
+    return round(min(max(weight_percent, 0.0), 100.0) * BUCKETS / 100.0)

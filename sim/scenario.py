@@ -599,8 +599,8 @@ class Scenario(_Table):
                 raise _Inconsistent(
                     ("rollout", "policy"), "must not be 'bandit' with a release train", "bandit"
                 )
-            candidate = self.models[self.rollout.candidate]
-            if train.update == "warm_start" and candidate.algorithm != "als":
+            updated = self.models[self.rollout.candidate]
+            if train.update == "warm_start" and updated.algorithm != "als":
                 raise _Inconsistent(
                     ("release_train", "update"),
                     "must be 'fine_tune' or 'retrain' for a non-ALS candidate",

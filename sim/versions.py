@@ -44,7 +44,8 @@ def model_scores(model: TrainedModel, users: np.ndarray, items: np.ndarray) -> n
 class Truth(Protocol):
     """How likely a user is to click an item once examined (synthetic truth or a log)."""
 
-    position_decay: float
+    @property
+    def position_decay(self) -> float: ...
 
     def relevance(self, users: np.ndarray, items: np.ndarray, lift: float) -> np.ndarray: ...
 
@@ -133,13 +134,14 @@ class VersionTables:
         relevance = self._truth.relevance(todo, chosen, self.click_lift)
         scores = model_scores(self.model, todo, chosen)
         if self.platt is None:
-            if platt is None and rng is None:
+            if platt is not None:
+                self.platt = platt
+            elif rng is not None:
+                self.platt = _fit_platt(scores, relevance, chosen, rng=rng)
+            else:
                 raise ValueError(
                     "the first ensure() of a version must calibrate: pass rng or platt"
                 )
-            self.platt = (
-                platt if platt is not None else _fit_platt(scores, relevance, chosen, rng=rng)
-            )  # type: ignore[arg-type]
         predicted = list_click_probability(self.platt.predict(scores), self._truth.position_decay)
         self.items[todo] = chosen
         self.relevance[todo] = relevance
