@@ -1,8 +1,12 @@
 """Recommendation quality of a finished run, as JSON-ready blocks (DESIGN.md section 4).
 
-Per version: calibration of its click predictions, diversity of the lists it showed,
-stability of its lists against the baseline's, engagement with intervals.  Per analysis
-window: the monitor's series.  Per user segment: CTR by version and the worst segment.
+Per version: calibration of its click predictions (and genre calibration,
+:mod:`reports.genres`), diversity of the lists it showed, stability of its lists against the
+baseline's and against the seed-noise floor, engagement with intervals and hit@K
+(:mod:`reports.exposure`).  Per analysis window: the monitor's series, ECE and the
+candidate's CTR difference.  Per user segment: CTR, abandonment and hit@K by version and the
+worst segment (item popularity buckets: :mod:`reports.buckets`).  Per run: the churn users
+see when their assigned version changes.
 
 Everything is vectorized (numpy, polars, ``sim.metrics``) and rounded with
 :func:`reports.numbers.num`, so each block is a pure function of the run.  List metrics are
@@ -31,28 +35,38 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from reports.exposure import Exposure, HitMethod, exposure
+from reports.genres import genre_block, genres_of, history_matrix
 from reports.numbers import num, pair
 from sim import metrics
 from sim.monitor import WindowStats
-from sim.pipeline import SEGMENTS, RunResult
+from sim.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
 
 __all__ = [
     "CALIBRATION_BINS",
     "EQUAL_MASS_BINS",
     "RBO_P",
+    "Z95",
     "RequestColumns",
     "calibration_block",
+    "churn_block",
     "diversity_block",
     "engagement_blocks",
+    "hit_blocks",
+    "hit_rates",
     "quality_blocks",
+    "request_windows",
     "segments_block",
     "stability_block",
+    "window_ctr_delta",
+    "window_ece",
     "window_series",
 ]
 
 CALIBRATION_BINS = 15
 EQUAL_MASS_BINS = 10
 RBO_P = 0.9
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 POPULAR_CODE, NOTHING_CODE = -1, -2
 
 FloatArray = npt.NDArray[np.float64]
@@ -64,6 +78,7 @@ CALIBRATION_BASIS = "requests whose list this version served, shown and not aban
 DIVERSITY_BASIS = "lists this version served, weighted by requests"
 FACTORS_BASIS = "true world item factors"
 POPULARITY_BASIS = "users per item in the history before time zero"
+CHURN_BASIS = "assigned version, consecutive requests of a user by arrival time"
 SEGMENT_BASIS = (
     "history length (interactions before time zero): cold < 5, heavy >= the 75th percentile "
     "of the other users, light in between; the segments rollout targeting uses"
@@ -81,6 +96,9 @@ class RequestColumns:
     clicks     int64   [n]  0/1
     p_click    float64 [n]  predicted probability of a click on the shown list
     abandoned  bool    [n]
+    t_s        float64 [n]  arrival time (None when not needed)
+    click_pos  int64   [n]  position clicked, -1 none (None when not needed)
+    hit        int64   [n]  replayed logs' hit@K: -1 without truth, else 0/1 (None: no column)
     """
 
     names: tuple[str, ...]
@@ -90,6 +108,9 @@ class RequestColumns:
     clicks: IntArray
     p_click: FloatArray
     abandoned: BoolArray
+    t_s: FloatArray | None = None
+    click_pos: IntArray | None = None
+    hit: IntArray | None = None
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame, names: Sequence[str]) -> RequestColumns:
@@ -112,7 +133,14 @@ class RequestColumns:
             clicks=np.asarray(frame["clicks"].to_numpy(), dtype=np.int64),
             p_click=np.asarray(frame["p_click"].to_numpy(), dtype=np.float64),
             abandoned=np.asarray(frame["abandoned"].to_numpy(), dtype=np.bool_),
+            t_s=_optional(frame, "t_s", np.float64),
+            click_pos=_optional(frame, "click_pos", np.int64),
+            hit=_optional(frame, "hit", np.int64),
         )
+
+
+def _optional(frame: pl.DataFrame, column: str, dtype: type[np.generic]) -> Any:
+    return np.asarray(frame[column].to_numpy(), dtype=dtype) if column in frame.columns else None
 
 
 def _weighted_mean(values: FloatArray, weights: FloatArray) -> float | None:
@@ -261,8 +289,25 @@ def diversity_block(
 # --- stability -----------------------------------------------------------------------------
 
 
+def _overlap(a: ItemArray, b: ItemArray, p: float) -> tuple[FloatArray, dict[str, Any]]:
+    """Per-user Jaccard@K and the JSON means of Jaccard@K, RBO and identical lists."""
+    jaccard = metrics.jaccard_at_k(a, b)
+    rbo = metrics.rank_biased_overlap(a, b, p=p)
+    return jaccard, {
+        "jaccard_at_k": num(jaccard.mean()),
+        "rbo": num(rbo.mean()),
+        "identical_lists": num((a == b).all(axis=1).mean()),
+    }
+
+
 def stability_block(
-    baseline_lists: npt.ArrayLike, lists: npt.ArrayLike, *, against: str, p: float = RBO_P
+    baseline_lists: npt.ArrayLike,
+    lists: npt.ArrayLike,
+    *,
+    against: str,
+    p: float = RBO_P,
+    floor_lists: npt.ArrayLike | None = None,
+    floor_name: str = NOISE_FLOOR,
 ) -> dict[str, Any]:
     """How far a version's lists are from the baseline's for the same users.
 
@@ -270,20 +315,107 @@ def stability_block(
     users of Jaccard@K (set overlap) and extrapolated RBO with persistence ``p`` (rank-aware
     overlap, top ranks weigh most); ``identical_lists`` is the share of users whose two
     lists are equal item for item.  Shapes: int32 [n_users, K], -1 trailing empty slots.
+
+    ``floor_lists`` (same rows) are the baseline retrained with another seed: ``noise_floor``
+    gives the same three numbers for baseline against it — how far lists move from training
+    noise alone — and ``relative_to_noise_floor`` reads this version against that floor
+    (:func:`sim.metrics.relative_to_noise_floor`, per-user paired): ``jaccard_difference``
+    = mean Jaccard(version) − mean Jaccard(floor) with a 95 % interval (below 0: the version
+    moves lists more than seed noise does), ``change_ratio`` = (1 − J_version) /
+    (1 − J_floor) (1: as much change as seed noise; null when the floor changes nothing).
     """
     a = np.asarray(baseline_lists, dtype=np.int32)
     b = np.asarray(lists, dtype=np.int32)
     block: dict[str, Any] = {"against": against, "users": int(a.shape[0]), "k": int(a.shape[1])}
+    empty = {"jaccard_at_k": None, "rbo": None, "identical_lists": None}
     if a.shape[0] == 0:
-        return {**block, "jaccard_at_k": None, "rbo": None, "rbo_p": p, "identical_lists": None}
-    jaccard = metrics.jaccard_at_k(a, b)
-    rbo = metrics.rank_biased_overlap(a, b, p=p)
+        return {
+            **block,
+            **empty,
+            "rbo_p": p,
+            "noise_floor": None,
+            "relative_to_noise_floor": None,
+        }
+    jaccard, means = _overlap(a, b, p)
+    out = {**block, **means, "rbo_p": p, "noise_floor": None, "relative_to_noise_floor": None}
+    if floor_lists is not None:
+        floor = np.asarray(floor_lists, dtype=np.int32)
+        floor_jaccard, floor_means = _overlap(a, floor, p)
+        out["noise_floor"] = {"against": floor_name, **floor_means}
+        versus = metrics.relative_to_noise_floor(jaccard, floor_jaccard)
+        out["relative_to_noise_floor"] = {
+            "jaccard_difference": num(versus.difference),
+            "jaccard_difference_ci95": pair(versus.ci_low, versus.ci_high),
+            "change_ratio": num(versus.change_ratio),
+        }
+    return out
+
+
+def churn_block(
+    user: npt.ArrayLike,
+    t_s: npt.ArrayLike,
+    version: npt.ArrayLike,
+    tables: Sequence[npt.ArrayLike],
+    names: Sequence[str],
+) -> dict[str, Any]:
+    """What users see when their assigned version changes between consecutive requests.
+
+    Requests are ordered by arrival within a user; a change is a request whose assigned
+    version differs from the user's previous request's.  Per change, churn = 1 − |A ∩ B| /
+    max(|A|, |B|) of the two versions' lists for that user
+    (:func:`sim.metrics.version_change_churn`).  ``users`` counts users with at least two
+    requests (the only ones whose version can change); ``share_changed`` = users with a
+    change / ``users``; ``mean_churn`` averages, over the users with a change, the mean churn
+    of their changes; ``by_pair`` lists changes and mean churn per (from, to) version.
+    Shapes: ``user``, ``t_s``, ``version`` (codes into ``names``) [n]; ``tables`` int32
+    [n_users, K], one per name.
+    """
+    u = np.asarray(user, dtype=np.int64)
+    codes = np.asarray(version, dtype=np.int64)
+    requests = np.bincount(u) if u.size else np.zeros(0, np.int64)
+    block: dict[str, Any] = {
+        "basis": CHURN_BASIS,
+        "users": int((requests >= 2).sum()),
+        "users_changed": 0,
+        "share_changed": None,
+        "changes": 0,
+        "mean_churn": None,
+        "by_pair": [],
+    }
+    if u.size == 0:
+        return block
+    frame = pl.DataFrame(
+        {
+            "user": u,
+            "t_s": np.asarray(t_s, dtype=np.float64),
+            "version": pl.Series(list(names), dtype=pl.String).gather(codes),
+        }
+    )
+    changes = metrics.version_change_churn(frame, dict(zip(names, tables, strict=True)))
+    block["share_changed"] = num(0.0) if block["users"] else None
+    if changes.height == 0:
+        return block
+    per_user = changes.group_by("user").agg(pl.col("churn").mean())
+    pairs = (
+        changes.group_by("from_version", "to_version")
+        .agg(pl.len().alias("changes"), pl.col("churn").mean().alias("mean_churn"))
+        .sort("from_version", "to_version")
+    )
     return {
         **block,
-        "jaccard_at_k": num(jaccard.mean()),
-        "rbo": num(rbo.mean()),
-        "rbo_p": p,
-        "identical_lists": num((a == b).all(axis=1).mean()),
+        "users_changed": per_user.height,
+        "share_changed": num(per_user.height / block["users"]),
+        "changes": changes.height,
+        "mean_churn": num(per_user["churn"].to_numpy().mean()),
+        "by_pair": [
+            {
+                "from": r["from_version"],
+                "to": r["to_version"],
+                "changes": int(r["changes"]),
+                "mean_churn": num(r["mean_churn"]),
+            }
+            for r in pairs.iter_rows(named=True)
+        ],
     }
 
 
@@ -350,6 +482,61 @@ def engagement_blocks(
     return out
 
 
+def hit_rates(
+    hit: npt.ArrayLike, groups: npt.ArrayLike, n_groups: int, *, method: HitMethod
+) -> tuple[IntArray, FloatArray, FloatArray, FloatArray]:
+    """hit@K per group: (judged requests, rate, 95 % low, 95 % high), each [n_groups].
+
+    ``hit`` [n] is 0/1 (``observed``: Wilson interval) or a probability (``expected``:
+    normal interval of the mean over requests, which measures how much the hit probability
+    varies between the requests, not click noise); NaN rows are not judged.  ``groups`` [n]
+    are codes in [0, n_groups); other codes are ignored.  Empty groups give NaN.
+    """
+    h = np.asarray(hit, dtype=np.float64)
+    g = np.asarray(groups, dtype=np.int64)
+    keep = np.isfinite(h) & (g >= 0) & (g < n_groups)
+    n = np.bincount(g[keep], minlength=n_groups)
+    total = np.bincount(g[keep], weights=h[keep], minlength=n_groups)
+    rate = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+    if method == "observed":
+        low, high = metrics.wilson_interval(np.rint(total), n)
+        return n, rate, np.asarray(low), np.asarray(high)
+    squares = np.bincount(g[keep], weights=h[keep] ** 2, minlength=n_groups)
+    variance = np.where(n > 1, (squares - n * rate**2) / np.maximum(n - 1, 1), np.nan)
+    half = Z95 * np.sqrt(np.maximum(variance, 0.0) / np.maximum(n, 1))
+    return n, rate, rate - half, rate + half
+
+
+def hit_blocks(
+    hit: npt.ArrayLike | None,
+    version: npt.ArrayLike,
+    names: Sequence[str],
+    *,
+    method: HitMethod | None,
+    basis: str | None,
+    k: int,
+) -> dict[str, dict[str, Any] | None]:
+    """hit@K by assigned version (intention to treat, like CTR); None without truth.
+
+    Each block: ``method`` (``observed`` or ``expected``, see :mod:`reports.exposure`),
+    ``basis``, ``k``, ``requests`` judged, ``rate`` and ``ci95``.
+    """
+    if hit is None or method is None:
+        return {name: None for name in names}
+    n, rate, low, high = hit_rates(hit, version, len(names), method=method)
+    return {
+        name: {
+            "method": method,
+            "basis": basis,
+            "k": k,
+            "requests": int(n[v]),
+            "rate": num(rate[v]),
+            "ci95": pair(low[v], high[v]),
+        }
+        for v, name in enumerate(names)
+    }
+
+
 # --- windows -------------------------------------------------------------------------------
 
 
@@ -384,6 +571,87 @@ def window_series(windows: Sequence[Sequence[WindowStats]], names: Sequence[str]
     }
 
 
+def request_windows(windows: Sequence[Sequence[WindowStats]], n_requests: int) -> IntArray:
+    """The analysis window of every request [n] (-1: in none), as the monitor cut them.
+
+    The monitor settles requests in arrival order, each window a contiguous range of
+    request indices, and counts each request once under its assigned version; so window w
+    holds the next Σ_v requests_wv requests after the earlier windows'.
+    """
+    sizes = np.array([sum(s.requests for s in window) for window in windows], dtype=np.int64)
+    ends = np.cumsum(sizes)
+    w = np.searchsorted(ends, np.arange(n_requests), side="right")
+    return np.where(w < len(windows), w, -1).astype(np.int64)
+
+
+def window_ece(
+    columns: RequestColumns,
+    window: npt.ArrayLike,
+    n_windows: int,
+    *,
+    n_bins: int = CALIBRATION_BINS,
+) -> list[list[float | int | None]]:
+    """ECE per analysis window and serving version: ``[n_versions][n_windows]``.
+
+    The calibration block's basis and bins (requests whose list the version served, shown
+    and not abandoned; ``n_bins`` equal-width bins, right-closed), split by ``window`` [n]
+    (:func:`request_windows`; -1 rows are left out).  All windows and versions at once: one
+    ``bincount`` over (window, version, bin) keys.
+    ECE_wv = Σ_b |Σ_{i ∈ B} p_i − Σ_{i ∈ B} y_i| / n_wv.  Null where n_wv = 0.
+    """
+    n_versions = len(columns.names)
+    w = np.asarray(window, dtype=np.int64)
+    keep = (
+        (w >= 0)
+        & (w < n_windows)
+        & (columns.served_by >= 0)
+        & (columns.served_by < n_versions)
+        & ~columns.abandoned
+    )
+    p = columns.p_click[keep]
+    inner = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
+    bins = np.searchsorted(inner, p, side="left")
+    key = (w[keep] * n_versions + columns.served_by[keep]) * n_bins + bins
+    size = n_windows * n_versions * n_bins
+    sum_p = np.bincount(key, weights=p, minlength=size).reshape(-1, n_bins)
+    sum_y = np.bincount(key, weights=columns.clicks[keep], minlength=size).reshape(-1, n_bins)
+    count = np.bincount(key, minlength=size).reshape(-1, n_bins).sum(axis=1)
+    ece = np.abs(sum_p - sum_y).sum(axis=1) / np.maximum(count, 1)
+    table = np.where(count > 0, ece, np.nan).reshape(n_windows, n_versions)
+    return [[num(x) for x in table[:, v]] for v in range(n_versions)]
+
+
+def window_ctr_delta(
+    windows: Sequence[Sequence[WindowStats]], *, baseline: str, candidate: str
+) -> dict[str, Any]:
+    """Candidate − baseline CTR per analysis window (assigned versions), 95 % normal interval.
+
+    d_w = c_c / n_c − c_b / n_b, se_w = sqrt(p̂_b (1 − p̂_b) / n_b + p̂_c (1 − p̂_c) / n_c)
+    (the delta method of :func:`sim.metrics.ctr_difference`); null where a version has no
+    request in the window.
+    """
+    diffs: list[float | int | None] = []
+    cis: list[list[float | int | None]] = []
+    for window in windows:
+        by_name = {w.version: w for w in window}
+        b, c = by_name.get(baseline), by_name.get(candidate)
+        if b is None or c is None or not b.requests or not c.requests:
+            diffs.append(None)
+            cis.append([None, None])
+            continue
+        pb, pc = b.clicks / b.requests, c.clicks / c.requests
+        se = float(np.sqrt(pb * (1 - pb) / b.requests + pc * (1 - pc) / c.requests))
+        d = pc - pb
+        diffs.append(num(d))
+        cis.append(pair(d - Z95 * se, d + Z95 * se))
+    return {
+        "against": baseline,
+        "candidate": candidate,
+        "difference": diffs,
+        "difference_ci95": cis,
+    }
+
+
 # --- segments ------------------------------------------------------------------------------
 
 
@@ -404,8 +672,14 @@ def segments_block(
     baseline: str,
     candidate: str,
     names: Sequence[str] = SEGMENTS,
+    hit: npt.ArrayLike | None = None,
+    hit_method: HitMethod | None = None,
 ) -> dict[str, Any]:
     """CTR by user segment and assigned version, and the segment the candidate hurts most.
+
+    Each (segment, version) cell also has ``abandon_rate`` (abandoned requests / requests)
+    and, given per-request ``hit`` [n] (see :mod:`reports.exposure`), ``hit_at_k`` and
+    ``hit_at_k_ci95`` (:func:`hit_rates`; null without truth).
 
     ``user_segment`` int [n_users] indexes ``names``; ``history_counts`` int [n_users] is each
     user's history length (used only to describe the segments: ``rules`` gives the range of
@@ -438,6 +712,16 @@ def segments_block(
         }
     )
     table = metrics.segment_ctr(frame, "segment")
+    n_versions = len(columns.names)
+    cell = segment[columns.user] * n_versions + columns.version
+    cells = len(names) * n_versions
+    abandon = _ratio(
+        np.bincount(cell, weights=columns.abandoned, minlength=cells),
+        np.bincount(cell, minlength=cells),
+    )
+    hits: tuple[Any, ...] | None = None
+    if hit is not None and hit_method is not None:
+        hits = hit_rates(hit, cell, cells, method=hit_method)
     deltas: dict[str, dict[str, Any]] = {}
     versions_present = set(frame["version"].unique().to_list())
     if {baseline, candidate} <= versions_present and baseline != candidate:
@@ -462,6 +746,9 @@ def segments_block(
                     "clicks": int(r["clicks"]),
                     "ctr": num(r["ctr"]),
                     "ctr_ci95": pair(r["ci_low"], r["ci_high"]),
+                    **_cell_extras(
+                        code * n_versions + columns.names.index(r["version"]), abandon, hits
+                    ),
                 }
                 for r in rows.iter_rows(named=True)
             },
@@ -470,24 +757,47 @@ def segments_block(
     return block
 
 
+def _ratio(numerator: npt.ArrayLike, denominator: npt.ArrayLike) -> FloatArray:
+    num_ = np.asarray(numerator, dtype=np.float64)
+    den = np.asarray(denominator, dtype=np.float64)
+    return np.where(den > 0, num_ / np.maximum(den, 1.0), np.nan)
+
+
+def _cell_extras(index: int, abandon: FloatArray, hits: tuple[Any, ...] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"abandon_rate": num(abandon[index])}
+    if hits is None:
+        out.update(hit_at_k=None, hit_at_k_ci95=[None, None])
+    else:
+        _, rate, low, high = hits
+        out.update(hit_at_k=num(rate[index]), hit_at_k_ci95=pair(low[index], high[index]))
+    return out
+
+
 # --- composition ---------------------------------------------------------------------------
 
 
-def _shown_lists(table: ItemArray, served: IntArray, n_users: int) -> tuple[ItemArray, FloatArray]:
-    """Rows of ``table`` for the users in ``served`` (one per user) and their request counts."""
+def _served_users(served: IntArray, n_users: int) -> tuple[IntArray, FloatArray]:
+    """The distinct users in ``served`` (ascending) and their request counts."""
     counts = np.bincount(served, minlength=n_users)
     users = np.flatnonzero(counts)
-    return table[users], counts[users].astype(np.float64)
+    return users, counts[users].astype(np.float64)
 
 
 def quality_blocks(
-    result: RunResult, columns: RequestColumns | None = None
+    result: RunResult,
+    columns: RequestColumns | None = None,
+    shown: Exposure | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The ``quality`` block of every version: calibration, diversity, stability, engagement."""
+    """The ``quality`` block of every version: calibration, genre calibration, diversity,
+    stability (with the seed-noise floor when the run trained one), engagement with hit@K.
+
+    ``shown`` is :func:`reports.exposure.exposure` of the run (computed when not given).
+    """
     prepared = result.prepared
     scenario = result.scenario
     names = [t.name for t in prepared.versions]
     cols = columns if columns is not None else RequestColumns.from_frame(result.requests, names)
+    seen = shown if shown is not None else exposure(result, cols.user, cols.served_by, cols.hit)
     n_users = prepared.world.n_users
     baseline = scenario.rollout.baseline
     tables: Mapping[str, ItemArray] = {t.name: t.items for t in prepared.versions}
@@ -495,14 +805,32 @@ def quality_blocks(
     traffic_users = np.flatnonzero(np.bincount(cols.user, minlength=n_users))
     all_requests = np.bincount(cols.user, minlength=n_users)[traffic_users].astype(np.float64)
     engagement = engagement_blocks(result.requests, names, baseline=baseline)
+    hits = hit_blocks(
+        seen.hit,
+        cols.version,
+        names,
+        method=seen.method,
+        basis=seen.basis,
+        k=scenario.users.list_size,
+    )
+    genres, genre_basis = genres_of(prepared)
+    history = history_matrix(
+        prepared.history_users, prepared.history_items, n_users, prepared.world.n_items
+    )
+    floor = prepared.noise_floor_items
+    floor_lists = None if floor is None else floor[traffic_users]
     out: dict[str, dict[str, Any]] = {}
     for v, name in enumerate(names):
         served = cols.served_by == v
         judged = served & ~cols.abandoned
-        lists, weights = _shown_lists(tables[name], cols.user[served], n_users)
+        users, weights = _served_users(cols.user[served], n_users)
+        lists = tables[name][users]
         diversity = diversity_block(
             lists, weights, item_factors=prepared.world.item_factors, popularity=popularity
         )
+        genre = genre_block(lists, weights, history[users], genres, basis=genre_basis)
+        diversity["genre_intra_list_diversity"] = genre.pop("genre_intra_list_diversity")
+        diversity["genres"] = genre_basis
         everyone = tables[name][traffic_users]
         diversity["if_shown_to_all_traffic"] = _coverage_and_gini(
             everyone, all_requests, prepared.world.n_items
@@ -510,12 +838,15 @@ def quality_blocks(
         stability = (
             None
             if name == baseline
-            else stability_block(tables[baseline][traffic_users], everyone, against=baseline)
+            else stability_block(
+                tables[baseline][traffic_users], everyone, against=baseline, floor_lists=floor_lists
+            )
         )
         out[name] = {
             "calibration": calibration_block(cols.p_click[judged], cols.clicks[judged]),
+            "genre_calibration": genre,
             "diversity": diversity,
             "stability": stability,
-            "engagement": engagement[name],
+            "engagement": {**engagement[name], "hit_at_k": hits[name]},
         }
     return out

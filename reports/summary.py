@@ -14,9 +14,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from reports.buckets import bucket_block, worst_group
+from reports.exposure import exposure
 from reports.numbers import num as _num
-from reports.quality import RequestColumns, quality_blocks, segments_block, window_series
-from sim.pipeline import RunResult
+from reports.quality import (
+    RequestColumns,
+    churn_block,
+    quality_blocks,
+    request_windows,
+    segments_block,
+    window_ctr_delta,
+    window_ece,
+    window_series,
+)
+from sim.pipeline import NOISE_FLOOR, RunResult
 from sim.stats import wilson_interval
 
 __all__ = ["SCHEMA_VERSION", "build_summary", "dumps", "timeline"]
@@ -91,6 +102,20 @@ def timeline(frame: pl.DataFrame, bucket_s: float) -> pl.DataFrame:
     )
 
 
+def _windows(result: RunResult, columns: RequestColumns, names: list[str]) -> dict[str, Any]:
+    """The monitor's window series plus ECE per window and the candidate's CTR delta."""
+    windows = result.monitor.windows
+    block = window_series(windows, names)
+    per_request = request_windows(windows, columns.user.shape[0])
+    for name, series in zip(names, window_ece(columns, per_request, len(windows)), strict=True):
+        block["versions"][name]["ece"] = series
+    rollout = result.scenario.rollout
+    block["candidate_vs_baseline"] = window_ctr_delta(
+        windows, baseline=rollout.baseline, candidate=rollout.candidate
+    )
+    return block
+
+
 def build_summary(
     result: RunResult,
     *,
@@ -106,7 +131,8 @@ def build_summary(
     results = frame["result"].value_counts()
     counts = dict(zip(results["result"].to_list(), results["count"].to_list(), strict=True))
     columns = RequestColumns.from_frame(frame, names)
-    quality = quality_blocks(result, columns)
+    shown = exposure(result, columns.user, columns.served_by, columns.hit)
+    quality = quality_blocks(result, columns, shown)
     versions: dict[str, Any] = {}
     for v, name in enumerate(names):
         block = _version_block(frame, name, scenario.serving.budget_ms)
@@ -158,6 +184,8 @@ def build_summary(
         "simulate_s": sim_wall,
         "sim_s": scenario.traffic.duration,
         "requests_per_wall_s": n / sim_wall if sim_wall > 0 else 0.0,
+        # Training the re-seeded baseline of the stability noise floor (part of prepare_s).
+        "noise_floor_training_s": prepared.training_s.get(NOISE_FLOOR),
         **(extra_timing or {}),
     }
     if reproducible:
@@ -165,6 +193,29 @@ def build_summary(
     rollout = {
         k: _num(v) if not isinstance(v, str) else v for k, v in result.controller.summary().items()
     }
+    baseline, candidate = scenario.rollout.baseline, scenario.rollout.candidate
+    segments = segments_block(
+        columns,
+        prepared.user_segment,
+        prepared.history_counts,
+        baseline=baseline,
+        candidate=candidate,
+        hit=shown.hit,
+        hit_method=shown.method,
+    )
+    segments["item_popularity"] = bucket_block(
+        columns,
+        shown.items,
+        prepared.item_popularity,
+        baseline=baseline,
+        candidate=candidate,
+        hit_slots=shown.hit_slots,
+        hit=shown.hit,
+        hit_method=shown.method,
+    )
+    segments["worst_overall"] = worst_group(
+        segments["by_segment"], segments["item_popularity"]["by_bucket"]
+    )
     return {
         "schema_version": SCHEMA_VERSION,
         "scenario": {
@@ -186,14 +237,19 @@ def build_summary(
         "cache": cache_block,
         "rollout": rollout,
         "decisions": [d.as_dict() for d in result.controller.decisions],
-        "windows": window_series(result.monitor.windows, names),
-        "segments": segments_block(
-            columns,
-            prepared.user_segment,
-            prepared.history_counts,
-            baseline=scenario.rollout.baseline,
-            candidate=scenario.rollout.candidate,
+        "windows": _windows(result, columns, names),
+        "segments": segments,
+        "churn": churn_block(
+            columns.user,
+            frame["t_s"].to_numpy(),
+            columns.version,
+            [t.items for t in prepared.versions],
+            names,
         ),
+        # Off-policy estimates (IPS, SNIPS, replay) need the logging policy's propensity per
+        # logged event; the log readers map no propensity column yet, so there is nothing to
+        # estimate and the key stays null until they do.
+        "off_policy": None,
         "drift": _rounded(result.drift) if result.drift else None,
         "data": {
             "source": scenario.traffic.source,

@@ -114,7 +114,13 @@ def test_quality_block_per_version(tiny: tuple[RunResult, dict[str, Any], str]) 
     base, cand = summary["versions"]["baseline"], summary["versions"][CANDIDATE]
     for block in (base, cand):
         quality = block["quality"]
-        assert set(quality) == {"calibration", "diversity", "stability", "engagement"}
+        assert set(quality) == {
+            "calibration",
+            "genre_calibration",
+            "diversity",
+            "stability",
+            "engagement",
+        }
         cal = quality["calibration"]
         assert cal["n_bins"] == 15 and 0 <= cal["ece"] <= 1
         assert sum(b["count"] for b in cal["bins"]) == cal["requests"]
