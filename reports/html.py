@@ -15,7 +15,8 @@ from typing import Any
 
 import polars as pl
 
-from reports.sections import esc, glance, render_sections
+from reports.quality_sections import ADDITIONS, glance_items
+from reports.sections import Section, esc, glance, render_sections
 from reports.summary import timeline
 
 __all__ = ["render_report"]
@@ -27,6 +28,7 @@ background:#f3f5f8;line-height:1.45}
 main{max-width:1180px;margin:0 auto;padding:16px 24px 48px}
 h1{font-size:1.6rem;margin:.5rem 0 .1rem}
 h2{font-size:1.15rem;margin:0 0 .6rem}
+h3{font-size:1rem;margin:.9rem 0 .3rem}
 section{background:#fff;border:1px solid #dde2e8;border-radius:8px;padding:14px 18px;
 margin:14px 0}
 .banner{padding:14px 18px;border-radius:8px;color:#fff;font-size:1.15rem;margin:12px 0}
@@ -108,6 +110,18 @@ def _facts(summary: dict[str, Any]) -> str:
     )
 
 
+def _with_additions(section: Section, summary: dict[str, Any]) -> Section:
+    """The section with the finer quality numbers that belong to it appended."""
+    extra = "".join(render(summary) for render in ADDITIONS.get(section.anchor, ()))
+    return Section(section.anchor, section.title, section.body + extra) if extra else section
+
+
+def _glance(summary: dict[str, Any]) -> str:
+    items = "".join(f"<li>{item}</li>" for item in glance_items(summary))
+    page = glance(summary)
+    return page.replace("</ul>", items + "</ul>", 1) if items else page
+
+
 def render_report(
     summary: dict[str, Any], frame: pl.DataFrame, verdict: dict[str, Any] | None = None
 ) -> str:
@@ -119,7 +133,9 @@ def render_report(
     scenario = summary["scenario"]
     duration_s = float(scenario["settings"]["traffic"]["duration"])
     tl = timeline(frame, _bucket_seconds(duration_s))
-    sections = render_sections(summary, verdict, tl, duration_s)
+    sections = [
+        _with_additions(s, summary) for s in render_sections(summary, verdict, tl, duration_s)
+    ]
     nav = "".join(f'<a href="#{s.anchor}">{esc(s.title)}</a>' for s in sections)
     body = "".join(
         f'<section id="{s.anchor}"><h2>{esc(s.title)}</h2>{s.body}</section>' for s in sections
@@ -136,7 +152,7 @@ def render_report(
 <p class="muted">{esc(scenario["description"])}</p>
 {_facts(summary)}
 {_banner(summary, verdict)}
-{glance(summary)}
+{_glance(summary)}
 <nav>{nav}</nav>
 {body}
 <footer>rollout-lab · simulation {timing["simulate_s"]:.2f} s wall for {req["arrivals"]:,} requests

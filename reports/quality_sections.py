@@ -1,0 +1,362 @@
+"""Report fragments for the finer quality numbers of ``summary.json``.
+
+Each function renders one addition from the summary to an HTML fragment that
+:func:`reports.html.render_report` appends to the section it belongs to: hit@K and the
+per-window CTR difference to *Engagement*, per-window ECE and Steck's genre calibration to
+*Calibration*, genre diversity to *Diversity*, the seed-noise floor and version-change
+churn to *Stability*, item popularity buckets and the worst group to *Segments*.  Every
+string from the run goes through :func:`reports.sections.esc`; no script, no figure.
+Summaries written before these keys existed render without the additions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from reports.sections import ci_pct, ci_pp, esc, fmt, pct, pp
+
+__all__ = ["ADDITIONS", "glance_items"]
+
+# Windows listed in the per-window table before it is cut short.
+MAX_WINDOW_ROWS = 48
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """Cells are HTML already; the first ``left`` columns hold left-aligned text."""
+
+    def cell(tag: str, i: int, content: str) -> str:
+        cls = ' class="l"' if i < left else ""
+        return f"<{tag}{cls}>{content}</{tag}>"
+
+    header = "".join(cell("th", i, h) for i, h in enumerate(head))
+    body = "".join(
+        "<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>" for row in rows
+    )
+    return f'<div class="scroll"><table><tr>{header}</tr>{body}</table></div>'
+
+
+def _muted(text: str) -> str:
+    return f'<p class="muted">{text}</p>'
+
+
+def _quality(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, v.get("quality") or {}) for name, v in summary["versions"].items()]
+
+
+# --- engagement ------------------------------------------------------------------------------
+
+
+def hit_at_k(summary: dict[str, Any]) -> str:
+    rows, basis, method = [], None, None
+    for name, q in _quality(summary):
+        hit = (q.get("engagement") or {}).get("hit_at_k")
+        if hit is None:
+            continue
+        basis, method = hit["basis"], hit["method"]
+        rows.append([esc(name), fmt(hit["requests"]), pct(hit["rate"]) + ci_pct(hit["ci95"])])
+    if not rows:
+        return ""
+    k = next(
+        q["engagement"]["hit_at_k"]["k"]
+        for _, q in _quality(summary)
+        if (q.get("engagement") or {}).get("hit_at_k")
+    )
+    interval = (
+        "Wilson 95% intervals"
+        if method == "observed"
+        else "95% intervals of the mean hit probability over requests"
+    )
+    return (
+        f"<h3>hit@{k}</h3>"
+        + _table(["version", "requests judged", f"hit@{k} [95% CI]"], rows)
+        + _muted(f"By assigned version. {esc(basis)}; {interval}.")
+    )
+
+
+def window_deltas(summary: dict[str, Any]) -> str:
+    windows = summary.get("windows") or {}
+    delta = windows.get("candidate_vs_baseline")
+    starts, ends = windows.get("t_start_s") or [], windows.get("t_end_s") or []
+    if not delta or not starts:
+        return ""
+    names = list(summary["versions"])
+    series = windows.get("versions") or {}
+    rows = []
+    for w, (t0, t1) in enumerate(zip(starts, ends, strict=True)):
+        if w >= MAX_WINDOW_ROWS:
+            break
+        d = delta["difference"][w]
+        row = [
+            f"{w + 1}",
+            "–" if t0 is None else f"{t0 / 60:.1f}–{t1 / 60:.1f}",
+            "–" if d is None else pp(d) + ci_pp(delta["difference_ci95"][w]),
+        ]
+        for name in names:
+            ece = (series.get(name) or {}).get("ece")
+            row.append(fmt(ece[w]) if ece is not None else "–")
+        rows.append(row)
+    more = len(starts) - len(rows)
+    head = [
+        "window",
+        "t (min)",
+        f"CTR {esc(delta['candidate'])} − {esc(delta['against'])} [95% CI]",
+        *[f"ECE {esc(n)}" for n in names],
+    ]
+    return (
+        "<details><summary>Per analysis window: CTR difference and ECE</summary>"
+        + _table(head, rows, left=2)
+        + _muted(
+            "CTR by assigned version in each window with a normal 95% interval; ECE (15 "
+            "equal-width bins) of each serving version's predictions in the window."
+            + (f" {more} later windows not shown (see summary.json)." if more > 0 else "")
+        )
+        + "</details>"
+    )
+
+
+# --- calibration and diversity ---------------------------------------------------------------
+
+
+def genre_calibration(summary: dict[str, Any]) -> str:
+    rows, genres = [], None
+    for name, q in _quality(summary):
+        g = q.get("genre_calibration")
+        if g is None:
+            continue
+        genres = g["genres"]
+        rows.append([esc(name), fmt(g["lists"]), fmt(g["impressions"]), fmt(g["kl"], 3)])
+    if not rows:
+        return ""
+    return (
+        "<h3>Genre calibration (Steck)</h3>"
+        + _table(["version", "users judged", "lists shown", "KL(p ‖ q̃) nats"], rows)
+        + _muted(
+            "How far each list's genre mix is from the user's history: Steck's KL(p ‖ q̃), "
+            "q̃ = 0.99 q + 0.01 p, p the genres of the user's history before time zero, q those "
+            "of the list (0 = same proportions, at most 4.6). Request-weighted over the lists "
+            f"each version served, users with a history. Genres: {esc(genres)}."
+        )
+    )
+
+
+def genre_diversity(summary: dict[str, Any]) -> str:
+    rows, genres = [], None
+    for name, q in _quality(summary):
+        d = q.get("diversity") or {}
+        if "genre_intra_list_diversity" not in d:
+            continue
+        genres = d.get("genres")
+        rows.append([esc(name), fmt(d["genre_intra_list_diversity"], 3)])
+    if not rows:
+        return ""
+    return _table(["version", "genre intra-list diversity"], rows) + _muted(
+        "Mean pairwise Jaccard distance of the items' genre sets within a list (one "
+        f"pseudo-genre per item: the share of pairs from different clusters). Genres: "
+        f"{esc(genres)}."
+    )
+
+
+# --- stability -------------------------------------------------------------------------------
+
+
+def noise_floor(summary: dict[str, Any]) -> str:
+    rows, floor_name = [], None
+    for name, q in _quality(summary):
+        s = q.get("stability")
+        if s is None or s.get("noise_floor") is None:
+            continue
+        f, rel = s["noise_floor"], s["relative_to_noise_floor"]
+        floor_name = f["against"]
+        rows.append(
+            [
+                esc(name),
+                fmt(s["jaccard_at_k"], 3),
+                fmt(f["jaccard_at_k"], 3),
+                f"{fmt(rel['jaccard_difference'], 3)}"
+                + (
+                    ""
+                    if rel["jaccard_difference_ci95"][0] is None
+                    else f' <span class="ci">[{rel["jaccard_difference_ci95"][0]:.3f}, '
+                    f"{rel['jaccard_difference_ci95'][1]:.3f}]</span>"
+                ),
+                fmt(rel["change_ratio"], 3),
+                fmt(s["rbo"], 3),
+                fmt(f["rbo"], 3),
+            ]
+        )
+    if not rows:
+        return _muted(
+            "No noise floor in this run (metrics.noise_floor = false, or only the baseline ran)."
+        )
+    head = [
+        "version",
+        "Jaccard vs baseline",
+        "Jaccard, noise floor",
+        "difference [95% CI]",
+        "change / noise",
+        "RBO vs baseline",
+        "RBO, noise floor",
+    ]
+    return (
+        "<h3>Against the noise floor</h3>"
+        + _table(head, rows)
+        + _muted(
+            f"Noise floor: the baseline retrained on the same data with another seed "
+            f"({esc(floor_name)}) against the baseline — how far lists move from training "
+            "noise alone. Difference: per-user paired mean of Jaccard(version) − "
+            "Jaccard(floor); below 0 the version moves lists more than retraining noise. "
+            "Change / noise = (1 − Jaccard) / (1 − Jaccard of the floor): 1 is as much change "
+            "as seed noise."
+        )
+    )
+
+
+def churn(summary: dict[str, Any]) -> str:
+    c = summary.get("churn")
+    if not c:
+        return ""
+    if not c["users_changed"]:
+        text = (
+            f"No user's assigned version changed between consecutive requests "
+            f"({fmt(c['users'])} users with at least two requests)."
+        )
+        return "<h3>Churn when a user's version changes</h3>" + _muted(text)
+    rows = [
+        [esc(p["from"]), esc(p["to"]), fmt(p["changes"]), pct(p["mean_churn"], 1)]
+        for p in c["by_pair"]
+    ]
+    return (
+        "<h3>Churn when a user's version changes</h3>"
+        + f"<p>{pct(c['share_changed'], 1)} of the {fmt(c['users'])} users with at least two "
+        f"requests saw their assigned version change ({fmt(c['changes'])} changes); on a "
+        f"change, {pct(c['mean_churn'], 1)} of their list changed on average.</p>"
+        + _table(["from", "to", "changes", "mean list churn"], rows, left=2)
+        + _muted(
+            "Churn of one change = 1 − |A ∩ B| / max(|A|, |B|) of the user's lists under the "
+            "old and the new version; averaged per user, then over users."
+        )
+    )
+
+
+# --- segments --------------------------------------------------------------------------------
+
+
+def popularity_buckets(summary: dict[str, Any]) -> str:
+    block = (summary.get("segments") or {}).get("item_popularity")
+    if not block:
+        return ""
+    names = list(summary["versions"])
+    rows = []
+    for bucket, cell in block["by_bucket"].items():
+        row = [
+            f'{esc(bucket)}<div class="nums">{esc(block["rules"][bucket])}</div>',
+            fmt(cell["impressions"]),
+        ]
+        for name in names:
+            v = cell["versions"].get(name)
+            row.append("–" if v is None else pct(v["ctr"], 3) + ci_pct(v["ctr_ci95"], 3))
+        for name in names:
+            v = cell["versions"].get(name)
+            row.append("–" if v is None else pct(v["hit_at_k"], 2))
+        d = cell["candidate_vs_baseline"]
+        row.append("–" if d is None else pp(d["difference"], 3) + ci_pp(d["difference_ci95"], 3))
+        rows.append(row)
+    head = [
+        "item bucket",
+        "item impressions",
+        *[f"item CTR {esc(n)}" for n in names],
+        *[f"hit@K {esc(n)}" for n in names],
+        f"item CTR {esc(block['candidate'])} − {esc(block['baseline'])}",
+    ]
+    return (
+        "<h3>By item popularity</h3>"
+        + _table(head, rows)
+        + _muted(
+            "Catalogue thirds by training popularity (users per item before time zero): head, "
+            "torso, tail. Item CTR = clicks on the bucket's items / list slots showing them "
+            "(Wilson 95% intervals), by assigned version; hit@K = share of requests whose list "
+            "holds a bucket item the user consumed next (– without truth); the difference has "
+            "a normal 95% interval."
+        )
+    )
+
+
+def worst_overall(summary: dict[str, Any]) -> str:
+    worst = (summary.get("segments") or {}).get("worst_overall")
+    if not worst:
+        return ""
+    kind = "user segment" if worst["kind"] == "user_segment" else "item popularity bucket"
+    high = worst["difference_ci95"][1]
+    verdict = (
+        "<b>significantly worse there</b>" if high is not None and high < 0 else "not significant"
+    )
+    return (
+        f"<p>Across user segments and item popularity buckets, the lowest relative lift is in "
+        f"the <b>{esc(worst['group'])}</b> {kind}: {pct(worst['relative_lift'], 1)} "
+        f"({pp(worst['difference'], 3)}{ci_pp(worst['difference_ci95'], 3)}); {verdict}. "
+        "Relative lift puts list CTR (segments) and item CTR (buckets) on one scale.</p>"
+    )
+
+
+def segment_extras(summary: dict[str, Any]) -> str:
+    seg = summary.get("segments") or {}
+    rows = []
+    names = list(summary["versions"])
+    for group, cell in (seg.get("by_segment") or {}).items():
+        row = [esc(group)]
+        for name in names:
+            v = cell["versions"].get(name) or {}
+            row.append(pct(v.get("abandon_rate")))
+        for name in names:
+            v = cell["versions"].get(name) or {}
+            row.append(pct(v.get("hit_at_k")) + ci_pct(v.get("hit_at_k_ci95")))
+        rows.append(row)
+    if not rows:
+        return ""
+    head = [
+        "user segment",
+        *[f"abandoned {esc(n)}" for n in names],
+        *[f"hit@K {esc(n)}" for n in names],
+    ]
+    return _table(head, rows)
+
+
+# --- composition -----------------------------------------------------------------------------
+
+#: Section anchor -> fragments appended to that section's body, in order.
+ADDITIONS: dict[str, tuple[Callable[[dict[str, Any]], str], ...]] = {
+    "engagement": (hit_at_k, window_deltas),
+    "calibration": (genre_calibration,),
+    "diversity": (genre_diversity,),
+    "stability": (noise_floor, churn),
+    "segments": (segment_extras, popularity_buckets, worst_overall),
+}
+
+
+def glance_items(summary: dict[str, Any]) -> list[str]:
+    """Extra "at a glance" sentences: the candidate against the noise floor, hit@K."""
+    items: list[str] = []
+    versions = summary["versions"]
+    base = next((n for n, v in versions.items() if v["role"] == "baseline"), None)
+    cand = next((n for n, v in versions.items() if v["role"] == "candidate"), None)
+    if base is None or cand is None:
+        return items
+    q = versions[cand].get("quality") or {}
+    s = q.get("stability") or {}
+    rel, floor = s.get("relative_to_noise_floor"), s.get("noise_floor")
+    if rel is not None and floor is not None and rel["change_ratio"] is not None:
+        items.append(
+            f"<b>Noise floor</b> retraining {esc(base)} with another seed keeps "
+            f"{pct(floor['jaccard_at_k'], 0)} of its items; {esc(cand)} keeps "
+            f"{pct(s['jaccard_at_k'], 0)}, i.e. {rel['change_ratio']:.2f}× the seed noise's "
+            "change."
+        )
+    hit_c = (q.get("engagement") or {}).get("hit_at_k")
+    hit_b = ((versions[base].get("quality") or {}).get("engagement") or {}).get("hit_at_k")
+    if hit_c is not None and hit_b is not None:
+        items.append(
+            f"<b>hit@{hit_c['k']}</b> ({esc(hit_c['method'])}) {esc(cand)} "
+            f"{pct(hit_c['rate'])}{ci_pct(hit_c['ci95'])}, {esc(base)} {pct(hit_b['rate'])}."
+        )
+    return items
