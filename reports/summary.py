@@ -116,6 +116,15 @@ def _windows(result: RunResult, columns: RequestColumns, names: list[str]) -> di
     return block
 
 
+def _json_ready(value: Any) -> Any:
+    """Nested dicts of numbers and strings, numbers rounded like the rest of the summary."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, str) or value is None:
+        return value
+    return _num(value)
+
+
 def build_summary(
     result: RunResult,
     *,
@@ -190,9 +199,7 @@ def build_summary(
     }
     if reproducible:
         timing = {k: (v if k == "sim_s" else 0.0) for k, v in timing.items()}
-    rollout = {
-        k: _num(v) if not isinstance(v, str) else v for k, v in result.controller.summary().items()
-    }
+    rollout = _json_ready(result.controller.summary())
     baseline, candidate = scenario.rollout.baseline, scenario.rollout.candidate
     segments = segments_block(
         columns,
