@@ -112,6 +112,8 @@ class Source:
     holdout: Callable[[np.random.Generator], sp.csr_matrix]  # what users consume after
     data: dict[str, Any] = field(default_factory=dict)
     live_world: SyntheticWorld | None = None
+    #: Interactions users make on their own during ``[start_s, end_s)`` of the run (synthetic).
+    organic: Callable[[float, float, np.random.Generator], sp.csr_matrix] | None = None
 
 
 def _matrices(
@@ -214,6 +216,19 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
         matrix = sp.coo_matrix((ones, (repeated, items)), shape=(world.n_users, world.n_items))
         return sp.csr_matrix(matrix.tocsr(), dtype=np.float32)
 
+    history_rate_per_s = events.height / tr.history
+
+    def organic(start_s: float, end_s: float, organic_rng: np.random.Generator) -> sp.csr_matrix:
+        """What users consume on their own during the run, at the history's pace."""
+        count = int(organic_rng.poisson(history_rate_per_s * (end_s - start_s)))
+        users = organic_rng.choice(
+            world.n_users, size=count, p=world.activity / world.activity.sum()
+        )
+        items = sample_consumption(live_world, users, rng=organic_rng)
+        ones = np.ones(count, np.float32)
+        matrix = sp.coo_matrix((ones, (users, items)), shape=(world.n_users, world.n_items))
+        return sp.csr_matrix(matrix.tocsr(), dtype=np.float32)
+
     return Source(
         world=world,
         truth=ClickTruth(live_world, scenario.users.click_offset, scenario.users.position_decay),
@@ -231,6 +246,7 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
         holdout=holdout,
         data={"source": "synthetic", "history_events": events.height},
         live_world=live_world,
+        organic=organic,
     )
 
 
