@@ -49,6 +49,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("segments", "Segments"),
     ("drift", "Drift"),
     ("provenance", "Model provenance"),
+    ("data", "Data and row accounting"),
     ("decisions", "Decision trace"),
     ("scenario", "Resolved scenario"),
 )
@@ -783,6 +784,41 @@ def scenario(summary: dict[str, Any]) -> str:
     )
 
 
+def data_section(summary: dict[str, Any]) -> str:
+    """Where the traffic came from; for replayed logs, every input row kept or skipped."""
+    data = summary.get("data", {})
+    facts = [
+        ["source", esc(data.get("source", "–"))],
+        ["users", fmt(data.get("users"))],
+        ["items", fmt(data.get("items"))],
+        ["interactions before the run", fmt(data.get("history_events"))],
+    ]
+    if "path" in data:
+        facts.append(["log", esc(data["path"])])
+        facts.append(["requests replayed", fmt(data.get("replayed_requests"))])
+    body = _table(["", "value"], facts, left=2)
+    accounting = data.get("accounting")
+    if accounting:
+        rows = [["input rows", fmt(accounting["input_rows"])], ["kept", fmt(accounting["kept"])]]
+        rows += [[f"skipped: {esc(k)}", fmt(v)] for k, v in accounting.get("skipped", {}).items()]
+        body += _table(["row accounting", "rows"], rows, left=1)
+    windows = data.get("windows")
+    if windows:
+        rows = [
+            [esc(name), esc(w.get("window", "")), fmt(w.get("events"))]
+            for name, w in windows.items()
+            if isinstance(w, dict)
+        ]
+        body += _table(["window", "time span", "events"], rows, left=2)
+        replay = windows.get("replay", {})
+        if isinstance(replay, dict) and "cold_users" in replay:
+            body += _muted(
+                f"Users first seen in the replay window: {fmt(replay['cold_users'])}; items: "
+                f"{fmt(replay['cold_items'])} (they are served the popularity list)."
+            )
+    return body
+
+
 def render_sections(
     summary: dict[str, Any],
     verdict: dict[str, Any] | None,
@@ -804,6 +840,7 @@ def render_sections(
         "segments": lambda: segments(summary, names),
         "drift": lambda: drift(summary),
         "provenance": lambda: provenance(summary),
+        "data": lambda: data_section(summary),
         "decisions": lambda: decision_trace(summary),
         "scenario": lambda: scenario(summary),
     }

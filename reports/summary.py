@@ -116,6 +116,19 @@ def _windows(result: RunResult, columns: RequestColumns, names: list[str]) -> di
     return block
 
 
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"skipped.duplicate": 3}`` -> ``{"skipped": {"duplicate": 3}}``: every figure gets a
+    dotted path that expectations can name."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
 def _json_ready(value: Any) -> Any:
     """Nested dicts of numbers and strings, numbers rounded like the rest of the summary."""
     if isinstance(value, dict):
@@ -263,6 +276,12 @@ def build_summary(
             "users": prepared.world.n_users,
             "items": prepared.world.n_items,
             "history_events": prepared.history_events,
+            # Replayed logs: row accounting (kept + skipped.* == input_rows) and windows.
+            **{
+                key: _json_ready(_nest(value) if isinstance(value, dict) else value)
+                for key, value in prepared.source.data.items()
+                if key in ("path", "format", "accounting", "windows", "replayed_requests")
+            },
         },
         "timing": {k: _num(v, 4) for k, v in timing.items()},
     }
