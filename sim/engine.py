@@ -424,7 +424,11 @@ def simulate(
             if wake > env.now:
                 yield env.timeout(wake - env.now)
             settled = int(np.searchsorted(t_s, env.now - settle_s, side="left"))
-            changed = controller.tick(env.now, settled)
+            # Flush only when what users see changes (who gets the candidate, or which
+            # versions play the roles), never for a mirror-only step.
+            before = (routing.candidate_threshold, routing.candidate, routing.baseline)
+            controller.tick(env.now, settled)
+            changed = before != (routing.candidate_threshold, routing.candidate, routing.baseline)
             if changed and cache is not None and cache_plan.invalidation == "flush_on_change":
                 cache.flush()
                 outcome.flush_times_s.append(env.now)

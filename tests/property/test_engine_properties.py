@@ -17,11 +17,10 @@ chains, cache settings, targeting, routing schedules and faults.  The properties
 Hypothesis runs derandomized (fixed seed, no example database) so the suite is
 deterministic; the ``slow`` variants explore many more examples.
 
-A known engine bug is pinned by a strict ``xfail`` test (it fails loudly once the engine is
-fixed, so the marker cannot outlive the bug): a mirror-only routing step flushes a
-``flush_on_change`` cache.  Regression tests cover the bugs already fixed: shadow copies once
-shared the candidate's service-time stream and the error-fault stream with user traffic, and
-the stale-cache fallback under versioned keys overflowed the int8 version code.
+Regression tests cover engine bugs these properties found and that are fixed: shadow copies
+once shared the candidate's service-time stream and the error-fault stream with user
+traffic, the stale-cache fallback under versioned keys overflowed the int8 version code, and
+a mirror-only routing step flushed a ``flush_on_change`` cache.
 """
 
 from __future__ import annotations
@@ -411,12 +410,8 @@ def test_shadow_traffic_never_changes_what_users_see_under_error_faults(
     _shadow_invisible(spec, mirror)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: under flush_on_change the cache is flushed whenever the controller "
-    "reports any routing change, including a mirror-only step that changes nobody's version",
-)
 def test_mirror_only_step_does_not_flush_the_cache() -> None:
+    # Regression: a mirror-only routing step once flushed a flush_on_change cache.
     rng = np.random.default_rng(11)
     t_s = poisson_times(1_000.0, 2_000, rng=rng)
     users = rng.integers(0, 50, 2_000).astype(np.int32)
