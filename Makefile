@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export OPENBLAS_NUM_THREADS := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup demo test test-slow check lint bench clean
+.PHONY: setup browser demo test test-slow check lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -18,8 +18,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/rollout-lab run scenarios/quickstart.toml --out runs/quickstart --force
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
+
+# The report's browser test needs Debian's chromium; install it when we can (root + apt-get),
+# otherwise that one test skips with its reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "chromium could not be installed: the browser test will be skipped"; \
+	  else echo "chromium not found: the browser test will be skipped"; fi; }
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
