@@ -1,0 +1,632 @@
+"""The sweep report (``sweep.html``): one static page over every grid point's replications.
+
+Built from ``sweep.json`` (the per-point aggregates) and the replication table
+(``sweep.parquet``).  Like ``report.html`` it is self-contained: figures are inline PNG data
+URIs drawn with matplotlib, there is no script, nothing is fetched, and every string that
+can come from the user (scenario name and description, grid keys and values, errors) is
+escaped.  Top to bottom: a banner (complete, failures, or interrupted), the outcome
+distribution per grid point, operating characteristics (rollback and promotion rates
+against each grid setting, Wilson intervals), time to decision, exposure to the candidate,
+latency and engagement (means over replications with Student-t intervals), failed
+replications, how to reproduce one replication alone, and the resolved scenario.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import polars as pl
+
+__all__ = ["SECTIONS", "render_sweep_report"]
+
+#: (anchor, heading) in page order.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("outcomes", "Outcomes by grid point"),
+    ("operating", "Operating characteristics"),
+    ("decision", "Time to decision"),
+    ("exposure", "Exposure to the candidate"),
+    ("engagement", "Latency and engagement"),
+    ("failures", "Failed replications"),
+    ("reproduce", "Reproduce one replication"),
+    ("scenario", "Resolved scenario"),
+)
+
+OUTCOME_COLOURS = {
+    "promoted": "#2a9d4b",
+    "rolled_back": "#c0392b",
+    "held": "#b9770e",
+    "inconclusive": "#8c96a3",
+    "in_progress": "#1f5fa8",
+}
+_SERIES = ["#1f5fa8", "#d9641e", "#2a9d4b", "#8e44ad", "#c0392b", "#7f8c8d"]
+_MAX_SERIES = len(_SERIES)
+_DPI = 80
+
+_CSS = """
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2733;
+background:#f3f5f8;line-height:1.45}
+main{max-width:1180px;margin:0 auto;padding:16px 24px 48px}
+h1{font-size:1.6rem;margin:.5rem 0 .1rem}
+h2{font-size:1.15rem;margin:0 0 .6rem}
+section{background:#fff;border:1px solid #dde2e8;border-radius:8px;padding:14px 18px;
+margin:14px 0}
+.banner{padding:14px 18px;border-radius:8px;color:#fff;font-size:1.1rem;margin:12px 0}
+.pass{background:#23804a}.fail{background:#b83227}.warn{background:#a35f00}
+.facts{margin:.2rem 0 .4rem;color:#3b4756}
+nav{font-size:.85rem;margin:8px 0}
+nav a{display:inline-block;margin:2px 4px 2px 0;padding:2px 8px;border:1px solid #cfd6de;
+border-radius:12px;color:#1f5fa8;text-decoration:none;background:#fff}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0}
+th,td{border:1px solid #dde2e8;padding:4px 8px;text-align:right;vertical-align:top}
+th{background:#eef1f5;font-weight:600}
+td.l,th.l{text-align:left}
+.ci{color:#5b6878;font-size:.8rem;white-space:nowrap}
+figure{margin:4px 0 8px}
+figcaption{color:#5b6878;font-size:.8rem;max-width:900px}
+img{max-width:100%;height:auto;border:1px solid #e3e7ec;border-radius:4px;background:#fff}
+pre{background:#f7f8fa;border:1px solid #dde2e8;padding:8px;overflow:auto;font-size:.8rem}
+code{background:#f1f3f6;padding:0 3px;border-radius:3px}
+details summary{cursor:pointer;color:#1f5fa8}
+.muted{color:#5b6878;font-size:.85rem;margin:.3rem 0}
+footer{color:#5b6878;font-size:.8rem;margin-top:18px}
+"""
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return _esc(value)
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _ci(ci: Sequence[Any], scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return ""
+    low, high = ci[0] * scale, ci[1] * scale
+    return f' <span class="ci">[{low:.{digits}g}{unit}, {high:.{digits}g}{unit}]</span>'
+
+
+def _mean_ci(stats: dict[str, Any], scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
+    """``mean [low, high]`` of a :func:`sim.sweep.describe` block, scaled (e.g. to minutes)."""
+    if stats["mean"] is None:
+        return "–"
+    return f"{stats['mean'] * scale:.{digits}g}{unit}" + _ci(stats["ci95"], scale, digits, unit)
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int = 2) -> str:
+    """Columns before ``left`` hold text (left-aligned), the others numbers."""
+
+    def cell(tag: str, i: int, content: str) -> str:
+        cls = ' class="l"' if i < left else ""
+        return f"<{tag}{cls}>{content}</{tag}>"
+
+    header = "".join(cell("th", i, h) for i, h in enumerate(head))
+    body = "".join(
+        "<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>" for row in rows
+    )
+    return (
+        f'<div class="scroll"><table><thead><tr>{header}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def _figure(src: str, caption: str) -> str:
+    """An inline figure; ``caption`` is HTML (callers escape what came from the user)."""
+    alt = html.escape(re.sub(r"<[^>]+>", "", caption), quote=True)
+    return f'<figure><img src="{src}" alt="{alt}"><figcaption>{caption}</figcaption></figure>'
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _label_text(value: object) -> str:
+    """A label matplotlib shows literally (``$`` would start mathtext)."""
+    return str(value).replace("$", r"\$")
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    return None if value is None else value * scale
+
+
+def _point_name(block: dict[str, Any]) -> str:
+    return f"{block['point']}: {block['label']}" if block["label"] else str(block["point"])
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _outcome_figure(points: Sequence[dict[str, Any]]) -> str:
+    height = max(1.6, 0.34 * len(points) + 0.9)
+    fig, ax = plt.subplots(figsize=(9.0, height))
+    names = [_label_text(_point_name(b)) for b in points]
+    left = [0.0] * len(points)
+    for outcome, colour in OUTCOME_COLOURS.items():
+        shares = [
+            b["outcomes"][outcome] / b["replications"] if b["replications"] else 0.0
+            for b in points
+        ]
+        ax.barh(range(len(points)), shares, left=left, color=colour, label=outcome, height=0.7)
+        left = [a + s for a, s in zip(left, shares, strict=True)]
+    ax.set_yticks(range(len(points)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of finished replications")
+    ax.set_title("Rollout outcome by grid point")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return _png(fig)
+
+
+def _numeric(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def _oc_figure(summary: dict[str, Any], key: str) -> str:
+    """Rollback and promotion rate against ``key``, one line per setting of the other keys."""
+    grid = summary["grid"]
+    values = grid["values"][key]
+    others = [k for k in grid["keys"] if k != key]
+    numeric = _numeric(values)
+    position = {json.dumps(v, sort_keys=True): i for i, v in enumerate(values)}
+    series: dict[str, list[dict[str, Any]]] = {}
+    for block in summary["points"]:
+        name = ", ".join(f"{k}={block['grid'][k]}" for k in others) or "all"
+        series.setdefault(name, []).append(block)
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.4), sharey=True)
+    for i, (name, blocks) in enumerate(list(series.items())[:_MAX_SERIES]):
+        for ax, outcome in zip(axes, ("rolled_back", "promoted"), strict=True):
+            xs, ys, lows, highs = [], [], [], []
+            for block in blocks:
+                rate = block["rates"][outcome]
+                if rate["rate"] is None:
+                    continue
+                value = block["grid"][key]
+                xs.append(value if numeric else position[json.dumps(value, sort_keys=True)])
+                ys.append(rate["rate"])
+                lows.append(rate["rate"] - rate["ci95"][0])
+                highs.append(rate["ci95"][1] - rate["rate"])
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[lows, highs],
+                color=_SERIES[i],
+                marker="o",
+                ms=4,
+                capsize=3,
+                label=_label_text(name),
+            )
+    for ax, title in zip(axes, ("Rollback rate", "Promotion rate"), strict=True):
+        ax.set_title(_label_text(f"{title} against {key}"), fontsize=10)
+        ax.set_xlabel(_label_text(key))
+        ax.set_ylim(-0.03, 1.03)
+        if not numeric:
+            ax.set_xticks(range(len(values)), [_label_text(v) for v in values], fontsize=8)
+    axes[0].set_ylabel("share of replications (95% Wilson)")
+    if len(series) > 1:
+        axes[1].legend(fontsize=7, loc="best")
+    return _png(fig)
+
+
+def _strip_figure(
+    table: pl.DataFrame,
+    points: Sequence[dict[str, Any]],
+    column: str,
+    *,
+    scale: float,
+    ylabel: str,
+    title: str,
+) -> str:
+    """Every replication's value by grid point (coloured by outcome), mean ± 95% t interval."""
+    fig, ax = plt.subplots(figsize=(9.0, 3.2))
+    ok = table.filter((pl.col("status") == "ok") & pl.col(column).is_not_null())
+    n_reps = max(ok["replication"].to_list(), default=0) + 1
+    seen: set[str] = set()
+    for x, block in enumerate(points):
+        rows = ok.filter(pl.col("point") == block["point"])
+        for row in rows.select("replication", "outcome", column).iter_rows():
+            replication, outcome, value = row
+            # Spread the dots by replication index: deterministic, no random jitter.
+            offset = (replication / max(1, n_reps - 1) - 0.5) * 0.5 if n_reps > 1 else 0.0
+            ax.plot(
+                x + offset,
+                value * scale,
+                "o",
+                ms=3.5,
+                alpha=0.75,
+                color=OUTCOME_COLOURS.get(outcome, "#333"),
+                label=outcome if outcome not in seen else None,
+            )
+            seen.add(outcome)
+        stats = block[column]
+        if stats["mean"] is not None:
+            low, high = stats["ci95"]
+            mean = stats["mean"] * scale
+            err = [[mean - low * scale], [high * scale - mean]] if low is not None else None
+            ax.errorbar([x], [mean], yerr=err, fmt="_", color="#1d2733", ms=14, capsize=4)
+    names = [_point_name(b) for b in points]
+    if max((len(n) for n in names), default=0) > 28:
+        names = [str(b["point"]) for b in points]  # long labels: the tables name the points
+        ax.set_xlabel("grid point")
+    ax.set_xticks(range(len(points)), [_label_text(n) for n in names], fontsize=8, rotation=20)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if seen:
+        ax.legend(fontsize=7, loc="best")
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _banner(summary: dict[str, Any]) -> str:
+    counts = summary["counts"]
+    planned, finished, failed = counts["planned"], counts["finished"], counts["failed"]
+    if not summary["complete"]:
+        why = "interrupted" if summary["interrupted"] else "not every replication ran"
+        return (
+            f'<div class="banner warn"><b>Incomplete sweep</b> ({why}): {finished:,} of '
+            f"{planned:,} replications finished. Everything below covers only the finished "
+            "ones.</div>"
+        )
+    if failed:
+        return (
+            f'<div class="banner fail">{failed:,} of {planned:,} replications failed; the '
+            f"other {counts['ok']:,} are summarised below (failures listed at the end).</div>"
+        )
+    return f'<div class="banner pass">All {planned:,} replications finished.</div>'
+
+
+def _facts(summary: dict[str, Any]) -> str:
+    scenario = summary["scenario"]
+    grid = summary["grid"]
+    axes = "; ".join(
+        f"<code>{_esc(k)}</code> ∈ {{{_esc(', '.join(map(str, grid['values'][k])))}}}"
+        for k in grid["keys"]
+    )
+    return (
+        f'<p class="facts">File <code>{_esc(scenario["file"])}</code> · root seed '
+        f"{_esc(scenario['root_seed'])} · {grid['points']:,} grid point(s)"
+        f"{' over ' + axes if axes else ' (no grid)'} · "
+        f"{summary['replications_per_point']:,} replication(s) per point</p>"
+    )
+
+
+def _outcomes(summary: dict[str, Any]) -> str:
+    points = summary["points"]
+    rows = []
+    for b in points:
+        rows.append(
+            [
+                _esc(b["point"]),
+                _esc(b["label"] or "–"),
+                _num(b["replications"]),
+                *(_num(b["outcomes"][o]) for o in OUTCOME_COLOURS),
+                _num(b["failed"]),
+                _num(b["missing"]),
+            ]
+        )
+    head = ["point", "grid", "finished", *OUTCOME_COLOURS, "failed", "not run"]
+    body = _table(head, rows)
+    if any(b["replications"] for b in points):
+        body += _figure(
+            _outcome_figure(points),
+            "Share of each grid point's finished replications by rollout outcome.",
+        )
+    return body
+
+
+def _operating(summary: dict[str, Any]) -> str:
+    rows = []
+    for b in summary["points"]:
+        rb, pr = b["rates"]["rolled_back"], b["rates"]["promoted"]
+        rows.append(
+            [
+                _esc(b["point"]),
+                _esc(b["label"] or "–"),
+                _num(b["replications"]),
+                _pct(rb["rate"]) + _ci(rb["ci95"], 100, 3, "%"),
+                _pct(pr["rate"]) + _ci(pr["ci95"], 100, 3, "%"),
+            ]
+        )
+    body = _table(["point", "grid", "replications", "rolled back", "promoted"], rows)
+    keys = [k for k in summary["grid"]["keys"] if len(summary["grid"]["values"][k]) > 1]
+    several = len(summary["grid"]["keys"]) > 1
+    if not any(b["replications"] for b in summary["points"]):
+        return body
+    for key in keys:
+        body += _figure(
+            _oc_figure(summary, key),
+            f"Rollback and promotion rate against <code>{_esc(key)}</code> with 95% Wilson "
+            "intervals (replications are independent, so each rate is a binomial proportion)"
+            + ("; one line per setting of the other grid keys." if several else "."),
+        )
+    if not keys:
+        body += '<p class="muted">No grid setting takes two values or more: no curve to draw.</p>'
+    return body
+
+
+def _decision(summary: dict[str, Any], table: pl.DataFrame) -> str:
+    rows = []
+    for b in summary["points"]:
+        rows.append(
+            [
+                _esc(b["point"]),
+                _esc(b["label"] or "–"),
+                _num(b["time_to_detect_s"]["n"]),
+                _mean_ci(b["time_to_detect_s"], 1 / 60),
+                _num(b["time_to_rollback_s"]["n"]),
+                _mean_ci(b["time_to_rollback_s"], 1 / 60),
+                _num(b["time_to_promote_s"]["n"]),
+                _mean_ci(b["time_to_promote_s"], 1 / 60),
+                _num(_scaled(b["time_to_decision_s"]["median"], 1 / 60)),
+            ]
+        )
+    head = [
+        "point",
+        "grid",
+        "detected",
+        "to detect (min)",
+        "rolled back",
+        "to rollback (min)",
+        "promoted",
+        "to promote (min)",
+        "median decision (min)",
+    ]
+    body = _table(head, rows)
+    body += (
+        '<p class="muted">Simulated minutes from the candidate\'s first exposure to the first '
+        "failed analysis (detect), the rollback, or the promotion; mean over the replications "
+        "where it happened, with a 95% Student-t interval.</p>"
+    )
+    if table.filter(pl.col("time_to_decision_s").is_not_null()).height:
+        body += _figure(
+            _strip_figure(
+                table,
+                summary["points"],
+                "time_to_decision_s",
+                scale=1 / 60,
+                ylabel="minutes",
+                title="Time to decision (rollback or promotion)",
+            ),
+            "Each dot is one replication (colour: outcome); bars are the mean with its 95% "
+            "interval.",
+        )
+    return body
+
+
+def _exposure(summary: dict[str, Any], table: pl.DataFrame) -> str:
+    rows = []
+    for b in summary["points"]:
+        rows.append(
+            [
+                _esc(b["point"]),
+                _esc(b["label"] or "–"),
+                _mean_ci(b["users_exposed"], digits=4),
+                _num(b["users_exposed"]["max"]),
+                _num(b["users_exposed_when_rolled_back"]["n"]),
+                _mean_ci(b["users_exposed_when_rolled_back"], digits=4),
+                _mean_ci(b["max_candidate_weight"], digits=3, unit="%"),
+            ]
+        )
+    head = [
+        "point",
+        "grid",
+        "users exposed",
+        "max",
+        "rolled back",
+        "users exposed when rolled back",
+        "max candidate weight",
+    ]
+    body = _table(head, rows)
+    body += (
+        '<p class="muted">Users exposed: distinct users assigned to the candidate during the '
+        "run. When the candidate is bad, the replications that rolled it back show what "
+        "catching it cost: how many users saw it first.</p>"
+    )
+    if table.filter(pl.col("users_exposed").is_not_null()).height:
+        body += _figure(
+            _strip_figure(
+                table,
+                summary["points"],
+                "users_exposed",
+                scale=1.0,
+                ylabel="users",
+                title="Users exposed to the candidate",
+            ),
+            "Each dot is one replication (colour: outcome); bars are the mean with its 95% "
+            "interval.",
+        )
+    return body
+
+
+def _engagement(summary: dict[str, Any], table: pl.DataFrame) -> str:
+    rows = []
+    for b in summary["points"]:
+        rows.append(
+            [
+                _esc(b["point"]),
+                _esc(b["label"] or "–"),
+                _mean_ci(b["candidate_ctr"], 100, 3, "%"),
+                _mean_ci(b["baseline_ctr"], 100, 3, "%"),
+                _mean_ci(b["ctr_difference"], 100, 3, " pp"),
+                _mean_ci(b["candidate_p99_ms"], digits=4),
+                _mean_ci(b["baseline_p99_ms"], digits=4),
+                _mean_ci(b["candidate_timeout_rate"], 100, 3, "%"),
+                _mean_ci(b["fallback"], digits=4),
+                _mean_ci(b["dropped"], digits=4),
+            ]
+        )
+    head = [
+        "point",
+        "grid",
+        "candidate CTR",
+        "baseline CTR",
+        "CTR difference",
+        "candidate p99 ms",
+        "baseline p99 ms",
+        "candidate timeouts",
+        "fallbacks",
+        "dropped",
+    ]
+    body = _table(head, rows)
+    body += (
+        '<p class="muted">Per replication, by assigned version (as in summary.json); here the '
+        "mean over replications with a 95% Student-t interval, i.e. how much the number varies "
+        "from one run of the same rollout to the next.</p>"
+    )
+    if table.filter(pl.col("ctr_difference").is_not_null()).height:
+        body += _figure(
+            _strip_figure(
+                table,
+                summary["points"],
+                "ctr_difference",
+                scale=100.0,
+                ylabel="percentage points",
+                title="CTR difference, candidate − baseline",
+            ),
+            "Each dot is one replication (colour: outcome); bars are the mean with its 95% "
+            "interval.",
+        )
+    if table.filter(pl.col("candidate_p99_ms").is_not_null()).height:
+        body += _figure(
+            _strip_figure(
+                table,
+                summary["points"],
+                "candidate_p99_ms",
+                scale=1.0,
+                ylabel="ms",
+                title="Candidate p99 latency",
+            ),
+            "Each dot is one replication (colour: outcome); bars are the mean with its 95% "
+            "interval.",
+        )
+    return body
+
+
+def _failures(summary: dict[str, Any]) -> str:
+    failures = summary["failures"]
+    if not failures:
+        return '<p class="muted">No replication failed.</p>'
+    rows = [
+        [
+            _esc(f["point"]),
+            _esc(f["grid"] or "–"),
+            _esc(f["error"]),
+            _num(f["replication"]),
+            _esc(f["seed"]),
+        ]
+        for f in failures
+    ]
+    return _table(["point", "grid", "error", "replication", "seed"], rows, left=3)
+
+
+def _reproduce(summary: dict[str, Any]) -> str:
+    example = summary["points"][0] if summary["points"] else None
+    if example is None:
+        return ""
+    sets = " ".join(
+        f"--set {_esc(k)}={_esc(json.dumps(v) if not isinstance(v, str) else v)}"
+        for k, v in example["grid"].items()
+    )
+    return (
+        "<p>Replication 0 of grid point <i>g</i> is the run "
+        f"<code>rollout-lab run {_esc(summary['scenario']['file'])} --seed SEED "
+        "--set KEY=VALUE …</code> with the point's seed and grid values (plus the sweep's own "
+        "<code>--set</code> options); e.g. point 0: <code>--seed "
+        f"{_esc(example['seed'])} {sets}</code>. Replication <i>r</i> draws its traffic, "
+        "service times and user responses from <code>SeedSequence(seed, spawn_key=(stream, "
+        "r))</code> on the same trained versions.</p>"
+    )
+
+
+def _scenario(summary: dict[str, Any]) -> str:
+    text = json.dumps(summary["scenario"]["settings"], indent=2)
+    return (
+        "<details><summary>The scenario before the grid (every default filled in)</summary>"
+        f"<pre>{_esc(text)}</pre></details>"
+    )
+
+
+def _footer(summary: dict[str, Any]) -> str:
+    ex = summary.get("execution") or {}
+    where = _esc(ex.get("engine", "?"))
+    if ex.get("scheduler"):
+        where += f" at {_esc(ex['scheduler'])}"
+    wall = ex.get("wall_s")
+    return (
+        f"<footer>rollout-lab sweep · {where} · {_esc(ex.get('workers', '?'))} worker(s) · "
+        f"{_esc(ex.get('tasks', '?'))} task(s) of up to {_esc(ex.get('chunk_size', '?'))} "
+        f"replication(s){'' if not wall else f' · {wall:,.1f} s wall'}. Every number above is "
+        "a pure function of the scenario, the grid and the number of replications, whatever "
+        "the engine or the number of workers.</footer>"
+    )
+
+
+def render_sweep_report(summary: dict[str, Any], table: pl.DataFrame) -> str:
+    """The whole sweep report as one HTML string.
+
+    ``summary`` is :func:`sim.sweep.sweep_summary`'s output (``sweep.json``), ``table`` the
+    replication table (``sweep.parquet``).
+    """
+    scenario = summary["scenario"]
+    bodies = {
+        "outcomes": _outcomes(summary),
+        "operating": _operating(summary),
+        "decision": _decision(summary, table),
+        "exposure": _exposure(summary, table),
+        "engagement": _engagement(summary, table),
+        "failures": _failures(summary),
+        "reproduce": _reproduce(summary),
+        "scenario": _scenario(summary),
+    }
+    nav = "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in SECTIONS)
+    sections = "".join(
+        f'<section id="{a}"><h2>{_esc(t)}</h2>{bodies[a]}</section>' for a, t in SECTIONS
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rollout-lab sweep: {_esc(scenario["name"])}</title>
+<style>{_CSS}</style></head>
+<body><main>
+<h1>{_esc(scenario["name"])} — sweep</h1>
+<p class="muted">{_esc(scenario["description"])}</p>
+{_facts(summary)}
+{_banner(summary)}
+<nav>{nav}</nav>
+{sections}
+{_footer(summary)}
+</main></body></html>
+"""
