@@ -9,8 +9,9 @@ takes about as long, once per worker) as a sweep with 1 and with 2 worker proces
 alternating, ``--runs`` times each.  A run is timed from
 creating the pool to the last result: worker start-up, training once per worker and every
 replication, as a user waits for it.  Prints min / median / max seconds per worker count,
-the speedup (median / median, and min / min), the load average before and after, and checks
-that every run's table is identical apart from wall-clock times.
+the speedup (median / median, and min / min), how many CPUs the workers actually got (their
+CPU seconds per wall second), the load average before and after, and checks that every
+run's table is identical apart from wall-clock times.
 
 Goal: 2 workers at least 1.7x faster than 1 (on a machine with 2 idle cores; other jobs on
 the same cores lower the figure, which is why the load average is printed).
@@ -23,6 +24,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import resource
 import statistics
 import tempfile
 import time
@@ -36,8 +38,15 @@ SCENARIO = ROOT / "scenarios" / "good_candidate_promoted.toml"
 SCALE: list[str] = []
 
 
-def sweep_once(workers: int, seeds: int, overrides: list[str]) -> tuple[float, pl.DataFrame, int]:
-    """One sweep; returns (wall seconds, the table without wall times, tasks)."""
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sweep_once(
+    workers: int, seeds: int, overrides: list[str]
+) -> tuple[float, float, pl.DataFrame, int]:
+    """One sweep: (wall seconds, workers' CPU seconds, the table without wall times, tasks)."""
     from sim.commands.sweep import ProcessPoolRunner
     from sim.sweep import PartStore, plan_sweep, run_sweep
 
@@ -45,16 +54,18 @@ def sweep_once(workers: int, seeds: int, overrides: list[str]) -> tuple[float, p
     with tempfile.TemporaryDirectory(prefix="sweep_bench_") as tmp:
         store = PartStore(Path(tmp), plan)
         store.reset()
+        cpu_before = _children_cpu_s()
         started = time.perf_counter()
         run = run_sweep(plan, ProcessPoolRunner(workers), store)
         wall = time.perf_counter() - started
+        cpu = _children_cpu_s() - cpu_before  # workers are reaped when the pool shuts down
         if run.interrupted:
             raise KeyboardInterrupt
         table = store.table(reproducible=True)
     failed = table.filter(table["status"] != "ok").height
     if failed:
         raise RuntimeError(f"{failed} replication(s) failed: {table['error'].drop_nulls()[0]}")
-    return wall, table, len(plan.tasks)
+    return wall, cpu, table, len(plan.tasks)
 
 
 def spread(values: list[float]) -> str:
@@ -81,14 +92,18 @@ def main() -> int:
         f"count, {os.cpu_count()} CPUs, load average {load()}"
     )
     walls: dict[int, list[float]] = {1: [], 2: []}
+    # CPU seconds of the workers per wall second: below 2 with 2 workers means other jobs
+    # held the cores (or start-up and training, which do not split, took a large share).
+    cores: dict[int, list[float]] = {1: [], 2: []}
     reference: pl.DataFrame | None = None
     for run in range(args.runs):
         for workers in (1, 2) if run % 2 == 0 else (2, 1):
-            wall, table, tasks = sweep_once(workers, args.seeds, overrides)
+            wall, cpu, table, tasks = sweep_once(workers, args.seeds, overrides)
             walls[workers].append(wall)
+            cores[workers].append(cpu / wall)
             print(
-                f"  run {run + 1}, {workers} worker(s): {wall:6.2f} s "
-                f"({tasks} tasks, load {load()})",
+                f"  run {run + 1}, {workers} worker(s): {wall:6.2f} s, {tasks} tasks, workers "
+                f"used {cpu / wall:.2f} CPUs on average (load {load()})",
                 flush=True,
             )
             if reference is None:
@@ -106,6 +121,10 @@ def main() -> int:
         f"goal >= {GOAL_SPEEDUP}x: {'met' if median_speedup >= GOAL_SPEEDUP else 'NOT met'}"
     )
     print(f"about {per_replication:.2f} s per replication on 1 worker (training included)")
+    print(
+        f"CPUs used by the workers (median): {statistics.median(cores[1]):.2f} with 1 worker, "
+        f"{statistics.median(cores[2]):.2f} with 2"
+    )
     print(f"identical tables across all {2 * args.runs} runs; load average now {load()}")
     return 0
 
