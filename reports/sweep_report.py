@@ -276,10 +276,14 @@ def _strip_figure(
             err = [[mean - low * scale], [high * scale - mean]] if low is not None else None
             ax.errorbar([x], [mean], yerr=err, fmt="_", color="#1d2733", ms=14, capsize=4)
     names = [_point_name(b) for b in points]
+    rotation = 20
     if max((len(n) for n in names), default=0) > 28:
         names = [str(b["point"]) for b in points]  # long labels: the tables name the points
         ax.set_xlabel("grid point")
-    ax.set_xticks(range(len(points)), [_label_text(n) for n in names], fontsize=8, rotation=20)
+        rotation = 0
+    ax.set_xticks(
+        range(len(points)), [_label_text(n) for n in names], fontsize=8, rotation=rotation
+    )
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if seen:
