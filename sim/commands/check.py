@@ -14,13 +14,17 @@ from sim.commands.common import (
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_USER,
+    guard_options,
     overrides,
+    printable,
     scenario_files,
     scenario_options,
     slug,
     write_atomic,
 )
 from sim.commands.run import run_scenario
+from sim.guards import check_out_dir, check_out_file, memory_limit
+from sim.progress import ProgressBar
 
 NAME = "check"
 
@@ -30,6 +34,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("paths", type=Path, nargs="+", help="scenario files or folders of them")
     p.add_argument("--out", type=Path, default=Path("runs/check"), help="base output folder")
     scenario_options(p)
+    guard_options(p)
     p.add_argument("--junit", type=Path, default=None, help="write one JUnit XML for all")
 
 
@@ -37,30 +42,44 @@ def execute(args: argparse.Namespace) -> int:
     from reports.junit import junit_xml
 
     files = scenario_files(args.paths)
+    check_out_dir(args.out, base=True)
+    if args.junit is not None:
+        check_out_file(args.junit, option="--junit")
+    limit = memory_limit(args.max_memory)
     worst = EXIT_OK
     suites: list[tuple[str, dict[str, Any]]] = []
-    print(f"{'scenario':<36}{'outcome':<14}{'expectations':<14}{'result'}")
+
+    def say(line: str) -> None:
+        print(printable(line))
+
+    say(f"{'scenario':<36}{'outcome':<14}{'expectations':<14}{'result'}")
     for path in files:
         try:
-            summary, verdict, _target = run_scenario(
-                path, args.out / slug(path.stem), overrides(args), force=True
-            )
+            with ProgressBar(sys.stderr, path.stem) as bar:
+                summary, verdict, _target = run_scenario(
+                    path,
+                    args.out / slug(path.stem),
+                    overrides(args),
+                    force=True,
+                    limit=limit,
+                    progress=bar,
+                )
         except UserInputError as exc:
-            print(f"{path.stem[:35]:<36}{'-':<14}{'-':<14}error: {exc}")
+            say(f"{path.stem[:35]:<36}{'-':<14}{'-':<14}error: {exc}")
             worst = max(worst, EXIT_USER)
             continue
         except Exception as exc:  # an internal error in one scenario: report it, run the rest
-            print(f"{path.stem[:35]:<36}{'-':<14}{'-':<14}internal error: {exc!r}")
+            say(f"{path.stem[:35]:<36}{'-':<14}{'-':<14}internal error: {exc!r}")
             traceback.print_exc(file=sys.stderr)
             worst = max(worst, EXIT_INTERNAL)
             continue
         cases = verdict["expectations"]
         passed = sum(1 for c in cases if c["passed"])
         status = "pass" if verdict["passed"] else "FAIL"
-        print(f"{path.stem[:35]:<36}{summary['outcome']:<14}{f'{passed}/{len(cases)}':<14}{status}")
+        say(f"{path.stem[:35]:<36}{summary['outcome']:<14}{f'{passed}/{len(cases)}':<14}{status}")
         for c in cases:
             if not c["passed"]:
-                print(f"    {c['metric']}: expected {c['condition']}, observed {c['observed']!r}")
+                say(f"    {c['metric']}: expected {c['condition']}, observed {c['observed']!r}")
         suites.append((summary["scenario"]["name"], verdict))
         if not verdict["passed"]:
             worst = max(worst, EXIT_EXPECTATION)

@@ -1,13 +1,29 @@
-"""What several commands share: scenario options, overrides, output folders, atomic writes."""
+"""What several commands share: scenario and guard options, overrides, atomic writes."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from pathlib import Path
 
 from replay.errors import UserInputError
+from sim.guards import MEMORY_ENV, write_atomic
+
+__all__ = [
+    "EXIT_EXPECTATION",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_USER",
+    "LOG_FORMATS",
+    "guard_options",
+    "overrides",
+    "printable",
+    "scenario_files",
+    "scenario_options",
+    "slug",
+    "toml_string",
+    "write_atomic",
+]
 
 EXIT_OK, EXIT_EXPECTATION, EXIT_USER, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -48,6 +64,19 @@ def scenario_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def guard_options(p: argparse.ArgumentParser) -> None:
+    """``--max-memory``, shared by the commands that run scenarios."""
+    p.add_argument(
+        "--max-memory",
+        default=None,
+        metavar="SIZE",
+        help=(
+            "refuse runs estimated to need more memory than this, e.g. 8GB "
+            f"(default: ${MEMORY_ENV}, else 75%% of this machine's RAM)"
+        ),
+    )
+
+
 def toml_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -62,26 +91,18 @@ def overrides(args: argparse.Namespace) -> list[str]:
     return [*args.overrides, *extra]
 
 
+def printable(text: str) -> str:
+    """Escape control and formatting characters other than newlines (a log header or a model
+    name holding terminal escape sequences), so that nothing the lab prints can drive the
+    terminal that shows it."""
+    return "".join(
+        ch if ch.isprintable() or ch == "\n" else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
 def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write beside the target, then rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(data, str):
-        tmp.write_text(data, encoding="utf-8")
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"--out {out}: exists and is not a folder (choose another path)")
-    if out.exists() and (out / "summary.json").exists() and not force:
-        raise UserInputError(f"--out {out}: holds an earlier run (pass --force to overwrite it)")
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def scenario_files(paths: list[Path]) -> list[Path]:

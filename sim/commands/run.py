@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sim.commands.common import (
     EXIT_EXPECTATION,
     EXIT_OK,
+    guard_options,
     overrides,
-    prepare_out,
+    printable,
     scenario_options,
     slug,
-    write_atomic,
 )
+from sim.guards import (
+    MemoryLimit,
+    Payload,
+    RunInterrupted,
+    check_memory,
+    check_out_dir,
+    commit_run,
+    estimate_run,
+    memory_limit,
+    raise_if_stopped,
+)
+from sim.progress import ProgressBar
 
 NAME = "run"
 
@@ -27,6 +39,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("scenario", type=Path)
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<name>)")
     scenario_options(p)
+    guard_options(p)
     p.add_argument("--requests-parquet", action="store_true", help="also write requests.parquet")
     p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
     p.add_argument(
@@ -37,6 +50,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="print only the report path")
 
 
+def _incomplete_note(path: Path) -> str:
+    return (
+        f"rollout-lab was writing a run of {path.name} into this folder and did not finish.\n"
+        "The files here are not a complete run: a complete run holds summary.json and no\n"
+        "INCOMPLETE file. Run the scenario again (with --force) to replace them.\n"
+    )
+
+
 def run_scenario(
     path: Path,
     out: Path | None,
@@ -45,8 +66,17 @@ def run_scenario(
     force: bool = False,
     reproducible: bool = False,
     requests_parquet: bool = False,
+    limit: MemoryLimit | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Path]:
-    """Load, simulate, and write summary.json, report.html (and junit.xml, requests.parquet)."""
+    """Load, check, simulate, then write report.html (junit.xml, requests.parquet) and
+    summary.json last.
+
+    Before anything runs: the output folder is checked (``guards.check_out_dir``) and the
+    run's memory estimated against ``limit`` (default ``guards.memory_limit()``).  Nothing is
+    written until the run is computed; a SIGINT / SIGTERM (``RunInterrupted``) leaves the
+    folder as it was, or marked ``INCOMPLETE`` if it arrives while the files are written.
+    """
     from reports.html import render_report
     from reports.junit import junit_xml
     from reports.summary import build_summary, dumps
@@ -56,25 +86,37 @@ def run_scenario(
 
     scenario = load_scenario(path, overrides)
     target = out if out is not None else Path("runs") / slug(scenario.name)
-    prepare_out(target, force)
-    result = run(scenario, source_name=path.name, base_dir=path.resolve().parent)
-    started = time.perf_counter()
-    summary = build_summary(result, scenario_file=path.name, reproducible=reproducible)
-    verdict = check_expectations(summary, dict(scenario.expect), source=path.name)
-    summary["verdict"] = verdict
-    page = render_report(summary, result.requests, verdict)
-    report_s = time.perf_counter() - started
-    if not reproducible:
-        summary["timing"]["report_s"] = round(report_s, 4)
-    write_atomic(target / "report.html", page)
-    if scenario.expect:
-        write_atomic(target / "junit.xml", junit_xml([(scenario.name, verdict)]))
-    if requests_parquet:
-        tmp = target / ".requests.parquet.tmp"
-        result.requests.write_parquet(tmp)
-        os.replace(tmp, target / "requests.parquet")
-    # summary.json last: its presence marks a complete run.
-    write_atomic(target / "summary.json", dumps(summary))
+    check_out_dir(target, force=force)
+    base_dir = path.resolve().parent
+    estimate = estimate_run(scenario, base_dir=base_dir, source=path.name)
+    check_memory(estimate, limit or memory_limit(), source=path.name)
+
+    def step(done: int, total: int) -> None:
+        raise_if_stopped()
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        result = run(scenario, source_name=path.name, base_dir=base_dir, progress=step)
+        started = time.perf_counter()
+        summary = build_summary(result, scenario_file=path.name, reproducible=reproducible)
+        verdict = check_expectations(summary, dict(scenario.expect), source=path.name)
+        summary["verdict"] = verdict
+        files: dict[str, Payload] = {
+            "report.html": render_report(summary, result.requests, verdict)
+        }
+        if scenario.expect:
+            files["junit.xml"] = junit_xml([(scenario.name, verdict)])
+        if requests_parquet:
+            files["requests.parquet"] = result.requests.write_parquet
+        if not reproducible:
+            summary["timing"]["report_s"] = round(time.perf_counter() - started, 4)
+        # The folder may have changed while the run computed (another run finished there).
+        check_out_dir(target, force=force)
+        commit_run(target, files, dumps(summary), note=_incomplete_note(path))
+    except RunInterrupted as stop:
+        stop.out = target
+        raise
     return summary, verdict, target
 
 
@@ -104,13 +146,18 @@ def _console(summary: dict[str, Any], target: Path) -> str:
 
 
 def execute(args: argparse.Namespace) -> int:
-    summary, verdict, target = run_scenario(
-        args.scenario,
-        args.out,
-        overrides(args),
-        force=args.force,
-        reproducible=args.reproducible,
-        requests_parquet=args.requests_parquet,
-    )
-    print(target / "report.html" if args.quiet else _console(summary, target))
+    limit = memory_limit(args.max_memory)
+    with ProgressBar(sys.stderr, args.scenario.stem, enabled=False if args.quiet else None) as bar:
+        bar.status("preparing world and models")
+        summary, verdict, target = run_scenario(
+            args.scenario,
+            args.out,
+            overrides(args),
+            force=args.force,
+            reproducible=args.reproducible,
+            requests_parquet=args.requests_parquet,
+            limit=limit,
+            progress=bar,
+        )
+    print(printable(str(target / "report.html") if args.quiet else _console(summary, target)))
     return EXIT_OK if verdict["passed"] else EXIT_EXPECTATION
