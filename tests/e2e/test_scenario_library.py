@@ -1,0 +1,62 @@
+"""Every shipped scenario runs at reduced scale through `rollout-lab check` and passes."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from sim.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+REDUCED = ["--set", "traffic.users=4000", "--set", "traffic.items=1000"]
+
+
+def test_library_has_at_least_ten_scenarios_with_expectations() -> None:
+    files = sorted((ROOT / "scenarios").glob("*.toml"))
+    assert len(files) >= 10
+    for path in files:
+        assert "[expect]" in path.read_text(encoding="utf-8"), path.name
+
+
+def test_check_runs_every_scenario_and_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junit = tmp_path / "junit.xml"
+    code = main(
+        ["check", str(ROOT / "scenarios"), "--out", str(tmp_path), "--junit", str(junit), *REDUCED]
+    )
+    table = capsys.readouterr().out
+    assert code == 0, table
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert len(suites) == len(list((ROOT / "scenarios").glob("*.toml")))
+    assert all(s.get("failures") == "0" for s in suites)
+
+
+def test_failing_expectation_exits_1_and_names_metric(tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    code = main(
+        [
+            "check",
+            str(ROOT / "scenarios" / "error_burst.toml"),
+            "--out",
+            str(tmp_path),
+            "--junit",
+            str(junit),
+            *REDUCED,
+            "--set",
+            'expect."requests.dropped"="> 5"',
+        ]
+    )
+    assert code == 1
+    failures = ET.parse(junit).getroot().findall(".//failure")
+    assert len(failures) == 1
+    message = failures[0].get("message", "")
+    assert message == "requests.dropped: expected > 5.0, observed 0"
+
+
+def test_check_on_bad_input_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[traffic]\nduration = "1h"\n', encoding="utf-8")
+    assert main(["check", str(bad), "--out", str(tmp_path / "out")]) == 2
