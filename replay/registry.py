@@ -397,8 +397,12 @@ def _read_provenance(path: Path) -> dict[str, Any]:
         raise UserInputError(f"{path}: cannot be read ({error}); fix: {_FIX}") from None
     try:
         document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UserInputError(f"{path}: invalid JSON ({error}); fix: {_FIX}") from None
+    except (ValueError, RecursionError) as error:
+        # ValueError covers JSONDecodeError and integers too long to convert; RecursionError
+        # a document nested deeper than the parser can follow.
+        raise UserInputError(
+            f"{path}: invalid JSON ({type(error).__name__}: {str(error)[:120]}); fix: {_FIX}"
+        ) from None
     if not isinstance(document, dict):
         raise UserInputError(
             f"{path}: invalid provenance (top level must be an object, got "
@@ -423,7 +427,8 @@ def _read_arrays(path: Path) -> dict[str, npt.NDArray[Any]]:
                 arrays[name] = archive[name]
     except UserInputError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, KeyError, MemoryError, zipfile.BadZipFile) as error:
+        # MemoryError: a header that declares an absurd shape (a crafted or corrupt file).
         raise UserInputError(
             f"{path}: not a readable .npz archive ({type(error).__name__}: {error}); fix: {_FIX}"
         ) from None

@@ -31,12 +31,13 @@ class CacheStats:
 class LruCache:
     """LRU with TTL; ``lookup`` returns the stored version or ``-1`` (miss)."""
 
-    __slots__ = ("_entries", "capacity", "stats", "ttl_s")
+    __slots__ = ("_entries", "_full_capacity", "capacity", "stats", "ttl_s")
 
     def __init__(self, capacity: int, ttl_s: float) -> None:
         self.capacity = capacity
         self.ttl_s = ttl_s
         self.stats = CacheStats()
+        self._full_capacity = capacity
         self._entries: OrderedDict[int, tuple[float, int]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -73,6 +74,28 @@ class LruCache:
         if len(entries) > self.capacity:
             entries.popitem(last=False)
             self.stats.evictions += 1
+
+    def lose_share(self, fraction: float) -> int:
+        """A cache node fails: its share of the keys is gone and its capacity with it.
+
+        Keys live on node ``key mod nodes``-style shards; losing ``fraction`` of the nodes drops
+        the entries whose key hashes into that share, and the capacity shrinks by the same
+        fraction until ``restore_capacity``.  Returns how many entries were lost.
+        """
+        cut = round(fraction * 1000)
+        lost = [key for key in self._entries if (key * 2654435761) % 1000 < cut]
+        for key in lost:
+            del self._entries[key]
+        self._full_capacity = self.capacity
+        self.capacity = max(0, round(self.capacity * (1.0 - fraction)))
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+            self.stats.evictions += 1
+        return len(lost)
+
+    def restore_capacity(self) -> None:
+        """The node is back, empty: capacity returns, the lost entries do not."""
+        self.capacity = self._full_capacity
 
     def flush(self) -> int:
         """Drop every entry (promotion / rollback under ``flush_on_change``); returns how many."""

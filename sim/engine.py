@@ -79,7 +79,8 @@ class FaultWindow:
 
     kind: ``latency`` (service times x ``factor``), ``errors`` (each request fails at once
     with probability ``fraction``), ``capacity`` (only ``fraction`` of the capacity is up) or
-    ``misroute`` (``fraction`` of the units assigned to the candidate go to the baseline).
+    ``misroute`` (``fraction`` of the units assigned to the candidate go to the baseline) or
+    ``cache_loss`` (a cache node fails: ``fraction`` of the entries and capacity are gone).
     """
 
     version: int
@@ -208,7 +209,7 @@ def simulate(
     rec_shadow_latency = records.shadow_latency_ms
 
     faults = _FaultState(
-        plan.faults, servers, versions, [samplers, shadow_samplers], rng_faults, routing
+        plan.faults, servers, versions, [samplers, shadow_samplers], rng_faults, routing, cache
     )
 
     def cache_key(version: int, user: int) -> int:
@@ -481,9 +482,11 @@ class _FaultState:
         samplers: list[list[ServiceSampler]],
         rng: np.random.Generator,
         routing: Routing,
+        cache: LruCache | None,
     ) -> None:
         self.faults = faults
         self.routing = routing
+        self.cache = cache
         self.servers = servers
         self.versions = versions
         self.samplers = samplers
@@ -526,9 +529,15 @@ class _FaultState:
             self.error_fraction[v] = fault.fraction if on else 0.0
         elif fault.kind == "capacity":
             full = self.versions[v].capacity
-            _set_capacity(self.servers[v], max(1, round(full * fault.fraction)) if on else full)
+            # Capacity 0 is a version with every replica down: requests queue until timeout.
+            _set_capacity(self.servers[v], max(0, round(full * fault.fraction)) if on else full)
         elif fault.kind == "misroute":
             self.routing.misroute_threshold = round(fault.fraction * 10_000) if on else 0
+        elif fault.kind == "cache_loss" and self.cache is not None:
+            if on:
+                self.cache.lose_share(fault.fraction)
+            else:
+                self.cache.restore_capacity()
 
 
 def _set_capacity(server: simpy.Resource, capacity: int) -> None:

@@ -371,6 +371,8 @@ def _fault_windows(
             replicas = scenario.models[fault.version].replicas or scenario.serving.replicas
             left = max(replicas - fault.replicas, 0) / replicas
             out.append(FaultWindow(v, "capacity", fault.at, end, fraction=left))
+        elif fault.kind == "cache_loss":
+            out.append(FaultWindow(v, "cache_loss", fault.at, end, fraction=fault.fraction))
         else:
             out.append(FaultWindow(v, "misroute", fault.at, end, fraction=fault.fraction))
     return tuple(out)

@@ -47,8 +47,12 @@ def _range(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
     def check(value: float) -> float:
         below = value <= lo if lo_open else value < lo
         above = value >= hi if hi_open else value > hi
-        if below or above or (isinstance(value, float) and math.isnan(value)):
-            raise ValueError(text)
+        if below or above or (isinstance(value, float) and not math.isfinite(value)):
+            raise ValueError(
+                text
+                if not isinstance(value, float) or math.isnan(value) or not math.isinf(value)
+                else f"{text} and finite"
+            )
         return value
 
     return AfterValidator(check)
@@ -397,9 +401,14 @@ class Fault(_Table):
     capacity_loss  only ``fraction`` of the capacity stays up
     misroute       a router bug: ``fraction`` of the units assigned to this version are sent
                    to the baseline instead (what a sample-ratio-mismatch check must catch)
+    cache_loss     a cache node fails: ``fraction`` of the cached lists and of the cache's
+                   capacity are gone until it comes back, empty (``version`` is ignored:
+                   the cache is shared)
     """
 
-    kind: Literal["latency_spike", "error_burst", "replica_crash", "capacity_loss", "misroute"]
+    kind: Literal[
+        "latency_spike", "error_burst", "replica_crash", "capacity_loss", "misroute", "cache_loss"
+    ]
     version: str
     at: Duration
     length: PositiveDuration
@@ -781,6 +790,12 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
         ) from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (RecursionError, ValueError) as exc:
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            # Nesting deeper than the parser follows, or an integer too long to convert.
+            raise UserInputError(
+                f"{source}: not a usable TOML file ({type(exc).__name__}: nesting too deep or a "
+                "number too long)"
+            ) from None
         raise UserInputError(f"{source}: not valid TOML: {exc}") from None
     return parse_scenario(data, source=source, overrides=overrides)

@@ -112,7 +112,12 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     raw = raw.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (RecursionError, ValueError) as exc:
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            raise UserInputError(
+                f"--set {key}: value is nested too deep or holds a number too long, got "
+                f"{raw[:40]!r}..."
+            ) from None
         value = raw
     return path, value
 

@@ -306,6 +306,11 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
             f"{source}: traffic.log.replay holds no events in {split.replay} "
             "(move the replay window into the log's time span)"
         )
+    if table.n_items < scenario.users.list_size:
+        raise UserInputError(
+            f"{table.source}: has {table.n_items} distinct items, fewer than users.list_size "
+            f"({scenario.users.list_size}); lower users.list_size or use a larger log"
+        )
     duration = max(float(stream.t_s[-1]) + 1.0, 1.0)
     world = _stand_in_world(n_users, n_items, matrices["all"])
 

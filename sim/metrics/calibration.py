@@ -282,7 +282,8 @@ def pseudo_genres(
         labels = new
         sums = np.zeros_like(centres)
         np.add.at(sums, labels, x)
-        centres = sums / np.bincount(labels, minlength=n_genres)[:, None]
+        # A cluster can stay empty when there are fewer distinct items than clusters.
+        centres = sums / np.maximum(np.bincount(labels, minlength=n_genres), 1)[:, None]
     one_hot = np.zeros((n, n_genres), dtype=np.int8)
     one_hot[np.arange(n), labels] = 1
     return one_hot

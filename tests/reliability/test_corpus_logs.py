@@ -56,29 +56,19 @@ CASES: dict[Path, tuple[str, ...]] = {
     OURS / "year_ten_million.csv": ("bad_timestamp=50", "'100000000000000000'"),
 }
 
-#: Logs the lab should refuse with exit 2 but that end in an internal error: bugs in modules
-#: this suite does not own, kept visible as strict xfails.
-BUGS: dict[Path, tuple[tuple[str, ...], str]] = {
-    OURS / "few_items.csv": (
-        ("users.list_size",),
-        "a log with fewer items (7) than users.list_size (20) crashes in sim/versions.py "
-        "(chosen[no_history] = popular: shape mismatch) instead of a one-line error",
-    ),
-}
 PARAMS = [
     pytest.param(log, fragments, id=f"{log.parent.name}/{log.name}")
     for log, fragments in CASES.items()
 ]
-PARAMS += [
-    pytest.param(log, fragments, id=log.name, marks=pytest.mark.xfail(strict=True, reason=why))
-    for log, (fragments, why) in BUGS.items()
-]
+# Fewer items than the list size: once an internal error, now a one-line refusal.
+PARAMS.append(pytest.param(OURS / "few_items.csv", ("users.list_size",), id="few_items.csv"))
 
 
 def test_corpus_is_big_enough_and_listed() -> None:
     assert len(CASES) >= 20
     ours = set(OURS.iterdir())
-    assert ours == {path for path in (*CASES, *BUGS) if path.parent == OURS}
+    listed = {*CASES, OURS / "few_items.csv"}
+    assert ours == {path for path in listed if path.parent == OURS}
 
 
 @pytest.mark.parametrize(("log", "fragments"), PARAMS)
@@ -105,14 +95,6 @@ def test_broken_log_exits_2_with_one_line(
     assert not out.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a valid 20-row log (20 users, 20 items) makes sim/metrics/calibration.py:285 divide "
-        "by an empty cluster's count (RuntimeWarning: invalid value encountered in divide): "
-        "a warning line on stderr from the CLI, an internal error under -W error"
-    ),
-)
 def test_tiny_valid_log_runs_cleanly(tmp_path: Path, cli: Callable[..., Outcome]) -> None:
     log = CORPUS / "valid_logs" / "twenty_rows.csv"
     result = cli("run", str(MOVIELENS_REPLAY), "--out", str(tmp_path / "o"), "--log", str(log))

@@ -33,7 +33,7 @@ from artifacts import (
     tiny_model,
     write_npz,
 )
-from fuzzing import FAST, KNOWN_BUGS, LONG, attempt, describe
+from fuzzing import FAST, LONG, attempt, describe
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
@@ -214,11 +214,7 @@ test_fuzz_artifact_loader = _fuzz(FAST)
 test_fuzz_artifact_loader_long = pytest.mark.slow(_fuzz(LONG))
 
 
-# --- known bugs: minimal reproductions (strict xfail: they fail loudly once fixed) ---------
-
-
-def _bug(kind: type[BaseException]) -> str:
-    return next(bug.where for bug in KNOWN_BUGS if bug.kind is kind)
+# --- regressions: bugs the fuzzers found, fixed ---------------------------------------------
 
 
 def _load_after(tmp_path: Path, *, npz: dict[str, bytes] | None = None, text: str = "") -> None:
@@ -237,19 +233,16 @@ def _load_after(tmp_path: Path, *, npz: dict[str, bytes] | None = None, text: st
     raise AssertionError("a corrupt version loaded")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_bug(MemoryError))
 def test_npy_header_declaring_a_huge_shape_is_one_line(tmp_path: Path) -> None:
     members = npz_members(SOURCE.path(VERSION) / FACTORS_FILE)
     members["user_factors.npy"] = npy_header_only((10**12, 3))
     _load_after(tmp_path, npz=members)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_bug(RecursionError))
 def test_deeply_nested_provenance_is_one_line(tmp_path: Path) -> None:
     _load_after(tmp_path, text="[" * 100_000 + "]" * 100_000)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_bug(ValueError))
 def test_provenance_with_a_huge_integer_is_one_line(tmp_path: Path) -> None:
     document = read_json(SOURCE.path(VERSION) / PROVENANCE_FILE)
     text = json.dumps(document).replace('"n_users": 12', '"n_users": 1' + "0" * 5000, 1)

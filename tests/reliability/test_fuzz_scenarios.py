@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuzzing import FAST, KNOWN_BUGS, LONG, attempt, describe
+from fuzzing import FAST, LONG, attempt, describe
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -342,23 +342,17 @@ for _name in FUZZERS:
     globals()[f"test_fuzz_{_name}_long"] = pytest.mark.slow(_fuzz_test(_name, LONG))
 
 
-# --- known bugs: minimal reproductions (strict xfail: they fail loudly once fixed) ---------
+# --- regressions: bugs the fuzzers found, fixed ---------------------------------------------
 
 _DEEP = "[" * 50_000 + "]" * 50_000
 _HUGE_INT = "9" * 5000
 
 
-def _bug(kind: type[BaseException]) -> str:
-    return next(bug.where for bug in KNOWN_BUGS if bug.kind is kind)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_bug(RecursionError))
 @pytest.mark.parametrize("where", ["file", "--set"])
 def test_deeply_nested_toml_is_one_line(where: str, tmp_path: Path) -> None:
     _expect_user_error(where, _DEEP, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_bug(ValueError))
 @pytest.mark.parametrize("where", ["file", "--set"])
 def test_huge_toml_integer_is_one_line(where: str, tmp_path: Path) -> None:
     _expect_user_error(where, _HUGE_INT, tmp_path)

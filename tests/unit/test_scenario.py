@@ -50,7 +50,8 @@ INVALID = [
     ),
     (
         "rollout.steps=[{set_weight=5}]",
-        "s.toml: rollout.steps must be empty unless policy = 'staged' (policy is 'canary'), got '[...]'",
+        "s.toml: rollout.steps must be empty unless policy = 'staged' (policy is 'canary'), "
+        "got '[...]'",
     ),
     (
         'rollout.candidate="nope"',
@@ -87,7 +88,8 @@ INVALID = [
     ("seed=-1", "s.toml: seed must be >= 0, got -1"),
     (
         "expect={a=[1]}",
-        's.toml: expect.a must be a condition such as "< 120" or a value such as "rolled_back", got [1]',
+        's.toml: expect.a must be a condition such as "< 120" or a value such as '
+        '"rolled_back", got [1]',
     ),
     (
         'cache.invalidation="never"',
@@ -100,7 +102,8 @@ INVALID = [
     ),
     (
         'serving.fallback=["baseline", "pray"]',
-        "s.toml: serving.fallback[1] must be one of 'baseline', 'stale_cache' or 'popular', got 'pray'",
+        "s.toml: serving.fallback[1] must be one of 'baseline', 'stale_cache' or 'popular', "
+        "got 'pray'",
     ),
     ("rollout.steps[0].pause=5", "s.toml: --set rollout.steps[0] names item 0 of a list of 0"),
     ("nonsense", "--set expects dotted.path=value, got 'nonsense'"),

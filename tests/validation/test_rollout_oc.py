@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ def _bound(alpha: float, replications: int) -> float:
     return alpha + 2.0 * math.sqrt(alpha * (1.0 - alpha) / replications)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _prepared(kind: str) -> Prepared:
     if kind == "aa":
         extra = ["traffic.duration=40m"]
