@@ -356,7 +356,7 @@ def _resolve_columns(
                     candidates,
                     found,
                     delimiter,
-                    fix=f"map it with columns=Columns({role}=...)",
+                    fix=f'map it with traffic.log.columns = {{ {role} = "..." }}',
                 )
     for role in ("user", "item", "timestamp", "event", "weight", "session"):
         name = wanted.get(role)
@@ -367,7 +367,7 @@ def _resolve_columns(
                 (name,),
                 found,
                 delimiter,
-                fix=f"map the {role} with columns=Columns({role}=...)",
+                fix=f'map the {role} with traffic.log.columns = {{ {role} = "..." }}',
             )
     return wanted
 
@@ -390,8 +390,8 @@ def _missing_column_error(
         if other is not None:
             return UserInputError(
                 f"{label}: column {wanted} is missing (found {found[0]} as one column — the "
-                f"file looks {_show_delimiter(other)}-separated; pass format='csv' with "
-                f"delimiter={_show_delimiter(other)})"
+                f"file looks {_show_delimiter(other)}-separated; set traffic.log.format = "
+                f'"csv" and traffic.log.delimiter = {_show_delimiter(other)})'
             )
     shown = ", ".join(found[:12]) + (", ..." if len(found) > 12 else "")
     return UserInputError(f"{label}: column {wanted} is missing (found {shown}; {fix})")
@@ -459,7 +459,10 @@ def _scan_parquet(path: Path, label: str, spec: LogSpec) -> _Source:
         found = frame.collect_schema().names()
     except (pl.exceptions.PolarsError, OSError) as error:
         raise _polars_error(
-            label, "Parquet", error, "pass format='auto' or the right format"
+            label,
+            "Parquet",
+            error,
+            "set traffic.log.format (or --log-format) to the file's real format",
         ) from None
     names = _resolve_columns(label, found, "parquet", spec.columns, None)
     return _select_roles(label, frame, names, spec.default_event or "interaction")

@@ -80,14 +80,18 @@ _ISO_FORMATS: Final[tuple[str, ...]] = (
 )
 
 _FIXES: Final[dict[str, str]] = {
-    "null_user": "fill the user column or map another column as the user",
-    "null_item": "fill the item column or map another column as the item",
-    "null_timestamp": "fill the timestamp column or map another column as the timestamp",
+    "null_user": "fill the user column or map another one (traffic.log.columns.user)",
+    "null_item": "fill the item column or map another one (traffic.log.columns.item)",
+    "null_timestamp": (
+        "fill the timestamp column or map another one (traffic.log.columns.timestamp)"
+    ),
     "bad_timestamp": (
-        "set timestamp_unit ('s', 'ms' or 'iso') to match the values;"
+        "set timestamp_unit (traffic.log.timestamp_unit: 's', 'ms' or 'iso') to match the values;"
         " ISO times need a zone, e.g. '2018-09-01T10:00:00Z'"
     ),
-    "unknown_event_type": "add the log's event types to event_types, or drop the filter",
+    "unknown_event_type": (
+        "add the log's event types to traffic.log.event_types, or drop the filter"
+    ),
     "non_finite_weight": "map another column as the weight, or leave it unmapped (weight 1.0)",
     "negative_weight": "map another column as the weight, or leave it unmapped (weight 1.0)",
     "duplicate": "set dedupe='none' to keep repeated (user, item, timestamp) rows",

@@ -48,7 +48,7 @@ CASES: dict[Path, tuple[str, ...]] = {
     OURS / "nul_bytes.csv": (NO_REPLAY, MOVE_WINDOW),
     OURS / "numbers.ndjson": ("must be NDJSON", "JSON object"),
     OURS / "one_row.csv": (NO_REPLAY, MOVE_WINDOW),
-    OURS / "only_commas.csv": ("column for the user", "map it with columns="),
+    OURS / "only_commas.csv": ("column for the user", "map it with traffic.log.columns ="),
     OURS / "same_instant.csv": (NO_REPLAY, MOVE_WINDOW),
     OURS / "unclosed_quote.csv": ("must be a readable log", "check the format and delimiter"),
     OURS / "untyped_header.inter": (NO_REPLAY, MOVE_WINDOW),

@@ -256,7 +256,7 @@ def test_movielens_forced_on_semicolons_names_the_delimiter(tmp_path: Path) -> N
         read_log(LogSpec(path, format="movielens_csv"))
     message = str(caught.value)
     assert message.startswith(f"{path}: column 'userId' is missing")
-    assert "looks ';'-separated" in message and "delimiter=';'" in message
+    assert "looks ';'-separated" in message and "traffic.log.delimiter = ';'" in message
 
 
 @pytest.mark.parametrize(
