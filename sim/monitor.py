@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.metrics.calibration import expected_calibration_error
 from sim.records import (
     DROPPED,
     FALLBACK,
@@ -70,6 +71,9 @@ class WindowStats:
     latency_p95_ms: float
     latency_p99_ms: float
     units: int  # distinct eligible sticky units (users or sessions) assigned to this version
+    ece: float  # calibration error of the lists shown (15 bins), NaN without requests
+    diversity: float  # mean intra-list diversity of the version's lists for these requests
+    stability: float  # mean Jaccard@K of the version's list and the baseline's, same users
     shadow_requests: int
     shadow_dropped: int
     shadow_latency_p50_ms: float
@@ -101,6 +105,9 @@ class WindowStats:
             "cache_hit_rate": self.cache_hits / max(self.cache_lookups, 1),
             "ctr": self.clicks / n,
             "abandon_rate": self.abandoned / n,
+            "ece": self.ece,
+            "diversity": self.diversity,
+            "stability": self.stability,
         }
         return values[name]
 
@@ -185,6 +192,7 @@ class Monitor:
         session: np.ndarray | None = None,
         eligible: np.ndarray | None = None,
         request_truth: RequestTruth | None = None,
+        list_quality: dict[str, list[np.ndarray]] | None = None,
     ) -> None:
         self.records = records
         self.t_s = t_s
@@ -198,6 +206,9 @@ class Monitor:
         self.session = session if session is not None else user
         self.eligible = eligible if eligible is not None else np.ones(t_s.shape[0], bool)
         self.request_truth = request_truth
+        # Per version, per user: intra-list diversity and Jaccard@K against the baseline's
+        # list, computed once before the run (the lists never change during it).
+        self.list_quality = list_quality or {}
         size = int(self.unit.max(initial=-1)) + 1
         # Per sticky unit and version: requests and clicks so far (cluster-robust gate).
         self.unit_requests = [np.zeros(size, np.int64) for _ in version_names]
@@ -230,6 +241,21 @@ class Monitor:
             ).astype(np.int64)
         self.last_slice = (lo, hi)
         return stats
+
+    def _ece(self, mine: np.ndarray) -> float:
+        rec = self.records
+        shown = mine[(rec.result[mine] != DROPPED) & ~rec.abandoned[mine]]
+        if shown.size == 0:
+            return float("nan")
+        return expected_calibration_error(rec.p_click[shown], rec.clicks[shown])
+
+    def _list_mean(self, name: str, version: int, mine: np.ndarray) -> float:
+        per_user = self.list_quality.get(name)
+        if per_user is None or mine.size == 0:
+            return float("nan")
+        values = per_user[version][self.user[mine]]
+        values = values[np.isfinite(values)]
+        return float(values.mean()) if values.size else float("nan")
 
     def clustered_ctr(self, version: int) -> ArmStats:
         """CTR of everything settled so far, with the variance of a unit-randomised test."""
@@ -302,6 +328,9 @@ class Monitor:
             latency_p95_ms=p95,
             latency_p99_ms=p99,
             units=int(np.unique(self.unit[counted]).size),
+            ece=self._ece(mine),
+            diversity=self._list_mean("diversity", v, mine),
+            stability=self._list_mean("stability", v, mine),
             shadow_requests=int(shadow.size),
             shadow_dropped=int((rec.shadow_result[shadow] == DROPPED).sum()),
             shadow_latency_p50_ms=s50,

@@ -45,6 +45,8 @@ from replay.training import (
 )
 from sim.drift import drift_summary
 from sim.engine import CachePlan, EngineOutcome, EnginePlan, FaultWindow, VersionPlan, simulate
+from sim.metrics.diversity import intra_list_diversity
+from sim.metrics.stability import jaccard_at_k
 from sim.monitor import Monitor, RequestTruth
 from sim.records import POPULAR, Records
 from sim.release_train import Release, build_release_train
@@ -478,6 +480,7 @@ def simulate_prepared(
         session=stream.session,
         eligible=eligible,
         request_truth=_request_truth(prepared, stream),
+        list_quality=_list_quality(prepared, stream),
     )
     controller = RolloutController(
         rollout,
@@ -530,6 +533,25 @@ def simulate_prepared(
         timing={"simulate_s": simulate_s, "scoring_s": scoring_s},
         drift=drift,
     )
+
+
+def _list_quality(prepared: Prepared, stream: RequestStream) -> dict[str, list[np.ndarray]]:
+    """Per version and user: diversity of the list and its Jaccard@K with the baseline's."""
+    users = np.unique(stream.user)
+    n_users = prepared.world.n_users
+    factors = prepared.world.item_factors
+    baseline = prepared.versions[0].items[users]
+    out: dict[str, list[np.ndarray]] = {"diversity": [], "stability": []}
+    for tables in prepared.versions:
+        lists = tables.items[users]
+        for name, values in (
+            ("diversity", intra_list_diversity(lists, factors)),
+            ("stability", jaccard_at_k(lists, baseline)),
+        ):
+            full = np.full(n_users, np.nan)
+            full[users] = values
+            out[name].append(full)
+    return out
 
 
 def _request_truth(prepared: Prepared, stream: RequestStream) -> RequestTruth | None:

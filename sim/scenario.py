@@ -363,6 +363,9 @@ GuardrailMetric = Literal[
     "cache_hit_rate",
     "ctr",
     "abandon_rate",
+    "ece",
+    "diversity",
+    "stability",
 ]
 
 
