@@ -190,9 +190,12 @@ def bucket_block(
 
 
 def worst_group(
-    user_segments: Mapping[str, Any], item_buckets: Mapping[str, Any]
+    user_segments: Mapping[str, Any],
+    item_buckets: Mapping[str, Any],
+    tenure: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """The user segment or item popularity bucket with the lowest candidate relative lift.
+    """The user segment, item popularity bucket or tenure group (new / returning users) with
+    the lowest candidate relative lift.
 
     User segments compare list CTR and buckets item CTR, whose scales differ by about the
     number of positions a user looks at; the relative lift (candidate / baseline − 1) puts
@@ -202,6 +205,7 @@ def worst_group(
     groups: Sequence[tuple[str, Mapping[str, Any]]] = (
         ("user_segment", user_segments),
         ("item_popularity", item_buckets),
+        ("tenure", tenure or {}),
     )
     for kind, table in groups:
         for name, cell in table.items():

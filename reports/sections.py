@@ -608,11 +608,7 @@ def stability(summary: dict[str, Any]) -> str:
     )
 
 
-def segments(summary: dict[str, Any], names: Sequence[str]) -> str:
-    seg = summary["segments"]
-    if not seg["by_segment"]:
-        return _muted("No requests, so no segments.")
-    img = figures.segments_figure(seg, names)
+def _segment_rows(seg: dict[str, Any], names: Sequence[str]) -> list[list[str]]:
     rows = []
     for group, cell in seg["by_segment"].items():
         row = [
@@ -626,6 +622,34 @@ def segments(summary: dict[str, Any], names: Sequence[str]) -> str:
         d = cell["candidate_vs_baseline"]
         row.append("–" if d is None else pp(d["difference"]) + ci_pp(d["difference_ci95"]))
         rows.append(row)
+    return rows
+
+
+def _tenure(summary: dict[str, Any], names: Sequence[str]) -> str:
+    """New users (nothing before the run) against returning ones, if the summary has it."""
+    tenure = summary["segments"].get("tenure")
+    if not tenure or not tenure.get("by_segment"):
+        return ""
+    head = [
+        "users",
+        "users in traffic",
+        "requests",
+        *[f"CTR {esc(n)}" for n in names],
+        f"CTR {esc(tenure['candidate'])} − {esc(tenure['baseline'])}",
+    ]
+    return (
+        "<h3>New and returning users</h3>"
+        + _table(head, _segment_rows(tenure, names))
+        + _muted(esc(tenure.get("basis", "")))
+    )
+
+
+def segments(summary: dict[str, Any], names: Sequence[str]) -> str:
+    seg = summary["segments"]
+    if not seg["by_segment"]:
+        return _muted("No requests, so no segments.")
+    img = figures.segments_figure(seg, names)
+    rows = _segment_rows(seg, names)
     head = [
         "segment (history length)",
         "users",
@@ -651,6 +675,7 @@ def segments(summary: dict[str, Any], names: Sequence[str]) -> str:
     return (
         worst_text
         + _table(head, rows)
+        + _tenure(summary, names)
         + _figure(img, "CTR by user segment and version")
         + _muted(
             "Segments by history length (interactions before time zero), as rollout targeting "

@@ -233,8 +233,21 @@ def build_summary(
         hit=shown.hit,
         hit_method=shown.method,
     )
+    # New users (no interaction before the run: nobody could learn them) against returning.
+    tenure = segments_block(
+        columns,
+        (np.asarray(prepared.history_counts) > 0).astype(np.int64),
+        prepared.history_counts,
+        baseline=baseline,
+        candidate=candidate,
+        names=("new", "returning"),
+        hit=shown.hit,
+        hit_method=shown.method,
+    )
+    tenure["basis"] = "new: no interaction before the run; returning: at least one"
+    segments["tenure"] = tenure
     segments["worst_overall"] = worst_group(
-        segments["by_segment"], segments["item_popularity"]["by_bucket"]
+        segments["by_segment"], segments["item_popularity"]["by_bucket"], tenure["by_segment"]
     )
     return {
         "schema_version": SCHEMA_VERSION,

@@ -175,8 +175,7 @@ def _outcome_figure(points: Sequence[dict[str, Any]]) -> str:
     left = [0.0] * len(points)
     for outcome, colour in OUTCOME_COLOURS.items():
         shares = [
-            b["outcomes"][outcome] / b["replications"] if b["replications"] else 0.0
-            for b in points
+            b["outcomes"][outcome] / b["replications"] if b["replications"] else 0.0 for b in points
         ]
         ax.barh(range(len(points)), shares, left=left, color=colour, label=outcome, height=0.7)
         left = [a + s for a, s in zip(left, shares, strict=True)]

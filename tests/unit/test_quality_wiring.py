@@ -510,7 +510,7 @@ def test_quickstart_popularity_buckets_add_up(
         # Every click lands on an item of some bucket.
         assert sum(c["clicks"] for c in shown) == block["clicks"]
     worst = summary["segments"]["worst_overall"]
-    assert worst is not None and worst["kind"] in ("user_segment", "item_popularity")
+    assert worst is not None and worst["kind"] in ("user_segment", "item_popularity", "tenure")
     for cell in summary["segments"]["by_segment"].values():
         for v in cell["versions"].values():
             assert in_unit(v["abandon_rate"]) and in_unit(v["hit_at_k"])
@@ -557,3 +557,24 @@ def test_noise_floor_off_changes_nothing_else(
         for key in ("noise_floor", "relative_to_noise_floor"):
             s["versions"]["candidate"]["quality"]["stability"].pop(key)
     assert dumps(on) == dumps(off)
+
+
+def test_worst_group_also_looks_at_new_and_returning_users() -> None:
+    cell = {
+        "candidate_vs_baseline": {
+            "relative_lift": -0.2,
+            "difference": -0.01,
+            "difference_ci95": [-0.02, 0.0],
+        }
+    }
+    better = {
+        "candidate_vs_baseline": {
+            "relative_lift": 0.1,
+            "difference": 0.01,
+            "difference_ci95": [0.0, 0.02],
+        }
+    }
+    from reports.buckets import worst_group
+
+    worst = worst_group({"light": better}, {"head": better}, {"new": cell, "returning": better})
+    assert worst is not None and (worst["kind"], worst["group"]) == ("tenure", "new")
