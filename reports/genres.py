@@ -5,9 +5,9 @@ pseudo-genres, :func:`sim.metrics.pseudo_genres` — ``N_GENRES`` spherical k-me
 of item factors from a fixed seed, one genre per item:
 
 * synthetic worlds: the *true* item factors, a taste space shared by every version;
-* replayed logs: the baseline model's item factors (the stand-in world's factors).  The log
-  readers keep no way from dense item ids back to the log's own ids, so a ``movies.csv``
-  next to the ratings cannot be joined yet.
+* replayed logs: real genres when the log comes with a MovieLens ``movies.csv``
+  (``traffic.log.genres``; by default one beside the ratings file), else the baseline
+  model's item factors (the stand-in world's factors).
 
 Per version, over the lists it served (weighted by requests, like diversity):
 
@@ -50,6 +50,11 @@ GENRE_BASIS = (
 
 def genres_of(prepared: Prepared) -> tuple[npt.NDArray[np.int8], str]:
     """One-hot genres [n_items, n_genres] of the run's catalogue and what they are."""
+    if prepared.source.item_genres is not None and prepared.source.item_genres.any():
+        names = prepared.source.genre_names
+        return prepared.source.item_genres, (
+            f"genres from the log's movies.csv ({len(names)}: {', '.join(names[:6])}, ...)"
+        )
     factors = np.asarray(prepared.world.item_factors, dtype=np.float64)
     n_genres = min(N_GENRES, factors.shape[0])
     genres = metrics.pseudo_genres(

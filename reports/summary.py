@@ -27,6 +27,7 @@ from reports.quality import (
     window_ece,
     window_series,
 )
+from sim.offpolicy_log import offpolicy_block
 from sim.pipeline import NOISE_FLOOR, RunResult
 from sim.stats import wilson_interval
 
@@ -279,10 +280,15 @@ def build_summary(
             [t.items for t in prepared.versions],
             names,
         ),
-        # Off-policy estimates (IPS, SNIPS, replay) need the logging policy's propensity per
-        # logged event; the log readers map no propensity column yet, so there is nothing to
-        # estimate and the key stays null until they do.
-        "off_policy": None,
+        # Off-policy estimates (replay, IPS, SNIPS) of every version on the logged impressions,
+        # when the log maps a propensity and a reward column; null otherwise.
+        "off_policy": (
+            offpolicy_block(
+                prepared.source.impressions, {t.name: t.items for t in prepared.versions}
+            )
+            if prepared.source.impressions is not None
+            else None
+        ),
         "drift": _rounded(result.drift) if result.drift else None,
         "data": {
             "source": scenario.traffic.source,

@@ -150,6 +150,9 @@ class LogColumns(_Table):
     event: str | None = None
     weight: str | None = None
     session: str | None = None
+    #: Logged impressions of a stochastic logging policy: off-policy estimates need both.
+    propensity: str | None = None
+    reward: str | None = None
 
 
 class LogSource(_Table):
@@ -174,6 +177,10 @@ class LogSource(_Table):
     max_truth: PosInt | None = 50
     click_if_consumed: Fraction = 0.5
     click_otherwise: Fraction = 0.01
+    #: Item genres for genre calibration and diversity: a MovieLens ``movies.csv``
+    #: (``movieId,title,genres`` with ``|``-separated genres), ``"auto"`` for a movies.csv
+    #: beside the log when there is one, or unset (pseudo-genres from item factors).
+    genres: str | None = "auto"
 
 
 class Traffic(_Table):

@@ -48,6 +48,7 @@ from replay.synthetic import (
 )
 from replay.training import active_ids
 from replay.windows import WindowSpec, split_windows
+from sim.offpolicy_log import LoggedImpressions, read_logged_impressions
 from sim.scenario import LogSource, Scenario
 from sim.versions import ClickTruth
 
@@ -112,6 +113,11 @@ class Source:
     holdout: Callable[[np.random.Generator], sp.csr_matrix]  # what users consume after
     data: dict[str, Any] = field(default_factory=dict)
     live_world: SyntheticWorld | None = None
+    #: Replayed logs with genre metadata: multi-hot int8 [n_items, n_genres] and the names.
+    item_genres: np.ndarray | None = None
+    genre_names: tuple[str, ...] = ()
+    #: Replay-window impressions with logging propensities (off-policy estimates), if mapped.
+    impressions: LoggedImpressions | None = None
     #: Interactions users make on their own during ``[start_s, end_s)`` of the run (synthetic).
     organic: Callable[[float, float, np.random.Generator], sp.csr_matrix] | None = None
 
@@ -254,11 +260,61 @@ def _window(spec: Any) -> WindowSpec:
     return WindowSpec(start=spec.start, end=spec.end)
 
 
-def _read(log: LogSource, *, source: str, base_dir: Path | None) -> EventTable:
-    path = expand_path(log.path, source=source, field="traffic.log.path")
+def _resolve(text: str, *, source: str, field: str, base_dir: Path | None) -> str:
+    path = expand_path(text, source=source, field=field)
     # A relative path in a scenario file is relative to that file, like an include.
     if base_dir is not None and not Path(path).is_absolute() and not Path(path).exists():
         path = str(base_dir / path)
+    return path
+
+
+def _genres(
+    log: LogSource, table: EventTable, log_path: str, *, source: str, base_dir: Path | None
+) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """Multi-hot genres of the log's items from a MovieLens ``movies.csv``, if one is given."""
+    if log.genres is None:
+        return None, ()
+    if log.genres == "auto":
+        path = Path(log_path).with_name("movies.csv")
+        if not path.is_file():
+            return None, ()
+    else:
+        path = Path(
+            _resolve(log.genres, source=source, field="traffic.log.genres", base_dir=base_dir)
+        )
+    try:
+        movies = pl.read_csv(
+            path, columns=["movieId", "genres"], schema_overrides={"genres": pl.String}
+        )
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise UserInputError(
+            f"{path}: cannot read genres ({type(exc).__name__}); traffic.log.genres must be a "
+            "MovieLens movies.csv with movieId and genres columns (or unset it)"
+        ) from None
+    raw = table.item_ids
+    if not raw.dtype.is_integer():
+        return None, ()
+    exploded = movies.with_columns(pl.col("genres").str.split("|")).explode("genres")
+    names = tuple(
+        sorted(g for g in exploded["genres"].unique().to_list() if g and g != "(no genres listed)")
+    )
+    index = {name: i for i, name in enumerate(names)}
+    dense = pl.DataFrame({"raw": raw.cast(pl.Int64), "item": np.arange(raw.len())})
+    joined = dense.join(
+        exploded.rename({"movieId": "raw"}).with_columns(pl.col("raw").cast(pl.Int64)),
+        on="raw",
+        how="inner",
+    ).filter(pl.col("genres").is_in(list(names)))
+    genres = np.zeros((raw.len(), len(names)), np.int8)
+    genres[
+        joined["item"].to_numpy(),
+        np.array([index[g] for g in joined["genres"].to_list()], np.int64),
+    ] = 1
+    return genres, names
+
+
+def _read(log: LogSource, *, source: str, base_dir: Path | None) -> EventTable:
+    path = _resolve(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
     columns = None
     if log.columns is not None:
         c = log.columns
@@ -322,6 +378,26 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         return s.t_s[has], s.truth_items[s.truth_ptr[:-1][has]].astype(np.int64)
 
     accounting = dict(table.accounting)
+    log_path = _resolve(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
+    item_genres, genre_names = _genres(log, table, log_path, source=source, base_dir=base_dir)
+    impressions = None
+    cols = log.columns
+    if cols is not None and cols.propensity is not None and cols.reward is not None:
+        mapping = {
+            "user": cols.user,
+            "item": cols.item,
+            "timestamp": cols.timestamp,
+            "propensity": cols.propensity,
+            "reward": cols.reward,
+        }
+        impressions = read_logged_impressions(
+            log_path,
+            table,
+            mapping,
+            (split.replay.start, split.replay.end),
+            timestamp_unit=log.timestamp_unit,
+            source=source,
+        )
     replay_matrix = interaction_matrix(
         events, n_users, n_items, split.replay.start, split.replay.end
     )
@@ -342,6 +418,9 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
             "holdout": (split.replay.start, split.replay.end),
         },
         holdout=lambda _rng: replay_matrix,
+        item_genres=item_genres,
+        genre_names=genre_names,
+        impressions=impressions,
         data={
             "source": "log",
             "path": str(log.path),
