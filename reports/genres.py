@@ -50,9 +50,10 @@ GENRE_BASIS = (
 
 def genres_of(prepared: Prepared) -> tuple[npt.NDArray[np.int8], str]:
     """One-hot genres [n_items, n_genres] of the run's catalogue and what they are."""
-    if prepared.source.item_genres is not None and prepared.source.item_genres.any():
+    item_genres = prepared.source.item_genres
+    if item_genres is not None and item_genres.any():
         names = prepared.source.genre_names
-        return prepared.source.item_genres, (
+        return item_genres, (
             f"genres from the log's movies.csv ({len(names)}: {', '.join(names[:6])}, ...)"
         )
     factors = np.asarray(prepared.world.item_factors, dtype=np.float64)

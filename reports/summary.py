@@ -27,8 +27,9 @@ from reports.quality import (
     window_ece,
     window_series,
 )
+from reports.segment_quality import add_segment_quality
 from sim.offpolicy_log import offpolicy_block
-from sim.pipeline import NOISE_FLOOR, RunResult
+from sim.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
 from sim.stats import wilson_interval
 
 __all__ = ["SCHEMA_VERSION", "build_summary", "dumps", "timeline"]
@@ -235,9 +236,10 @@ def build_summary(
         hit_method=shown.method,
     )
     # New users (no interaction before the run: nobody could learn them) against returning.
+    tenure_of = (np.asarray(prepared.history_counts) > 0).astype(np.int64)
     tenure = segments_block(
         columns,
-        (np.asarray(prepared.history_counts) > 0).astype(np.int64),
+        tenure_of,
         prepared.history_counts,
         baseline=baseline,
         candidate=candidate,
@@ -246,6 +248,10 @@ def build_summary(
         hit_method=shown.method,
     )
     tenure["basis"] = "new: no interaction before the run; returning: at least one"
+    lists = [t.items for t in prepared.versions]
+    factors = np.asarray(prepared.world.item_factors)
+    add_segment_quality(segments, columns, prepared.user_segment, SEGMENTS, lists, factors)
+    add_segment_quality(tenure, columns, tenure_of, ("new", "returning"), lists, factors)
     segments["tenure"] = tenure
     segments["worst_overall"] = worst_group(
         segments["by_segment"], segments["item_popularity"]["by_bucket"], tenure["by_segment"]

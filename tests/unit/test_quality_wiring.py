@@ -384,7 +384,9 @@ def fabricated_run(*, synthetic: bool, noise_floor: bool = True) -> RunResult:
         ),
         popular=SimpleNamespace(items=np.array([1, 0], np.int32)),
         world=world,
-        source=SimpleNamespace(live_world=world if synthetic else None),
+        source=SimpleNamespace(
+            live_world=world if synthetic else None, item_genres=None, genre_names=()
+        ),
         item_popularity=np.array([2, 1, 0]),
         history_users=np.array([0, 0, 1], np.int32),
         history_items=np.array([0, 1, 2], np.int32),
@@ -578,3 +580,17 @@ def test_worst_group_also_looks_at_new_and_returning_users() -> None:
 
     worst = worst_group({"light": better}, {"head": better}, {"new": cell, "returning": better})
     assert worst is not None and (worst["kind"], worst["group"]) == ("tenure", "new")
+
+
+def test_segments_carry_calibration_diversity_and_stability(
+    quickstart: tuple[RunResult, dict[str, Any]],
+) -> None:
+    _, summary = quickstart
+    for block in (summary["segments"], summary["segments"]["tenure"]):
+        for cell in block["by_segment"].values():
+            for name, version in cell["versions"].items():
+                assert version["ece"] is None or 0 <= version["ece"] <= 1
+                ild = version["intra_list_diversity"]
+                assert ild is None or 0 <= ild <= 2
+                if name == "baseline" and version["stability"] is not None:
+                    assert version["stability"] == 1.0  # the baseline against itself
