@@ -26,14 +26,22 @@ class Case:
 CASES = [
     Case(
         "ratings_semicolon.csv",
-        error=("is missing", "userId;movieId;rating;timestamp as one column", "traffic.log.delimiter = ';'"),
+        error=(
+            "is missing",
+            "userId;movieId;rating;timestamp as one column",
+            "traffic.log.delimiter = ';'",
+        ),
     ),
     Case("empty.csv", error=("empty file (0 bytes",)),
     Case("blank_lines.csv", error=("empty file (only blank lines",)),
     Case("header_only.csv", error=("at least one data row", "found columns user, item, ts")),
     Case(
         "no_timestamp_column.csv",
-        error=("column for the timestamp", "found user, item, rating", "traffic.log.columns = { timestamp ="),
+        error=(
+            "column for the timestamp",
+            "found user, item, rating",
+            "traffic.log.columns = { timestamp =",
+        ),
     ),
     Case(
         "all_bad_timestamps.csv",
