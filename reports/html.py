@@ -17,48 +17,12 @@ import polars as pl
 
 from reports.quality_sections import ADDITIONS, glance_items
 from reports.sections import Section, esc, glance, render_sections
+from reports.style import PAGE_CSS
 from reports.summary import timeline
 
 __all__ = ["render_report"]
 
-_CSS = """
-*{box-sizing:border-box}
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2733;
-background:#f3f5f8;line-height:1.45}
-main{max-width:1180px;margin:0 auto;padding:16px 24px 48px}
-h1{font-size:1.6rem;margin:.5rem 0 .1rem}
-h2{font-size:1.15rem;margin:0 0 .6rem}
-h3{font-size:1rem;margin:.9rem 0 .3rem}
-section{background:#fff;border:1px solid #dde2e8;border-radius:8px;padding:14px 18px;
-margin:14px 0}
-.banner{padding:14px 18px;border-radius:8px;color:#fff;font-size:1.15rem;margin:12px 0}
-.pass{background:#23804a}.fail{background:#b83227}.neutral{background:#4a5a6e}
-.facts{margin:.2rem 0 .4rem;color:#3b4756}
-ul.glance{background:#fff;border:1px solid #dde2e8;border-left:4px solid #1f5fa8;
-border-radius:8px;margin:10px 0;padding:10px 18px 10px 34px}
-ul.glance li{margin:.2rem 0}
-nav{font-size:.85rem;margin:8px 0}
-nav a{display:inline-block;margin:2px 4px 2px 0;padding:2px 8px;border:1px solid #cfd6de;
-border-radius:12px;color:#1f5fa8;text-decoration:none;background:#fff}
-.scroll{overflow-x:auto}
-table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0}
-th,td{border:1px solid #dde2e8;padding:4px 8px;text-align:right;vertical-align:top}
-th{background:#eef1f5;font-weight:600}
-td.l,th.l{text-align:left}
-.ci{color:#5b6878;font-size:.8rem;white-space:nowrap}
-.nums{color:#5b6878;font-size:.75rem;margin-top:2px}
-.ok{color:#23804a;font-weight:600}.bad{color:#b83227;font-weight:700}
-.tag{color:#fff;border-radius:4px;padding:0 6px;font-size:.8rem}
-figure{margin:4px 0 8px}
-figcaption{color:#5b6878;font-size:.8rem;max-width:900px}
-img{max-width:100%;height:auto;border:1px solid #e3e7ec;border-radius:4px;background:#fff}
-.row{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
-.grow{flex:1 1 360px;min-width:0}
-pre{background:#f7f8fa;border:1px solid #dde2e8;padding:8px;overflow:auto;font-size:.8rem}
-details summary{cursor:pointer;color:#1f5fa8}
-.muted{color:#5b6878;font-size:.85rem;margin:.3rem 0}
-footer{color:#5b6878;font-size:.8rem;margin-top:18px}
-"""
+_CSS = PAGE_CSS
 
 
 def _bucket_seconds(duration_s: float) -> float:
