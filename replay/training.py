@@ -261,37 +261,21 @@ def _implicit_model(spec: ModelSpec, iterations: int | None = None) -> Any:
     from implicit.cpu.bpr import BayesianPersonalizedRanking
     from implicit.cpu.lmf import LogisticMatrixFactorization
 
-    n_iter = spec.iterations if iterations is None else iterations
+    # One BLAS thread and an int seed: the same spec trains the same factors every time.
+    common: dict[str, Any] = {
+        "factors": spec.factors,
+        "regularization": spec.regularization,
+        "dtype": np.float32,
+        "iterations": spec.iterations if iterations is None else iterations,
+        "num_threads": 1,
+        "random_state": spec.seed,
+    }
     if spec.algorithm == "als":
-        return AlternatingLeastSquares(
-            factors=spec.factors,
-            regularization=spec.regularization,
-            alpha=spec.alpha,
-            dtype=np.float32,
-            iterations=n_iter,
-            num_threads=1,
-            random_state=spec.seed,
-        )
+        return AlternatingLeastSquares(alpha=spec.alpha, **common)
     if spec.algorithm == "bpr":
-        return BayesianPersonalizedRanking(
-            factors=spec.factors,
-            learning_rate=spec.learning_rate,
-            regularization=spec.regularization,
-            dtype=np.float32,
-            iterations=n_iter,
-            num_threads=1,
-            random_state=spec.seed,
-        )
+        return BayesianPersonalizedRanking(learning_rate=spec.learning_rate, **common)
     if spec.algorithm == "lmf":
-        return LogisticMatrixFactorization(
-            factors=spec.factors,
-            learning_rate=spec.learning_rate,
-            regularization=spec.regularization,
-            dtype=np.float32,
-            iterations=n_iter,
-            num_threads=1,
-            random_state=spec.seed,
-        )
+        return LogisticMatrixFactorization(learning_rate=spec.learning_rate, **common)
     raise InternalError(f"no implicit model for algorithm {spec.algorithm!r}")
 
 
