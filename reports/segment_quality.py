@@ -8,13 +8,14 @@ For every group (cold / light / heavy, new / returning) and assigned version:
   list for each request's user, request-weighted;
 * ``stability``: mean Jaccard@K of the version's list and the baseline's for the same user.
 
-Lists are per user and fixed during a run, so list metrics are computed once per user and
-weighted by requests: vectorized, cheap at any request count.
+Lists are per user and fixed during a run: the per-user values are the ones the monitor
+computed once for the list-quality guardrails (``Monitor.list_quality``), weighted here by
+requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,6 @@ import numpy.typing as npt
 from reports.numbers import num
 from reports.quality import RequestColumns
 from sim.metrics.calibration import expected_calibration_error
-from sim.metrics.diversity import intra_list_diversity
-from sim.metrics.stability import jaccard_at_k
 
 __all__ = ["add_segment_quality"]
 
@@ -34,23 +33,13 @@ def add_segment_quality(
     columns: RequestColumns,
     group_of_user: npt.ArrayLike,
     names: Sequence[str],
-    lists: Sequence[np.ndarray],
-    item_factors: np.ndarray,
+    list_quality: Mapping[str, Sequence[np.ndarray]],
 ) -> None:
     """Add ``ece``, ``intra_list_diversity`` and ``stability`` to every (group, version) cell
-    of ``block["by_segment"]`` (``lists``: [n_users, K] items per version, baseline first)."""
+    of ``block["by_segment"]``; ``list_quality["diversity" | "stability"][v]`` is [n_users]."""
     group = np.asarray(group_of_user, dtype=np.int64)
-    users = np.unique(columns.user)
-    baseline_lists = lists[0][users]
-    per_user_ild: list[np.ndarray] = []
-    per_user_jaccard: list[np.ndarray] = []
-    for table in lists:
-        ild = np.full(lists[0].shape[0], np.nan)
-        jac = np.full(lists[0].shape[0], np.nan)
-        ild[users] = intra_list_diversity(table[users], item_factors)
-        jac[users] = jaccard_at_k(table[users], baseline_lists)
-        per_user_ild.append(ild)
-        per_user_jaccard.append(jac)
+    per_user_ild = list_quality["diversity"]
+    per_user_jaccard = list_quality["stability"]
     request_group = group[columns.user]
     shown = (columns.served_by != -2) & ~columns.abandoned
     for g, name in enumerate(names):

@@ -248,10 +248,9 @@ def build_summary(
         hit_method=shown.method,
     )
     tenure["basis"] = "new: no interaction before the run; returning: at least one"
-    lists = [t.items for t in prepared.versions]
-    factors = np.asarray(prepared.world.item_factors)
-    add_segment_quality(segments, columns, prepared.user_segment, SEGMENTS, lists, factors)
-    add_segment_quality(tenure, columns, tenure_of, ("new", "returning"), lists, factors)
+    per_user = result.monitor.list_quality
+    add_segment_quality(segments, columns, prepared.user_segment, SEGMENTS, per_user)
+    add_segment_quality(tenure, columns, tenure_of, ("new", "returning"), per_user)
     segments["tenure"] = tenure
     segments["worst_overall"] = worst_group(
         segments["by_segment"], segments["item_popularity"]["by_bucket"], tenure["by_segment"]

@@ -140,8 +140,8 @@ class Controller(Protocol):
 
     def next_wakeup_s(self, now_s: float) -> float | None: ...
 
-    def tick(self, now_s: float, settled: int) -> bool:
-        """Act at ``now_s`` with requests ``[0, settled)`` settled; True if routing changed."""
+    def tick(self, now_s: float, settled: int) -> None:
+        """Act at ``now_s`` with requests ``[0, settled)`` settled (may change ``routing``)."""
         ...
 
 

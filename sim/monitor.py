@@ -282,14 +282,17 @@ class Monitor:
         rec = self.records
         served_by = rec.served_by[lo:hi]
         users = self.user[lo:hi]
+        replayed = self.request_truth is not None
         k = next(iter(self.relevance.values())).shape[1]
         rel = np.zeros((hi - lo, k), dtype=np.float32)
         for code, table in self.relevance.items():
             rows = np.flatnonzero(served_by == code)
             if rows.size:
-                rel[rows] = table[users[rows]]
                 rec.p_click[lo + rows] = self.predicted[code][users[rows]]
+                if not replayed:
+                    rel[rows] = table[users[rows]]
         if self.request_truth is not None:
+            # Replayed logs: the truth is per request (what the user consumed next).
             rel, hit = self.request_truth.relevance(lo, hi, served_by, users)
             rec.hit[lo:hi] = hit
         shown = rec.result[lo:hi] != DROPPED

@@ -195,9 +195,11 @@ class RolloutController:
             wake = min(wake, self._kill_s)
         return wake if math.isfinite(wake) else None
 
-    def tick(self, now_s: float, settled: int) -> bool:
-        """Act at ``now_s``; True when what users see changed (the candidate's share)."""
-        before = (self.routing.candidate_threshold, self.routing.candidate)
+    def tick(self, now_s: float, settled: int) -> None:
+        """Act at ``now_s``: releases, the kill switch, analyses and steps due by then.
+
+        The engine compares ``routing`` before and after to decide on cache flushes.
+        """
         if self.release + 1 < len(self.releases) and now_s >= self.releases[self.release + 1][0]:
             self._next_release(now_s, settled)
         if not self._started:
@@ -217,7 +219,6 @@ class RolloutController:
                 self._analyse(now_s, settled)
             if not self.finished and not self.held and now_s >= self._step_until_s:
                 self._run_steps(now_s)
-        return before != (self.routing.candidate_threshold, self.routing.candidate)
 
     # --- release trains -----------------------------------------------------------------
 

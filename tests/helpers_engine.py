@@ -57,8 +57,8 @@ class FixedController:
     def next_wakeup_s(self, now_s: float) -> float | None:
         return None
 
-    def tick(self, now_s: float, settled: int) -> bool:
-        return False
+    def tick(self, now_s: float, settled: int) -> None:
+        return None
 
 
 @dataclass
@@ -75,15 +75,13 @@ class ScheduleController:
             return None
         return max(self.schedule[self._next][0], now_s)
 
-    def tick(self, now_s: float, settled: int) -> bool:
-        before = (self.routing.candidate_threshold, self.routing.mirror_threshold)
+    def tick(self, now_s: float, settled: int) -> None:
         while self._next < len(self.schedule) and self.schedule[self._next][0] <= now_s:
             _, cand, mirror = self.schedule[self._next]
             self.routing.candidate_threshold = cand
             self.routing.mirror_threshold = mirror
             self.applied.append((now_s, cand, mirror))
             self._next += 1
-        return before != (self.routing.candidate_threshold, self.routing.mirror_threshold)
 
 
 def poisson_times(rate_per_s: float, n: int, *, rng: np.random.Generator) -> np.ndarray:
