@@ -19,6 +19,7 @@ demo: setup
 	$(BIN)/rollout-lab run scenarios/quickstart.toml --out runs/quickstart --force
 
 test: setup browser
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # The report's browser test needs Debian's chromium; install it when we can (root + apt-get),
@@ -34,8 +35,9 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 lint: setup
-	$(BIN)/ruff check sim replay reports tests
+	$(BIN)/ruff check replay sim lab reports rollout_lab tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python bench/run_all.py

@@ -30,11 +30,11 @@ from pathlib import Path
 
 os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="rollout-lab-mpl-"))
 
+from lab.pipeline import run
+from lab.scenario import load_scenario
 from reports.html import render_report
 from reports.summary import build_summary, dumps
 from reports.verdict import check_expectations
-from sim.pipeline import run
-from sim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "reference_1m.toml"

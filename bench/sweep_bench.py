@@ -47,8 +47,8 @@ def sweep_once(
     workers: int, seeds: int, overrides: list[str]
 ) -> tuple[float, float, pl.DataFrame, int]:
     """One sweep: (wall seconds, workers' CPU seconds, the table without wall times, tasks)."""
-    from sim.commands.sweep import ProcessPoolRunner
-    from sim.sweep import PartStore, plan_sweep, run_sweep
+    from lab.sweep import PartStore, plan_sweep, run_sweep
+    from rollout_lab.commands.sweep import ProcessPoolRunner
 
     plan = plan_sweep(SCENARIO, overrides, (), seeds, slots=workers)
     with tempfile.TemporaryDirectory(prefix="sweep_bench_") as tmp:

@@ -116,7 +116,7 @@ def _mean_rate_per_s(scenario: Any) -> float:
 
 
 def _load(path: Path, requests: int | None) -> Any:
-    from sim.scenario import load_scenario
+    from lab.scenario import load_scenario
 
     base = load_scenario(path)
     if requests is None:
@@ -138,7 +138,7 @@ def _n_requests(result: Any) -> int:
 
 
 def child(path: Path, requests: int) -> dict[str, Any]:
-    from sim.pipeline import prepare, simulate_prepared
+    from lab.pipeline import prepare, simulate_prepared
 
     scenario = _load(path, requests)
     started = time.perf_counter()
@@ -217,7 +217,7 @@ def main() -> None:
         print(json.dumps(child(args.scenario, args.child)))
         return
 
-    from sim.pipeline import prepare, simulate_prepared
+    from lab.pipeline import prepare, simulate_prepared
 
     report: dict[str, Any] = {
         "scenario": str(

@@ -1,1 +1,1 @@
-"""What people and CI read: HTML report, summary.json, JUnit XML, verdict."""
+"""What people and CI read, rendering only: summary.json, the HTML report, JUnit XML, figures."""

@@ -25,8 +25,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from lab.pipeline import RunResult
 from replay.synthetic import SyntheticWorld
-from sim.pipeline import RunResult
 
 __all__ = [
     "Exposure",

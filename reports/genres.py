@@ -26,9 +26,9 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from lab.pipeline import Prepared
 from reports.numbers import num
 from sim import metrics
-from sim.pipeline import Prepared
 
 __all__ = ["GENRE_SEED", "N_GENRES", "STECK_ALPHA", "genre_block", "genres_of", "history_matrix"]
 

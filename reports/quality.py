@@ -35,12 +35,12 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from lab.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
 from reports.exposure import Exposure, HitMethod, exposure
 from reports.genres import genre_block, genres_of, history_matrix
 from reports.numbers import num, pair
 from sim import metrics
 from sim.monitor import WindowStats
-from sim.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
 
 __all__ = [
     "CALIBRATION_BINS",

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from lab.offpolicy_log import offpolicy_block
+from lab.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
 from reports.buckets import bucket_block, worst_group
 from reports.exposure import exposure
 from reports.numbers import num as _num
@@ -28,8 +30,6 @@ from reports.quality import (
     window_series,
 )
 from reports.segment_quality import add_segment_quality
-from sim.offpolicy_log import offpolicy_block
-from sim.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
 from sim.stats import wilson_interval
 
 __all__ = ["SCHEMA_VERSION", "build_summary", "dumps", "timeline"]

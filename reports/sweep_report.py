@@ -89,7 +89,7 @@ def _ci(ci: Sequence[Any], scale: float = 1.0, digits: int = 3, unit: str = "") 
 
 
 def _mean_ci(stats: dict[str, Any], scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
-    """``mean [low, high]`` of a :func:`sim.sweep.describe` block, scaled (e.g. to minutes)."""
+    """``mean [low, high]`` of a :func:`lab.sweep.describe` block, scaled (e.g. to minutes)."""
     if stats["mean"] is None:
         return "–"
     return f"{stats['mean'] * scale:.{digits}g}{unit}" + _ci(stats["ci95"], scale, digits, unit)
@@ -573,7 +573,7 @@ def _footer(summary: dict[str, Any]) -> str:
 def render_sweep_report(summary: dict[str, Any], table: pl.DataFrame) -> str:
     """The whole sweep report as one HTML string.
 
-    ``summary`` is :func:`sim.sweep.sweep_summary`'s output (``sweep.json``), ``table`` the
+    ``summary`` is :func:`lab.sweep.sweep_summary`'s output (``sweep.json``), ``table`` the
     replication table (``sweep.parquet``).
     """
     scenario = summary["scenario"]

@@ -1,1 +1,2 @@
-"""What happens when it is served: the SimPy engine, router, rollout, caches, servers, users."""
+"""What happens when it is served: the SimPy engine, router, caches, servers, users, monitor,
+statistics, quality metrics and the rollout policies."""

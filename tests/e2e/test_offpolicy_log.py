@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sim.cli import main
-from sim.offpolicy_log import LoggedImpressions, offpolicy_block
+from lab.offpolicy_log import LoggedImpressions, offpolicy_block
+from rollout_lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

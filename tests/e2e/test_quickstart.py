@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from sim.cli import main
+from rollout_lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.toml"
@@ -123,7 +123,7 @@ def test_refuses_to_overwrite_without_force(
 
 def test_missing_file_exits_2_with_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "sim.cli", "run", str(tmp_path / "nope.toml")],
+        [sys.executable, "-m", "rollout_lab.cli", "run", str(tmp_path / "nope.toml")],
         capture_output=True,
         text=True,
         check=False,

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from reports.sections import SECTIONS
-from sim.cli import main
+from rollout_lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.toml"

@@ -14,10 +14,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from sim.cli import main
-from sim.commands import sweep as sweep_command
-from sim.pipeline import Prepared, RunResult, simulate_prepared
-from sim.sweep import run_task
+from lab.pipeline import Prepared, RunResult, simulate_prepared
+from lab.sweep import run_task
+from rollout_lab.cli import main
+from rollout_lab.commands import sweep as sweep_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "good_candidate_promoted.toml"
@@ -126,7 +126,7 @@ def test_sigterm_keeps_finished_results_marked_incomplete(tmp_path: Path) -> Non
     command = [
         sys.executable,
         "-m",
-        "sim.cli",
+        "rollout_lab.cli",
         "sweep",
         str(SCENARIO),
         "--seeds",

@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from sim.cli import main
+from rollout_lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "good_candidate_promoted.toml"
@@ -33,6 +33,7 @@ SWEEP = [
     "--reproducible",
     "--quiet",
 ]
+
 
 def _sweep(out: Path, *options: str) -> Path:
     assert main([*SWEEP, "--out", str(out), *options]) == 0

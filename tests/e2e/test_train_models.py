@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import main
+from rollout_lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--set", "traffic.users=2000", "--set", "traffic.items=500"]

@@ -10,8 +10,8 @@ from reliability_support import Outcome
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Outcome]:
-    """Call ``sim.cli.main`` in-process; returns its exit code, stdout and stderr lines."""
-    from sim.cli import main
+    """Call ``rollout_lab.cli.main`` in-process; returns its exit code, stdout and stderr lines."""
+    from rollout_lab.cli import main
 
     def call(*args: str) -> Outcome:
         capsys.readouterr()

@@ -33,7 +33,7 @@ class Outcome:
 
 
 def subprocess_env() -> dict[str, str]:
-    """Environment for ``python -m sim.cli`` children: the checkout importable, one BLAS thread."""
+    """Environment for ``python -m rollout_lab.cli`` children: the checkout importable."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -20,9 +20,9 @@ from typing import Any
 import polars as pl
 import pytest
 
+from lab.pipeline import RunResult, run
+from lab.scenario import parse_scenario
 from reports.summary import build_summary
-from sim.pipeline import RunResult, run
-from sim.scenario import parse_scenario
 
 AT_S, LENGTH_S, INTERVAL_S, FAILURE_LIMIT = 600.0, 900.0, 300.0, 2
 BOUND_S = AT_S + FAILURE_LIMIT * INTERVAL_S + INTERVAL_S

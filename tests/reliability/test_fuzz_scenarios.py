@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from reliability_support import ROOT
 
+from lab.footprint import MemoryLimit, check_memory, estimate_run
+from lab.scenario import Scenario, load_scenario, parse_scenario
 from replay.errors import UserInputError
-from sim.guards import MemoryLimit, check_memory, estimate_run
-from sim.scenario import Scenario, load_scenario, parse_scenario
 
 SOURCE = "fuzz.toml"
 NAMES = (f"{SOURCE}: ", "--set ")

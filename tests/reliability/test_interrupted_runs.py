@@ -1,4 +1,4 @@
-"""Killing a run: ``python -m sim.cli run`` is stopped by SIGTERM (or SIGINT) after a random
+"""Killing a run: ``python -m rollout_lab.cli run`` is stopped by SIGTERM (or SIGINT) after a random
 delay (seeded), and what it leaves must never look complete unless it is.
 
 The rule (README, "Safety and limits"): a run folder is complete exactly when it holds
@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 from reliability_support import PYTHON, QUICKSTART, ROOT, SMALL, subprocess_env
 
-from sim.commands.run import run_scenario
-from sim.guards import INCOMPLETE, OUTPUT_FILES, SUMMARY, RunInterrupted, stop_on_signals
+from rollout_lab.commands.run import run_scenario
+from rollout_lab.outputs import INCOMPLETE, OUTPUT_FILES, SUMMARY
+from rollout_lab.signals import RunInterrupted, stop_on_signals
 
 #: Several seconds of work: world, training, ~200k requests, report.
 ARGS = (
@@ -64,7 +65,7 @@ def kill_after(delay_s: float, out: Path, signum: int) -> tuple[int, list[str], 
     """Run, send ``signum`` after ``delay_s`` (unless it finished), wait; return the exit code,
     stderr lines, the folder's state and how long the stop took."""
     proc = subprocess.Popen(
-        [PYTHON, "-m", "sim.cli", "run", str(QUICKSTART), "--out", str(out), *ARGS],
+        [PYTHON, "-m", "rollout_lab.cli", "run", str(QUICKSTART), "--out", str(out), *ARGS],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

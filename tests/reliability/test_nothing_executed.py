@@ -1,10 +1,10 @@
 """Nothing a user hands the lab is ever executed, unpickled or injected into a page.
 
-* No code in ``sim/``, ``replay/`` or ``reports/`` calls ``eval`` / ``exec``, touches
-  ``pickle`` (or its cousins ``marshal``, ``shelve``, ``dill``, ``cloudpickle``,
-  ``read_pickle``), passes ``allow_pickle=True`` or calls ``yaml.load``.  The search reads
-  the code's tokens, so a comment or docstring that says "no pickle" is fine.  ``ALLOWED``
-  would list a legitimate use (file and line text); there is none.
+* No code in ``replay/``, ``sim/``, ``lab/``, ``reports/`` or ``rollout_lab/`` calls
+  ``eval`` / ``exec``, touches ``pickle`` (or its cousins ``marshal``, ``shelve``, ``dill``,
+  ``cloudpickle``, ``read_pickle``), passes ``allow_pickle=True`` or calls ``yaml.load``.
+  The search reads the code's tokens, so a comment or docstring that says "no pickle" is
+  fine.  ``ALLOWED`` would list a legitimate use (file and line text); there is none.
 * Every ``np.load`` passes ``allow_pickle=False`` explicitly.
 * Names, descriptions and version names full of HTML and script come out escaped in
   report.html.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from reliability_support import ROOT, Outcome
 
-PACKAGES = ("sim", "replay", "reports")
+PACKAGES = ("replay", "sim", "lab", "reports", "rollout_lab")
 CALLS = {"eval", "exec"}
 NAMES = {"pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle", "read_pickle"}
 #: (file relative to the root, the offending line stripped): legitimate uses. Empty.

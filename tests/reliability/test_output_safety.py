@@ -21,17 +21,9 @@ from hypothesis import strategies as st
 from reliability_support import QUICKSTART, Outcome
 
 from replay.errors import UserInputError
-from sim.commands.common import slug
-from sim.guards import (
-    INCOMPLETE,
-    SUMMARY,
-    RunInterrupted,
-    check_out_dir,
-    commit_run,
-    deferred_signals,
-    stop_on_signals,
-    write_atomic,
-)
+from rollout_lab.commands.common import slug
+from rollout_lab.outputs import INCOMPLETE, SUMMARY, check_out_dir, commit_run, write_atomic
+from rollout_lab.signals import RunInterrupted, deferred_signals, stop_on_signals
 
 TINY = (
     "--set",
@@ -184,16 +176,16 @@ def test_commit_interrupted_midway_leaves_a_marked_incomplete_folder(tmp_path: P
 def test_commit_writes_summary_last_and_removes_the_marker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sim.guards as guards
+    import rollout_lab.outputs as outputs
 
     order: list[str] = []
-    real = guards.write_atomic
+    real = outputs.write_atomic
 
-    def spy(path: Path, data: guards.Payload) -> None:
+    def spy(path: Path, data: outputs.Payload) -> None:
         order.append(path.name)
         real(path, data)
 
-    monkeypatch.setattr(guards, "write_atomic", spy)
+    monkeypatch.setattr(outputs, "write_atomic", spy)
     out = tmp_path / "run"
     commit_run(out, {"report.html": "r", "junit.xml": "j"}, "{}", note="n")
     assert order == [INCOMPLETE, "report.html", "junit.xml", SUMMARY]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from reliability_support import QUICKSTART, SMALL, Outcome
 
-from sim.progress import ProgressBar, render
+from rollout_lab.progress import ProgressBar, render
 
 
 class Terminal(io.StringIO):

@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 from reliability_support import MOVIELENS_REPLAY, QUICKSTART, SMALL, Outcome
 
-from replay.errors import UserInputError
-from replay.synthetic import ArrivalShape
-from sim.guards import (
+from lab.footprint import (
     BASE_BYTES,
     MEMORY_ENV,
     Estimate,
@@ -25,7 +23,9 @@ from sim.guards import (
     memory_limit,
     parse_size,
 )
-from sim.scenario import load_scenario
+from lab.scenario import load_scenario
+from replay.errors import UserInputError
+from replay.synthetic import ArrivalShape
 
 # --- sizes and limits ----------------------------------------------------------------------
 

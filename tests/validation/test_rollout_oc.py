@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.operating import operating_characteristics, replicate
-from sim.pipeline import Prepared, prepare
-from sim.scenario import load_scenario
+from lab.operating import operating_characteristics, replicate
+from lab.pipeline import Prepared, prepare
+from lab.scenario import load_scenario
 from sim.users import list_click_probability
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,388 @@
+"""How much memory a run will need, and the limit it must fit in.
+
+Before anything is built, the scenario's memory need is estimated from its sizes
+(:func:`estimate_run`) and refused, with the knob to turn, when it exceeds the limit
+(:func:`check_memory`; :func:`memory_limit`: ``--max-memory``, else the
+``ROLLOUT_LAB_MAX_MEMORY`` environment variable, else 75 % of the machine's RAM).
+
+Sizes are decimal: ``1 GB`` = 10^9 bytes (``GiB`` = 2^30 is accepted on input).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from replay.errors import UserInputError
+
+if TYPE_CHECKING:
+    from lab.scenario import Scenario
+
+__all__ = [
+    "MEMORY_ENV",
+    "Estimate",
+    "MemoryLimit",
+    "Part",
+    "check_memory",
+    "estimate_run",
+    "expected_requests",
+    "format_size",
+    "memory_limit",
+    "parse_size",
+]
+
+MEMORY_ENV = "ROLLOUT_LAB_MAX_MEMORY"
+#: Share of the machine's RAM a run may plan to use when no limit is given.
+RAM_SHARE = 0.75
+#: Limit used when neither an option, the environment nor the machine says anything.
+FALLBACK_LIMIT_BYTES = 8 * 10**9
+
+
+# --- sizes -------------------------------------------------------------------------------
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(text: str, *, source: str = "--max-memory") -> int:
+    """Bytes from ``"8GB"``, ``"512 MB"``, ``"1.5GiB"`` or a plain number of bytes."""
+    match = _SIZE.match(text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise UserInputError(f"{source} must be a size such as 8GB, 512MB or 1.5GiB, got {text!r}")
+    size = float(match.group(1)) * _UNITS[unit]
+    if not math.isfinite(size) or size < 1:
+        raise UserInputError(f"{source} must be at least 1 byte, got {text!r}")
+    return int(size)
+
+
+def format_size(size: float) -> str:
+    """``31.2 GB``, ``840 MB``, ``12 kB``: three significant digits, decimal units."""
+    if not math.isfinite(size):
+        return "an unbounded amount"
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            value = size / scale
+            if value < 1000:
+                return f"{value:.3g} {unit}"
+            return f"{value:,.0f} {unit}" if value < 1e6 else f"{value:.3g} {unit}"
+    return f"{size:.0f} B"
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryLimit:
+    """How many bytes a run may plan to use, and where that number came from."""
+
+    bytes: int
+    origin: str  # "--max-memory", "ROLLOUT_LAB_MAX_MEMORY", "75% of this machine's RAM", ...
+
+
+def machine_memory_bytes() -> int | None:
+    """Physical RAM of this machine, or None when the platform does not say."""
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return pages * page_size if pages > 0 and page_size > 0 else None
+
+
+def memory_limit(option: str | None = None, environ: dict[str, str] | None = None) -> MemoryLimit:
+    """The limit from ``--max-memory``, else ``ROLLOUT_LAB_MAX_MEMORY``, else 75 % of RAM."""
+    if option is not None:
+        return MemoryLimit(parse_size(option), "--max-memory")
+    env = os.environ if environ is None else environ
+    text = env.get(MEMORY_ENV)
+    if text:
+        return MemoryLimit(parse_size(text, source=MEMORY_ENV), MEMORY_ENV)
+    ram = machine_memory_bytes()
+    if ram is None:
+        return MemoryLimit(FALLBACK_LIMIT_BYTES, "the default")
+    return MemoryLimit(int(ram * RAM_SHARE), f"{RAM_SHARE:.0%} of this machine's RAM")
+
+
+# --- resource estimate -------------------------------------------------------------------
+
+# Bytes per unit, measured as peak resident memory of whole runs (see tests/reliability):
+#: interpreter, numpy, polars, scipy, implicit, matplotlib and the report
+BASE_BYTES = 250e6
+#: one history block scores min(users, 2,048) users against every item: float32 logits,
+#: float64 Gumbel noise and its float32 copy, or the int64 argpartition of the logits
+BLOCK_USERS = 2048
+BYTES_PER_BLOCK_CELL = 16
+#: one history event: sampled ids, the polars event table, sorted copies, three CSR matrices
+BYTES_PER_HISTORY_EVENT = 80
+#: one request: the stream, routing buckets, records, the monitor, the per-request frame,
+#: the summary's columns and the report's aggregates
+BYTES_PER_REQUEST = 350
+#: one candidate session drawn at the peak rate before thinning (start, uniform, accept)
+BYTES_PER_CANDIDATE_SESSION = 24
+#: per version and user x list slot: items int32, true relevance and scores float32, plus
+#: the scoring pass's own items and scores
+BYTES_PER_TABLE_CELL = 20
+#: per model, (users + items) x factors float32: the factors, their update copies
+BYTES_PER_FACTOR = 12
+#: one row of a replayed log: raw text columns, normalized columns, the canonical table,
+#: training matrices, replayed requests and their records
+BYTES_PER_LOG_ROW = 400
+#: bytes per row of a Parquet log when its row count cannot be read from its footer
+PARQUET_BYTES_PER_ROW = 8
+#: simulation events per request, at most: the arrival, a server request, its service
+#: timeout and its deadline timer
+EVENTS_PER_REQUEST = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One share of a run's memory: what it is, how big, and what makes it smaller.
+
+    what    short name ("request records")
+    bytes   planned peak bytes
+    detail  how it was counted ("about 77,760,000 requests: the arrival rate ...")
+    knob    what to do about it ("lower traffic.duration or the traffic.arrivals rate")
+    """
+
+    what: str
+    bytes: float
+    detail: str = ""
+    knob: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A run's planned memory (``parts``), its requests and its simulation events."""
+
+    parts: tuple[Part, ...]
+    requests: float
+    events: float
+
+    @property
+    def total_bytes(self) -> float:
+        return sum(part.bytes for part in self.parts)
+
+    @property
+    def largest(self) -> Part:
+        return max(self.parts, key=lambda part: part.bytes)
+
+
+def _simpson(
+    rate: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
+    start: float,
+    end: float,
+    cells: int,
+) -> float:
+    """Composite Simpson rule of ``rate`` over ``[start, end]`` (``cells`` rounded up to even)."""
+    if end <= start:
+        return 0.0
+    cells += cells % 2
+    t = np.linspace(start, end, cells + 1)
+    weights = np.ones(cells + 1)
+    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
+    return float((end - start) / (3 * cells) * float(weights @ rate(t)))
+
+
+def expected_requests(scenario: Scenario) -> tuple[float, float]:
+    """Expected requests of synthetic traffic and the candidate sessions drawn before thinning.
+
+    Requests = the integral of the request rate (diurnal shape times flash crowds and ramps,
+    see ``replay.synthetic.ArrivalShape``) over ``[0, traffic.duration]``, by Simpson's rule
+    between the rate's breakpoints; sessions cut off at the end of the run are not
+    subtracted.  Candidate sessions = peak rate / mean requests per session x duration.
+    """
+    traffic = scenario.traffic
+    arrivals, duration = traffic.arrivals, traffic.duration
+    if arrivals is None or duration is None:
+        return 0.0, 0.0
+    if arrivals.kind == "poisson":
+        mean, amplitude, period, peak_at = arrivals.rate_per_s, 0.0, 86400.0, 0.0
+    else:
+        mean, amplitude = arrivals.mean_rate_per_s, arrivals.amplitude
+        period, peak_at = arrivals.period, arrivals.peak_at
+    crowds = [(c.at, c.factor, c.length) for c in traffic.flash_crowds]
+    ramps = [(r.at, r.factor, r.length) for r in traffic.ramps]
+    edges = {0.0, duration}
+    for at, _factor, length in (*crowds, *ramps):
+        edges.update(min(max(x, 0.0), duration) for x in (at, at + length))
+    cuts = sorted(edges)
+    total = 0.0
+    for start, end in itertools.pairwise(cuts):
+        # A segment many periods long averages the daily cycle out: sampling it would alias.
+        cycles = (end - start) / period
+        wave = amplitude if cycles <= 200 else 0.0
+
+        def rate(t: npt.NDArray[np.float64], wave: float = wave) -> npt.NDArray[np.float64]:
+            out = mean * (1.0 + wave * np.cos(2.0 * np.pi * (t - peak_at) / period))
+            for at, factor, length in crowds:
+                out = np.where((t >= at) & (t < at + length), out * factor, out)
+            for at, factor, length in ramps:
+                out = out * (1.0 + (factor - 1.0) * np.clip((t - at) / length, 0.0, 1.0))
+            return np.asarray(out, dtype=np.float64)
+
+        total += _simpson(rate, start, end, min(20_000, max(64, int(cycles * 64))))
+    boost = math.prod(max(factor, 1.0) for _at, factor, _length in (*crowds, *ramps))
+    peak = mean * (1.0 + amplitude) * boost
+    candidates = peak / traffic.session.mean_requests * duration
+    return total, candidates
+
+
+def _log_rows(path: Path) -> float | None:
+    """Rows of a log file, estimated from its size and its first 64 kB (None if unreadable)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(65_536)
+    except OSError:
+        return None
+    if head[:4] == b"PAR1":
+        try:
+            import polars as pl
+
+            return float(pl.scan_parquet(path).select(pl.len()).collect().item())
+        except Exception:
+            # Unreadable footers are reported by the log reader itself, with a better message.
+            return size / PARQUET_BYTES_PER_ROW
+    lines = head.count(b"\n")
+    if lines == 0:
+        return 1.0
+    return size / (len(head) / lines)
+
+
+def _log_path(scenario: Scenario, base_dir: Path | None, source: str) -> Path | None:
+    from lab.sources import expand_path
+
+    log = scenario.traffic.log
+    if log is None:
+        return None
+    try:
+        text = expand_path(log.path, source=source, field="traffic.log.path")
+    except UserInputError:
+        return None  # the run reports the unset variable itself
+    path = Path(text)
+    # Relative log paths are relative to the scenario file when not found from here.
+    if base_dir is not None and not path.is_absolute() and not path.exists():
+        path = base_dir / path
+    return path
+
+
+def estimate_run(
+    scenario: Scenario, *, base_dir: Path | None = None, source: str = "scenario"
+) -> Estimate:
+    """Planned peak memory of one run, by part, from the scenario's sizes alone.
+
+    Synthetic traffic (U users, I items, K list size, F factors per model, V models, H
+    history events ~ U x min(history_events_per_user, I), R expected requests, C candidate
+    sessions)::
+
+        base                                       BASE_BYTES
+        history sampling block  min(U, 2048) x I x BYTES_PER_BLOCK_CELL
+        history events          H x BYTES_PER_HISTORY_EVENT
+        model factors           sum over models (U + I) x F x BYTES_PER_FACTOR
+        top-K tables            (V + 1) x U x K x BYTES_PER_TABLE_CELL
+        requests                R x BYTES_PER_REQUEST + C x BYTES_PER_CANDIDATE_SESSION
+
+    Replayed logs: rows (file size / mean line length of the first 64 kB, or the Parquet
+    row count) x BYTES_PER_LOG_ROW.  Requests of a log are at most its rows.
+    """
+    tr = scenario.traffic
+    parts = [Part("the interpreter and its libraries", BASE_BYTES)]
+    n_models = len(scenario.models)
+    k = scenario.users.list_size
+    if tr.source == "log":
+        path = _log_path(scenario, base_dir, source)
+        rows = _log_rows(path) if path is not None else None
+        requests = rows or 0.0
+        if path is not None and rows is not None:
+            parts.append(
+                Part(
+                    "the replayed log",
+                    rows * BYTES_PER_LOG_ROW,
+                    f"about {rows:,.0f} rows in {path.name}, from its size",
+                    "replay a shorter log (cut it to the time span you need)",
+                )
+            )
+    else:
+        users, items = tr.users, tr.items
+        history = users * min(tr.history_events_per_user, items)
+        requests, candidates = expected_requests(scenario)
+        factors = sum(model.factors for model in scenario.models.values())
+        parts += [
+            Part(
+                "history sampling",
+                min(users, BLOCK_USERS) * items * BYTES_PER_BLOCK_CELL,
+                f"min(traffic.users, {BLOCK_USERS:,}) x traffic.items scores at a time",
+                "lower traffic.items",
+            ),
+            Part(
+                "history events",
+                history * BYTES_PER_HISTORY_EVENT,
+                f"about {history:,.0f}: traffic.users x traffic.history_events_per_user",
+                "lower traffic.users or traffic.history_events_per_user",
+            ),
+            Part(
+                "model factors",
+                (users + items) * factors * BYTES_PER_FACTOR,
+                "(traffic.users + traffic.items) x factors, per model",
+                "lower traffic.users or models.NAME.factors",
+            ),
+            Part(
+                "top-K tables",
+                (n_models + 1) * users * k * BYTES_PER_TABLE_CELL,
+                f"traffic.users x users.list_size, {n_models + 1} tables",
+                "lower traffic.users or users.list_size",
+            ),
+            Part(
+                "request records",
+                requests * BYTES_PER_REQUEST + candidates * BYTES_PER_CANDIDATE_SESSION,
+                f"{_count(requests)} requests: the arrival rate over traffic.duration",
+                "lower traffic.duration or the traffic.arrivals rate",
+            ),
+        ]
+    return Estimate(tuple(parts), requests, requests * EVENTS_PER_REQUEST)
+
+
+def check_memory(estimate: Estimate, limit: MemoryLimit, *, source: str) -> None:
+    """Refuse a run whose estimate exceeds ``limit``: one line with the estimate and the knob."""
+    total = estimate.total_bytes
+    if total <= limit.bytes:  # NaN never passes
+        return
+    part = estimate.largest
+    detail = f" ({part.detail})" if part.detail else ""
+    knob = part.knob or "use a machine with more memory"
+    raise UserInputError(
+        f"{source}: the run needs {_about(total)} but the limit is "
+        f"{format_size(limit.bytes)} ({limit.origin}); most of it is {part.what}, "
+        f"{_about(part.bytes)}{detail}; {knob}, or pass --max-memory or set {MEMORY_ENV}"
+    )
+
+
+def _count(value: float) -> str:
+    if not math.isfinite(value):
+        return "unbounded"
+    return f"about {value:,.0f}" if value < 1e15 else f"about {value:.3g}"
+
+
+def _about(size: float) -> str:
+    return f"about {format_size(size)}" if math.isfinite(size) else "an unbounded amount"

@@ -1,0 +1,84 @@
+"""Model versions into the registry: what ``rollout-lab train`` does.
+
+Every version a scenario builds is evaluated on the holdout window (what users consumed
+after the versions were built: the replay window of a log, organic picks of the synthetic
+world after time zero) and saved with its provenance: parent, training window, data
+fingerprint, algorithm and hyperparameters, recall@K / NDCG@K / coverage, Platt parameters
+and training wall time.  Version ids carry the end of the training window as their time tag
+(data time, not wall time), so the same scenario registers the same ids on every machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.pipeline import Prepared, _model_order, seeded_streams
+from replay.registry import Provenance, Registry, data_fingerprint, evaluate
+
+__all__ = ["RegisteredVersion", "register_versions"]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredVersion:
+    name: str
+    version_id: str
+    parent_id: str | None
+    recall: float
+    ndcg: float
+    coverage: float
+    training_s: float
+
+
+def register_versions(prepared: Prepared, root: Path, *, k: int = 20) -> list[RegisteredVersion]:
+    """Evaluate and save every version of ``prepared`` under ``root``; parents first."""
+    scenario = prepared.scenario
+    source = prepared.source
+    registry = Registry(root)
+    holdout = source.holdout(seeded_streams(scenario.seed)["faults"])
+    holdout_start, holdout_end = source.windows["holdout"]
+    tables = {t.name: t for t in prepared.versions}
+    ids: dict[str, str] = {}
+    out: list[RegisteredVersion] = []
+    for name in _model_order(scenario):
+        settings = scenario.models[name]
+        table = tables[name]
+        window = "train" if settings.parent is None else "update"
+        seen = source.matrices["train"] if settings.parent is None else source.matrices["all"]
+        start = source.windows["train"][0]
+        end = source.windows[window][1]
+        metrics = evaluate(
+            table.model,
+            seen,
+            holdout,
+            k,
+            holdout_start=holdout_start.isoformat(),
+            holdout_end=holdout_end.isoformat(),
+        )
+        parent_id = ids.get(settings.parent) if settings.parent else None
+        provenance = Provenance(
+            name=name,
+            created_at=end,
+            train_start=start.isoformat(),
+            train_end=end.isoformat(),
+            data_fingerprint=data_fingerprint(seen),
+            parent_id=parent_id,
+            update=(settings.update if settings.parent else "train")
+            + (f"+{settings.fault}" if settings.fault else ""),
+            metrics=metrics,
+            platt=table.platt,
+        )
+        vid = registry.save(table.model, provenance)
+        ids[name] = vid
+        out.append(
+            RegisteredVersion(
+                name,
+                vid,
+                parent_id,
+                metrics.recall,
+                metrics.ndcg,
+                metrics.coverage,
+                table.model.training_seconds,
+            )
+        )
+    return out

@@ -1,0 +1,590 @@
+"""One run, end to end: scenario -> world -> model versions -> traffic -> simulation.
+
+This is the library entry point (``run(scenario) -> RunResult``) that the CLI and notebooks
+use.  Phases are timed apart:
+
+* ``prepare`` — synthetic world and history, training every version (timed per version);
+* ``simulate`` — traffic generation, routing, the event loop, records and user responses;
+  top-K rows for users first seen in this traffic are scored before the clock starts.
+
+Decide *what* once, simulate *when* many times: ``simulate_prepared(prepared, replication=r)``
+draws fresh traffic, service times and user responses for replication ``r`` on the same
+trained versions, which is how operating characteristics are measured cheaply.
+
+Randomness: one ``SeedSequence(seed)`` spawns a named child per concern (world, history,
+models, traffic, service, users, faults, router, policy), each replication a child of its
+own, so changing the service-time law does not change which users arrive when.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from lab.drift import drift_summary
+from lab.release_train import Release, build_release_train
+from lab.scenario import Fault, LognormalLatency, ModelSettings, Scenario
+from lab.sources import LogTruth, Source, build_source
+from lab.versions import PopularTables, VersionTables
+from replay.calibration import Platt
+from replay.requests import RequestStream
+from replay.synthetic import (
+    SyntheticWorld,
+)
+from replay.training import (
+    ModelSpec,
+    TrainedModel,
+    fine_tune,
+    inject_fault,
+    retrain,
+    train,
+    warm_start,
+)
+from sim.engine import CachePlan, EngineOutcome, EnginePlan, FaultWindow, VersionPlan, simulate
+from sim.metrics.diversity import intra_list_diversity
+from sim.metrics.stability import jaccard_at_k
+from sim.monitor import Monitor, RequestTruth
+from sim.policies import RolloutController
+from sim.records import POPULAR, Records
+from sim.router import stable_buckets
+from sim.servers import ServiceTime
+from sim.users import CascadeUsers
+
+__all__ = [
+    "NOISE_FLOOR",
+    "SEGMENTS",
+    "Prepared",
+    "RunResult",
+    "prepare",
+    "run",
+    "seeded_streams",
+    "simulate_prepared",
+]
+
+STREAMS = (
+    "world",
+    "history",
+    "models",
+    "traffic",
+    "service",
+    "users",
+    "faults",
+    "router",
+    "policy",
+)
+#: User segments by history length: cold (< 5 interactions), light, heavy (top quarter).
+SEGMENTS = ("cold", "light", "heavy")
+#: Name of the re-seeded baseline (stability noise floor) in ``Prepared.training_s``.
+NOISE_FLOOR = "baseline@noise_floor"
+
+
+def seeded_streams(seed: int, replication: int = 0) -> dict[str, np.random.Generator]:
+    """Independent named generators from one root seed (stable order, stable bytes).
+
+    World, history and models do not depend on the replication; everything that happens
+    during the simulation does.
+    """
+    fixed = ("world", "history", "models")
+    return {
+        name: np.random.default_rng(
+            np.random.SeedSequence(seed, spawn_key=(i,) if name in fixed else (i, replication))
+        )
+        for i, name in enumerate(STREAMS)
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The world and the trained versions: everything a replication reuses."""
+
+    scenario: Scenario
+    world: SyntheticWorld  # the truth (synthetic) or a stand-in with the baseline's item factors
+    source: Source
+    versions: tuple[VersionTables, ...]  # baseline first, candidate second, then the rest
+    popular: PopularTables
+    user_segment: np.ndarray  # uint8 [n_users], index into SEGMENTS
+    history_counts: np.ndarray  # int64 [n_users], interactions before time zero
+    history_users: np.ndarray  # int32 [events], user of each interaction before time zero
+    history_items: np.ndarray  # int32 [events], item of each interaction before time zero
+    item_popularity: np.ndarray  # int64 [n_items], users per item before time zero
+    history_events: int
+    prepare_s: float
+    training_s: dict[str, float]
+    # The baseline retrained with seed + 1 (``metrics.noise_floor``): its lists against the
+    # baseline's show how far lists move from training noise alone.  Rows for traffic users
+    # are scored with the other versions'; None when the scenario turns it off.
+    noise_floor: VersionTables | None = None
+    # Release schedule: one entry per release (a single one without a release train).
+    releases: tuple[Release, ...] = ()
+
+    @property
+    def noise_floor_items(self) -> np.ndarray | None:
+        """int32 [n_users, K] top-K of the re-seeded baseline (rows of scored users only)."""
+        return None if self.noise_floor is None else self.noise_floor.items
+
+
+@dataclass(slots=True)
+class RunResult:
+    """Everything a report needs; ``requests`` is the per-request frame."""
+
+    scenario: Scenario
+    prepared: Prepared
+    stream: RequestStream
+    outcome: EngineOutcome
+    controller: RolloutController
+    monitor: Monitor
+    requests: pl.DataFrame
+    replication: int = 0
+    timing: dict[str, float] = field(default_factory=dict)
+    drift: dict[str, Any] = field(default_factory=dict)
+
+
+def _spec(settings: ModelSettings, seed: int) -> ModelSpec:
+    return ModelSpec(
+        algorithm=settings.algorithm,
+        factors=settings.factors,
+        regularization=settings.regularization,
+        iterations=settings.iterations,
+        alpha=settings.alpha,
+        learning_rate=settings.learning_rate,
+        seed=seed,
+    )
+
+
+def _model_order(scenario: Scenario) -> list[str]:
+    """Models in an order where every parent comes before its children."""
+    done: list[str] = []
+    pending = list(scenario.models)
+    while pending:
+        for name in list(pending):
+            parent = scenario.models[name].parent
+            if parent is None or parent in done:
+                done.append(name)
+                pending.remove(name)
+    return done
+
+
+def _segments(counts: np.ndarray) -> np.ndarray:
+    active = counts[counts >= 5]
+    heavy_from = float(np.quantile(active, 0.75)) if active.size else np.inf
+    segment = np.ones(counts.size, np.uint8)  # light
+    segment[counts < 5] = 0
+    segment[(counts >= 5) & (counts >= heavy_from)] = 2
+    return segment
+
+
+def _build_model(
+    name: str,
+    settings: ModelSettings,
+    seed: int,
+    models: dict[str, TrainedModel],
+    matrices: dict[str, Any],
+    *,
+    rng: np.random.Generator,
+) -> tuple[TrainedModel, sp.csr_matrix]:
+    """Train or update one version; returns the model and the interactions it has seen."""
+    spec = _spec(settings, seed)
+    if settings.parent is None:
+        model, seen = train(spec, matrices["train"]), matrices["train"]
+    else:
+        parent = models[settings.parent]
+        seen = matrices["all"]
+        if settings.update == "copy":
+            model = parent
+        elif settings.update == "warm_start":
+            model = warm_start(parent, seen, matrices["update_users"], matrices["update_items"])
+        elif settings.update == "fine_tune":
+            model = fine_tune(parent, seen, max(1, settings.iterations // 3))
+        else:
+            model = retrain(spec, seen)
+    if settings.fault is not None:
+        parent_model = models.get(settings.parent) if settings.parent else None
+        model = inject_fault(
+            model, settings.fault, rng=rng, scale=settings.fault_scale, parent=parent_model
+        )
+    return model, seen
+
+
+def _noise_floor(
+    scenario: Scenario,
+    seed: int,
+    source: Source,
+    popular_items: np.ndarray,
+    platt: Platt | None,
+    sample: np.ndarray,
+) -> VersionTables:
+    """The baseline trained again on the same data with the same spec and seed + 1.
+
+    Its Platt scaling is the baseline's (only its lists are used), and no shared generator is
+    drawn from, so turning the noise floor on or off changes no other number of the run.
+    """
+    matrices = source.matrices
+    model = train(_spec(scenario.models[scenario.rollout.baseline], seed), matrices["train"])
+    tables = VersionTables(
+        NOISE_FLOOR,
+        model,
+        seen=matrices["train"],
+        consumed=matrices["all"],
+        truth=source.truth,
+        n_users=source.world.n_users,
+        popular_items=popular_items,
+        k=scenario.users.list_size,
+        click_lift=0.0,
+        parent=None,
+        update=None,
+    )
+    tables.ensure(sample, platt=platt)
+    return tables
+
+
+def prepare(
+    scenario: Scenario, *, source_name: str = "scenario", base_dir: Path | None = None
+) -> Prepared:
+    """Build the world (or read the log), and train every version."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    started = time.perf_counter()
+    rng = seeded_streams(scenario.seed)
+    source = build_source(scenario, rng, source=source_name, base_dir=base_dir)
+    if scenario.traffic.duration != source.duration_s:
+        # A replayed log fixes the run's length; the resolved scenario says so.
+        traffic = scenario.traffic.model_copy(update={"duration": source.duration_s})
+        scenario = scenario.model_copy(update={"traffic": traffic})
+    world = source.world
+    matrices = source.matrices
+    n_users = world.n_users
+    all_matrix = matrices["all"]
+    k = scenario.users.list_size
+    truth = source.truth
+    item_popularity = np.asarray(all_matrix.getnnz(axis=0), dtype=np.int64)
+    popular_items = np.argsort(-item_popularity, kind="stable")[:k].astype(np.int32)
+
+    models: dict[str, TrainedModel] = {}
+    tables: dict[str, VersionTables] = {}
+    seeds = rng["models"].integers(0, 2**31 - 1, size=len(scenario.models))
+    for name, seed in zip(_model_order(scenario), seeds, strict=True):
+        settings = scenario.models[name]
+        model, seen = _build_model(name, settings, int(seed), models, matrices, rng=rng["models"])
+        models[name] = model
+        tables[name] = VersionTables(
+            name,
+            model,
+            seen=seen,
+            consumed=all_matrix,
+            truth=truth,
+            n_users=n_users,
+            popular_items=popular_items,
+            k=k,
+            click_lift=settings.click_lift,
+            parent=settings.parent,
+            update=settings.update if settings.parent else None,
+        )
+    # Calibrate every version on the same validation sample of users, drawn by activity,
+    # before any traffic: predictions then never depend on which replication ran first.
+    calibration_rng = rng["models"]
+    sample = calibration_rng.choice(
+        n_users, size=min(3_000, n_users), replace=False, p=world.activity / world.activity.sum()
+    )
+    for name in _model_order(scenario):
+        settings = scenario.models[name]
+        inherit = None
+        if settings.calibration == "inherit" and settings.parent is not None:
+            inherit = tables[settings.parent].platt
+        tables[name].ensure(sample, rng=calibration_rng, platt=inherit)
+    # A release train's later releases, updated from the candidate during the run.
+    train_rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(1_000,)))
+    train_tables, releases = build_release_train(
+        scenario, source, tables[scenario.rollout.candidate], sample=sample, rng=train_rng
+    )
+    for table in train_tables:
+        tables[table.name] = table
+    order = [scenario.rollout.baseline, scenario.rollout.candidate]
+    order += [name for name in tables if name not in order]
+    popular = PopularTables(popular_items, truth, n_users)
+    popular.ensure(sample, tables[scenario.rollout.baseline])
+    training_s = {name: m.training_seconds for name, m in models.items()}
+    training_s.update({t.name: t.model.training_seconds for t in train_tables})
+    noise_floor = None
+    if scenario.metrics.noise_floor:
+        baseline_seed = int(seeds[_model_order(scenario).index(scenario.rollout.baseline)])
+        noise_floor = _noise_floor(
+            scenario,
+            baseline_seed + 1,
+            source,
+            popular_items,
+            tables[scenario.rollout.baseline].platt,
+            sample,
+        )
+        training_s[NOISE_FLOOR] = noise_floor.model.training_seconds
+    counts = np.asarray(all_matrix.getnnz(axis=1), dtype=np.int64)
+    if source.live_world is None:
+        # Replayed logs have no latent truth: factor-space metrics use the baseline's items.
+        baseline_model = models[scenario.rollout.baseline]
+        world = replace(world, item_factors=np.asarray(baseline_model.item_factors))
+    return Prepared(
+        scenario=scenario,
+        world=world,
+        source=source,
+        versions=tuple(tables[name] for name in order),
+        popular=popular,
+        user_segment=_segments(counts),
+        history_counts=counts,
+        history_users=source.history_users,
+        history_items=source.history_items,
+        item_popularity=item_popularity,
+        history_events=int(source.history_items.size),
+        releases=tuple(releases),
+        prepare_s=time.perf_counter() - started,
+        training_s=training_s,
+        noise_floor=noise_floor,
+    )
+
+
+def _service(settings: ModelSettings, scenario: Scenario) -> ServiceTime:
+    law = settings.latency or scenario.serving.latency
+    if isinstance(law, LognormalLatency):
+        return ServiceTime("lognormal", p50_ms=law.p50_ms, p99_ms=law.p99_ms)
+    if law.kind == "exponential":
+        return ServiceTime("exponential", mean_ms=law.mean_ms)
+    return ServiceTime("empirical", samples_ms=tuple(law.samples_ms))
+
+
+def _fault_windows(
+    faults: list[Fault], names: list[str], scenario: Scenario
+) -> tuple[FaultWindow, ...]:
+    out = []
+    for fault in faults:
+        v = names.index(fault.version)
+        end = fault.at + fault.length
+        if fault.kind == "latency_spike":
+            out.append(FaultWindow(v, "latency", fault.at, end, factor=fault.factor))
+        elif fault.kind == "error_burst":
+            out.append(FaultWindow(v, "errors", fault.at, end, fraction=fault.fraction))
+        elif fault.kind == "capacity_loss":
+            out.append(FaultWindow(v, "capacity", fault.at, end, fraction=fault.fraction))
+        elif fault.kind == "replica_crash":
+            replicas = scenario.models[fault.version].replicas or scenario.serving.replicas
+            left = max(replicas - fault.replicas, 0) / replicas
+            out.append(FaultWindow(v, "capacity", fault.at, end, fraction=left))
+        elif fault.kind == "cache_loss":
+            out.append(FaultWindow(v, "cache_loss", fault.at, end, fraction=fault.fraction))
+        else:
+            out.append(FaultWindow(v, "misroute", fault.at, end, fraction=fault.fraction))
+    return tuple(out)
+
+
+def simulate_prepared(
+    prepared: Prepared,
+    replication: int = 0,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Draw traffic for ``replication`` and run the event simulation on the prepared versions."""
+    scenario = prepared.scenario
+    rng = seeded_streams(scenario.seed, replication)
+    started = time.perf_counter()
+    tr = scenario.traffic
+    assert tr.duration is not None
+    stream = prepared.source.requests(replication, rng["traffic"])
+    traffic_s = time.perf_counter() - started
+    # Score top-K rows for users first seen in this traffic: model work, timed apart.
+    scoring_started = time.perf_counter()
+    floor = () if prepared.noise_floor is None else (prepared.noise_floor,)
+    for tables in (*prepared.versions, *floor):
+        tables.ensure(stream.user)
+    prepared.popular.ensure(stream.user, prepared.versions[0])
+    scoring_s = time.perf_counter() - scoring_started
+
+    sim_started = time.perf_counter()
+    rollout = scenario.rollout
+    router_salt = int(rng["router"].integers(0, 2**62))
+    unit = stream.user if rollout.sticky_by == "user" else stream.session
+    n_units = (
+        prepared.world.n_users
+        if rollout.sticky_by == "user"
+        else int(stream.session.max(initial=-1)) + 1
+    )
+    if rollout.target_segments:
+        wanted = np.array([SEGMENTS.index(s) for s in rollout.target_segments], np.uint8)
+        eligible = np.isin(prepared.user_segment[stream.user], wanted)
+    else:
+        eligible = np.ones(len(stream), dtype=bool)
+    names = [t.name for t in prepared.versions]
+    version_plans = []
+    for t in prepared.versions:
+        # Later releases of a train serve like the candidate they were updated from.
+        settings = scenario.models.get(t.name) or scenario.models[scenario.rollout.candidate]
+        cold = settings.cold_start
+        version_plans.append(
+            VersionPlan(
+                name=t.name,
+                service=_service(settings, scenario),
+                replicas=settings.replicas or scenario.serving.replicas,
+                concurrency=settings.concurrency or scenario.serving.concurrency,
+                cold_factor=cold.factor if cold else 1.0,
+                cold_length_s=cold.length if cold else 0.0,
+            )
+        )
+    cache = scenario.cache
+    plan = EnginePlan(
+        t_s=stream.t_s,
+        user=stream.user,
+        assign_bucket=stable_buckets(unit, salt=router_salt),
+        mirror_bucket=stable_buckets(unit, salt=router_salt + 1),
+        eligible=eligible,
+        session=stream.session,
+        unit=unit,
+        n_units=n_units,
+        sticky_memory=rollout.policy == "bandit",
+        n_users=prepared.world.n_users,
+        versions=tuple(version_plans),
+        baseline=0,
+        candidate=1,
+        timeout_s=scenario.serving.timeout_ms / 1000.0,
+        queue_limit=scenario.serving.queue_limit,
+        fallback=tuple(scenario.serving.fallback),
+        fallback_latency_s=scenario.serving.fallback_latency_ms / 1000.0,
+        cache=CachePlan(
+            cache.enabled,
+            cache.capacity,
+            cache.ttl,
+            cache.invalidation,
+            cache.hit_latency_ms / 1000.0,
+        ),
+        duration_s=tr.duration,
+        faults=_fault_windows(scenario.faults, names, scenario),
+    )
+    relevance = {v: t.relevance for v, t in enumerate(prepared.versions)}
+    relevance[POPULAR] = prepared.popular.relevance
+    predicted = {v: t.predicted for v, t in enumerate(prepared.versions)}
+    predicted[POPULAR] = prepared.popular.predicted
+    users = scenario.users
+    records = Records(len(stream))
+    monitor = Monitor(
+        records,
+        stream.t_s,
+        stream.user,
+        relevance,
+        predicted,
+        names,
+        CascadeUsers(users.position_decay, users.abandon_after_ms, users.abandon_per_100ms),
+        rng=rng["users"],
+        unit=unit,
+        session=stream.session,
+        eligible=eligible,
+        request_truth=_request_truth(prepared, stream),
+        list_quality=_list_quality(prepared, stream),
+    )
+    controller = RolloutController(
+        rollout,
+        monitor,
+        baseline=0,
+        candidate=1,
+        duration_s=tr.duration,
+        rng=rng["policy"],
+        releases=[(r.at_s, names.index(r.name)) for r in prepared.releases] or None,
+    )
+    outcome = simulate(
+        plan,
+        controller,
+        records,
+        rng_service=rng["service"],
+        rng_faults=rng["faults"],
+        progress=progress,
+    )
+    end_s = max(tr.duration, float(stream.t_s[-1]) if len(stream) else 0.0)
+    monitor.settle(len(stream), end_s)
+    simulate_s = traffic_s + (time.perf_counter() - sim_started)
+    frame = records.to_frame(stream.t_s, stream.user, stream.session, names)
+    frame = frame.with_columns(
+        pl.Series("segment", np.asarray(SEGMENTS)[prepared.user_segment[stream.user]]).cast(
+            pl.Categorical
+        )
+    )
+    drift_rng = rng["users"]
+    consumed_t_s, consumed = prepared.source.consumption(stream, drift_rng)
+    drift = drift_summary(
+        history_items=prepared.history_items,
+        history_users=prepared.history_users,
+        item_popularity=prepared.item_popularity,
+        history_counts=prepared.history_counts,
+        users=stream.user,
+        consumed_t_s=consumed_t_s,
+        consumed_items=consumed,
+        window_edges_s=[w[0].t_end_s for w in monitor.windows],
+        rng=drift_rng,
+    )
+    return RunResult(
+        scenario=scenario,
+        prepared=prepared,
+        stream=stream,
+        outcome=outcome,
+        controller=controller,
+        monitor=monitor,
+        requests=frame,
+        replication=replication,
+        timing={"simulate_s": simulate_s, "scoring_s": scoring_s},
+        drift=drift,
+    )
+
+
+def _list_quality(prepared: Prepared, stream: RequestStream) -> dict[str, list[np.ndarray]]:
+    """Per version and user: diversity of the list and its Jaccard@K with the baseline's."""
+    users = np.unique(stream.user)
+    n_users = prepared.world.n_users
+    factors = prepared.world.item_factors
+    baseline = prepared.versions[0].items[users]
+    out: dict[str, list[np.ndarray]] = {"diversity": [], "stability": []}
+    for tables in prepared.versions:
+        lists = tables.items[users]
+        for name, values in (
+            ("diversity", intra_list_diversity(lists, factors)),
+            ("stability", jaccard_at_k(lists, baseline)),
+        ):
+            full = np.full(n_users, np.nan)
+            full[users] = values
+            out[name].append(full)
+    return out
+
+
+def _request_truth(prepared: Prepared, stream: RequestStream) -> RequestTruth | None:
+    """Per-request click truth for replayed logs: what each request's user consumed next."""
+    truth = prepared.source.truth
+    if not stream.has_truth or not isinstance(truth, LogTruth):
+        return None
+    items = {v: t.items for v, t in enumerate(prepared.versions)}
+    lift = {v: t.click_lift for v, t in enumerate(prepared.versions)}
+    items[POPULAR] = np.broadcast_to(prepared.popular.items, prepared.versions[0].items.shape)
+    lift[POPULAR] = 0.0
+    return RequestTruth(
+        stream.truth_ptr,
+        stream.truth_items,
+        items,
+        lift,
+        truth.click_if_consumed,
+        truth.click_otherwise,
+        prepared.world.n_items,
+    )
+
+
+def run(
+    scenario: Scenario,
+    *,
+    source_name: str = "scenario",
+    base_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Prepare and simulate one scenario; ``result.timing`` has each phase's wall seconds."""
+    started = time.perf_counter()
+    prepared = prepare(scenario, source_name=source_name, base_dir=base_dir)
+    result = simulate_prepared(prepared, progress=progress)
+    result.timing["prepare_s"] = prepared.prepare_s + result.timing["scoring_s"]
+    result.timing["wall_s"] = time.perf_counter() - started
+    return result

@@ -1,0 +1,660 @@
+"""Scenario files: TOML in, one validated, immutable ``Scenario`` out.
+
+A scenario is parsed and validated once, at the file boundary.  Every mistake — an unknown
+key, a wrong type, an out-of-range value, settings that contradict each other — becomes one
+line naming the file, the dotted path, what was expected and the value seen::
+
+    quickstart.toml: rollout.weight must be in [0, 100], got 150
+
+Inside the lab the scenario is a tree of frozen pydantic models (typed attributes, no dicts
+of unknown keys); durations are float seconds, rates are per second, latencies are ms.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from lab.overrides import apply_override, dotted, parse_override
+from replay.errors import UserInputError
+from sim.durations import format_duration
+from sim.policies.settings import Rollout
+from sim.schema import (
+    Duration,
+    Fraction,
+    Inconsistent,
+    NonNegInt,
+    PosInt,
+    PositiveDuration,
+    PositiveMs,
+    Table,
+    ranged,
+)
+
+__all__ = ["Scenario", "load_scenario", "parse_scenario"]
+
+
+# --- traffic ---------------------------------------------------------------------------
+
+
+class PoissonArrivals(Table):
+    """Homogeneous Poisson requests at ``rate_per_s``."""
+
+    kind: Literal["poisson"]
+    rate_per_s: Annotated[float, ranged(0, math.inf, lo_open=True)]
+
+
+class DiurnalArrivals(Table):
+    """rate(t) = mean_rate_per_s * (1 + amplitude * cos(2 pi (t - peak_at) / period))."""
+
+    kind: Literal["diurnal"]
+    mean_rate_per_s: Annotated[float, ranged(0, math.inf, lo_open=True)]
+    amplitude: Annotated[float, ranged(0, 1, hi_open=True)] = 0.3
+    period: PositiveDuration = 86400.0
+    peak_at: Duration = 0.0
+
+
+Arrivals = Annotated[PoissonArrivals | DiurnalArrivals, Field(discriminator="kind")]
+
+
+class FlashCrowd(Table):
+    """Multiply the arrival rate by ``factor`` during ``[at, at + length)``."""
+
+    at: Duration
+    factor: Annotated[float, ranged(0, math.inf, lo_open=True)]
+    length: PositiveDuration
+
+
+class Ramp(Table):
+    """Multiply the arrival rate by a factor growing linearly from 1 to ``factor`` over
+    ``[at, at + length)`` and staying there afterwards (a launch, a marketing push)."""
+
+    at: Duration
+    factor: Annotated[float, ranged(0, math.inf, lo_open=True)]
+    length: PositiveDuration
+
+
+class SessionShape(Table):
+    """Requests per session ~ 1 + Geometric; think time between them ~ Exponential."""
+
+    mean_requests: Annotated[float, ranged(1, 1000)] = 3.0
+    mean_think_time: PositiveDuration = 30.0
+
+
+TimePoint = str | float | int
+
+
+class LogWindow(Table):
+    """Window bounds: an ISO time with a zone, an offset from the log's end (``"-7d"``), a
+    fraction of the log's time span (``0.8``) or a percentage (``"80%"``); unset = the edge."""
+
+    start: TimePoint | None = None
+    end: TimePoint | None = None
+
+
+class LogColumns(Table):
+    user: str = "user"
+    item: str = "item"
+    timestamp: str = "timestamp"
+    event: str | None = None
+    weight: str | None = None
+    session: str | None = None
+    #: Logged impressions of a stochastic logging policy: off-policy estimates need both.
+    propensity: str | None = None
+    reward: str | None = None
+
+
+class LogSource(Table):
+    """A logged interaction file to replay (see README, "Replaying logs")."""
+
+    path: Annotated[str, Field(min_length=1)]
+    format: Literal[
+        "auto", "movielens_csv", "movielens_udata", "recbole_inter", "csv", "parquet", "ndjson"
+    ] = "auto"
+    columns: LogColumns | None = None
+    timestamp_unit: Literal["auto", "s", "ms", "iso"] = "auto"
+    event_types: list[str] | None = None
+    delimiter: str | None = None
+    session_gap: PositiveDuration = 1800.0
+    train: LogWindow = LogWindow(end=0.7)
+    update: LogWindow | None = LogWindow(start=0.7, end=0.8)
+    replay: LogWindow = LogWindow(start=0.8)
+    speedup: Annotated[float, ranged(0, math.inf, lo_open=True)] = 1.0
+    rate_per_s: Annotated[float, ranged(0, math.inf, lo_open=True)] | None = None
+    requests: Literal["event", "session_start"] = "event"
+    horizon: Literal["session"] | PosInt = "session"
+    max_truth: PosInt | None = 50
+    click_if_consumed: Fraction = 0.5
+    click_otherwise: Fraction = 0.01
+    #: Item genres for genre calibration and diversity: a MovieLens ``movies.csv``
+    #: (``movieId,title,genres`` with ``|``-separated genres), ``"auto"`` for a movies.csv
+    #: beside the log when there is one, or unset (pseudo-genres from item factors).
+    genres: str | None = "auto"
+
+
+class Traffic(Table):
+    source: Literal["synthetic", "log"] = "synthetic"
+    duration: PositiveDuration | None = None
+    log: LogSource | None = None
+    users: PosInt = 10_000
+    items: Annotated[int, ranged(2, math.inf)] = 2_000
+    latent_factors: PosInt = 16
+    popularity_skew: Annotated[float, ranged(0, 3)] = 0.8
+    history: PositiveDuration = 14 * 86400.0
+    update_window: PositiveDuration = 2 * 86400.0
+    history_events_per_user: Annotated[float, ranged(1, 10_000)] = 20.0
+    arrivals: Arrivals | None = None
+    session: SessionShape = SessionShape()
+    flash_crowds: list[FlashCrowd] = []
+    ramps: list[Ramp] = []
+    new_items: Annotated[float, ranged(0, 0.9)] = 0.0
+    popularity_drift: Fraction = 0.0
+
+    @model_validator(mode="after")
+    def _windows(self) -> Traffic:
+        if self.source == "synthetic":
+            for name in ("duration", "arrivals"):
+                if getattr(self, name) is None:
+                    raise Inconsistent((name,), "must be set for synthetic traffic", None)
+        elif self.log is None:
+            raise Inconsistent(
+                ("log",),
+                'must be set when source = "log" (e.g. log = { path = "ratings.csv" })',
+                None,
+            )
+        if self.update_window >= self.history:
+            raise Inconsistent(
+                ("update_window",),
+                f"must be shorter than history ({format_duration(self.history)})",
+                format_duration(self.update_window),
+            )
+        return self
+
+
+# --- models and serving ----------------------------------------------------------------
+
+
+class ExponentialLatency(Table):
+    kind: Literal["exponential"]
+    mean_ms: PositiveMs
+
+
+class LognormalLatency(Table):
+    """Lognormal service time fixed by its median and 99th percentile."""
+
+    kind: Literal["lognormal"]
+    p50_ms: PositiveMs
+    p99_ms: PositiveMs
+
+    @model_validator(mode="after")
+    def _order(self) -> LognormalLatency:
+        if self.p99_ms <= self.p50_ms:
+            raise Inconsistent(
+                ("p99_ms",), f"must be greater than p50_ms ({self.p50_ms:g})", self.p99_ms
+            )
+        return self
+
+
+class EmpiricalLatency(Table):
+    """Service times resampled from measured values (ms)."""
+
+    kind: Literal["empirical"]
+    samples_ms: Annotated[list[PositiveMs], Field(min_length=1)]
+
+
+Latency = Annotated[
+    ExponentialLatency | LognormalLatency | EmpiricalLatency, Field(discriminator="kind")
+]
+
+
+class ColdStart(Table):
+    """After a version first gets traffic its service times are ``factor`` x slower, easing
+    linearly back to normal over ``length`` (cold caches, JIT, lazy loading)."""
+
+    factor: Annotated[float, ranged(1, 1000)] = 3.0
+    length: PositiveDuration = 300.0
+
+
+class ModelSettings(Table):
+    algorithm: Literal["als", "bpr", "lmf", "popularity", "random"] = "als"
+    factors: PosInt = 32
+    regularization: Annotated[float, ranged(0, math.inf)] = 0.05
+    iterations: PosInt = 15
+    alpha: Annotated[float, ranged(0, math.inf, lo_open=True)] = 10.0
+    learning_rate: Annotated[float, ranged(0, 10, lo_open=True)] = 0.01
+    parent: str | None = None
+    update: Literal["warm_start", "fine_tune", "retrain", "copy"] = "warm_start"
+    calibration: Literal["fit", "inherit"] = "fit"
+    fault: Literal["noisy_factors", "stale", "popularity_only"] | None = None
+    fault_scale: Annotated[float, ranged(0, 100, lo_open=True)] = 0.5
+    click_lift: Annotated[float, ranged(-0.95, 10)] = 0.0
+    latency: Latency | None = None
+    replicas: PosInt | None = None
+    concurrency: PosInt | None = None
+    cold_start: ColdStart | None = None
+
+
+Fallback = Literal["baseline", "stale_cache", "popular"]
+
+
+class Serving(Table):
+    replicas: PosInt = 4
+    concurrency: PosInt = 8
+    latency: Latency = LognormalLatency(kind="lognormal", p50_ms=12.0, p99_ms=60.0)
+    timeout_ms: PositiveMs = 150.0
+    queue_limit: NonNegInt = 100_000
+    fallback: list[Fallback] = ["baseline", "popular"]
+    fallback_latency_ms: Annotated[float, ranged(0, math.inf)] = 2.0
+    budget_ms: PositiveMs = 100.0
+
+
+class Cache(Table):
+    enabled: bool = True
+    capacity: NonNegInt = 10_000
+    ttl: PositiveDuration = 600.0
+    invalidation: Literal["versioned_keys", "flush_on_change", "ttl_only"] = "versioned_keys"
+    hit_latency_ms: Annotated[float, ranged(0, math.inf)] = 1.0
+
+
+class Metrics(Table):
+    """Optional measurements that cost extra work before the run."""
+
+    # Train the baseline once more with seed + 1: the stability noise floor.
+    noise_floor: bool = True
+
+
+class Users(Table):
+    """How simulated users react to a shown list (see ``sim.users``)."""
+
+    choice: Literal["cascade"] = "cascade"
+    list_size: PosInt = 10
+    position_decay: Annotated[float, ranged(0, 1, lo_open=True)] = 0.8
+    click_offset: Annotated[float, ranged(-20, 20)] = -2.5
+    abandon_after_ms: Annotated[float, ranged(0, math.inf)] = 400.0
+    abandon_per_100ms: Fraction = 0.1
+
+
+class Fault(Table):
+    """A fault on one version's servers during ``[at, at + length)``.
+
+    latency_spike  service times x ``factor``
+    error_burst    each request fails at once with probability ``fraction``
+    replica_crash  ``replicas`` replicas down, then recovered
+    capacity_loss  only ``fraction`` of the capacity stays up
+    misroute       a router bug: ``fraction`` of the units assigned to this version are sent
+                   to the baseline instead (what a sample-ratio-mismatch check must catch)
+    cache_loss     a cache node fails: ``fraction`` of the cached lists and of the cache's
+                   capacity are gone until it comes back, empty (``version`` is ignored:
+                   the cache is shared)
+    """
+
+    kind: Literal[
+        "latency_spike", "error_burst", "replica_crash", "capacity_loss", "misroute", "cache_loss"
+    ]
+    version: str
+    at: Duration
+    length: PositiveDuration
+    factor: Annotated[float, ranged(0, 1000, lo_open=True)] = 5.0
+    fraction: Fraction = 0.5
+    replicas: PosInt = 1
+
+
+def _expect_value(value: object) -> object:
+    if isinstance(value, str | bool | int | float):
+        return value
+    raise ValueError('must be a condition such as "< 120" or a value such as "rolled_back"')
+
+
+class ReleaseTrain(Table):
+    """Scheduled updates during the run: release 1 is ``rollout.candidate`` at time zero;
+    release k (k = 2..count) starts at ``(k - 1) * every``, updated from release k - 1 on the
+    interactions of the interval before it, and rolls out behind the current production
+    version with the same policy.  A rollback keeps the last good version in production."""
+
+    every: PositiveDuration
+    count: Annotated[int, ranged(2, 50)] = 3
+    update: Literal["warm_start", "fine_tune", "retrain"] = "warm_start"
+
+
+ExpectValue = Annotated[str | bool | int | float, BeforeValidator(_expect_value)]
+
+
+class Scenario(Table):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: str = ""
+    seed: NonNegInt = 0
+    traffic: Traffic
+    models: dict[str, ModelSettings]
+    serving: Serving = Serving()
+    cache: Cache = Cache()
+    users: Users = Users()
+    rollout: Rollout = Rollout()
+    faults: list[Fault] = []
+    release_train: ReleaseTrain | None = None
+    metrics: Metrics = Metrics()
+    expect: dict[str, ExpectValue] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        names = set(self.models)
+        for role in ("baseline", "candidate"):
+            name = getattr(self.rollout, role)
+            if name not in names:
+                raise Inconsistent(
+                    ("rollout", role),
+                    f"must name a model in [models] ({', '.join(sorted(names)) or 'none'})",
+                    name,
+                )
+        if self.rollout.baseline == self.rollout.candidate:
+            raise Inconsistent(
+                ("rollout", "candidate"),
+                "must differ from rollout.baseline",
+                self.rollout.candidate,
+            )
+        for name, model in self.models.items():
+            if model.parent is not None and model.parent not in names:
+                raise Inconsistent(
+                    ("models", name, "parent"),
+                    f"must name another model ({', '.join(sorted(names - {name}))})",
+                    model.parent,
+                )
+            if model.parent == name:
+                raise Inconsistent(
+                    ("models", name, "parent"), "must name another model", model.parent
+                )
+        for name in self.models:
+            seen, node = {name}, self.models[name].parent
+            while node is not None:
+                if node in seen:
+                    raise Inconsistent(
+                        ("models", name, "parent"),
+                        "must not form a cycle of parents",
+                        self.models[name].parent,
+                    )
+                seen.add(node)
+                node = self.models[node].parent
+        if self.models[self.rollout.baseline].parent is not None:
+            raise Inconsistent(
+                ("models", self.rollout.baseline, "parent"),
+                "must be unset for the baseline (it is trained from scratch)",
+                self.models[self.rollout.baseline].parent,
+            )
+        for name, model in self.models.items():
+            if (
+                model.parent is not None
+                and model.update == "warm_start"
+                and model.algorithm != "als"
+            ):
+                raise Inconsistent(
+                    ("models", name, "update"),
+                    "must be 'fine_tune' or 'retrain' for a non-ALS model (warm start needs ALS)",
+                    model.update,
+                )
+        if self.rollout.policy == "staged" and not self.rollout.steps:
+            raise Inconsistent(
+                ("rollout", "steps"), "must be a non-empty list for policy 'staged'", []
+            )
+        if self.rollout.policy != "staged" and self.rollout.steps:
+            raise Inconsistent(
+                ("rollout", "steps"),
+                f"must be empty unless policy = 'staged' (policy is {self.rollout.policy!r})",
+                "[...]",
+            )
+        if (self.rollout.gate or self.rollout.guardrails) and self.rollout.analysis is None:
+            raise Inconsistent(
+                ("rollout", "analysis"),
+                "must be set when a gate or guardrails are given "
+                '(e.g. analysis = { interval = "5m" })',
+                None,
+            )
+        versions = set(names)
+        if self.release_train is not None:
+            candidate = self.rollout.candidate
+            versions |= {f"{candidate}-{k}" for k in range(2, self.release_train.count + 1)}
+        for i, fault in enumerate(self.faults):
+            if fault.version not in versions:
+                raise Inconsistent(
+                    ("faults", i, "version"),
+                    f"must name a model in [models] or a release ({', '.join(sorted(versions))})",
+                    fault.version,
+                )
+        for name, model in self.models.items():
+            if model.parent is None and (model.update == "copy" or model.calibration == "inherit"):
+                raise Inconsistent(
+                    ("models", name, "parent"),
+                    "must be set for update = 'copy' or calibration = 'inherit'",
+                    None,
+                )
+        needs_analysis = ("adaptive", "bandit", "blue_green", "shadow_then_canary")
+        if self.rollout.policy in needs_analysis and self.rollout.analysis is None:
+            raise Inconsistent(
+                ("rollout", "analysis"),
+                f"must be set for policy {self.rollout.policy!r} (it advances on analyses)",
+                None,
+            )
+        if self.rollout.bandit.min_weight > self.rollout.bandit.max_weight:
+            raise Inconsistent(
+                ("rollout", "bandit", "min_weight"),
+                f"must be at most bandit.max_weight ({self.rollout.bandit.max_weight:g})",
+                self.rollout.bandit.min_weight,
+            )
+        train = self.release_train
+        if train is not None:
+            if self.traffic.source != "synthetic":
+                raise Inconsistent(
+                    ("release_train",), "only set with synthetic traffic for now", "[release_train]"
+                )
+            duration = self.traffic.duration or 0.0
+            if train.every * (train.count - 1) >= duration:
+                raise Inconsistent(
+                    ("release_train", "every"),
+                    f"must leave every release inside the run: every x (count - 1) < "
+                    f"traffic.duration ({format_duration(duration)})",
+                    format_duration(train.every),
+                )
+            if self.rollout.policy == "bandit":
+                raise Inconsistent(
+                    ("rollout", "policy"), "must not be 'bandit' with a release train", "bandit"
+                )
+            updated = self.models[self.rollout.candidate]
+            if train.update == "warm_start" and updated.algorithm != "als":
+                raise Inconsistent(
+                    ("release_train", "update"),
+                    "must be 'fine_tune' or 'retrain' for a non-ALS candidate",
+                    train.update,
+                )
+        if self.users.list_size > self.traffic.items:
+            raise Inconsistent(
+                ("users", "list_size"),
+                f"must be at most traffic.items ({self.traffic.items})",
+                self.users.list_size,
+            )
+        return self
+
+
+# --- loading ---------------------------------------------------------------------------
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "finite_number": "a finite number",
+    "too_short": "longer",
+    "too_long": "shorter",
+}
+
+
+def _strip_tags(loc: Sequence[int | str], data: Any) -> tuple[int | str, ...]:
+    """Drop discriminator tags pydantic inserts into error locations (``arrivals.diurnal.x``)."""
+    out: list[int | str] = []
+    node = data
+    for part in loc:
+        if (
+            isinstance(node, dict)
+            and isinstance(part, str)
+            and part not in node
+            and node.get("kind") == part
+        ):
+            continue
+        out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
+
+
+def _known_keys(loc: tuple[int | str, ...], data: Any) -> list[str]:
+    """The settings allowed in the table that holds ``loc`` (for unknown-key hints)."""
+    model: Any = Scenario
+    node: Any = data
+    for part in loc[:-1]:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int):
+            node = node[part] if part < len(node) else None
+        if model is None:
+            return []
+        if isinstance(part, int) or model is dict:
+            model = getattr(model, "_item", None)
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _model_of(field.annotation, node)
+    fields = getattr(model, "model_fields", None)
+    return sorted(fields) if fields else []
+
+
+def _model_of(annotation: Any, node: Any) -> Any:
+    import typing
+
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if origin in (list, dict):
+        inner = _model_of(args[-1], node)
+        holder = type("_Holder", (), {"_item": inner})
+        return holder
+    candidates = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    for arg in args:
+        nested = _model_of(arg, node) if typing.get_args(arg) else None
+        if nested is not None and nested not in candidates:
+            candidates.append(nested)
+    if isinstance(node, dict) and "kind" in node:
+        for cand in candidates:
+            kind = getattr(cand, "model_fields", {}).get("kind")
+            if kind is not None and node["kind"] in typing.get_args(kind.annotation):
+                return cand
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _describe(error: Any, source: str, data: Any) -> str:
+    ctx = error.get("ctx") or {}
+    cause = ctx.get("error")
+    if isinstance(cause, Inconsistent):
+        loc = _strip_tags(error["loc"], data) + cause.loc
+        return f"{source}: {dotted(loc)} {cause.expectation}, got {cause.value!r}"
+    loc = _strip_tags(error["loc"], data)
+    path = dotted(loc) or "(top level)"
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        known = _known_keys(loc, data)
+        hint = f" (known: {', '.join(known)})" if known else ""
+        return f"{source}: {path} is not a known setting{hint}"
+    if kind == "missing":
+        return f"{source}: {path} is required"
+    if kind == "union_tag_invalid":
+        tags, tag = ctx.get("expected_tags"), ctx.get("tag")
+        return f"{source}: {path}.kind must be one of {tags}, got {tag!r}"
+    if kind == "union_tag_not_found":
+        return f"{source}: {path}.kind is required (one of the kinds documented in README)"
+    if kind == "literal_error":
+        return f"{source}: {path} must be one of {ctx.get('expected')}, got {value!r}"
+    if kind == "value_error":
+        message = str(cause) if cause is not None else error["msg"].removeprefix("Value error, ")
+        if message.startswith(("must", "update_window")):
+            if message.startswith("update_window"):
+                return f"{source}: {path + '.' if path != '(top level)' else ''}{message}"
+            return f"{source}: {path} {message}, got {value!r}"
+        return f"{source}: {path}: {message}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sign = {
+            "greater_than_equal": ">=",
+            "greater_than": ">",
+            "less_than_equal": "<=",
+            "less_than": "<",
+        }[kind]
+        bound = next(iter(ctx.values()), "")
+        return f"{source}: {path} must be {sign} {bound}, got {value!r}"
+    if kind in ("too_short", "too_long"):
+        return f"{source}: {path} {error['msg'].lower()}, got {value!r}"
+    word = _TYPE_WORDS.get(kind)
+    if word:
+        return f"{source}: {path} must be {word}, got {value!r}"
+    return f"{source}: {path} {error['msg'].lower()}, got {value!r}"
+
+
+def parse_scenario(
+    data: dict[str, Any], *, source: str = "<scenario>", overrides: Sequence[str] = ()
+) -> Scenario:
+    """Validate a raw TOML table (after ``--set`` overrides) into a ``Scenario``."""
+    for text in overrides:
+        path, value = parse_override(text)
+        apply_override(data, path, value, source=source)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        errors = sorted(exc.errors(), key=lambda e: (e["type"] != "extra_forbidden", len(e["loc"])))
+        raise UserInputError(_describe(errors[0], source, data)) from None
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read, override and validate a scenario file; every failure is one ``UserInputError`` line."""
+    file = Path(path)
+    source = file.name
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserInputError(f"{file}: no such scenario file (check the path)") from None
+    except IsADirectoryError:
+        raise UserInputError(f"{file}: is a folder, expected a scenario .toml file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(
+            f"{file}: cannot read scenario file ({exc.__class__.__name__})"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except (RecursionError, ValueError) as exc:
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            # Nesting deeper than the parser follows, or an integer too long to convert.
+            raise UserInputError(
+                f"{source}: not a usable TOML file ({type(exc).__name__}: nesting too deep or a "
+                "number too long)"
+            ) from None
+        raise UserInputError(f"{source}: not valid TOML: {exc}") from None
+    return parse_scenario(data, source=source, overrides=overrides)

@@ -1,0 +1,457 @@
+"""Where traffic and truth come from: the synthetic world or a replayed log.
+
+A ``Source`` hands the pipeline everything that differs between the two:
+
+* the interaction matrices models are trained on (train window, everything before the run,
+  the update window's active users and items);
+* a ``truth`` that says how likely a user is to click an item once examined — from the
+  synthetic world's latent affinities, or from whether the user really consumed it in the
+  validation window of the log (used to calibrate predictions);
+* ``requests(replication)``: the request stream (fresh Poisson traffic per replication for
+  synthetic worlds; the logged events, the same every time, for logs) with, for logs, the
+  items each request's user consumed next;
+* organic consumption for drift, history arrays for segments, and a row-accounting block.
+
+For logs there is no latent truth; ``world`` is a stand-in built from the baseline's factors
+so that factor-space metrics (intra-list diversity) still have item vectors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from lab.offpolicy_log import LoggedImpressions, read_logged_impressions
+from lab.scenario import LogSource, Scenario
+from lab.versions import ClickTruth
+from replay.errors import UserInputError
+from replay.events import EventTable, interaction_matrix
+from replay.log_traffic import LogTraffic, replay_requests
+from replay.logs import Columns, LogSpec, read_log
+from replay.requests import RequestStream
+from replay.synthetic import (
+    ArrivalShape,
+    SyntheticWorld,
+    WorldSpec,
+    drift_popularity,
+    generate_history,
+    generate_requests,
+    make_world,
+    sample_consumption,
+    window_edges,
+)
+from replay.training import active_ids
+from replay.windows import WindowSpec, split_windows
+
+__all__ = ["LogTruth", "Source", "build_source", "expand_path"]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_path(text: str, *, source: str, field: str) -> str:
+    """``${VAR}`` and ``${VAR:-default}`` from the environment; a missing variable is an error."""
+
+    def one(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value is None:
+            if default is not None:
+                return default
+            raise UserInputError(
+                f"{source}: {field} uses ${{{name}}}, which is not set "
+                f"(export {name}=... or pass --log PATH)"
+            )
+        return value
+
+    return _VAR.sub(one, text)
+
+
+@dataclass(frozen=True, slots=True)
+class LogTruth:
+    """Click probabilities for replayed logs: consumed items are likely clicks, others rare.
+
+    ``relevance(users, items)`` (used to calibrate predictions) asks whether the user consumed
+    the item in the validation window; per request the monitor asks whether the item is in
+    what the user consumed next (``RequestStream.truth_*``).
+    """
+
+    validation: sp.csr_matrix  # users x items consumed in the validation window
+    click_if_consumed: float
+    click_otherwise: float
+    position_decay: float
+
+    def relevance(self, users: np.ndarray, items: np.ndarray, lift: float) -> np.ndarray:
+        rows = self.validation[users]
+        safe = np.where(items >= 0, items, 0)
+        consumed = np.asarray(rows[np.arange(users.size)[:, None], safe].todense()) > 0
+        p = np.where(consumed, self.click_if_consumed, self.click_otherwise).astype(np.float32)
+        if lift:
+            p = np.minimum(p * (1.0 + lift), 1.0)
+        return np.where(items >= 0, p, 0.0).astype(np.float32)
+
+
+@dataclass(slots=True)
+class Source:
+    world: SyntheticWorld
+    truth: ClickTruth | LogTruth
+    matrices: dict[str, Any]
+    history_users: np.ndarray  # int32, the user of every interaction before the run
+    history_items: np.ndarray  # int32, the item of every interaction before the run
+    requests: Callable[[int, np.random.Generator], RequestStream]
+    consumption: Callable[[RequestStream, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+    duration_s: float
+    windows: dict[str, tuple[datetime, datetime]]  # "train", "update", "holdout"
+    holdout: Callable[[np.random.Generator], sp.csr_matrix]  # what users consume after
+    data: dict[str, Any] = field(default_factory=dict)
+    live_world: SyntheticWorld | None = None
+    #: Replayed logs with genre metadata: multi-hot int8 [n_items, n_genres] and the names.
+    item_genres: np.ndarray | None = None
+    genre_names: tuple[str, ...] = ()
+    #: Replay-window impressions with logging propensities (off-policy estimates), if mapped.
+    impressions: LoggedImpressions | None = None
+    #: Interactions users make on their own during ``[start_s, end_s)`` of the run (synthetic).
+    organic: Callable[[float, float, np.random.Generator], sp.csr_matrix] | None = None
+
+
+def _matrices(
+    events: pl.DataFrame,
+    n_users: int,
+    n_items: int,
+    train: tuple[datetime, datetime],
+    update: tuple[datetime, datetime],
+) -> dict[str, Any]:
+    """Users x items matrices: the train window, the update window, and both together."""
+    train_matrix = interaction_matrix(events, n_users, n_items, *train)
+    everything = interaction_matrix(events, n_users, n_items, train[0], max(train[1], update[1]))
+    update_matrix = interaction_matrix(events, n_users, n_items, *update)
+    update_users, update_items = active_ids(update_matrix)
+    return {
+        "train": train_matrix,
+        "all": everything,
+        "update": update_matrix,
+        "update_users": update_users,
+        "update_items": update_items,
+    }
+
+
+def _arrival_shape(scenario: Scenario) -> ArrivalShape:
+    tr = scenario.traffic
+    arrivals = tr.arrivals
+    assert arrivals is not None
+    if arrivals.kind == "poisson":
+        mean, amplitude, period, peak = arrivals.rate_per_s, 0.0, 86400.0, 0.0
+    else:
+        mean, amplitude = arrivals.mean_rate_per_s, arrivals.amplitude
+        period, peak = arrivals.period, arrivals.peak_at
+    return ArrivalShape(
+        mean,
+        amplitude,
+        period,
+        peak,
+        tuple((c.at, c.factor, c.length) for c in tr.flash_crowds),
+        tuple((r.at, r.factor, r.length) for r in tr.ramps),
+    )
+
+
+def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Source:
+    tr = scenario.traffic
+    assert tr.duration is not None
+    world = make_world(
+        WorldSpec(tr.users, tr.items, tr.latent_factors, tr.popularity_skew), rng=rng["world"]
+    )
+    new_items = None
+    if tr.new_items > 0:
+        new_items = np.zeros(world.n_items, bool)
+        count = round(tr.new_items * world.n_items)
+        new_items[rng["history"].choice(world.n_items, count, replace=False)] = True
+    history = generate_history(
+        world,
+        history_s=tr.history,
+        events_per_user=tr.history_events_per_user,
+        rng=rng["history"],
+        new_items=new_items,
+        new_items_since_s=tr.update_window,
+    )
+    # Live traffic may follow a drifted world: the truth users click by, not what models saw.
+    live_world = drift_popularity(world, tr.popularity_drift, rng=rng["history"])
+    start, update_start, zero = window_edges(tr.history, tr.update_window)
+    events = history.events
+    matrices = _matrices(
+        events, world.n_users, world.n_items, (start, update_start), (update_start, zero)
+    )
+    shape = _arrival_shape(scenario)
+    duration = tr.duration
+
+    def requests(_replication: int, traffic_rng: np.random.Generator) -> RequestStream:
+        return generate_requests(
+            world,
+            shape,
+            duration_s=duration,
+            mean_requests_per_session=tr.session.mean_requests,
+            mean_think_time_s=tr.session.mean_think_time,
+            rng=traffic_rng,
+        )
+
+    def consumption(
+        stream: RequestStream, probe_rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        probe = np.sort(probe_rng.choice(len(stream), size=min(20_000, len(stream)), replace=False))
+        items = sample_consumption(live_world, stream.user[probe], rng=probe_rng)
+        return stream.t_s[probe], items
+
+    def holdout(holdout_rng: np.random.Generator) -> sp.csr_matrix:
+        """Five organic picks each of up to 5,000 users drawn by activity, after time zero."""
+        users = holdout_rng.choice(
+            world.n_users,
+            size=min(5_000, world.n_users),
+            replace=False,
+            p=world.activity / world.activity.sum(),
+        )
+        repeated = np.repeat(users, 5)
+        items = sample_consumption(live_world, repeated, rng=holdout_rng)
+        ones = np.ones(repeated.size, np.float32)
+        matrix = sp.coo_matrix((ones, (repeated, items)), shape=(world.n_users, world.n_items))
+        return sp.csr_matrix(matrix.tocsr(), dtype=np.float32)
+
+    history_rate_per_s = events.height / tr.history
+
+    def organic(start_s: float, end_s: float, organic_rng: np.random.Generator) -> sp.csr_matrix:
+        """What users consume on their own during the run, at the history's pace."""
+        count = int(organic_rng.poisson(history_rate_per_s * (end_s - start_s)))
+        users = organic_rng.choice(
+            world.n_users, size=count, p=world.activity / world.activity.sum()
+        )
+        items = sample_consumption(live_world, users, rng=organic_rng)
+        ones = np.ones(count, np.float32)
+        matrix = sp.coo_matrix((ones, (users, items)), shape=(world.n_users, world.n_items))
+        return sp.csr_matrix(matrix.tocsr(), dtype=np.float32)
+
+    return Source(
+        world=world,
+        truth=ClickTruth(live_world, scenario.users.click_offset, scenario.users.position_decay),
+        matrices=matrices,
+        history_users=events["user"].to_numpy().astype(np.int32),
+        history_items=events["item"].to_numpy().astype(np.int32),
+        requests=requests,
+        consumption=consumption,
+        duration_s=duration,
+        windows={
+            "train": (start, update_start),
+            "update": (update_start, zero),
+            "holdout": (zero, zero + timedelta(seconds=duration)),
+        },
+        holdout=holdout,
+        data={"source": "synthetic", "history_events": events.height},
+        live_world=live_world,
+        organic=organic,
+    )
+
+
+def _window(spec: Any) -> WindowSpec:
+    return WindowSpec(start=spec.start, end=spec.end)
+
+
+def _resolve(text: str, *, source: str, field: str, base_dir: Path | None) -> str:
+    path = expand_path(text, source=source, field=field)
+    # A relative path in a scenario file is relative to that file, like an include.
+    if base_dir is not None and not Path(path).is_absolute() and not Path(path).exists():
+        path = str(base_dir / path)
+    return path
+
+
+def _genres(
+    log: LogSource, table: EventTable, log_path: str, *, source: str, base_dir: Path | None
+) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """Multi-hot genres of the log's items from a MovieLens ``movies.csv``, if one is given."""
+    if log.genres is None:
+        return None, ()
+    if log.genres == "auto":
+        path = Path(log_path).with_name("movies.csv")
+        if not path.is_file():
+            return None, ()
+    else:
+        path = Path(
+            _resolve(log.genres, source=source, field="traffic.log.genres", base_dir=base_dir)
+        )
+    try:
+        movies = pl.read_csv(
+            path, columns=["movieId", "genres"], schema_overrides={"genres": pl.String}
+        )
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise UserInputError(
+            f"{path}: cannot read genres ({type(exc).__name__}); traffic.log.genres must be a "
+            "MovieLens movies.csv with movieId and genres columns (or unset it)"
+        ) from None
+    raw = table.item_ids
+    if not raw.dtype.is_integer():
+        return None, ()
+    exploded = movies.with_columns(pl.col("genres").str.split("|")).explode("genres")
+    names = tuple(
+        sorted(g for g in exploded["genres"].unique().to_list() if g and g != "(no genres listed)")
+    )
+    index = {name: i for i, name in enumerate(names)}
+    dense = pl.DataFrame({"raw": raw.cast(pl.Int64), "item": np.arange(raw.len())})
+    joined = dense.join(
+        exploded.rename({"movieId": "raw"}).with_columns(pl.col("raw").cast(pl.Int64)),
+        on="raw",
+        how="inner",
+    ).filter(pl.col("genres").is_in(list(names)))
+    genres = np.zeros((raw.len(), len(names)), np.int8)
+    genres[
+        joined["item"].to_numpy(),
+        np.array([index[g] for g in joined["genres"].to_list()], np.int64),
+    ] = 1
+    return genres, names
+
+
+def _read(log: LogSource, *, source: str, base_dir: Path | None) -> EventTable:
+    path = _resolve(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
+    columns = None
+    if log.columns is not None:
+        c = log.columns
+        columns = Columns(c.user, c.item, c.timestamp, c.event, c.weight, c.session)
+    spec = LogSpec(
+        path=path,
+        format=log.format,
+        columns=columns,
+        timestamp_unit=log.timestamp_unit,
+        event_types=frozenset(log.event_types) if log.event_types is not None else None,
+        session_gap_s=log.session_gap,
+        delimiter=log.delimiter,
+    )
+    return read_log(spec)
+
+
+def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Source:
+    log = scenario.traffic.log
+    assert log is not None
+    table = _read(log, source=source, base_dir=base_dir)
+    split = split_windows(
+        table,
+        train=_window(log.train),
+        replay=_window(log.replay),
+        update=_window(log.update) if log.update is not None else None,
+        source=source,
+    )
+    n_users, n_items = table.n_users, table.n_items
+    train = (split.train.start, split.train.end)
+    update = (split.update.start, split.update.end) if split.update else (train[1], train[1])
+    events = table.events
+    matrices = _matrices(events, n_users, n_items, train, update)
+    before_replay = events.filter(pl.col("ts") < split.replay.start)
+    validation = matrices["update"] if split.update is not None else matrices["train"]
+    traffic = LogTraffic(
+        speedup=log.speedup,
+        requests=log.requests,
+        horizon=log.horizon,
+        rate_per_s=log.rate_per_s,
+        max_truth=log.max_truth,
+    )
+    stream = replay_requests(table, split.replay, traffic, source=source)
+    if len(stream) == 0:
+        raise UserInputError(
+            f"{source}: traffic.log.replay holds no events in {split.replay} "
+            "(move the replay window into the log's time span)"
+        )
+    if table.n_items < scenario.users.list_size:
+        raise UserInputError(
+            f"{table.source}: has {table.n_items} distinct items, fewer than users.list_size "
+            f"({scenario.users.list_size}); lower users.list_size or use a larger log"
+        )
+    duration = max(float(stream.t_s[-1]) + 1.0, 1.0)
+    world = _stand_in_world(n_users, n_items, matrices["all"])
+
+    def requests(_replication: int, _rng: np.random.Generator) -> RequestStream:
+        return stream
+
+    def consumption(s: RequestStream, _rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        has = s.truth_ptr[1:] > s.truth_ptr[:-1]
+        return s.t_s[has], s.truth_items[s.truth_ptr[:-1][has]].astype(np.int64)
+
+    accounting = dict(table.accounting)
+    log_path = _resolve(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
+    item_genres, genre_names = _genres(log, table, log_path, source=source, base_dir=base_dir)
+    impressions = None
+    cols = log.columns
+    if cols is not None and cols.propensity is not None and cols.reward is not None:
+        mapping = {
+            "user": cols.user,
+            "item": cols.item,
+            "timestamp": cols.timestamp,
+            "propensity": cols.propensity,
+            "reward": cols.reward,
+        }
+        impressions = read_logged_impressions(
+            log_path,
+            table,
+            mapping,
+            (split.replay.start, split.replay.end),
+            timestamp_unit=log.timestamp_unit,
+            source=source,
+        )
+    replay_matrix = interaction_matrix(
+        events, n_users, n_items, split.replay.start, split.replay.end
+    )
+    return Source(
+        world=world,
+        truth=LogTruth(
+            validation, log.click_if_consumed, log.click_otherwise, scenario.users.position_decay
+        ),
+        matrices=matrices,
+        history_users=before_replay["user"].to_numpy().astype(np.int32),
+        history_items=before_replay["item"].to_numpy().astype(np.int32),
+        requests=requests,
+        consumption=consumption,
+        duration_s=duration,
+        windows={
+            "train": train,
+            "update": update,
+            "holdout": (split.replay.start, split.replay.end),
+        },
+        holdout=lambda _rng: replay_matrix,
+        item_genres=item_genres,
+        genre_names=genre_names,
+        impressions=impressions,
+        data={
+            "source": "log",
+            "path": str(log.path),
+            "format": log.format,
+            "history_events": before_replay.height,
+            "accounting": accounting,
+            "windows": split.summary(),
+            "replayed_requests": len(stream),
+        },
+    )
+
+
+def _stand_in_world(n_users: int, n_items: int, matrix: sp.csr_matrix) -> SyntheticWorld:
+    """A world with no truth in it: activity from history, zero factors (replaced later)."""
+    counts = np.asarray(matrix.getnnz(axis=1), dtype=np.float64) + 1.0
+    return SyntheticWorld(
+        user_factors=np.zeros((n_users, 1), np.float32),
+        item_factors=np.zeros((n_items, 1), np.float32),
+        item_bias=np.zeros(n_items, np.float32),
+        activity=counts / counts.mean(),
+        signal=0.0,
+    )
+
+
+def build_source(
+    scenario: Scenario,
+    rng: dict[str, np.random.Generator],
+    *,
+    source: str,
+    base_dir: Path | None = None,
+) -> Source:
+    if scenario.traffic.source == "log":
+        return _replayed(scenario, source=source, base_dir=base_dir)
+    return _synthetic(scenario, rng)

@@ -1,0 +1,11 @@
+"""One module per ``rollout-lab`` subcommand, each with ``add_parser(sub)`` and ``execute(args)``.
+
+``rollout_lab.cli`` builds the parser from ``COMMANDS`` and maps exit codes and errors; a command
+module only parses its own options and does its job.
+"""
+
+from __future__ import annotations
+
+from rollout_lab.commands import check, models, run, sweep, train, validate
+
+COMMANDS = (run, validate, check, sweep, train, models)

@@ -1,0 +1,155 @@
+"""``rollout-lab run``: one scenario in, report.html + summary.json (+ junit.xml) out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lab.footprint import MemoryLimit, check_memory, estimate_run, memory_limit
+from rollout_lab.commands.common import (
+    EXIT_EXPECTATION,
+    EXIT_OK,
+    guard_options,
+    overrides,
+    printable,
+    scenario_options,
+    slug,
+)
+from rollout_lab.outputs import Payload, check_out_dir, commit_run
+from rollout_lab.progress import ProgressBar
+from rollout_lab.signals import RunInterrupted, raise_if_stopped
+
+NAME = "run"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(NAME, help="run one scenario and write its report")
+    p.add_argument("scenario", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<name>)")
+    scenario_options(p)
+    guard_options(p)
+    p.add_argument("--requests-parquet", action="store_true", help="also write requests.parquet")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
+    p.add_argument(
+        "--reproducible",
+        action="store_true",
+        help="write wall-clock timings as 0 so summaries are byte-identical",
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the report path")
+
+
+def _incomplete_note(path: Path) -> str:
+    return (
+        f"rollout-lab was writing a run of {path.name} into this folder and did not finish.\n"
+        "The files here are not a complete run: a complete run holds summary.json and no\n"
+        "INCOMPLETE file. Run the scenario again (with --force) to replace them.\n"
+    )
+
+
+def run_scenario(
+    path: Path,
+    out: Path | None,
+    overrides: Sequence[str],
+    *,
+    force: bool = False,
+    reproducible: bool = False,
+    requests_parquet: bool = False,
+    limit: MemoryLimit | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """Load, check, simulate, then write report.html (junit.xml, requests.parquet) and
+    summary.json last.
+
+    Before anything runs: the output folder is checked (``outputs.check_out_dir``) and the
+    run's memory estimated against ``limit`` (default ``footprint.memory_limit()``).  Nothing is
+    written until the run is computed; a SIGINT / SIGTERM (``RunInterrupted``) leaves the
+    folder as it was, or marked ``INCOMPLETE`` if it arrives while the files are written.
+    """
+    from lab.pipeline import run
+    from lab.scenario import load_scenario
+    from reports.html import render_report
+    from reports.junit import junit_xml
+    from reports.summary import build_summary, dumps
+    from reports.verdict import check_expectations
+
+    scenario = load_scenario(path, overrides)
+    target = out if out is not None else Path("runs") / slug(scenario.name)
+    check_out_dir(target, force=force)
+    base_dir = path.resolve().parent
+    estimate = estimate_run(scenario, base_dir=base_dir, source=path.name)
+    check_memory(estimate, limit or memory_limit(), source=path.name)
+
+    def step(done: int, total: int) -> None:
+        raise_if_stopped()
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        result = run(scenario, source_name=path.name, base_dir=base_dir, progress=step)
+        started = time.perf_counter()
+        summary = build_summary(result, scenario_file=path.name, reproducible=reproducible)
+        verdict = check_expectations(summary, dict(scenario.expect), source=path.name)
+        summary["verdict"] = verdict
+        files: dict[str, Payload] = {
+            "report.html": render_report(summary, result.requests, verdict)
+        }
+        if scenario.expect:
+            files["junit.xml"] = junit_xml([(scenario.name, verdict)])
+        if requests_parquet:
+            files["requests.parquet"] = result.requests.write_parquet
+        if not reproducible:
+            summary["timing"]["report_s"] = round(time.perf_counter() - started, 4)
+        # The folder may have changed while the run computed (another run finished there).
+        check_out_dir(target, force=force)
+        commit_run(target, files, dumps(summary), note=_incomplete_note(path))
+    except RunInterrupted as stop:
+        stop.out = target
+        raise
+    return summary, verdict, target
+
+
+def _console(summary: dict[str, Any], target: Path) -> str:
+    lines = [
+        f"{summary['scenario']['name']}: outcome {summary['outcome']} "
+        f"({summary['requests']['arrivals']:,} requests, "
+        f"{summary['timing']['requests_per_wall_s']:,.0f} simulated requests per wall second)",
+        f"{'version':<14}{'requests':>10}{'p50 ms':>9}{'p99 ms':>9}{'cache hit':>11}{'CTR':>8}",
+    ]
+    for name, v in summary["versions"].items():
+
+        def pct(x: float | None) -> str:
+            return "-" if x is None else f"{100 * x:.2f}%"
+
+        p50, p99 = v["latency_ms"]["p50"], v["latency_ms"]["p99"]
+        lines.append(
+            f"{name[:13]:<14}{v['requests']:>10,}{(p50 or 0):>9.1f}{(p99 or 0):>9.1f}"
+            f"{pct(v['cache_hit_rate']):>11}{pct(v['ctr']):>8}"
+        )
+    verdict = summary.get("verdict", {})
+    for e in verdict.get("expectations", []):
+        mark = "ok  " if e["passed"] else "FAIL"
+        lines.append(f"  {mark} {e['metric']} {e['condition']} (observed {e['observed']})")
+    lines.append(f"report: {target / 'report.html'}")
+    return "\n".join(lines)
+
+
+def execute(args: argparse.Namespace) -> int:
+    limit = memory_limit(args.max_memory)
+    with ProgressBar(sys.stderr, args.scenario.stem, enabled=False if args.quiet else None) as bar:
+        bar.status("preparing world and models")
+        summary, verdict, target = run_scenario(
+            args.scenario,
+            args.out,
+            overrides(args),
+            force=args.force,
+            reproducible=args.reproducible,
+            requests_parquet=args.requests_parquet,
+            limit=limit,
+            progress=bar,
+        )
+    print(printable(str(target / "report.html") if args.quiet else _console(summary, target)))
+    return EXIT_OK if verdict["passed"] else EXIT_EXPECTATION

@@ -1,0 +1,128 @@
+"""The ``[rollout]`` settings of a scenario: policy, steps, analysis, gate, guardrails."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from sim.schema import Duration, NonNegInt, Percent, PosInt, PositiveDuration, Table, ranged
+
+__all__ = [
+    "Analysis",
+    "Bandit",
+    "Gate",
+    "Guardrail",
+    "GuardrailMetric",
+    "Rollout",
+    "Segment",
+    "Step",
+]
+
+
+class Step(Table):
+    """One Argo-like step: exactly one of ``set_weight``, ``pause`` or ``mirror``."""
+
+    set_weight: Percent | None = None
+    pause: PositiveDuration | None = None
+    mirror: Percent | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Step:
+        given = [k for k in ("set_weight", "pause", "mirror") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("must set exactly one of set_weight, pause, mirror")
+        return self
+
+
+class Analysis(Table):
+    interval: PositiveDuration = 300.0
+    failure_limit: PosInt = 2
+    inconclusive_limit: PosInt = 3
+    consecutive_success_limit: PosInt = 1
+    min_requests: NonNegInt = 200
+
+
+class Gate(Table):
+    """Primary engagement metric, judged by an always-valid sequential test."""
+
+    metric: Literal["ctr"] = "ctr"
+    test: Literal["msprt"] = "msprt"
+    alpha: Annotated[float, ranged(0, 0.5, lo_open=True)] = 0.05
+    mde_relative: Annotated[float, ranged(0, 10, lo_open=True)] = 0.05
+
+
+GuardrailMetric = Literal[
+    "latency_ms.p50",
+    "latency_ms.p95",
+    "latency_ms.p99",
+    "timeout_rate",
+    "error_rate",
+    "fallback_rate",
+    "cache_hit_rate",
+    "ctr",
+    "abandon_rate",
+    "ece",
+    "diversity",
+    "stability",
+]
+
+
+class Guardrail(Table):
+    """Bound on a candidate metric: absolute (``min``/``max``) or relative to the baseline."""
+
+    metric: GuardrailMetric
+    min: float | None = None
+    max: float | None = None
+    min_relative_to_baseline: float | None = None
+    max_relative_to_baseline: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Guardrail:
+        if all(
+            v is None
+            for v in (
+                self.min,
+                self.max,
+                self.min_relative_to_baseline,
+                self.max_relative_to_baseline,
+            )
+        ):
+            raise ValueError(
+                "must set one of min, max, min_relative_to_baseline, max_relative_to_baseline"
+            )
+        return self
+
+
+Segment = Literal["cold", "light", "heavy"]
+
+
+class Bandit(Table):
+    """Thompson sampling on CTR (Beta posteriors) within weight bounds, under guardrails."""
+
+    min_weight: Percent = 1.0
+    max_weight: Percent = 50.0
+    promote_at: Annotated[float, ranged(0.5, 1)] = 0.95
+
+
+class Rollout(Table):
+    policy: Literal[
+        "canary", "staged", "big_bang", "blue_green", "adaptive", "bandit", "shadow_then_canary"
+    ] = "canary"
+    baseline: str = "baseline"
+    candidate: str = "candidate"
+    sticky_by: Literal["user", "session"] = "user"
+    weight: Percent = 10.0
+    mirror: Percent = 0.0
+    steps: list[Step] = []
+    analysis: Analysis | None = None
+    gate: Gate | None = None
+    guardrails: list[Guardrail] = []
+    on_failure: Literal["rollback", "hold"] = "rollback"
+    on_rollback_sessions: Literal["switch", "drain"] = "switch"
+    ramp: Annotated[list[Percent], Field(min_length=1)] = [1.0, 5.0, 10.0, 25.0, 50.0, 100.0]
+    shadow_for: PositiveDuration = 1800.0
+    bandit: Bandit = Bandit()
+    target_segments: list[Segment] = []
+    kill_switch_at: Duration | None = None
+    srm_alpha: Annotated[float, ranged(0, 0.5, lo_open=True)] = 0.001

@@ -1,0 +1,236 @@
+"""summary.json additions and the HTML report's sections, on one tiny real run.
+
+The scenario's name, description and a version name carry HTML, quotes and mathtext
+dollars: the page must show them as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import re
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from lab.pipeline import SEGMENTS, RunResult, run
+from lab.scenario import load_scenario
+from reports.html import render_report
+from reports.sections import SECTIONS, fmt, pct, pp
+from reports.summary import build_summary, dumps
+from reports.verdict import check_expectations
+
+NAME = "<script>alert(1)</script>"
+CANDIDATE = 'cand<i>&"$x$'
+SCENARIO = f"""
+name = "{NAME}"
+description = "Escaping & <b>bold</b> in a description"
+seed = 3
+
+[traffic]
+duration = "6m"
+users = 400
+items = 150
+arrivals = {{ kind = "poisson", rate_per_s = 20 }}
+
+[models.baseline]
+factors = 8
+iterations = 3
+
+[models.'{CANDIDATE}']
+parent = "baseline"
+
+[rollout]
+candidate = '{CANDIDATE}'
+weight = 30
+analysis = {{ interval = "2m", min_requests = 20 }}
+
+[expect]
+"outcome" = "!= rolled_back"
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, dict[str, Any], str]:
+    path = tmp_path_factory.mktemp("tiny") / "tiny.toml"
+    path.write_text(SCENARIO, encoding="utf-8")
+    scenario = load_scenario(path, [])
+    result = run(scenario)
+    summary = build_summary(result, scenario_file=path.name, reproducible=True)
+    verdict = check_expectations(summary, dict(scenario.expect), source=path.name)
+    summary["verdict"] = verdict
+    return result, summary, render_report(summary, result.requests, verdict)
+
+
+# --- summary.json --------------------------------------------------------------------------
+
+
+def test_summary_is_strict_json_and_deterministic(
+    tiny: tuple[RunResult, dict[str, Any], str],
+) -> None:
+    result, summary, _ = tiny
+    text = dumps(summary)  # allow_nan=False: a NaN anywhere would raise
+    again = build_summary(result, scenario_file="tiny.toml", reproducible=True)
+    again["verdict"] = summary["verdict"]
+    assert dumps(again) == text
+
+
+def test_existing_keys_are_kept(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
+    _, summary, _ = tiny
+    assert summary["schema_version"] == 1
+    for key in (
+        "scenario",
+        "outcome",
+        "requests",
+        "versions",
+        "cache",
+        "rollout",
+        "decisions",
+        "data",
+        "timing",
+        "verdict",
+    ):
+        assert key in summary, key
+    for block in summary["versions"].values():
+        for key in (
+            "role",
+            "requests",
+            "users",
+            "latency_ms",
+            "slo_under_budget",
+            "cache_hit_rate",
+            "ctr",
+            "ctr_ci95",
+            "abandon_rate",
+            "model",
+        ):
+            assert key in block, key
+
+
+def test_quality_block_per_version(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
+    result, summary, _ = tiny
+    base, cand = summary["versions"]["baseline"], summary["versions"][CANDIDATE]
+    for block in (base, cand):
+        quality = block["quality"]
+        assert set(quality) == {
+            "calibration",
+            "genre_calibration",
+            "diversity",
+            "stability",
+            "engagement",
+        }
+        cal = quality["calibration"]
+        assert cal["n_bins"] == 15 and 0 <= cal["ece"] <= 1
+        assert sum(b["count"] for b in cal["bins"]) == cal["requests"]
+        assert sum(b["count"] for b in cal["bins_equal_mass"]) == cal["requests"]
+        div = quality["diversity"]
+        assert 0 < div["catalogue_coverage"] <= 1 and 0 <= div["exposure_gini"] < 1
+        assert div["impressions"] <= block["requests"] + summary["requests"]["fallback"]
+        assert block["model"]["platt"].keys() == {"a", "b"}
+    assert base["quality"]["stability"] is None
+    stability = cand["quality"]["stability"]
+    assert stability["against"] == "baseline" and 0 <= stability["jaccard_at_k"] <= 1
+    assert stability["users"] == result.requests["user"].n_unique()
+    lift = cand["quality"]["engagement"]["ctr_vs_baseline"]
+    assert lift["difference"] == pytest.approx(cand["ctr"] - base["ctr"], abs=2e-6)
+
+
+def test_windows_follow_the_monitor(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
+    result, summary, _ = tiny
+    windows = summary["windows"]
+    assert len(windows["t_end_s"]) == len(result.monitor.windows)
+    for name, series in windows["versions"].items():
+        assert sum(series["requests"]) == summary["versions"][name]["requests"]
+
+
+def test_segments_cover_every_request(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
+    _, summary, _ = tiny
+    seg = summary["segments"]
+    assert list(seg["by_segment"]) == list(SEGMENTS)
+    assert sum(s["requests"] for s in seg["by_segment"].values()) == summary["requests"]["arrivals"]
+    assert seg["candidate"] == CANDIDATE and seg["baseline"] == "baseline"
+
+
+# --- the page ------------------------------------------------------------------------------
+
+
+def test_every_section_is_there_in_order(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
+    _, _, page = tiny
+    found = re.findall(r'<section id="([a-z]+)"><h2>([^<]+)</h2>', page)
+    assert found == list(SECTIONS)
+    for anchor, _ in SECTIONS:
+        assert f'<a href="#{anchor}">' in page
+    assert '<ul class="glance">' in page and 'class="banner pass"' in page
+
+
+def test_user_strings_are_escaped(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
+    _, _, page = tiny
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt;" in page
+    assert "cand&lt;i&gt;&amp;&quot;$x$" in page and "<i>" not in page
+
+
+def test_page_is_self_contained_and_small(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
+    _, _, page = tiny
+    assert "http://" not in page and "https://" not in page
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) >= 6 and all(s.startswith("data:image/png;base64,") for s in sources)
+    for title in ("Traffic share", "Latency percentiles", "Cache hit rate", "CTR by version"):
+        assert title in page
+    assert len(page.encode("utf-8")) < 1_500_000
+
+
+def test_every_figure_is_a_decodable_png(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
+    _, _, page = tiny
+    payloads = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert payloads
+    for payload in payloads:
+        with Image.open(io.BytesIO(base64.b64decode(payload, validate=True))) as image:
+            assert image.format == "PNG"
+            width, height = image.size
+            assert 200 < width <= 1000 and 100 < height <= 600
+
+
+def test_drift_placeholder_without_data(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
+    result, summary, _ = tiny
+    bare = copy.deepcopy(summary)
+    bare["drift"] = None
+    page = render_report(bare, result.requests, summary["verdict"])
+    drift = page.split('<section id="drift">', 1)[1].split("</section>", 1)[0]
+    assert "No drift measured in this run." in drift
+
+
+def test_failing_expectation_banner(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
+    result, summary, _ = tiny
+    verdict = {
+        "passed": False,
+        "expectations": [
+            {"metric": "outcome", "condition": "== <promoted>", "observed": "x", "passed": False}
+        ],
+    }
+    page = render_report(summary, result.requests, verdict)
+    assert 'class="banner fail"' in page and "1 of 1 expectation fails" in page
+    assert "== &lt;promoted&gt;" in page
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "–"),
+        (3.0, "3"),
+        (19079.0, "19,079"),
+        (0.123456, "0.1235"),
+        (12, "12"),
+        ("<x>", "&lt;x&gt;"),
+    ],
+)
+def test_fmt(value: Any, text: str) -> None:
+    assert fmt(value) == text
+
+
+def test_pct_and_pp() -> None:
+    assert pct(0.0517) == "5.17%" and pct(None) == "–"
+    assert pp(0.004) == "+0.40 pp" and pp(-0.0123) == "-1.23 pp"
