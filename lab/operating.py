@@ -51,7 +51,7 @@ def replication_outcome(prepared: Prepared, replication: int) -> ReplicationOutc
     candidate_users = np.unique(result.stream.user[records.version == 1])
     alpha = controller.config.gate.alpha if controller.config.gate else 0.05
     peeks, alarm = _naive_peeking(result.monitor.windows, alpha)
-    gate = controller.gate_test
+    gate = result.analyst.gate_test
     return ReplicationOutcome(
         replication=replication,
         outcome=controller.outcome,

@@ -48,11 +48,12 @@ from replay.training import (
     train,
     warm_start,
 )
-from sim.engine import CachePlan, EngineOutcome, EnginePlan, FaultWindow, VersionPlan, simulate
+from sim.engine import CachePlan, EngineOutcome, EnginePlan, VersionPlan, simulate
+from sim.faults import FaultWindow
 from sim.metrics.diversity import intra_list_diversity
 from sim.metrics.stability import jaccard_at_k
 from sim.monitor import Monitor, RequestTruth
-from sim.policies import RolloutController
+from sim.policies import POLICIES, Analyst, RolloutController
 from sim.records import POPULAR, Records
 from sim.router import stable_buckets
 from sim.servers import ServiceTime
@@ -140,6 +141,7 @@ class RunResult:
     stream: RequestStream
     outcome: EngineOutcome
     controller: RolloutController
+    analyst: Analyst
     monitor: Monitor
     requests: pl.DataFrame
     replication: int = 0
@@ -356,28 +358,19 @@ def _service(settings: ModelSettings, scenario: Scenario) -> ServiceTime:
     return ServiceTime("empirical", samples_ms=tuple(law.samples_ms))
 
 
-def _fault_windows(
-    faults: list[Fault], names: list[str], scenario: Scenario
-) -> tuple[FaultWindow, ...]:
-    out = []
-    for fault in faults:
-        v = names.index(fault.version)
-        end = fault.at + fault.length
-        if fault.kind == "latency_spike":
-            out.append(FaultWindow(v, "latency", fault.at, end, factor=fault.factor))
-        elif fault.kind == "error_burst":
-            out.append(FaultWindow(v, "errors", fault.at, end, fraction=fault.fraction))
-        elif fault.kind == "capacity_loss":
-            out.append(FaultWindow(v, "capacity", fault.at, end, fraction=fault.fraction))
-        elif fault.kind == "replica_crash":
-            replicas = scenario.models[fault.version].replicas or scenario.serving.replicas
-            left = max(replicas - fault.replicas, 0) / replicas
-            out.append(FaultWindow(v, "capacity", fault.at, end, fraction=left))
-        elif fault.kind == "cache_loss":
-            out.append(FaultWindow(v, "cache_loss", fault.at, end, fraction=fault.fraction))
-        else:
-            out.append(FaultWindow(v, "misroute", fault.at, end, fraction=fault.fraction))
-    return tuple(out)
+def _fault_windows(faults: list[Fault], names: list[str]) -> tuple[FaultWindow, ...]:
+    return tuple(
+        FaultWindow(
+            names.index(f.version),
+            f.kind,
+            f.at,
+            f.at + f.length,
+            factor=f.factor,
+            fraction=f.fraction,
+            replicas=f.replicas,
+        )
+        for f in faults
+    )
 
 
 def simulate_prepared(
@@ -442,7 +435,7 @@ def simulate_prepared(
         session=stream.session,
         unit=unit,
         n_units=n_units,
-        sticky_memory=rollout.policy == "bandit",
+        sticky_memory=POLICIES[rollout.policy].remembers_assignment,
         n_users=prepared.world.n_users,
         versions=tuple(version_plans),
         baseline=0,
@@ -459,7 +452,7 @@ def simulate_prepared(
             cache.hit_latency_ms / 1000.0,
         ),
         duration_s=tr.duration,
-        faults=_fault_windows(scenario.faults, names, scenario),
+        faults=_fault_windows(scenario.faults, names),
     )
     relevance = {v: t.relevance for v, t in enumerate(prepared.versions)}
     relevance[POPULAR] = prepared.popular.relevance
@@ -482,13 +475,14 @@ def simulate_prepared(
         request_truth=_request_truth(prepared, stream),
         list_quality=_list_quality(prepared, stream),
     )
+    analyst = Analyst(rollout, monitor)
     controller = RolloutController(
         rollout,
-        monitor,
+        analyst,
         baseline=0,
         candidate=1,
-        duration_s=tr.duration,
         rng=rng["policy"],
+        version_names=names,
         releases=[(r.at_s, names.index(r.name)) for r in prepared.releases] or None,
     )
     outcome = simulate(
@@ -527,6 +521,7 @@ def simulate_prepared(
         stream=stream,
         outcome=outcome,
         controller=controller,
+        analyst=analyst,
         monitor=monitor,
         requests=frame,
         replication=replication,

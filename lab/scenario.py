@@ -29,6 +29,7 @@ from pydantic import (
 from lab.overrides import apply_override, dotted, parse_override
 from replay.errors import UserInputError
 from sim.durations import format_duration
+from sim.faults import FaultKind
 from sim.policies.settings import Rollout
 from sim.schema import (
     Duration,
@@ -299,9 +300,7 @@ class Fault(Table):
                    the cache is shared)
     """
 
-    kind: Literal[
-        "latency_spike", "error_burst", "replica_crash", "capacity_loss", "misroute", "cache_loss"
-    ]
+    kind: FaultKind
     version: str
     at: Duration
     length: PositiveDuration

@@ -23,12 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import simpy
 
 from sim.cache import LruCache
+from sim.faults import FaultState, FaultWindow
 from sim.records import (
     DROPPED,
     FALLBACK,
@@ -43,9 +44,10 @@ from sim.records import (
     TIMEOUT,
     Records,
 )
+from sim.router import Routing, route
 from sim.servers import ServiceSampler, ServiceTime
 
-__all__ = ["CachePlan", "Controller", "EnginePlan", "Routing", "VersionPlan", "simulate"]
+__all__ = ["Attempt", "CachePlan", "Controller", "EnginePlan", "VersionPlan", "simulate"]
 
 _CHUNK = 65_536
 
@@ -71,24 +73,6 @@ class CachePlan:
     ttl_s: float
     invalidation: str  # versioned_keys | flush_on_change | ttl_only
     hit_latency_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class FaultWindow:
-    """A scheduled fault on one version during ``[start_s, end_s)``.
-
-    kind: ``latency`` (service times x ``factor``), ``errors`` (each request fails at once
-    with probability ``fraction``), ``capacity`` (only ``fraction`` of the capacity is up) or
-    ``misroute`` (``fraction`` of the units assigned to the candidate go to the baseline) or
-    ``cache_loss`` (a cache node fails: ``fraction`` of the entries and capacity are gone).
-    """
-
-    version: int
-    kind: str
-    start_s: float
-    end_s: float
-    factor: float = 1.0
-    fraction: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,21 +104,6 @@ class EnginePlan:
         return self.timeout_s * (len(self.fallback) + 1) + self.fallback_latency_s + 1.0
 
 
-@dataclass(slots=True)
-class Routing:
-    """Mutable routing state the controller steers and the arrival loop reads."""
-
-    candidate_threshold: int = 0
-    mirror_threshold: int = 0
-    #: Which versions play baseline (production) and candidate now; a release train moves them.
-    baseline: int = 0
-    candidate: int = 1
-    #: Buckets below this (of a second, independent hash) are misrouted to the baseline.
-    misroute_threshold: int = 0
-    #: After a rollback with ``drain``: sessions that keep the candidate until they end.
-    drain_sessions: frozenset[int] = frozenset()
-
-
 class Controller(Protocol):
     routing: Routing
 
@@ -143,6 +112,20 @@ class Controller(Protocol):
     def tick(self, now_s: float, settled: int) -> None:
         """Act at ``now_s`` with requests ``[0, settled)`` settled (may change ``routing``)."""
         ...
+
+
+class Attempt(NamedTuple):
+    """One try of one request on one version's servers (a fallback makes another)."""
+
+    i: int  # the request's row in the records
+    version: int
+    t_arrival: float  # when the user asked (latency counts from here)
+    t_start: float  # when this try began (its timeout counts from here)
+    deadline: float
+    chain_pos: int  # 0 for the first try, k after k fallback steps
+    user: int
+    shadow: bool  # a mirrored copy: recorded apart, never shown
+    request: simpy.resources.resource.Request
 
 
 @dataclass(slots=True)
@@ -191,6 +174,8 @@ def simulate(
 
     n_users = plan.n_users
     routing.baseline, routing.candidate = plan.baseline, plan.candidate
+    if plan.sticky_memory:
+        routing.remember_units(plan.n_units)
     timeout_s = plan.timeout_s
     queue_limit = plan.queue_limit
     chain = plan.fallback
@@ -208,7 +193,7 @@ def simulate(
     rec_shadow_result = records.shadow_result
     rec_shadow_latency = records.shadow_latency_ms
 
-    faults = _FaultState(
+    faults = FaultState(
         plan.faults, servers, versions, [samplers, shadow_samplers], rng_faults, routing, cache
     )
 
@@ -287,7 +272,9 @@ def simulate(
             return
         request = server.request()
         deadline = t_start + timeout_s
-        attempt = (i, version, t_arrival, t_start, deadline, chain_pos, user, shadow, request)
+        attempt = Attempt(
+            i, version, t_arrival, t_start, deadline, chain_pos, user, shadow, request
+        )
         if request.triggered:
             start_service(attempt)
         else:
@@ -295,80 +282,65 @@ def simulate(
             timer = env.timeout(deadline - env.now)
             timer.callbacks.append(partial(_drop_event, queue_deadline, attempt))
 
-    def queue_deadline(attempt: tuple[Any, ...]) -> None:
-        i, version, t_arrival, _t_start, _deadline, chain_pos, user, shadow, request = attempt
-        if request.triggered:
+    def queue_deadline(attempt: Attempt) -> None:
+        if attempt.request.triggered:
             return  # granted before the deadline: service is under way
-        request.cancel()
-        if shadow:
+        attempt.request.cancel()
+        i = attempt.i
+        if attempt.shadow:
             rec_shadow_result[i] = DROPPED
             rec_shadow_latency[i] = timeout_s * 1000.0
         else:
-            rec_wait[i] = timeout_s * 1000.0 if chain_pos == 0 else rec_wait[i]
-            fail(i, version, t_arrival, chain_pos, user, TIMEOUT)
+            if attempt.chain_pos == 0:
+                rec_wait[i] = timeout_s * 1000.0
+            fail(i, attempt.version, attempt.t_arrival, attempt.chain_pos, attempt.user, TIMEOUT)
 
-    def start_service(attempt: tuple[Any, ...]) -> None:
-        i, version, _t_arrival, t_start, deadline, chain_pos, _user, shadow, request = attempt
+    def start_service(attempt: Attempt) -> None:
         now = env.now
-        if chain_pos == 0 and not shadow:
-            rec_wait[i] = (now - t_start) * 1000.0
+        version, shadow = attempt.version, attempt.shadow
+        if attempt.chain_pos == 0 and not shadow:
+            rec_wait[attempt.i] = (now - attempt.t_start) * 1000.0
         service_s = (shadow_samplers if shadow else samplers)[version].next_s(now)
         server = servers[version]
         done = env.timeout(service_s)
-        if now + service_s <= deadline:
+        if now + service_s <= attempt.deadline:
             done.callbacks.append(lambda _ev: complete(attempt, server))
         else:
-            done.callbacks.append(lambda _ev: server.release(request))
-            late = env.timeout(deadline - now)
+            # The client gives up at its deadline; the server still works the whole time.
+            done.callbacks.append(partial(_release, server, attempt.request))
+            late = env.timeout(attempt.deadline - now)
             late.callbacks.append(lambda _ev: give_up(attempt))
 
-    def complete(attempt: tuple[Any, ...], server: simpy.Resource) -> None:
-        i, version, t_arrival, t_start, _deadline, chain_pos, user, shadow, request = attempt
-        server.release(request)
-        if shadow:
-            rec_shadow_result[i] = SERVED
-            rec_shadow_latency[i] = (env.now - t_start) * 1000.0
+    def complete(attempt: Attempt, server: simpy.Resource) -> None:
+        server.release(attempt.request)
+        if attempt.shadow:
+            rec_shadow_result[attempt.i] = SERVED
+            rec_shadow_latency[attempt.i] = (env.now - attempt.t_start) * 1000.0
         else:
-            finish_served(i, version, t_arrival, chain_pos, user)
+            finish_served(
+                attempt.i, attempt.version, attempt.t_arrival, attempt.chain_pos, attempt.user
+            )
 
-    def give_up(attempt: tuple[Any, ...]) -> None:
-        i, version, t_arrival, t_start, _deadline, chain_pos, user, shadow, _request = attempt
-        if shadow:
-            rec_shadow_result[i] = DROPPED
-            rec_shadow_latency[i] = (env.now - t_start) * 1000.0
+    def give_up(attempt: Attempt) -> None:
+        if attempt.shadow:
+            rec_shadow_result[attempt.i] = DROPPED
+            rec_shadow_latency[attempt.i] = (env.now - attempt.t_start) * 1000.0
         else:
-            fail(i, version, t_arrival, chain_pos, user, TIMEOUT)
+            fail(
+                attempt.i,
+                attempt.version,
+                attempt.t_arrival,
+                attempt.chain_pos,
+                attempt.user,
+                TIMEOUT,
+            )
 
     # --- processes ------------------------------------------------------------------------
-
-    memory = np.full(plan.n_units, -1, np.int8) if plan.sticky_memory else None
-
-    def route(unit: int, bucket: int, eligible: bool, session: int) -> int:
-        """The slow path of routing: sticky memory, misrouting faults, draining sessions."""
-        baseline, candidate = routing.baseline, routing.candidate
-        if routing.drain_sessions and session in routing.drain_sessions:
-            return candidate
-        if memory is not None:
-            seen = int(memory[unit])
-            if seen < 0:
-                seen = 1 if (eligible and bucket < routing.candidate_threshold) else 0
-                memory[unit] = seen
-            on_candidate = seen == 1 and routing.candidate_threshold > 0
-        else:
-            on_candidate = eligible and bucket < routing.candidate_threshold
-        if (
-            on_candidate
-            and routing.misroute_threshold
-            and ((bucket * 7919 + 4099) % 10_000 < routing.misroute_threshold)
-        ):
-            return baseline
-        return candidate if on_candidate else baseline
 
     def arrivals() -> Generator[simpy.Event, Any, None]:
         timeout = env.timeout
         lookup = cache.lookup if cache is not None else None
         stats = cache.stats if cache is not None else None
-        slow_routing = plan.sticky_memory
         for lo in range(0, n, _CHUNK):
             if progress is not None:
                 progress(lo, n)
@@ -379,7 +351,6 @@ def simulate(
             mirror = plan.mirror_bucket[lo:hi].tolist()
             eligible = plan.eligible[lo:hi].tolist()
             units = plan.unit[lo:hi].tolist()
-            sessions = plan.session[lo:hi].tolist()
             for j, t in enumerate(times):
                 now = env.now
                 if t > now:
@@ -388,8 +359,8 @@ def simulate(
                 i = lo + j
                 user = users[j]
                 baseline, candidate = routing.baseline, routing.candidate
-                if slow_routing or routing.misroute_threshold or routing.drain_sessions:
-                    version = route(units[j], assign[j], eligible[j], sessions[j])
+                if routing.slow:
+                    version = route(routing, units[j], assign[j], eligible[j], t)
                 elif eligible[j] and assign[j] < routing.candidate_threshold:
                     version = candidate
                 else:
@@ -444,9 +415,13 @@ def simulate(
     return outcome
 
 
-def _drop_event(
-    action: Callable[[tuple[Any, ...]], None], attempt: tuple[Any, ...], _event: Any
+def _release(
+    server: simpy.Resource, request: simpy.resources.resource.Request, _event: Any
 ) -> None:
+    server.release(request)
+
+
+def _drop_event(action: Callable[[Attempt], None], attempt: Attempt, _event: Any) -> None:
     """SimPy callbacks receive the event; the engine's handlers only need the attempt."""
     action(attempt)
 
@@ -469,80 +444,3 @@ def _any_cached(
         if got >= 0:
             return got
     return -1
-
-
-class _FaultState:
-    """Scheduled faults: latency multipliers, error bursts and capacity loss per version."""
-
-    def __init__(
-        self,
-        faults: tuple[FaultWindow, ...],
-        servers: list[simpy.Resource],
-        versions: tuple[VersionPlan, ...],
-        samplers: list[list[ServiceSampler]],
-        rng: np.random.Generator,
-        routing: Routing,
-        cache: LruCache | None,
-    ) -> None:
-        self.faults = faults
-        self.routing = routing
-        self.cache = cache
-        self.servers = servers
-        self.versions = versions
-        self.samplers = samplers
-        self.rng = rng
-        self.active = bool(faults)
-        self.error_fraction = [0.0] * len(versions)
-        # One uniform stream per (version, shadow or not): faults on one never shift another.
-        self._streams = rng.spawn(2 * len(versions))
-        self._uniforms: list[list[float]] = [[] for _ in range(2 * len(versions))]
-
-    def error(self, version: int, shadow: bool) -> bool:
-        fraction = self.error_fraction[version]
-        if fraction <= 0.0:
-            return False
-        slot = 2 * version + shadow
-        buffer = self._uniforms[slot]
-        if not buffer:
-            buffer.extend(self._streams[slot].random(4096).tolist())
-        return buffer.pop() < fraction
-
-    def install(self, env: simpy.Environment) -> None:
-        for fault in self.faults:
-            env.process(self._window(env, fault))
-
-    def _window(
-        self, env: simpy.Environment, fault: FaultWindow
-    ) -> Generator[simpy.Event, Any, None]:
-        if fault.start_s > env.now:
-            yield env.timeout(fault.start_s - env.now)
-        self._apply(fault, on=True)
-        yield env.timeout(max(fault.end_s - env.now, 0.0))
-        self._apply(fault, on=False)
-
-    def _apply(self, fault: FaultWindow, *, on: bool) -> None:
-        v = fault.version
-        if fault.kind == "latency":
-            for group in self.samplers:
-                group[v].scale = fault.factor if on else 1.0
-        elif fault.kind == "errors":
-            self.error_fraction[v] = fault.fraction if on else 0.0
-        elif fault.kind == "capacity":
-            full = self.versions[v].capacity
-            # Capacity 0 is a version with every replica down: requests queue until timeout.
-            _set_capacity(self.servers[v], max(0, round(full * fault.fraction)) if on else full)
-        elif fault.kind == "misroute":
-            self.routing.misroute_threshold = round(fault.fraction * 10_000) if on else 0
-        elif fault.kind == "cache_loss" and self.cache is not None:
-            if on:
-                self.cache.lose_share(fault.fraction)
-            else:
-                self.cache.restore_capacity()
-
-
-def _set_capacity(server: simpy.Resource, capacity: int) -> None:
-    """Change a resource's capacity mid-run; running requests finish, queued ones wait for room."""
-    server._capacity = (
-        capacity  # SimPy exposes capacity read-only; the slot is the source of truth.
-    )
-    server._trigger_put(None)

@@ -13,6 +13,7 @@ and abandonment caused by a slow candidate hurt the candidate's numbers, as they
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -273,6 +274,24 @@ class Monitor:
         n_u = np.bincount(inverse)
         x_u = np.bincount(inverse, weights=events.astype(np.float64))
         return clustered_ratio(n_u, x_u)
+
+    @property
+    def n_units(self) -> int:
+        return self.unit_requests[0].size
+
+    @functools.cached_property
+    def session_unit(self) -> np.ndarray:
+        """int [n_sessions]: the sticky unit of each session."""
+        out = np.zeros(int(self.session.max(initial=-1)) + 1, dtype=np.int64)
+        out[self.session] = self.unit
+        return out
+
+    @functools.cached_property
+    def session_end_s(self) -> np.ndarray:
+        """float64 [n_sessions]: arrival time of each session's last request."""
+        out = np.full(int(self.session.max(initial=-1)) + 1, -np.inf)
+        np.maximum.at(out, self.session, self.t_s)
+        return out
 
     def arrived(self, now_s: float) -> int:
         """How many requests have arrived by ``now_s``."""

@@ -5,14 +5,20 @@ SplitMix64 finaliser — stable across processes and Python versions, unlike ``h
 candidate owns buckets ``[0, weight * 100)``: raising the weight only adds buckets, so a unit
 that saw the candidate keeps seeing it until a rollback sets the weight to zero.  Shadow
 (mirror) traffic uses an independent salt so mirroring is not correlated with assignment.
+
+``Routing`` is the state the rollout controller steers; the engine reads it for every
+arrival (one comparison on the fast path, :func:`route` on the slow one).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BUCKETS", "stable_buckets", "threshold_for"]
+__all__ = ["BUCKETS", "Routing", "drain_deadlines", "route", "stable_buckets", "threshold_for"]
 
 BUCKETS = 10_000
 
@@ -35,3 +41,103 @@ def stable_buckets(units: npt.ArrayLike, *, salt: int) -> npt.NDArray[np.int32]:
 def threshold_for(weight_percent: float) -> int:
     """Buckets below this index see the candidate: ``round(weight * 100)`` of 10,000."""
     return round(min(max(weight_percent, 0.0), 100.0) * BUCKETS / 100.0)
+
+
+@dataclass(slots=True)
+class Routing:
+    """Mutable routing state: the controller steers it, the engine's arrival loop reads it.
+
+    The common case is one comparison (``bucket < candidate_threshold``), done inline by the
+    engine.  ``slow`` says when :func:`route` must decide instead: while the policy remembers
+    each unit's first arm (``memory``), while a misrouting fault is on, and while rolled-back
+    sessions drain.  Change those three only through the methods, which keep ``slow`` true.
+    """
+
+    candidate_threshold: int = 0
+    mirror_threshold: int = 0
+    #: Which versions play baseline (production) and candidate now; a release train moves them.
+    baseline: int = 0
+    candidate: int = 1
+    #: Buckets below this (of a second, independent hash) are misrouted to the baseline.
+    misroute_threshold: int = 0
+    #: int8 [n_units]: the arm each unit first saw (-1 none, 0 baseline, 1 candidate), while
+    #: the policy keeps units on their first arm; None otherwise.
+    memory: npt.NDArray[np.int8] | None = None
+    #: float64 [n_units]: after a rollback with ``drain``, a unit's arrivals up to this time
+    #: (the end of its sessions in flight on the rolled-back version) stay on ``drain_version``.
+    drain_until_s: npt.NDArray[np.float64] | None = None
+    drain_version: int = -1
+    slow: bool = False
+
+    def remember_units(self, n_units: int) -> None:
+        """Keep every unit on the arm it first saw while the weight moves up and down."""
+        self.memory = np.full(n_units, -1, np.int8)
+        self._update()
+
+    def forget_units(self) -> None:
+        """End the experiment's stickiness (a promotion or a rollback decided for everyone)."""
+        self.memory = None
+        self._update()
+
+    def set_misroute(self, threshold: int) -> None:
+        self.misroute_threshold = threshold
+        self._update()
+
+    def drain(self, version: int, until_s: npt.NDArray[np.float64] | None) -> None:
+        """Keep units on ``version`` until their time in ``until_s`` (None: stop draining)."""
+        self.drain_version = version if until_s is not None else -1
+        self.drain_until_s = until_s
+        self._update()
+
+    def _update(self) -> None:
+        self.slow = (
+            self.memory is not None or self.misroute_threshold > 0 or self.drain_until_s is not None
+        )
+
+
+def route(routing: Routing, unit: int, bucket: int, eligible: bool, t_s: float) -> int:
+    """The version for one arrival when ``routing.slow``: drains, memory, misrouting."""
+    if routing.drain_until_s is not None and t_s <= routing.drain_until_s[unit]:
+        return routing.drain_version
+    threshold = routing.candidate_threshold
+    memory = routing.memory
+    if memory is not None:
+        seen = int(memory[unit])
+        if seen < 0:
+            seen = 1 if (eligible and bucket < threshold) else 0
+            memory[unit] = seen
+        on_candidate = seen == 1 and threshold > 0
+    else:
+        on_candidate = eligible and bucket < threshold
+    if (
+        on_candidate
+        and routing.misroute_threshold
+        and (bucket * 7919 + 4099) % BUCKETS < routing.misroute_threshold
+    ):
+        return routing.baseline
+    return routing.candidate if on_candidate else routing.baseline
+
+
+def drain_deadlines(
+    *,
+    version: int,
+    now_s: float,
+    arrived_version: npt.NDArray[np.integer[Any]],
+    arrived_session: npt.NDArray[np.integer[Any]],
+    session_unit: npt.NDArray[np.integer[Any]],
+    session_end_s: npt.NDArray[np.float64],
+    n_units: int,
+) -> npt.NDArray[np.float64]:
+    """Per unit, until when it stays on ``version`` after a rollback with ``drain``.
+
+    A session is in flight at ``now_s`` when one of its requests arrived on ``version``
+    before then and its last request arrives at or after ``now_s``.  Each unit keeps
+    ``version`` until the last of its in-flight sessions ends, then never returns to it: a
+    unit's versions after the rollback read ``version``… then the new one, with one switch.
+    Units with nothing in flight get ``-inf`` (they switch at once).
+    """
+    sessions = np.unique(arrived_session[arrived_version == version])
+    live = sessions[session_end_s[sessions] >= now_s]
+    until = np.full(n_units, -np.inf)
+    np.maximum.at(until, session_unit[live], session_end_s[live])
+    return until

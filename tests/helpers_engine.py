@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.engine import CachePlan, EngineOutcome, EnginePlan, FaultWindow, Routing, VersionPlan
+from sim.engine import CachePlan, EngineOutcome, EnginePlan, VersionPlan
 from sim.engine import simulate as engine_simulate
+from sim.faults import FaultWindow
 from sim.records import Records
-from sim.router import stable_buckets
+from sim.router import Routing, stable_buckets
 from sim.servers import ServiceTime
 
 #: A timeout no test run ever reaches (seconds).

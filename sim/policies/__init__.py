@@ -1,5 +1,23 @@
-"""Rollout policies and the controller that runs their analyses and decisions."""
+"""Rollout policies (one module each, behind ``Policy``), the analysis that judges a window,
+and the controller that runs a policy and records every decision."""
 
-from sim.policies.controller import Decision, RolloutController
+from sim.policies.analysis import AnalysisResult, Analyst, Arms, ArmTotals, Evidence
+from sim.policies.base import Control, PlanStep, Policy
+from sim.policies.controller import RolloutController
+from sim.policies.decisions import Decision
+from sim.policies.registry import POLICIES, policy_for
 
-__all__ = ["Decision", "RolloutController"]
+__all__ = [
+    "POLICIES",
+    "AnalysisResult",
+    "Analyst",
+    "ArmTotals",
+    "Arms",
+    "Control",
+    "Decision",
+    "Evidence",
+    "PlanStep",
+    "Policy",
+    "RolloutController",
+    "policy_for",
+]

@@ -34,7 +34,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.engine import CachePlan, EnginePlan, FaultWindow, Routing
+from sim.engine import CachePlan, EnginePlan
+from sim.faults import FaultWindow
 from sim.records import (
     BYPASS,
     DROPPED,
@@ -49,7 +50,7 @@ from sim.records import (
     STALE,
     Records,
 )
-from sim.router import BUCKETS
+from sim.router import BUCKETS, Routing
 from tests.helpers_engine import (
     NEVER_S,
     RECORD_COLUMNS,
@@ -156,7 +157,7 @@ thresholds = st.integers(0, BUCKETS)
 faults = st.builds(
     lambda v, kind, a, b, factor, fraction: Fault(v, kind, min(a, b), max(a, b), factor, fraction),
     st.integers(0, 1),
-    st.sampled_from(("latency", "errors", "capacity")),
+    st.sampled_from(("latency_spike", "error_burst", "capacity_loss")),
     st.floats(0.0, 1.0),
     st.floats(0.0, 1.0),
     st.floats(1.0, 20.0),
@@ -403,8 +404,8 @@ def test_shadow_traffic_never_changes_what_users_see_under_error_faults(
         spec,
         n=max(spec.n, 100),
         faults=(
-            Fault(0, "errors", 0.0, 1.0, 1.0, 0.3),
-            Fault(1, "errors", 0.0, 1.0, 1.0, 0.3),
+            Fault(0, "error_burst", 0.0, 1.0, 1.0, 0.3),
+            Fault(1, "error_burst", 0.0, 1.0, 1.0, 0.3),
         ),
     )
     _shadow_invisible(spec, mirror)

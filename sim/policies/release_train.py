@@ -1,0 +1,51 @@
+"""Release trains: one rollout after another, each release with the policy started over.
+
+Release 1 rolls out at its start time; release k starts at its own time.  When a release
+starts, the one before it is closed: still exposed and undecided, it is ``superseded``
+(withdrawn); promoted, it becomes production and the next release rolls out behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Release", "ReleaseTrain"]
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Release ``number`` (from 1) rolls out version index ``version`` from ``at_s``."""
+
+    number: int
+    at_s: float
+    version: int
+
+
+class ReleaseTrain:
+    """The schedule of releases and which one is current."""
+
+    def __init__(self, releases: list[tuple[float, int]]) -> None:
+        self.releases = [Release(k + 1, at, v) for k, (at, v) in enumerate(releases)]
+        self.current = 0
+
+    @property
+    def release(self) -> Release:
+        return self.releases[self.current]
+
+    @property
+    def is_train(self) -> bool:
+        return len(self.releases) > 1
+
+    def next_start_s(self) -> float | None:
+        """When the next release starts (None after the last one)."""
+        if self.current + 1 < len(self.releases):
+            return self.releases[self.current + 1].at_s
+        return None
+
+    def due(self, now_s: float) -> bool:
+        start = self.next_start_s()
+        return start is not None and now_s >= start
+
+    def advance(self) -> Release:
+        self.current += 1
+        return self.release
