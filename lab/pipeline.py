@@ -30,7 +30,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from lab.drift import drift_summary
-from lab.release_train import Release, build_release_train
+from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
 from lab.scenario import Fault, LognormalLatency, ModelSettings, Scenario
 from lab.sources import LogTruth, Source, build_source
 from lab.versions import PopularTables, VersionTables
@@ -55,7 +55,7 @@ from sim.metrics.stability import jaccard_at_k
 from sim.monitor import Monitor, RequestTruth
 from sim.policies import POLICIES, Analyst, RolloutController
 from sim.records import POPULAR, Records
-from sim.router import stable_buckets
+from sim.router import final_versions, stable_buckets
 from sim.servers import ServiceTime
 from sim.users import CascadeUsers
 
@@ -125,6 +125,10 @@ class Prepared:
     noise_floor: VersionTables | None = None
     # Release schedule: one entry per release (a single one without a release train).
     releases: tuple[Release, ...] = ()
+    # The users every version was calibrated on (release versions built later reuse them).
+    calibration_sample: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # Release versions built during runs, by lineage, so replications reuse them.
+    release_memo: dict[tuple[str, ...], BuiltRelease] = field(default_factory=dict)
 
     @property
     def noise_floor_items(self) -> np.ndarray | None:
@@ -147,6 +151,11 @@ class RunResult:
     replication: int = 0
     timing: dict[str, float] = field(default_factory=dict)
     drift: dict[str, Any] = field(default_factory=dict)
+    #: Where the run left its units (see ``_final_routing``).
+    final_routing: dict[str, Any] = field(default_factory=dict)
+    #: Every version of this run, by index: the prepared ones, then the releases built
+    #: during the run (a release train's lineage depends on what was rolled back).
+    versions: tuple[VersionTables, ...] = ()
 
 
 def _spec(settings: ModelSettings, seed: int) -> ModelSpec:
@@ -300,19 +309,11 @@ def prepare(
         if settings.calibration == "inherit" and settings.parent is not None:
             inherit = tables[settings.parent].platt
         tables[name].ensure(sample, rng=calibration_rng, platt=inherit)
-    # A release train's later releases, updated from the candidate during the run.
-    train_rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=(1_000,)))
-    train_tables, releases = build_release_train(
-        scenario, source, tables[scenario.rollout.candidate], sample=sample, rng=train_rng
-    )
-    for table in train_tables:
-        tables[table.name] = table
     order = [scenario.rollout.baseline, scenario.rollout.candidate]
     order += [name for name in tables if name not in order]
     popular = PopularTables(popular_items, truth, n_users)
     popular.ensure(sample, tables[scenario.rollout.baseline])
     training_s = {name: m.training_seconds for name, m in models.items()}
-    training_s.update({t.name: t.model.training_seconds for t in train_tables})
     noise_floor = None
     if scenario.metrics.noise_floor:
         baseline_seed = int(seeds[_model_order(scenario).index(scenario.rollout.baseline)])
@@ -342,7 +343,8 @@ def prepare(
         history_items=source.history_items,
         item_popularity=item_popularity,
         history_events=int(source.history_items.size),
-        releases=tuple(releases),
+        releases=tuple(release_schedule(scenario)),
+        calibration_sample=sample,
         prepare_s=time.perf_counter() - started,
         training_s=training_s,
         noise_floor=noise_floor,
@@ -409,15 +411,19 @@ def simulate_prepared(
         eligible = np.isin(prepared.user_segment[stream.user], wanted)
     else:
         eligible = np.ones(len(stream), dtype=bool)
-    names = [t.name for t in prepared.versions]
+    # Later releases of a train get their versions when they start; until then their slots
+    # hold the candidate's tables (nothing is routed to a release before it starts).
+    later = [r.name for r in prepared.releases[1:]]
+    versions = [*prepared.versions, *[prepared.versions[1]] * len(later)]
+    names = [t.name for t in prepared.versions] + later
     version_plans = []
-    for t in prepared.versions:
+    for name in names:
         # Later releases of a train serve like the candidate they were updated from.
-        settings = scenario.models.get(t.name) or scenario.models[scenario.rollout.candidate]
+        settings = scenario.models.get(name) or scenario.models[scenario.rollout.candidate]
         cold = settings.cold_start
         version_plans.append(
             VersionPlan(
-                name=t.name,
+                name=name,
                 service=_service(settings, scenario),
                 replicas=settings.replicas or scenario.serving.replicas,
                 concurrency=settings.concurrency or scenario.serving.concurrency,
@@ -454,9 +460,9 @@ def simulate_prepared(
         duration_s=tr.duration,
         faults=_fault_windows(scenario.faults, names),
     )
-    relevance = {v: t.relevance for v, t in enumerate(prepared.versions)}
+    relevance = {v: t.relevance for v, t in enumerate(versions)}
     relevance[POPULAR] = prepared.popular.relevance
-    predicted = {v: t.predicted for v, t in enumerate(prepared.versions)}
+    predicted = {v: t.predicted for v, t in enumerate(versions)}
     predicted[POPULAR] = prepared.popular.predicted
     users = scenario.users
     records = Records(len(stream))
@@ -473,7 +479,30 @@ def simulate_prepared(
         session=stream.session,
         eligible=eligible,
         request_truth=_request_truth(prepared, stream),
-        list_quality=_list_quality(prepared, stream),
+        list_quality=_list_quality(prepared, versions, stream),
+    )
+
+    def install(v: int, tables: VersionTables) -> None:
+        """Serve a release version built during the run from now on."""
+        tables.ensure(stream.user)
+        versions[v] = tables
+        monitor.relevance[v] = tables.relevance
+        monitor.predicted[v] = tables.predicted
+        quality = _list_quality(prepared, [versions[0], tables], stream)
+        for metric, per_version in quality.items():
+            monitor.list_quality[metric][v] = per_version[1]
+
+    factory = (
+        ReleaseFactory(
+            scenario,
+            prepared.source,
+            versions,
+            sample=prepared.calibration_sample,
+            memo=prepared.release_memo,
+            install=install,
+        )
+        if later
+        else None
     )
     analyst = Analyst(rollout, monitor)
     controller = RolloutController(
@@ -484,6 +513,7 @@ def simulate_prepared(
         rng=rng["policy"],
         version_names=names,
         releases=[(r.at_s, names.index(r.name)) for r in prepared.releases] or None,
+        builder=factory,
     )
     outcome = simulate(
         plan,
@@ -494,7 +524,8 @@ def simulate_prepared(
         progress=progress,
     )
     end_s = max(tr.duration, float(stream.t_s[-1]) if len(stream) else 0.0)
-    monitor.settle(len(stream), end_s)
+    monitor.settle(end_s, upto=len(stream))
+    final_routing = _final_routing(controller, plan, names, end_s, rollout.sticky_by)
     simulate_s = traffic_s + (time.perf_counter() - sim_started)
     frame = records.to_frame(stream.t_s, stream.user, stream.session, names)
     frame = frame.with_columns(
@@ -527,17 +558,47 @@ def simulate_prepared(
         replication=replication,
         timing={"simulate_s": simulate_s, "scoring_s": scoring_s},
         drift=drift,
+        final_routing=final_routing,
+        versions=tuple(versions),
     )
 
 
-def _list_quality(prepared: Prepared, stream: RequestStream) -> dict[str, list[np.ndarray]]:
-    """Per version and user: diversity of the list and its Jaccard@K with the baseline's."""
+def _final_routing(
+    controller: RolloutController, plan: EnginePlan, names: list[str], end_s: float, unit: str
+) -> dict[str, Any]:
+    """Where the run left its units: the share of the units seen on each version at the end."""
+    units, first = np.unique(plan.unit, return_index=True)
+    versions = final_versions(
+        controller.routing,
+        unit=units,
+        bucket=plan.assign_bucket[first],
+        eligible=plan.eligible[first],
+        at_s=end_s,
+    )
+    counts = np.bincount(versions, minlength=len(names))
+    total = max(int(units.size), 1)
+    return {
+        "at_s": end_s,
+        "unit": unit,
+        "units": int(units.size),
+        "baseline": names[controller.baseline],
+        "candidate": names[controller.candidate],
+        "candidate_weight": controller.weight,
+        "share": {name: counts[v] / total for v, name in enumerate(names) if counts[v]},
+    }
+
+
+def _list_quality(
+    prepared: Prepared, versions: list[VersionTables], stream: RequestStream
+) -> dict[str, list[np.ndarray]]:
+    """Per version and user: diversity of the list and its Jaccard@K with the baseline's
+    (``versions[0]``)."""
     users = np.unique(stream.user)
     n_users = prepared.world.n_users
     factors = prepared.world.item_factors
-    baseline = prepared.versions[0].items[users]
+    baseline = versions[0].items[users]
     out: dict[str, list[np.ndarray]] = {"diversity": [], "stability": []}
-    for tables in prepared.versions:
+    for tables in versions:
         lists = tables.items[users]
         for name, values in (
             ("diversity", intra_list_diversity(lists, factors)),

@@ -1,15 +1,24 @@
 """Release trains: a new candidate every ``every`` seconds of simulated time.
 
-Release 1 is the scenario's candidate.  Release k (k = 2..count) is built before the run the
-way a team would build it at time ``(k - 1) * every``: updated from release k - 1 (warm start
-by default) on everything seen so far plus what users consumed on their own during the
-interval before it (the synthetic world's organic consumption at the history's pace).  During
-the run each release rolls out behind the current production version with the scenario's
-policy; a promotion makes it production, a rollback keeps the last good version.
+Release 1 is the scenario's candidate.  Release k (k = 2..count) is built *during the run*,
+at its scheduled time ``(k - 1) * every``, the way a team's training pipeline would build
+it then: updated (warm start by default) from the last good version on everything seen up
+to that time — the history plus what users consumed on their own during the run (the
+synthetic world's organic consumption at the history's pace).  The last good version is the
+latest release that was not rolled back (promoted, or withdrawn undecided: a training
+pipeline keeps building on updates nobody rejected), else production, which every rollback
+restored.  Each release records its parent.
+
+During the run each release rolls out behind the current production version with the
+scenario's policy; a promotion makes it production, a rollback keeps the last good version.
+Versions built for one lineage are kept on the ``Prepared`` world, so replications that take
+the same path reuse them.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,13 +28,14 @@ from lab.scenario import Scenario
 from lab.sources import Source
 from lab.versions import VersionTables
 from replay.training import TrainedModel, active_ids, fine_tune, retrain, warm_start
+from sim.policies.release_train import Release as ScheduledRelease
 
-__all__ = ["Release", "build_release_train", "release_name"]
+__all__ = ["BuiltRelease", "Release", "ReleaseFactory", "release_name", "release_schedule"]
 
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """One release: when it starts (simulated seconds) and which version it rolls out."""
+    """One release: when it starts (simulated seconds) and the name of its version slot."""
 
     number: int
     at_s: float
@@ -36,53 +46,123 @@ def release_name(candidate: str, number: int) -> str:
     return candidate if number == 1 else f"{candidate}-{number}"
 
 
-def build_release_train(
-    scenario: Scenario,
-    source: Source,
-    first: VersionTables,
-    *,
-    sample: np.ndarray,
-    rng: np.random.Generator,
-) -> tuple[list[VersionTables], list[Release]]:
-    """Versions for releases 2..count (parents first) and the whole release schedule."""
+def release_schedule(scenario: Scenario) -> list[Release]:
+    """Every release of the scenario's train (one release at time 0 without a train)."""
     train = scenario.release_train
     name = scenario.rollout.candidate
-    releases = [Release(1, 0.0, name)]
     if train is None:
-        return [], releases
-    assert source.organic is not None
-    settings = scenario.models[name]
-    seen: sp.csr_matrix = source.matrices["all"]
-    parent_table = first
-    parent: TrainedModel = first.model
-    built: list[VersionTables] = []
-    for number in range(2, train.count + 1):
-        start_s, end_s = (number - 2) * train.every, (number - 1) * train.every
-        window = source.organic(start_s, end_s, rng)
-        seen = sp.csr_matrix(seen + window, dtype=np.float32)
-        users, items = active_ids(window)
+        return [Release(1, 0.0, name)]
+    return [
+        Release(number, (number - 1) * train.every, release_name(name, number))
+        for number in range(1, train.count + 1)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltRelease:
+    """A release's version, and the lineage it was built along (names, oldest first)."""
+
+    tables: VersionTables
+    lineage: tuple[str, ...]
+    data_until_s: float
+
+
+class ReleaseFactory:
+    """Builds release versions at their scheduled time (the controller's ``ReleaseBuilder``).
+
+    ``install(slot, tables)`` is called with every version built, so the run can serve it.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        source: Source,
+        versions: list[VersionTables],
+        *,
+        sample: np.ndarray,
+        memo: dict[tuple[str, ...], BuiltRelease],
+        install: Callable[[int, VersionTables], None],
+    ) -> None:
+        assert scenario.release_train is not None and source.organic is not None
+        self.scenario = scenario
+        self.source = source
+        self.versions = versions
+        self.sample = sample
+        self.memo = memo
+        self.install = install
+        self.every = scenario.release_train.every
+        # Lineage and data horizon of every version slot built so far.
+        self.lineage: dict[int, tuple[str, ...]] = {i: (t.name,) for i, t in enumerate(versions)}
+        self.data_until_s: dict[int, float] = dict.fromkeys(range(len(versions)), 0.0)
+        self.parents: dict[int, str] = {}
+
+    def _organic(self, start_s: float, end_s: float) -> sp.csr_matrix:
+        """Organic consumption in ``[start_s, end_s)``, one fixed draw per train interval.
+
+        Each interval has its own generator (from the scenario's seed and the interval's
+        number), so what users consumed never depends on which lineage asked first.
+        """
+        assert self.source.organic is not None
+        total: sp.csr_matrix | None = None
+        first = round(start_s / self.every)
+        last = round(end_s / self.every)
+        for k in range(first, last):
+            rng = np.random.default_rng(
+                np.random.SeedSequence(self.scenario.seed, spawn_key=(1_000, k))
+            )
+            part = self.source.organic(k * self.every, (k + 1) * self.every, rng)
+            total = part if total is None else total + part
+        shape = self.source.matrices["all"].shape
+        return total if total is not None else sp.csr_matrix(shape, dtype=np.float32)
+
+    def build(self, release: ScheduledRelease, parent: int, at_s: float) -> None:
+        """Build the version of ``release`` at ``at_s`` from version ``parent`` and install it."""
+        key = (*self.lineage[parent], f"@{release.number}")
+        built = self.memo.get(key)
+        if built is None:
+            built = self._train(release, parent, at_s, key)
+            self.memo[key] = built
+        self.lineage[release.version] = built.lineage
+        self.data_until_s[release.version] = built.data_until_s
+        self.parents[release.version] = self.versions[parent].name
+        self.versions[release.version] = built.tables
+        self.install(release.version, built.tables)
+
+    def _train(
+        self, release: ScheduledRelease, parent: int, at_s: float, key: tuple[str, ...]
+    ) -> BuiltRelease:
+        train = self.scenario.release_train
+        assert train is not None
+        settings = self.scenario.models[self.scenario.rollout.candidate]
+        parent_tables = self.versions[parent]
+        base: sp.csr_matrix = self.source.matrices["all"]
+        seen = sp.csr_matrix(base + self._organic(0.0, at_s), dtype=np.float32)
+        since = self._organic(self.data_until_s[parent], at_s)
+        model: TrainedModel = parent_tables.model
         if train.update == "warm_start":
-            model = warm_start(parent, seen, users, items)
+            users, items = active_ids(since)
+            model = warm_start(model, seen, users, items)
         elif train.update == "fine_tune":
-            model = fine_tune(parent, seen, max(1, settings.iterations // 3))
+            model = fine_tune(model, seen, max(1, settings.iterations // 3))
         else:
-            model = retrain(parent.spec, seen)
-        label = release_name(name, number)
-        table = VersionTables(
-            label,
+            model = retrain(model.spec, seen)
+        name = release_name(self.scenario.rollout.candidate, release.number)
+        tables = VersionTables(
+            name,
             model,
             seen=seen,
             consumed=seen,
-            truth=source.truth,
-            n_users=source.world.n_users,
-            popular_items=parent_table.popular_items,
-            k=scenario.users.list_size,
+            truth=self.source.truth,
+            n_users=self.source.world.n_users,
+            popular_items=parent_tables.popular_items,
+            k=self.scenario.users.list_size,
             click_lift=settings.click_lift,
-            parent=parent_table.name,
+            parent=parent_tables.name,
             update=train.update,
         )
-        table.ensure(sample, rng=rng)
-        built.append(table)
-        releases.append(Release(number, end_s, label))
-        parent, parent_table = model, table
-    return built, releases
+        lineage_tag = zlib.crc32("/".join(key).encode("utf-8"))
+        calibration = np.random.default_rng(
+            np.random.SeedSequence(self.scenario.seed, spawn_key=(1_001, lineage_tag))
+        )
+        tables.ensure(self.sample, rng=calibration)
+        return BuiltRelease(tables, key, at_s)

@@ -28,6 +28,7 @@ from pydantic import (
 
 from lab.overrides import apply_override, dotted, parse_override
 from replay.errors import UserInputError
+from replay.log_formats import Columns, LogFormat, TimestampUnit
 from sim.durations import format_duration
 from sim.faults import FaultKind
 from sim.policies.settings import Rollout
@@ -104,27 +105,13 @@ class LogWindow(Table):
     end: TimePoint | None = None
 
 
-class LogColumns(Table):
-    user: str = "user"
-    item: str = "item"
-    timestamp: str = "timestamp"
-    event: str | None = None
-    weight: str | None = None
-    session: str | None = None
-    #: Logged impressions of a stochastic logging policy: off-policy estimates need both.
-    propensity: str | None = None
-    reward: str | None = None
-
-
 class LogSource(Table):
     """A logged interaction file to replay (see README, "Replaying logs")."""
 
     path: Annotated[str, Field(min_length=1)]
-    format: Literal[
-        "auto", "movielens_csv", "movielens_udata", "recbole_inter", "csv", "parquet", "ndjson"
-    ] = "auto"
-    columns: LogColumns | None = None
-    timestamp_unit: Literal["auto", "s", "ms", "iso"] = "auto"
+    format: LogFormat = "auto"
+    columns: Columns | None = None
+    timestamp_unit: TimestampUnit = "auto"
     event_types: list[str] | None = None
     delimiter: str | None = None
     session_gap: PositiveDuration = 1800.0
@@ -473,6 +460,16 @@ class Scenario(Table):
                     "must be 'fine_tune' or 'retrain' for a non-ALS candidate",
                     train.update,
                 )
+        if self.rollout.sticky_by == "session" and self.cache.invalidation != "versioned_keys":
+            # The cache keys lists by user: two sessions of one user on different versions
+            # would serve each other's lists, and every such serve would count as stale.
+            raise Inconsistent(
+                ("cache", "invalidation"),
+                "must be 'versioned_keys' when rollout.sticky_by = 'session' (other modes key "
+                "lists by user, so a user's sessions on two versions would serve each other's "
+                "lists)",
+                self.cache.invalidation,
+            )
         if self.users.list_size > self.traffic.items:
             raise Inconsistent(
                 ("users", "list_size"),

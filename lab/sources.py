@@ -36,7 +36,7 @@ from lab.versions import ClickTruth
 from replay.errors import UserInputError
 from replay.events import EventTable, interaction_matrix
 from replay.log_traffic import LogTraffic, replay_requests
-from replay.logs import Columns, LogSpec, read_log
+from replay.logs import LogSpec, read_log
 from replay.requests import RequestStream
 from replay.synthetic import (
     ArrivalShape,
@@ -315,14 +315,10 @@ def _genres(
 
 def _read(log: LogSource, *, source: str, base_dir: Path | None) -> EventTable:
     path = _resolve(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
-    columns = None
-    if log.columns is not None:
-        c = log.columns
-        columns = Columns(c.user, c.item, c.timestamp, c.event, c.weight, c.session)
     spec = LogSpec(
         path=path,
         format=log.format,
-        columns=columns,
+        columns=log.columns,
         timestamp_unit=log.timestamp_unit,
         event_types=frozenset(log.event_types) if log.event_types is not None else None,
         session_gap_s=log.session_gap,

@@ -45,6 +45,7 @@ import polars as pl
 
 from replay.errors import InternalError, UserInputError, must_be
 from replay.events import EventTable
+from replay.log_formats import Columns, LogFormat, TimestampUnit
 from replay.sessions import gap_sessions, keyed_sessions
 from replay.validation import (
     SKIP_REASONS,
@@ -69,10 +70,6 @@ __all__ = [
     "read_log",
 ]
 
-LogFormat = Literal[
-    "auto", "movielens_csv", "movielens_udata", "recbole_inter", "csv", "parquet", "ndjson"
-]
-TimestampUnit = Literal["auto", "s", "ms", "iso"]
 DedupePolicy = Literal["first", "last", "none"]
 
 _RAW: Final[dict[str, str]] = {
@@ -98,29 +95,6 @@ _RECBOLE_FIELD: Final[re.Pattern[str]] = re.compile(r"^[^:\s]+:(token|token_seq|
 _CANONICAL_INT: Final[str] = r"^(0|-?[1-9][0-9]{0,17})$"
 _DELIMITERS: Final[tuple[str, ...]] = (",", "\t", ";", "|")
 _SAMPLE_ROWS: Final[int] = 1_000
-
-
-@dataclass(frozen=True, slots=True)
-class Columns:
-    """Which column of the file plays which role; ``None`` for optional roles not present."""
-
-    user: str = "user"
-    item: str = "item"
-    timestamp: str = "timestamp"
-    event: str | None = None
-    weight: str | None = None
-    session: str | None = None
-
-    def as_dict(self) -> dict[str, str]:
-        mapping = {
-            "user": self.user,
-            "item": self.item,
-            "timestamp": self.timestamp,
-            "event": self.event,
-            "weight": self.weight,
-            "session": self.session,
-        }
-        return {role: name for role, name in mapping.items() if name is not None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,8 +31,9 @@ import numpy.typing as npt
 
 from reports.exposure import HitMethod
 from reports.numbers import num, pair
-from reports.quality import Z95, RequestColumns, hit_rates
+from reports.quality import RequestColumns, hit_rates
 from sim import metrics
+from sim.stats import Z95
 
 __all__ = ["BUCKETS", "BUCKET_BASIS", "bucket_block", "popularity_buckets", "worst_group"]
 

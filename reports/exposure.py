@@ -163,7 +163,7 @@ def exposure(
     """
     prepared = result.prepared
     items = shown_lists(
-        user, served_by, [t.items for t in prepared.versions], prepared.popular.items
+        user, served_by, [t.items for t in result.versions], prepared.popular.items
     )
     live = prepared.source.live_world
     if live is not None:

@@ -15,14 +15,12 @@ from typing import Any
 
 import polars as pl
 
+from reports.page import page
 from reports.quality_sections import ADDITIONS, glance_items
 from reports.sections import Section, esc, glance, render_sections
-from reports.style import PAGE_CSS
 from reports.summary import timeline
 
 __all__ = ["render_report"]
-
-_CSS = PAGE_CSS
 
 
 def _bucket_seconds(duration_s: float) -> float:
@@ -100,28 +98,17 @@ def render_report(
     sections = [
         _with_additions(s, summary) for s in render_sections(summary, verdict, tl, duration_s)
     ]
-    nav = "".join(f'<a href="#{s.anchor}">{esc(s.title)}</a>' for s in sections)
-    body = "".join(
-        f'<section id="{s.anchor}"><h2>{esc(s.title)}</h2>{s.body}</section>' for s in sections
-    )
     timing = summary["timing"]
     req = summary["requests"]
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>rollout-lab report: {esc(scenario["name"])}</title>
-<style>{_CSS}</style></head>
-<body><main>
-<h1>{esc(scenario["name"])}</h1>
-<p class="muted">{esc(scenario["description"])}</p>
-{_facts(summary)}
-{_banner(summary, verdict)}
-{_glance(summary)}
-<nav>{nav}</nav>
-{body}
-<footer>rollout-lab · simulation {timing["simulate_s"]:.2f} s wall for {req["arrivals"]:,} requests
-({timing["requests_per_wall_s"]:,.0f} requests per wall second); preparation
-{timing["prepare_s"]:.2f} s. Every number above except wall-clock timings (these and the
-training seconds) is a pure function of the scenario and its seed.</footer>
-</main></body></html>
-"""
+    footer = f"""<footer>rollout-lab · simulation {timing["simulate_s"]:.2f} s wall for \
+{req["arrivals"]:,} requests ({timing["requests_per_wall_s"]:,.0f} requests per wall second); \
+preparation {timing["prepare_s"]:.2f} s. Every number above except wall-clock timings (these \
+and the training seconds) is a pure function of the scenario and its seed.</footer>"""
+    return page(
+        title=f"rollout-lab report: {scenario['name']}",
+        heading=scenario["name"],
+        description=scenario["description"],
+        top=[_facts(summary), _banner(summary, verdict), _glance(summary)],
+        sections=[(s.anchor, s.title, s.body) for s in sections],
+        footer=footer,
+    )

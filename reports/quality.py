@@ -41,12 +41,12 @@ from reports.genres import genre_block, genres_of, history_matrix
 from reports.numbers import num, pair
 from sim import metrics
 from sim.monitor import WindowStats
+from sim.stats import Z95
 
 __all__ = [
     "CALIBRATION_BINS",
     "EQUAL_MASS_BINS",
     "RBO_P",
-    "Z95",
     "RequestColumns",
     "calibration_block",
     "churn_block",
@@ -66,7 +66,6 @@ __all__ = [
 CALIBRATION_BINS = 15
 EQUAL_MASS_BINS = 10
 RBO_P = 0.9
-Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 POPULAR_CODE, NOTHING_CODE = -1, -2
 
 FloatArray = npt.NDArray[np.float64]
@@ -795,12 +794,12 @@ def quality_blocks(
     """
     prepared = result.prepared
     scenario = result.scenario
-    names = [t.name for t in prepared.versions]
+    names = [t.name for t in result.versions]
     cols = columns if columns is not None else RequestColumns.from_frame(result.requests, names)
     seen = shown if shown is not None else exposure(result, cols.user, cols.served_by, cols.hit)
     n_users = prepared.world.n_users
     baseline = scenario.rollout.baseline
-    tables: Mapping[str, ItemArray] = {t.name: t.items for t in prepared.versions}
+    tables: Mapping[str, ItemArray] = {t.name: t.items for t in result.versions}
     popularity = prepared.item_popularity
     traffic_users = np.flatnonzero(np.bincount(cols.user, minlength=n_users))
     all_requests = np.bincount(cols.user, minlength=n_users)[traffic_users].astype(np.float64)

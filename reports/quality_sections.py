@@ -11,29 +11,16 @@ Summaries written before these keys existed render without the additions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
+from reports.page import table as html_table
 from reports.sections import ci_pct, ci_pp, esc, fmt, pct, pp
 
 __all__ = ["ADDITIONS", "glance_items"]
 
 # Windows listed in the per-window table before it is cut short.
 MAX_WINDOW_ROWS = 48
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
-    """Cells are HTML already; the first ``left`` columns hold left-aligned text."""
-
-    def cell(tag: str, i: int, content: str) -> str:
-        cls = ' class="l"' if i < left else ""
-        return f"<{tag}{cls}>{content}</{tag}>"
-
-    header = "".join(cell("th", i, h) for i, h in enumerate(head))
-    body = "".join(
-        "<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>" for row in rows
-    )
-    return f'<div class="scroll"><table><tr>{header}</tr>{body}</table></div>'
 
 
 def _muted(text: str) -> str:
@@ -69,7 +56,7 @@ def hit_at_k(summary: dict[str, Any]) -> str:
     )
     return (
         f"<h3>hit@{k}</h3>"
-        + _table(["version", "requests judged", f"hit@{k} [95% CI]"], rows)
+        + html_table(["version", "requests judged", f"hit@{k} [95% CI]"], rows)
         + _muted(f"By assigned version. {esc(basis)}; {interval}.")
     )
 
@@ -105,7 +92,7 @@ def window_deltas(summary: dict[str, Any]) -> str:
     ]
     return (
         "<details><summary>Per analysis window: CTR difference and ECE</summary>"
-        + _table(head, rows, left=2)
+        + html_table(head, rows, left=2)
         + _muted(
             "CTR by assigned version in each window with a normal 95% interval; ECE (15 "
             "equal-width bins) of each serving version's predictions in the window."
@@ -130,7 +117,7 @@ def genre_calibration(summary: dict[str, Any]) -> str:
         return ""
     return (
         "<h3>Genre calibration (Steck)</h3>"
-        + _table(["version", "users judged", "lists shown", "KL(p ‖ q̃) nats"], rows)
+        + html_table(["version", "users judged", "lists shown", "KL(p ‖ q̃) nats"], rows)
         + _muted(
             "How far each list's genre mix is from the user's history: Steck's KL(p ‖ q̃), "
             "q̃ = 0.99 q + 0.01 p, p the genres of the user's history before time zero, q those "
@@ -150,7 +137,7 @@ def genre_diversity(summary: dict[str, Any]) -> str:
         rows.append([esc(name), fmt(d["genre_intra_list_diversity"], 3)])
     if not rows:
         return ""
-    return _table(["version", "genre intra-list diversity"], rows) + _muted(
+    return html_table(["version", "genre intra-list diversity"], rows) + _muted(
         "Mean pairwise Jaccard distance of the items' genre sets within a list (one "
         f"pseudo-genre per item: the share of pairs from different clusters). Genres: "
         f"{esc(genres)}."
@@ -200,7 +187,7 @@ def noise_floor(summary: dict[str, Any]) -> str:
     ]
     return (
         "<h3>Against the noise floor</h3>"
-        + _table(head, rows)
+        + html_table(head, rows)
         + _muted(
             f"Noise floor: the baseline retrained on the same data with another seed "
             f"({esc(floor_name)}) against the baseline — how far lists move from training "
@@ -231,7 +218,7 @@ def churn(summary: dict[str, Any]) -> str:
         + f"<p>{pct(c['share_changed'], 1)} of the {fmt(c['users'])} users with at least two "
         f"requests saw their assigned version change ({fmt(c['changes'])} changes); on a "
         f"change, {pct(c['mean_churn'], 1)} of their list changed on average.</p>"
-        + _table(["from", "to", "changes", "mean list churn"], rows, left=2)
+        + html_table(["from", "to", "changes", "mean list churn"], rows, left=2)
         + _muted(
             "Churn of one change = 1 − |A ∩ B| / max(|A|, |B|) of the user's lists under the "
             "old and the new version; averaged per user, then over users."
@@ -271,7 +258,7 @@ def popularity_buckets(summary: dict[str, Any]) -> str:
     ]
     return (
         "<h3>By item popularity</h3>"
-        + _table(head, rows)
+        + html_table(head, rows)
         + _muted(
             "Catalogue thirds by training popularity (users per item before time zero): head, "
             "torso, tail. Item CTR = clicks on the bucket's items / list slots showing them "
@@ -319,7 +306,7 @@ def segment_extras(summary: dict[str, Any]) -> str:
         *[f"abandoned {esc(n)}" for n in names],
         *[f"hit@K {esc(n)}" for n in names],
     ]
-    return _table(head, rows)
+    return html_table(head, rows)
 
 
 # --- composition -----------------------------------------------------------------------------

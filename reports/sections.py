@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
 from reports import figures
+from reports.page import table as html_table
 
 __all__ = [
     "SECTIONS",
@@ -102,24 +103,6 @@ def ci_num(ci: Sequence[Any] | None, digits: int = 3) -> str:
 
 def minutes(t_s: Any) -> str:
     return "–" if t_s is None else f"{t_s / 60:.1f}"
-
-
-def _table(
-    head: Sequence[str], rows: Sequence[Sequence[str]], left: int | Collection[int] = 1
-) -> str:
-    """A table: columns in ``left`` (indices, or the first ``left``) hold left-aligned text,
-    the rest right-aligned numbers."""
-    text_columns = set(range(left)) if isinstance(left, int) else set(left)
-
-    def cell(tag: str, i: int, content: str) -> str:
-        cls = ' class="l"' if i in text_columns else ""
-        return f"<{tag}{cls}>{content}</{tag}>"
-
-    header = "".join(cell("th", i, h) for i, h in enumerate(head))
-    body = "".join(
-        "<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>" for row in rows
-    )
-    return f'<div class="scroll"><table><tr>{header}</tr>{body}</table></div>'
 
 
 def _figure(src: str, alt: str, caption: str = "") -> str:
@@ -266,7 +249,7 @@ def expectations(verdict: dict[str, Any] | None) -> str:
         ]
         for e in verdict["expectations"]
     ]
-    return _table(["result", "metric", "expected", "observed"], rows, left=4)
+    return html_table(["result", "metric", "expected", "observed"], rows, left=4)
 
 
 def versions_table(summary: dict[str, Any]) -> str:
@@ -299,7 +282,7 @@ def versions_table(summary: dict[str, Any]) -> str:
         "CTR [95% CI]",
         "abandoned",
     ]
-    return _table(head, rows, left=2) + _muted(
+    return html_table(head, rows, left=2) + _muted(
         "Requests are attributed to the version they were assigned to (intention to treat); "
         "CTR = clicked lists / lists shown."
     )
@@ -326,7 +309,7 @@ def timeline(
         for n, d in marks
     ]
     table = (
-        _table(["#", "action", "t (min)", "weight", "reason"], rows, left={0, 1, 4})
+        html_table(["#", "action", "t (min)", "weight", "reason"], rows, left={0, 1, 4})
         if rows
         else _muted("No routing decisions.")
     )
@@ -379,7 +362,7 @@ def latency(summary: dict[str, Any], tl: pl.DataFrame, names: Sequence[str]) -> 
     ]
     return (
         _figure(img, "Latency percentiles by version against the budget")
-        + _table(head, rows)
+        + html_table(head, rows)
         + _muted(
             f"Exact order statistics of every request's latency; budget {budget:g} ms. "
             "The figure shows p50 and p99 per time bucket; a cache hit costs the hit latency."
@@ -394,7 +377,7 @@ def cache(summary: dict[str, Any], tl: pl.DataFrame, names: Sequence[str]) -> st
         return _muted("The cache is disabled in this scenario.")
     flushes = c.get("flush_times_s", [])
     img = figures.cache_figure(tl, names, flushes)
-    counters = _table(
+    counters = html_table(
         [
             "invalidation",
             "hit rate",
@@ -465,7 +448,7 @@ def engagement(summary: dict[str, Any]) -> str:
     ]
     return (
         _figure(img, "CTR by version with 95% confidence intervals")
-        + _table(head, rows)
+        + html_table(head, rows)
         + _muted(
             "CTR: Wilson 95% intervals; difference and lift against the baseline: delta-method "
             "95% intervals; clicks per session: normal 95% interval over sessions. A list "
@@ -511,7 +494,7 @@ def calibration(summary: dict[str, Any]) -> str:
         "Platt a",
         "Platt b",
     ]
-    bins = _table(
+    bins = html_table(
         ["version", "bin (15 equal-width)", "requests", "mean predicted", "observed"],
         bin_rows,
         left=2,
@@ -520,7 +503,7 @@ def calibration(summary: dict[str, Any]) -> str:
         '<div class="row">'
         + _figure(img, "Calibration reliability diagram per version")
         + '<div class="grow">'
-        + _table(head, rows)
+        + html_table(head, rows)
         + bins
         + "</div></div>"
         + _muted(
@@ -564,7 +547,7 @@ def diversity(summary: dict[str, Any]) -> str:
         "coverage, all traffic",
         "Gini, all traffic",
     ]
-    return _table(head, rows) + _muted(
+    return html_table(head, rows) + _muted(
         "Over the lists each version served, weighted by requests. Intra-list diversity: mean "
         "pairwise (1 − cosine) of the true world's item factors (one taste space for every "
         "version). Coverage: distinct items shown / catalogue. Gini of item exposure over the "
@@ -601,7 +584,7 @@ def stability(summary: dict[str, Any]) -> str:
         if v["quality"]["stability"] is not None
     )
     head = ["version", "against", "users", f"Jaccard@{k}", "RBO (p = 0.9)", "identical lists"]
-    return _table(head, rows, left=2) + _muted(
+    return html_table(head, rows, left=2) + _muted(
         f"Each version's top-{k} list against the baseline's for the same user, averaged over "
         "every user in the traffic. Jaccard@K: shared items / items in either list. RBO: "
         "rank-biased overlap, extrapolated, p = 0.9 (top ranks weigh most); 1 = same ranking."
@@ -639,7 +622,7 @@ def _tenure(summary: dict[str, Any], names: Sequence[str]) -> str:
     ]
     return (
         "<h3>New and returning users</h3>"
-        + _table(head, _segment_rows(tenure, names))
+        + html_table(head, _segment_rows(tenure, names))
         + _muted(esc(tenure.get("basis", "")))
     )
 
@@ -674,7 +657,7 @@ def segments(summary: dict[str, Any], names: Sequence[str]) -> str:
         )
     return (
         worst_text
-        + _table(head, rows)
+        + html_table(head, rows)
         + _tenure(summary, names)
         + _figure(img, "CTR by user segment and version")
         + _muted(
@@ -711,7 +694,7 @@ def drift(summary: dict[str, Any]) -> str:
             ]
         )
     threshold = data.get("alert_threshold_psi", 0.2)
-    table = _table(["distribution", "PSI", "KS D", "KS p", "live samples", "status"], rows)
+    table = html_table(["distribution", "PSI", "KS D", "KS p", "live samples", "status"], rows)
     windows = data.get("windows") or []
     alerts = [w for w in windows if w.get("alert")]
     figure = (
@@ -772,7 +755,7 @@ def provenance(summary: dict[str, Any]) -> str:
         "Platt b",
         "popularity-fallback users",
     ]
-    return _table(head, rows, left=5) + _muted(
+    return html_table(head, rows, left=5) + _muted(
         "Platt scaling maps a model score s to P(click | examined) = 1 / (1 + exp(−(a·s + b))). "
         "Popularity-fallback users: traffic users the version knows no history for; they get "
         "the popularity list."
@@ -796,7 +779,7 @@ def decision_trace(summary: dict[str, Any]) -> str:
                 f"{d['weight']:g}%",
             ]
         )
-    return _table(
+    return html_table(
         ["#", "action", "reason (numbers it saw)", "t (min)", "step", "weight"], rows, left=3
     )
 
@@ -821,12 +804,12 @@ def data_section(summary: dict[str, Any]) -> str:
     if "path" in data:
         facts.append(["log", esc(data["path"])])
         facts.append(["requests replayed", fmt(data.get("replayed_requests"))])
-    body = _table(["", "value"], facts, left=2)
+    body = html_table(["", "value"], facts, left=2)
     accounting = data.get("accounting")
     if accounting:
         rows = [["input rows", fmt(accounting["input_rows"])], ["kept", fmt(accounting["kept"])]]
         rows += [[f"skipped: {esc(k)}", fmt(v)] for k, v in accounting.get("skipped", {}).items()]
-        body += _table(["row accounting", "rows"], rows, left=1)
+        body += html_table(["row accounting", "rows"], rows, left=1)
     windows = data.get("windows")
     if windows:
         rows = [
@@ -834,7 +817,7 @@ def data_section(summary: dict[str, Any]) -> str:
             for name, w in windows.items()
             if isinstance(w, dict)
         ]
-        body += _table(["window", "time span", "events"], rows, left=2)
+        body += html_table(["window", "time span", "events"], rows, left=2)
         replay = windows.get("replay", {})
         if isinstance(replay, dict) and "cold_users" in replay:
             body += _muted(

@@ -8,7 +8,6 @@ figures in ``timing`` (``wall_s``, ``prepare_s``, ``simulate_s``, ``requests_per
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,6 +70,53 @@ def _version_block(frame: pl.DataFrame, name: str, budget_ms: float) -> dict[str
         "ctr_ci95": [_num(ci.low), _num(ci.high)] if ci else [None, None],
         "abandon_rate": _num(int(shown["abandoned"].sum()) / n if n else None),
     }
+
+
+def served_block(frame: pl.DataFrame, names: list[str]) -> dict[str, Any]:
+    """Engagement by what was actually shown, beside ``versions`` (by assigned version).
+
+    ``versions`` is intention to treat: a request counts for the version it was assigned to,
+    whatever answered it, which is what the gate judges.  This block counts each request
+    under the list the user saw: fresh lists by the version that computed them (a
+    baseline fallback counts for the baseline), the popularity list, and ``stale`` — a
+    cached list of an older or other version — as its own row, with whose lists they were.
+    Dropped requests showed nothing and are left out.
+    """
+    shown = frame.filter(pl.col("result") != "dropped")
+    stale = pl.col("cache") == "stale"
+    rows: dict[str, pl.DataFrame] = {
+        name: shown.filter((pl.col("served_by") == name) & ~stale) for name in [*names, "popular"]
+    }
+    rows["stale"] = shown.filter(stale)
+    out: dict[str, Any] = {}
+    total = max(frame.height, 1)
+    for name, mine in rows.items():
+        n = mine.height
+        if n == 0:
+            continue
+        clicks = int(mine["clicks"].sum())
+        ci = wilson_interval(clicks, n)
+        latency = mine["latency_ms"].to_numpy()
+        p50, p99 = np.percentile(latency, [50, 99], method="inverted_cdf")
+        assigned = mine["version"].value_counts(sort=True)
+        block: dict[str, Any] = {
+            "requests": n,
+            "share_of_requests": _num(n / total),
+            "clicks": clicks,
+            "ctr": _num(clicks / n),
+            "ctr_ci95": [_num(ci.low), _num(ci.high)],
+            "latency_ms": {"p50": _num(p50), "p99": _num(p99)},
+            "assigned_to": {
+                str(v): int(c) for v, c in zip(assigned["version"], assigned["count"], strict=True)
+            },
+        }
+        if name == "stale":
+            lists = mine["served_by"].value_counts(sort=True)
+            block["lists_of"] = {
+                str(v): int(c) for v, c in zip(lists["served_by"], lists["count"], strict=True)
+            }
+        out[name] = block
+    return out
 
 
 def _rounded(value: Any) -> Any:
@@ -150,7 +196,7 @@ def build_summary(
     scenario = result.scenario
     frame = result.requests
     prepared = result.prepared
-    names = [v.name for v in prepared.versions]
+    names = [v.name for v in result.versions]
     roles = {scenario.rollout.baseline: "baseline", scenario.rollout.candidate: "candidate"}
     results = frame["result"].value_counts()
     counts = dict(zip(results["result"].to_list(), results["count"].to_list(), strict=True))
@@ -160,7 +206,7 @@ def build_summary(
     versions: dict[str, Any] = {}
     for v, name in enumerate(names):
         block = _version_block(frame, name, scenario.serving.budget_ms)
-        table = prepared.versions[v]
+        table = result.versions[v]
         block["role"] = roles.get(name, "other")
         block["model"] = {
             "algorithm": table.model.spec.algorithm,
@@ -215,6 +261,10 @@ def build_summary(
     if reproducible:
         timing = {k: (v if k == "sim_s" else 0.0) for k, v in timing.items()}
     rollout = _json_ready(result.controller.summary())
+    for release in (rollout.get("releases") or {}).values():
+        if release["parent"] is None:
+            # Release 1 is the scenario's candidate: its parent is the model it updates.
+            release["parent"] = result.versions[names.index(release["version"])].parent
     baseline, candidate = scenario.rollout.baseline, scenario.rollout.candidate
     segments = segments_block(
         columns,
@@ -273,8 +323,10 @@ def build_summary(
             "shadow": int(frame.filter(pl.col("shadow") != "none").height),
         },
         "versions": versions,
+        "served": served_block(frame, names),
         "cache": cache_block,
         "rollout": rollout,
+        "routing": _rounded(result.final_routing),
         "decisions": [d.as_dict() for d in result.controller.decisions],
         "windows": _windows(result, columns, names),
         "segments": segments,
@@ -282,14 +334,14 @@ def build_summary(
             columns.user,
             frame["t_s"].to_numpy(),
             columns.version,
-            [t.items for t in prepared.versions],
+            [t.items for t in result.versions],
             names,
         ),
         # Off-policy estimates (replay, IPS, SNIPS) of every version on the logged impressions,
         # when the log maps a propensity and a reward column; null otherwise.
         "off_policy": (
             offpolicy_block(
-                prepared.source.impressions, {t.name: t.items for t in prepared.versions}
+                prepared.source.impressions, {t.name: t.items for t in result.versions}
             )
             if prepared.source.impressions is not None
             else None
@@ -314,7 +366,3 @@ def build_summary(
 def dumps(summary: dict[str, Any]) -> str:
     """Stable JSON text (sorted keys would scramble reading order; insertion order is stable)."""
     return json.dumps(summary, indent=2, allow_nan=False) + "\n"
-
-
-def write_json(path: Path, summary: dict[str, Any]) -> None:
-    path.write_text(dumps(summary), encoding="utf-8")

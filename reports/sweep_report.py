@@ -23,7 +23,7 @@ from typing import Any
 
 import matplotlib
 
-from reports.style import PAGE_CSS
+from reports.page import page, table
 
 matplotlib.use("Agg")
 
@@ -54,8 +54,6 @@ OUTCOME_COLOURS = {
 _SERIES = ["#1f5fa8", "#d9641e", "#2a9d4b", "#8e44ad", "#c0392b", "#7f8c8d"]
 _MAX_SERIES = len(_SERIES)
 _DPI = 80
-
-_CSS = PAGE_CSS
 
 
 # --------------------------------------------------------------------------- formatting
@@ -95,21 +93,9 @@ def _mean_ci(stats: dict[str, Any], scale: float = 1.0, digits: int = 3, unit: s
     return f"{stats['mean'] * scale:.{digits}g}{unit}" + _ci(stats["ci95"], scale, digits, unit)
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int = 2) -> str:
-    """Columns before ``left`` hold text (left-aligned), the others numbers."""
-
-    def cell(tag: str, i: int, content: str) -> str:
-        cls = ' class="l"' if i < left else ""
-        return f"<{tag}{cls}>{content}</{tag}>"
-
-    header = "".join(cell("th", i, h) for i, h in enumerate(head))
-    body = "".join(
-        "<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>" for row in rows
-    )
-    return (
-        f'<div class="scroll"><table><thead><tr>{header}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
-    )
+def _sweep_table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int = 2) -> str:
+    """Sweep tables start with two text columns (grid point, setting)."""
+    return table(head, rows, left)
 
 
 def _figure(src: str, caption: str) -> str:
@@ -314,7 +300,7 @@ def _outcomes(summary: dict[str, Any]) -> str:
             ]
         )
     head = ["point", "grid", "finished", *OUTCOME_COLOURS, "failed", "not run"]
-    body = _table(head, rows)
+    body = _sweep_table(head, rows)
     if any(b["replications"] for b in points):
         body += _figure(
             _outcome_figure(points),
@@ -336,7 +322,7 @@ def _operating(summary: dict[str, Any]) -> str:
                 _pct(pr["rate"]) + _ci(pr["ci95"], 100, 3, "%"),
             ]
         )
-    body = _table(["point", "grid", "replications", "rolled back", "promoted"], rows)
+    body = _sweep_table(["point", "grid", "replications", "rolled back", "promoted"], rows)
     keys = [k for k in summary["grid"]["keys"] if len(summary["grid"]["values"][k]) > 1]
     several = len(summary["grid"]["keys"]) > 1
     if not any(b["replications"] for b in summary["points"]):
@@ -380,7 +366,7 @@ def _decision(summary: dict[str, Any], table: pl.DataFrame) -> str:
         "to promote (min)",
         "median decision (min)",
     ]
-    body = _table(head, rows)
+    body = _sweep_table(head, rows)
     body += (
         '<p class="muted">Simulated minutes from the candidate\'s first exposure to the first '
         "failed analysis (detect), the rollback, or the promotion; mean over the replications "
@@ -425,7 +411,7 @@ def _exposure(summary: dict[str, Any], table: pl.DataFrame) -> str:
         "users exposed when rolled back",
         "max candidate weight",
     ]
-    body = _table(head, rows)
+    body = _sweep_table(head, rows)
     body += (
         '<p class="muted">Users exposed: distinct users assigned to the candidate during the '
         "run. When the candidate is bad, the replications that rolled it back show what "
@@ -476,7 +462,7 @@ def _engagement(summary: dict[str, Any], table: pl.DataFrame) -> str:
         "fallbacks",
         "dropped",
     ]
-    body = _table(head, rows)
+    body = _sweep_table(head, rows)
     body += (
         '<p class="muted">Per replication, by assigned version (as in summary.json); here the '
         "mean over replications with a 95% Student-t interval, i.e. how much the number varies "
@@ -525,7 +511,7 @@ def _failures(summary: dict[str, Any]) -> str:
         ]
         for f in failures
     ]
-    return _table(["point", "grid", "error", "replication", "seed"], rows, left=3)
+    return _sweep_table(["point", "grid", "error", "replication", "seed"], rows, left=3)
 
 
 def _reproduce(summary: dict[str, Any]) -> str:
@@ -587,22 +573,11 @@ def render_sweep_report(summary: dict[str, Any], table: pl.DataFrame) -> str:
         "reproduce": _reproduce(summary),
         "scenario": _scenario(summary),
     }
-    nav = "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in SECTIONS)
-    sections = "".join(
-        f'<section id="{a}"><h2>{_esc(t)}</h2>{bodies[a]}</section>' for a, t in SECTIONS
+    return page(
+        title=f"rollout-lab sweep: {scenario['name']}",
+        heading=f"{scenario['name']} — sweep",
+        description=scenario["description"],
+        top=[_facts(summary), _banner(summary)],
+        sections=[(a, t, bodies[a]) for a, t in SECTIONS],
+        footer=_footer(summary),
     )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>rollout-lab sweep: {_esc(scenario["name"])}</title>
-<style>{_CSS}</style></head>
-<body><main>
-<h1>{_esc(scenario["name"])} — sweep</h1>
-<p class="muted">{_esc(scenario["description"])}</p>
-{_facts(summary)}
-{_banner(summary)}
-<nav>{nav}</nav>
-{sections}
-{_footer(summary)}
-</main></body></html>
-"""

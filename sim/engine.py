@@ -109,8 +109,12 @@ class Controller(Protocol):
 
     def next_wakeup_s(self, now_s: float) -> float | None: ...
 
-    def tick(self, now_s: float, settled: int) -> None:
-        """Act at ``now_s`` with requests ``[0, settled)`` settled (may change ``routing``)."""
+    def tick(self, now_s: float, settled_until_s: float) -> None:
+        """Act at ``now_s`` (may change ``routing``).
+
+        Every request that arrived before ``settled_until_s`` has ended: windows of
+        arrivals up to there are final.
+        """
         ...
 
 
@@ -387,7 +391,6 @@ def simulate(
                     dispatch(i, candidate, now, now, 0, user, True)
 
     def control() -> Generator[simpy.Event, Any, None]:
-        t_s = plan.t_s
         settle_s = plan.settle_s
         while True:
             wake = controller.next_wakeup_s(env.now)
@@ -395,11 +398,10 @@ def simulate(
                 return
             if wake > env.now:
                 yield env.timeout(wake - env.now)
-            settled = int(np.searchsorted(t_s, env.now - settle_s, side="left"))
             # Flush only when what users see changes (who gets the candidate, or which
             # versions play the roles), never for a mirror-only step.
             before = (routing.candidate_threshold, routing.candidate, routing.baseline)
-            controller.tick(env.now, settled)
+            controller.tick(env.now, env.now - settle_s)
             changed = before != (routing.candidate_threshold, routing.candidate, routing.baseline)
             if changed and cache is not None and cache_plan.invalidation == "flush_on_change":
                 cache.flush()

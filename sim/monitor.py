@@ -220,8 +220,16 @@ class Monitor:
         self.windows: list[list[WindowStats]] = []
         self.totals = [RunningTotals() for _ in version_names]
 
-    def settle(self, upto: int, t_end_s: float) -> list[WindowStats]:
-        """Settle requests ``[settled, upto)``; return this window's stats per version."""
+    def settle(self, until_s: float, upto: int | None = None) -> list[WindowStats]:
+        """Settle every request that arrived before ``until_s``; this window's stats per version.
+
+        The window holds the arrivals in ``[window_start_s, until_s)`` and says so in its
+        label (``t_start_s``, ``t_end_s``).  ``upto`` settles requests ``[settled, upto)``
+        instead (the end of a run, when every request has ended).
+        """
+        if upto is None:
+            upto = int(np.searchsorted(self.t_s, until_s, side="left"))
+        t_end_s = until_s
         lo, hi = self.settled, max(upto, self.settled)
         if hi > lo:
             self._respond(lo, hi)

@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BUCKETS", "Routing", "drain_deadlines", "route", "stable_buckets", "threshold_for"]
+__all__ = [
+    "BUCKETS",
+    "Routing",
+    "drain_deadlines",
+    "final_versions",
+    "route",
+    "stable_buckets",
+    "threshold_for",
+]
 
 BUCKETS = 10_000
 
@@ -141,3 +149,28 @@ def drain_deadlines(
     until = np.full(n_units, -np.inf)
     np.maximum.at(until, session_unit[live], session_end_s[live])
     return until
+
+
+def final_versions(
+    routing: Routing,
+    *,
+    unit: npt.NDArray[np.integer[Any]],
+    bucket: npt.NDArray[np.integer[Any]],
+    eligible: npt.NDArray[np.bool_],
+    at_s: float,
+) -> npt.NDArray[np.int64]:
+    """The version each of the given units would be routed to by ``routing`` at ``at_s``.
+
+    The vectorized twin of the engine's routing (fast path and :func:`route`), for stating
+    where a run left its users; misrouting faults are ignored (they are not a decision).
+    """
+    on_candidate = eligible & (bucket < routing.candidate_threshold)
+    if routing.memory is not None:
+        seen = routing.memory[unit]
+        on_candidate = np.where(
+            seen >= 0, (seen == 1) & (routing.candidate_threshold > 0), on_candidate
+        )
+    out = np.where(on_candidate, routing.candidate, routing.baseline).astype(np.int64)
+    if routing.drain_until_s is not None:
+        out = np.where(at_s <= routing.drain_until_s[unit], routing.drain_version, out)
+    return out

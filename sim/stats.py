@@ -47,8 +47,9 @@ from scipy import stats as sps
 from replay.errors import must_be
 
 __all__ = [
+    "Z95",
     "ArmStats",
-    "Decision",
+    "GateDecision",
     "GuardrailResult",
     "Interval",
     "SequentialResult",
@@ -64,11 +65,13 @@ __all__ = [
     "srm_check",
     "wilson_interval",
     "z_test",
+    "z_two_sided",
 ]
 
 _SOURCE = "stats"
 
-Decision = Literal["better", "worse", "continue"]
+#: What the sequential gate concluded (a rollout ``Decision`` is something else).
+GateDecision = Literal["better", "worse", "continue"]
 
 
 def _check_probability(field: str, value: float) -> None:
@@ -77,10 +80,14 @@ def _check_probability(field: str, value: float) -> None:
         raise must_be(_SOURCE, field, "in (0, 1)", value)
 
 
-def _z_two_sided(level: float) -> float:
-    """Normal quantile z with P(|Z| <= z) = level."""
+def z_two_sided(level: float) -> float:
+    """Normal quantile z with P(|Z| <= z) = level (1.96 for 0.95)."""
     _check_probability("level", level)
     return float(sps.norm.ppf(0.5 + level / 2.0))
+
+
+#: The two-sided 95 % normal quantile, for intervals computed vectorized elsewhere.
+Z95 = z_two_sided(0.95)
 
 
 # --------------------------------------------------------------------------- arm summaries
@@ -258,7 +265,7 @@ class SequentialResult:
     log_lambda: float
     p_value: float
     difference: float
-    decision: Decision
+    decision: GateDecision
 
 
 class SequentialTest:
@@ -296,7 +303,7 @@ class SequentialTest:
         self._alpha = float(alpha)
         self._tau2 = float(tau2)
         self._p_value = 1.0
-        self._decision: Decision = "continue"
+        self._decision: GateDecision = "continue"
         self._n_updates = 0
         self._last_n = (0, 0)
 
@@ -319,7 +326,7 @@ class SequentialTest:
         return self._p_value
 
     @property
-    def decision(self) -> Decision:
+    def decision(self) -> GateDecision:
         return self._decision
 
     @property
@@ -649,7 +656,7 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> Interval:
     Stays inside [0, 1] and behaves well for rates near 0 (CTR, error rates), unlike the
     Wald interval. ``estimate`` is p̂. With n = 0 the interval is [0, 1] (estimate NaN).
     """
-    z = _z_two_sided(level)
+    z = z_two_sided(level)
     if n < 0 or not (0 <= successes <= max(n, 0)):
         raise must_be(_SOURCE, "wilson.successes", f"in [0, n={n}]", successes)
     if n == 0:
@@ -670,7 +677,7 @@ def mean_interval(stats: ArmStats, level: float = 0.95) -> Interval:
 
     Uses the normal quantile, not Student's t: arms are large. Unbounded when n < 2.
     """
-    z = _z_two_sided(level)
+    z = z_two_sided(level)
     if stats.n < 2:
         return _unbounded(stats.mean, level)
     half = z * math.sqrt(stats.sem_sq)
@@ -682,7 +689,7 @@ def difference_interval(control: ArmStats, treatment: ArmStats, level: float = 0
 
     Unbounded when an arm has n < 2.
     """
-    z = _z_two_sided(level)
+    z = z_two_sided(level)
     difference = treatment.mean - control.mean
     if control.n < 2 or treatment.n < 2:
         return _unbounded(difference, level)
@@ -699,7 +706,7 @@ def relative_lift_interval(control: ArmStats, treatment: ArmStats, level: float 
     (first-order Taylor expansion of the ratio, arms independent); L̂ ± z · sqrt(Var).
     Unbounded, with a NaN estimate, when x̄_c = 0; unbounded when an arm has n < 2.
     """
-    z = _z_two_sided(level)
+    z = z_two_sided(level)
     if control.mean == 0.0:
         return _unbounded(math.nan, level)
     mc = control.mean

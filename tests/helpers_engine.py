@@ -58,7 +58,7 @@ class FixedController:
     def next_wakeup_s(self, now_s: float) -> float | None:
         return None
 
-    def tick(self, now_s: float, settled: int) -> None:
+    def tick(self, now_s: float, settled_until_s: float) -> None:
         return None
 
 
@@ -76,7 +76,7 @@ class ScheduleController:
             return None
         return max(self.schedule[self._next][0], now_s)
 
-    def tick(self, now_s: float, settled: int) -> None:
+    def tick(self, now_s: float, settled_until_s: float) -> None:
         while self._next < len(self.schedule) and self.schedule[self._next][0] <= now_s:
             _, cand, mirror = self.schedule[self._next]
             self.routing.candidate_threshold = cand

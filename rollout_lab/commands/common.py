@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import get_args
 
 from lab.footprint import MEMORY_ENV
 from replay.errors import UserInputError
+from replay.log_formats import LogFormat
 from rollout_lab.outputs import write_atomic
 
 __all__ = [
@@ -28,15 +30,7 @@ __all__ = [
 
 EXIT_OK, EXIT_EXPECTATION, EXIT_USER, EXIT_INTERNAL = 0, 1, 2, 3
 
-LOG_FORMATS = [
-    "auto",
-    "movielens_csv",
-    "movielens_udata",
-    "recbole_inter",
-    "csv",
-    "parquet",
-    "ndjson",
-]
+LOG_FORMATS = list(get_args(LogFormat))
 
 
 def scenario_options(p: argparse.ArgumentParser) -> None:

@@ -148,15 +148,3 @@ def safe_ratio(num: FloatArray, den: FloatArray) -> FloatArray:
     out = np.full(np.broadcast(num, den).shape, np.nan)
     np.divide(num, den, out=out, where=den != 0)
     return out
-
-
-def finite_mean(values: FloatArray, weights: FloatArray | None = None) -> float:
-    """Mean over the finite entries (optionally weighted); NaN when there are none."""
-    keep = np.isfinite(values)
-    if weights is not None:
-        keep &= weights > 0
-    if not keep.any():
-        return float("nan")
-    if weights is None:
-        return float(values[keep].mean())
-    return float(np.average(values[keep], weights=weights[keep]))

@@ -177,7 +177,8 @@ def gini(values: npt.ArrayLike) -> float:
         raise must_be("gini", "values", "of positive sum", float(total))
     n = x.shape[0]
     rank = np.arange(1, n + 1, dtype=np.float64)
-    return float(((2.0 * rank - n - 1.0) * x).sum() / (n * total))
+    # Equal values sum to 0 only up to rounding: never report a (tiny) negative Gini.
+    return max(0.0, float(((2.0 * rank - n - 1.0) * x).sum() / (n * total)))
 
 
 def exposure_gini(

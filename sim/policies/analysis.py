@@ -67,11 +67,11 @@ class ArmTotals:
 class Evidence(Protocol):
     """What a rollout controller reads about the traffic."""
 
-    def settle(self, settled: int, now_s: float) -> None:
-        """Close the current window at ``now_s`` with requests ``[0, settled)`` final."""
+    def settle(self, until_s: float) -> None:
+        """Close the current window: the arrivals before ``until_s`` are final."""
         ...
 
-    def analyse(self, settled: int, now_s: float, arms: Arms) -> AnalysisResult | None:
+    def analyse(self, until_s: float, arms: Arms) -> AnalysisResult | None:
         """Close the window and judge it; None when the candidate had no traffic at all."""
         ...
 
@@ -101,8 +101,8 @@ class Analyst:
     def restart(self) -> None:
         self.gate_test = None
 
-    def settle(self, settled: int, now_s: float) -> None:
-        self.monitor.settle(settled, now_s)
+    def settle(self, until_s: float) -> None:
+        self.monitor.settle(until_s)
 
     def totals(self, version: int) -> ArmTotals:
         running = self.monitor.totals[version]
@@ -121,11 +121,11 @@ class Analyst:
             n_units=monitor.n_units,
         )
 
-    def analyse(self, settled: int, now_s: float, arms: Arms) -> AnalysisResult | None:
+    def analyse(self, until_s: float, arms: Arms) -> AnalysisResult | None:
         analysis = self.config.analysis
         assert analysis is not None
         window_start = self.monitor.window_start_s
-        windows = self.monitor.settle(settled, now_s)
+        windows = self.monitor.settle(until_s)
         base, cand = windows[arms.baseline], windows[arms.candidate]
         shadow_only = arms.weight == 0 and cand.shadow_requests > 0
         if arms.weight == 0 and not shadow_only:

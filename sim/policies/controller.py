@@ -25,7 +25,7 @@ from sim.policies.analysis import Arms, ArmTotals, Evidence
 from sim.policies.base import Policy
 from sim.policies.decisions import Action, Decision, Verdict
 from sim.policies.registry import policy_for
-from sim.policies.release_train import ReleaseTrain
+from sim.policies.release_train import ReleaseBuilder, ReleaseTrain
 from sim.policies.settings import Rollout
 from sim.router import Routing, threshold_for
 
@@ -49,6 +49,7 @@ class RolloutController:
         rng: np.random.Generator,
         version_names: list[str],
         releases: list[tuple[float, int]] | None = None,
+        builder: ReleaseBuilder | None = None,
     ) -> None:
         self.config = config
         self.evidence = evidence
@@ -56,6 +57,10 @@ class RolloutController:
         self.version_names = version_names
         self.routing = Routing(baseline=baseline, candidate=candidate)
         self.train = ReleaseTrain(releases or [(0.0, candidate)])
+        self.builder = builder
+        #: Version each release was built from, by release number (release 1: not known here).
+        self.release_parents: dict[int, int] = {}
+        self._closed: list[tuple[int, str]] = []  # (version, outcome) of each closed release
         self.release_log: list[dict[str, Any]] = []
         self.decisions: list[Decision] = []
         self._kill_s = config.kill_switch_at
@@ -131,13 +136,14 @@ class RolloutController:
             wake = min(wake, self._kill_s)
         return wake if math.isfinite(wake) else None
 
-    def tick(self, now_s: float, settled: int) -> None:
+    def tick(self, now_s: float, settled_until_s: float) -> None:
         """Act at ``now_s``: releases, the kill switch, analyses and steps due by then.
 
-        The engine compares ``routing`` before and after to decide on cache flushes.
+        Analyses judge the arrivals before ``settled_until_s`` (they have all ended).  The
+        engine compares ``routing`` before and after to decide on cache flushes.
         """
         if self.train.due(now_s):
-            self._next_release(now_s, settled)
+            self._next_release(now_s, settled_until_s)
         if not self._started:
             self._started = True
             self.started_s = now_s
@@ -152,15 +158,15 @@ class RolloutController:
                 self._rollback(now_s, self._current_step(), "kill switch")
         if not self._finished and now_s >= self._next_analysis_s:
             self._next_analysis_s += self._interval_s or math.inf
-            self._analyse(now_s, settled)
+            self._analyse(now_s, settled_until_s)
         if not self._finished and not self.held and now_s >= self._step_until_s:
             self._run_steps(now_s)
 
     # --- release trains -----------------------------------------------------------------
 
-    def _next_release(self, now_s: float, settled: int) -> None:
+    def _next_release(self, now_s: float, settled_until_s: float) -> None:
         """Close the current release and hand the next one to the policy."""
-        self.evidence.settle(settled, now_s)
+        self.evidence.settle(settled_until_s)
         if not self._finished and (self.weight > 0 or self.mirror > 0):
             self.weight = 0.0
             self.mirror = 0.0
@@ -169,11 +175,20 @@ class RolloutController:
             self.outcome = "superseded"
             self._decide(now_s, self._current_step(), "supersede", "the next release starts")
         self.release_log.append(self._release_summary())
+        previous = self.candidate
         if self.outcome == "promoted":
             # The promoted release is production now: the next one rolls out behind it.
             self.routing.baseline = self.routing.candidate
             self.routing.candidate_threshold = 0
-        self.routing.candidate = self.train.advance().version
+        self._closed.append((previous, self.outcome))
+        # The last good version: the latest release not rolled back (promoted, or withdrawn
+        # undecided), else production, which every rollback restored.
+        parent = next((v for v, o in reversed(self._closed) if o != "rolled_back"), self.baseline)
+        release = self.train.advance()
+        self.release_parents[release.number] = parent
+        if self.builder is not None:
+            self.builder.build(release, parent, now_s)
+        self.routing.candidate = release.version
         self._reset()
 
     # --- steps ----------------------------------------------------------------------------
@@ -223,6 +238,8 @@ class RolloutController:
         self.set_weight(now_s, 100.0, step, f"promote: {reason}")
         self.mirror = 0.0
         self.routing.mirror_threshold = 0
+        # A promotion is decided for everyone: units remembered on the baseline move too.
+        self.routing.forget_units()
         self.outcome = "promoted"
         self.promote_s = now_s
         self._decide(now_s, step, "promote", reason)
@@ -241,6 +258,7 @@ class RolloutController:
         self.mirror = 0.0
         self.routing.candidate_threshold = 0
         self.routing.mirror_threshold = 0
+        self.routing.forget_units()
         self._weight_changed_s = now_s
         self.outcome = "rolled_back"
         self.rollback_s = now_s
@@ -264,9 +282,9 @@ class RolloutController:
 
     # --- analysis -------------------------------------------------------------------------
 
-    def _analyse(self, now_s: float, settled: int) -> None:
+    def _analyse(self, now_s: float, settled_until_s: float) -> None:
         if self.config.analysis is None:
-            self.evidence.settle(settled, now_s)
+            self.evidence.settle(settled_until_s)
             return
         arms = Arms(
             baseline=self.baseline,
@@ -275,7 +293,7 @@ class RolloutController:
             weight_changed_s=self._weight_changed_s,
             check_srm=self.policy.checks_sample_ratio,
         )
-        result = self.evidence.analyse(settled, now_s, arms)
+        result = self.evidence.analyse(settled_until_s, arms)
         if result is None:
             return
         step = self._current_step()
@@ -336,9 +354,12 @@ class RolloutController:
 
     def _release_summary(self) -> dict[str, Any]:
         summary = self._timings()
+        number = self.train.release.number
+        parent = self.release_parents.get(number)
         summary.update(
-            release=self.train.release.number,
+            release=number,
             version=self.version_names[self.candidate],
+            parent=None if parent is None else self.version_names[parent],
             started_s=self.started_s,
         )
         return summary

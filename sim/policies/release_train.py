@@ -3,13 +3,18 @@
 Release 1 rolls out at its start time; release k starts at its own time.  When a release
 starts, the one before it is closed: still exposed and undecided, it is ``superseded``
 (withdrawn); promoted, it becomes production and the next release rolls out behind it.
+
+A ``ReleaseBuilder`` builds each later release's version at its start, from the last good
+version: the latest release that was not rolled back, else production (every rollback
+restored it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["Release", "ReleaseTrain"]
+__all__ = ["Release", "ReleaseBuilder", "ReleaseTrain"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +24,14 @@ class Release:
     number: int
     at_s: float
     version: int
+
+
+class ReleaseBuilder(Protocol):
+    """Builds a release's version when the release starts, from the last good version."""
+
+    def build(self, release: Release, parent: int, at_s: float) -> None:
+        """Make version ``release.version`` ready to serve, trained at ``at_s`` from ``parent``."""
+        ...
 
 
 class ReleaseTrain:

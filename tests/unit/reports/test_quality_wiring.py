@@ -22,7 +22,6 @@ from reports.genres import genre_block, history_matrix
 from reports.html import render_report
 from reports.numbers import num
 from reports.quality import (
-    Z95,
     RequestColumns,
     churn_block,
     hit_blocks,
@@ -37,6 +36,7 @@ from reports.quality import (
 from reports.summary import build_summary, dumps
 from sim import metrics
 from sim.monitor import WindowStats
+from sim.stats import Z95
 
 ROOT = Path(__file__).resolve().parents[3]
 QUICKSTART = ROOT / "scenarios" / "quickstart.toml"
@@ -403,7 +403,13 @@ def fabricated_run(*, synthetic: bool, noise_floor: bool = True) -> RunResult:
     )
     return cast(
         RunResult,
-        SimpleNamespace(prepared=prepared, scenario=scenario, requests=frame, stream=stream),
+        SimpleNamespace(
+            prepared=prepared,
+            versions=prepared.versions,
+            scenario=scenario,
+            requests=frame,
+            stream=stream,
+        ),
     )
 
 

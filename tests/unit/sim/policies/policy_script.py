@@ -35,12 +35,13 @@ class ScriptedEvidence:
         self.analysed: list[tuple[float, Arms]] = []
         self.settled: list[float] = []
         self.restarts = 0
+        self.now_s = 0.0
 
-    def settle(self, settled: int, now_s: float) -> None:
-        self.settled.append(now_s)
+    def settle(self, until_s: float) -> None:
+        self.settled.append(self.now_s)
 
-    def analyse(self, settled: int, now_s: float, arms: Arms) -> AnalysisResult | None:
-        self.analysed.append((now_s, arms))
+    def analyse(self, until_s: float, arms: Arms) -> AnalysisResult | None:
+        self.analysed.append((self.now_s, arms))
         item = self.script.pop(0) if self.script else "inconclusive"
         if item is None:
             return None
@@ -91,5 +92,7 @@ def run_script(ctl: RolloutController, until_s: float) -> Trace:
         if wake is None or wake > until_s:
             break
         now = max(now, wake)
-        ctl.tick(now, 0)
+        if isinstance(ctl.evidence, ScriptedEvidence):
+            ctl.evidence.now_s = now
+        ctl.tick(now, now)
     return [(d.t_s, d.action, d.weight) for d in ctl.decisions]

@@ -1,9 +1,13 @@
-"""The stylesheet every page the lab writes shares (run reports, sweep reports): inline, so
-each page stays one self-contained file."""
+"""What every page the lab writes shares (run reports, sweep reports): the stylesheet, the
+page shell and the table builder.  The stylesheet is inline, so each page stays one
+self-contained file."""
 
 from __future__ import annotations
 
-__all__ = ["PAGE_CSS"]
+import html
+from collections.abc import Collection, Sequence
+
+__all__ = ["PAGE_CSS", "page", "table"]
 
 PAGE_CSS = """
 *{box-sizing:border-box}
@@ -44,4 +48,57 @@ code{background:#f1f3f6;padding:0 3px;border-radius:3px}
 details summary{cursor:pointer;color:#1f5fa8}
 .muted{color:#5b6878;font-size:.85rem;margin:.3rem 0}
 footer{color:#5b6878;font-size:.8rem;margin-top:18px}
+"""
+
+
+def table(
+    head: Sequence[str], rows: Sequence[Sequence[str]], left: int | Collection[int] = 1
+) -> str:
+    """A table whose cells are HTML already: columns in ``left`` (indices, or the first
+    ``left``) hold left-aligned text, the rest right-aligned numbers."""
+    text_columns = set(range(left)) if isinstance(left, int) else set(left)
+
+    def cell(tag: str, i: int, content: str) -> str:
+        cls = ' class="l"' if i in text_columns else ""
+        return f"<{tag}{cls}>{content}</{tag}>"
+
+    header = "".join(cell("th", i, h) for i, h in enumerate(head))
+    body = "".join(
+        "<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>" for row in rows
+    )
+    return (
+        f'<div class="scroll"><table><thead><tr>{header}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def page(
+    *,
+    title: str,
+    heading: str,
+    description: str,
+    top: Sequence[str],
+    sections: Sequence[tuple[str, str, str]],
+    footer: str,
+) -> str:
+    """One HTML page: ``heading`` and ``description`` (text, escaped here), the ``top`` blocks
+    (HTML), a navigation bar and one ``<section>`` per ``(anchor, title, body HTML)``."""
+    nav = "".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t, _ in sections)
+    body = "".join(
+        f'<section id="{a}"><h2>{html.escape(t)}</h2>{b}</section>' for a, t, b in sections
+    )
+    blocks = "\n".join(top)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{PAGE_CSS}</style></head>
+<body><main>
+<h1>{html.escape(heading)}</h1>
+<p class="muted">{html.escape(description)}</p>
+{blocks}
+<nav>{nav}</nav>
+{body}
+{footer}
+</main></body></html>
 """
