@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from sim.metrics.drift import ks_two_sample, population_stability_index
+from sim.wording import drift_status
 
 __all__ = ["ALERT_PSI", "drift_summary"]
 
@@ -57,6 +58,8 @@ def _compare(reference: np.ndarray, live: np.ndarray, rng: np.random.Generator) 
         "ks_p_value": float(f"{ks.pvalue:.6g}"),
         "live_samples": int(live.size),
         "alert": bool(psi.psi > ALERT_PSI),
+        # alert / small shift / ok: PSI decides the size, KS qualifies (sim.wording).
+        "status": drift_status(float(psi.psi), ALERT_PSI, float(ks.pvalue)),
     }
 
 

@@ -19,6 +19,7 @@ from reports.page import page
 from reports.quality_sections import ADDITIONS, glance_items
 from reports.sections import Section, esc, glance, render_sections
 from reports.summary import timeline
+from sim import wording
 
 __all__ = ["render_report"]
 
@@ -36,17 +37,8 @@ def _banner(summary: dict[str, Any], verdict: dict[str, Any] | None) -> str:
     if verdict is not None and verdict.get("expectations"):
         cases = verdict["expectations"]
         failed = [e for e in cases if not e["passed"]]
-        if verdict["passed"]:
-            css = "pass"
-            text = (
-                "The expectation passes"
-                if len(cases) == 1
-                else f"All {len(cases)} expectations pass"
-            )
-        else:
-            css = "fail"
-            noun = "expectation fails" if len(failed) == 1 else "expectations fail"
-            text = f"{len(failed)} of {len(cases)} {noun}"
+        css = "fail" if failed else "pass"
+        text = wording.expectations_headline(len(failed), len(cases))
         return (
             f'<div class="banner {css}">{esc(text)} — rollout outcome: <b>{esc(outcome)}</b></div>'
         )

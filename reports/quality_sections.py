@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reports.page import table as html_table
-from reports.sections import ci_pct, ci_pp, esc, fmt, pct, pp
+from reports.sections import ci_pct, ci_pp, esc, fmt, pct, pp, verdict_html
 
 __all__ = ["ADDITIONS", "glance_items"]
 
@@ -274,10 +274,7 @@ def worst_overall(summary: dict[str, Any]) -> str:
     if not worst:
         return ""
     kind = "user segment" if worst["kind"] == "user_segment" else "item popularity bucket"
-    high = worst["difference_ci95"][1]
-    verdict = (
-        "<b>significantly worse there</b>" if high is not None and high < 0 else "not significant"
-    )
+    verdict = verdict_html(worst["difference_ci95"])
     return (
         f"<p>Across user segments and item popularity buckets, the lowest relative lift is in "
         f"the <b>{esc(worst['group'])}</b> {kind}: {pct(worst['relative_lift'], 1)} "

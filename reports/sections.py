@@ -16,6 +16,7 @@ import polars as pl
 
 from reports import figures
 from reports.page import table as html_table
+from sim import wording
 
 __all__ = [
     "SECTIONS",
@@ -87,6 +88,14 @@ def ci_pct(ci: Sequence[Any] | None, digits: int = 2) -> str:
     if not ci or ci[0] is None or ci[1] is None:
         return ""
     return f' <span class="ci">[{pct(ci[0], digits)}, {pct(ci[1], digits)}]</span>'
+
+
+def verdict_html(ci: Sequence[Any] | None) -> str:
+    """:func:`sim.wording.difference_verdict` of a CTR difference's 95 % interval, in bold
+    when the candidate is significantly worse."""
+    low, high = (ci[0], ci[1]) if ci else (None, None)
+    text = esc(wording.difference_verdict(low, high))
+    return f"<b>{text}</b>" if wording.interval_side(low, high) == "below" else text
 
 
 def ci_pp(ci: Sequence[Any] | None, digits: int = 2) -> str:
@@ -174,20 +183,14 @@ def glance(summary: dict[str, Any]) -> str:
         for d in analyses:
             r = figures.analysis_result(d)
             counts[r] = counts.get(r, 0) + 1
-        parts = ", ".join(f"{n} {esc(k)}" for k, n in sorted(counts.items()))
+        parts = esc(wording.tally(sorted(counts.items())))
         items.append(f"<b>Analyses</b> {len(analyses)}: {parts}.")
     if base is not None and cand is not None:
         b, c = versions[base], versions[cand]
         lift = c["quality"]["engagement"]["ctr_vs_baseline"]
         if lift is not None and lift["difference_ci95"][0] is not None:
             low, high = lift["difference_ci95"]
-            verdict = (
-                "lower than the baseline's"
-                if high < 0
-                else "higher than the baseline's"
-                if low > 0
-                else "not distinguishable from the baseline's"
-            )
+            verdict = wording.comparison_phrase(low, high, "the baseline's")
             items.append(
                 f"<b>Engagement</b> CTR {esc(cand)} {pct(c['ctr'])} vs {esc(base)} "
                 f"{pct(b['ctr'])}: "
@@ -223,12 +226,10 @@ def glance(summary: dict[str, Any]) -> str:
     worst = summary["segments"]["worst"]
     if worst is not None:
         rule = summary["segments"]["rules"][worst["segment"]]
-        high = worst["difference_ci95"][1]
-        significant = high is not None and high < 0
         items.append(
             f"<b>Segments</b> the candidate does worst with {esc(worst['segment'])} users "
-            f"({esc(rule)}): CTR {pp(worst['difference'])}{ci_pp(worst['difference_ci95'])}"
-            + ("; <b>significantly worse</b>." if significant else "; not significant.")
+            f"({esc(rule)}): CTR {pp(worst['difference'])}{ci_pp(worst['difference_ci95'])}; "
+            f"{verdict_html(worst['difference_ci95'])}."
         )
     lis = "".join(f"<li>{item}</li>" for item in items)
     return f'<ul class="glance">{lis}</ul>'
@@ -644,16 +645,11 @@ def segments(summary: dict[str, Any], names: Sequence[str]) -> str:
     if worst is None:
         worst_text = _muted("The candidate served no segment, so there is no segment delta.")
     else:
-        high = worst["difference_ci95"][1]
-        judgement = (
-            "<b>significantly worse there</b> (95% CI below 0)"
-            if high is not None and high < 0
-            else "no segment is significantly worse (every per-segment 95% CI reaches 0 or above)"
-        )
         worst_text = (
             f"<p>Lowest CTR difference for <b>{esc(seg['candidate'])}</b> against "
             f"{esc(seg['baseline'])}: <b>{esc(worst['segment'])}</b> users, "
-            f"{pp(worst['difference'])}{ci_pp(worst['difference_ci95'])}; {judgement}.</p>"
+            f"{pp(worst['difference'])}{ci_pp(worst['difference_ci95'])}; "
+            f"{verdict_html(worst['difference_ci95'])}.</p>"
         )
     return (
         worst_text
@@ -677,23 +673,23 @@ def drift(summary: dict[str, Any]) -> str:
         "item_popularity": "item popularity (training popularity of consumed items)",
         "user_activity": "user activity (history length of requesting users)",
     }
+    threshold = data.get("alert_threshold_psi", 0.2)
     rows = []
     for key, label in labels.items():
         d = data.get(key)
         if d is None:
             continue
-        alert = d.get("alert")
+        status = wording.drift_status(d.get("psi"), threshold, d.get("ks_p_value"))
         rows.append(
             [
                 esc(label),
                 fmt(d.get("psi"), 3),
                 fmt(d.get("ks_statistic"), 3),
-                fmt(d.get("ks_p_value"), 3),
+                esc(wording.p_value_text(d.get("ks_p_value"))),
                 fmt(d.get("live_samples")),
-                '<span class="bad">alert</span>' if alert else "–" if alert is None else "ok",
+                f'<span class="bad">{status}</span>' if status == "alert" else esc(status),
             ]
         )
-    threshold = data.get("alert_threshold_psi", 0.2)
     table = html_table(["distribution", "PSI", "KS D", "KS p", "live samples", "status"], rows)
     windows = data.get("windows") or []
     alerts = [w for w in windows if w.get("alert")]
@@ -719,8 +715,10 @@ def drift(summary: dict[str, Any]) -> str:
         + _muted(
             "Training data (interactions before time zero) against live traffic. PSI over 10 "
             "quantile bins of the reference, ε = 1e-4 (< 0.1 stable, 0.1–0.25 moderate, "
-            "> 0.25 large); two-sample Kolmogorov–Smirnov statistic D and p-value. With "
-            "tens of thousands of samples KS flags even tiny shifts; read PSI for size."
+            "> 0.25 large); two-sample Kolmogorov–Smirnov statistic D and p-value. Status: "
+            f"alert when PSI > {threshold:g}; small shift when PSI is below that but KS "
+            "p < 0.01 (with tens of thousands of samples KS flags even tiny shifts; PSI says "
+            "how large they are); ok otherwise."
         )
     )
 

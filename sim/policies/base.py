@@ -17,6 +17,7 @@ import numpy as np
 
 from sim.policies.analysis import ArmTotals
 from sim.policies.settings import Rollout
+from sim.wording import success_streak
 
 __all__ = ["Control", "PlanStep", "Policy"]
 
@@ -98,6 +99,4 @@ def promote_on_success_streak(control: Control, config: Rollout, now_s: float, s
         and not control.finished
         and control.success_streak >= analysis.consecutive_success_limit
     ):
-        control.promote(
-            now_s, step, f"{analysis.consecutive_success_limit} successful analyses in a row"
-        )
+        control.promote(now_s, step, success_streak(analysis.consecutive_success_limit))

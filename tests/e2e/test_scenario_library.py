@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -32,6 +34,14 @@ def test_check_runs_every_scenario_and_passes(
     suites = ET.parse(junit).getroot().findall("testsuite")
     assert len(suites) == len(list((ROOT / "scenarios").glob("*.toml")))
     assert all(s.get("failures") == "0" for s in suites)
+    # Decision reasons come from sim.wording: "1 successful analysis", never "1 ... analyses".
+    reasons = [
+        d["reason"]
+        for summary in tmp_path.glob("*/summary.json")
+        for d in json.loads(summary.read_text(encoding="utf-8"))["decisions"]
+    ]
+    promoted = [r for r in reasons if "in a row" in r]
+    assert promoted and all(re.search(r"\b1 successful analysis in a row", r) for r in promoted)
 
 
 def test_failing_expectation_exits_1_and_names_metric(tmp_path: Path) -> None:

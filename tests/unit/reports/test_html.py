@@ -212,8 +212,79 @@ def test_failing_expectation_banner(tiny: tuple[RunResult, dict[str, Any], str])
         ],
     }
     page = render_report(summary, result.requests, verdict)
-    assert 'class="banner fail"' in page and "1 of 1 expectation fails" in page
+    assert 'class="banner fail"' in page and "The expectation fails" in page
     assert "== &lt;promoted&gt;" in page
+
+
+def _case(passed: bool) -> dict[str, Any]:
+    return {"metric": "outcome", "condition": "== x", "observed": "x", "passed": passed}
+
+
+@pytest.mark.parametrize(
+    ("passed", "headline"),
+    [
+        ([False, True, True], "1 of 3 expectations fails"),  # was "1 of 3 expectation fails"
+        ([False, False, True], "2 of 3 expectations fail"),
+        ([True, True], "All 2 expectations pass"),
+    ],
+)
+def test_banner_counts_expectations_in_words(
+    tiny: tuple[RunResult, dict[str, Any], str], passed: list[bool], headline: str
+) -> None:
+    result, summary, _ = tiny
+    verdict = {"passed": all(passed), "expectations": [_case(p) for p in passed]}
+    banner = render_report(summary, result.requests, verdict).split('<div class="banner', 1)[1]
+    assert banner.split("</div>", 1)[0].split(">", 1)[1].startswith(headline + " —")
+
+
+def _section(page: str, anchor: str) -> str:
+    return page.split(f'<section id="{anchor}">', 1)[1].split("</section>", 1)[0]
+
+
+def test_a_segment_interval_above_zero_is_significantly_better(
+    tiny: tuple[RunResult, dict[str, Any], str],
+) -> None:
+    # The reported case: heavy users +0.51 pp [+0.33, +0.68] was called "not significant".
+    result, summary, _ = tiny
+    changed = copy.deepcopy(summary)
+    worst = {"segment": "heavy", "difference": 0.0051, "difference_ci95": [0.0033, 0.0068]}
+    changed["segments"]["worst"] = {**worst, "relative_lift": 0.1}
+    changed["segments"]["worst_overall"] = {
+        "kind": "user_segment",
+        "group": "heavy",
+        "relative_lift": 0.1,
+        "difference": 0.0051,
+        "difference_ci95": [0.0033, 0.0068],
+    }
+    page = render_report(changed, result.requests, summary["verdict"])
+    glance = page.split('<ul class="glance">', 1)[1].split("</ul>", 1)[0]
+    segments = _section(page, "segments")
+    for text in (glance, segments):
+        assert "+0.51 pp" in text
+        assert "significantly better (95% CI above 0)" in text
+        assert "not significant" not in text
+    changed["segments"]["worst"]["difference_ci95"] = [-0.0068, -0.0033]
+    page = render_report(changed, result.requests, summary["verdict"])
+    assert "<b>significantly worse (95% CI below 0)</b>" in _section(page, "segments")
+
+
+def test_drift_table_never_prints_a_p_value_of_zero_next_to_ok(
+    tiny: tuple[RunResult, dict[str, Any], str],
+) -> None:
+    result, summary, _ = tiny
+    changed = copy.deepcopy(summary)
+    small = {"psi": 0.02, "ks_statistic": 0.05, "ks_p_value": 0.0, "live_samples": 50_000}
+    changed["drift"] = {
+        "item_popularity": {**small, "alert": False},
+        "user_activity": {**small, "psi": 0.4, "alert": True},
+        "windows": [],
+        "alert_threshold_psi": 0.2,
+    }
+    drift = _section(render_report(changed, result.requests, summary["verdict"]), "drift")
+    rows = drift.split("<tr>")[2:]
+    assert "&lt; 0.0001" in rows[0] and "small shift" in rows[0] and ">ok<" not in rows[0]
+    assert '<span class="bad">alert</span>' in rows[1]
+    assert ">0<" not in drift
 
 
 @pytest.mark.parametrize(

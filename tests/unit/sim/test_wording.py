@@ -1,0 +1,163 @@
+"""Every judging sentence against a table of cases (sim/wording.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sim.wording import (
+    calibration_warnings,
+    comparison_phrase,
+    count_noun,
+    difference_verdict,
+    drift_status,
+    expectations_headline,
+    interval_side,
+    p_value_text,
+    success_streak,
+    tally,
+)
+
+
+@pytest.mark.parametrize(
+    ("failed", "total", "text"),
+    [
+        (0, 1, "The expectation passes"),
+        (1, 1, "The expectation fails"),
+        (0, 3, "All 3 expectations pass"),
+        (1, 3, "1 of 3 expectations fails"),
+        (2, 3, "2 of 3 expectations fail"),
+        (3, 3, "All 3 expectations fail"),
+        (1, 1200, "1 of 1,200 expectations fails"),
+    ],
+)
+def test_expectations_headline(failed: int, total: int, text: str) -> None:
+    assert expectations_headline(failed, total) == text
+
+
+@pytest.mark.parametrize(("failed", "total"), [(0, 0), (4, 3), (-1, 3)])
+def test_expectations_headline_refuses_impossible_counts(failed: int, total: int) -> None:
+    with pytest.raises(ValueError, match="failed <= total"):
+        expectations_headline(failed, total)
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (1, "1 successful analysis in a row"),
+        (2, "2 successful analyses in a row"),
+        (0, "0 successful analyses in a row"),
+    ],
+)
+def test_success_streak(n: int, text: str) -> None:
+    assert success_streak(n) == text
+
+
+@pytest.mark.parametrize(
+    ("n", "singular", "text"),
+    [
+        (1, "analysis", "1 analysis"),
+        (2, "analysis", "2 analyses"),
+        (1, "request", "1 request"),
+        (12_345, "request", "12,345 requests"),
+        (0, "expectation", "0 expectations"),
+    ],
+)
+def test_count_noun(n: int, singular: str, text: str) -> None:
+    assert count_noun(n, singular) == text
+
+
+def test_tally_leaves_out_zero_counts() -> None:
+    assert tally([("pass", 3), ("fail", 0), ("inconclusive", 1)]) == "3 pass, 1 inconclusive"
+
+
+# The reported case: heavy users +0.51 pp [+0.33, +0.68] was called "not significant".
+@pytest.mark.parametrize(
+    ("low", "high", "higher_is_better", "text"),
+    [
+        (0.0033, 0.0068, True, "significantly better (95% CI above 0)"),
+        (-0.0068, -0.0033, True, "significantly worse (95% CI below 0)"),
+        (-0.001, 0.002, True, "not significant (95% CI includes 0)"),
+        (0.0, 0.002, True, "not significant (95% CI includes 0)"),
+        (-0.002, 0.0, True, "not significant (95% CI includes 0)"),
+        (0.5, 2.0, False, "significantly worse (95% CI above 0)"),
+        (-2.0, -0.5, False, "significantly better (95% CI below 0)"),
+        (None, 0.1, True, "no interval"),
+        (math.nan, 0.1, True, "no interval"),
+    ],
+)
+def test_difference_verdict(
+    low: float | None, high: float | None, higher_is_better: bool, text: str
+) -> None:
+    assert difference_verdict(low, high, higher_is_better=higher_is_better) == text
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "side", "phrase"),
+    [
+        (0.01, 0.02, "above", "higher than B"),
+        (-0.02, -0.01, "below", "lower than B"),
+        (-0.01, 0.02, "includes", "not distinguishable from B"),
+        (None, None, "unknown", "not comparable with B (no interval)"),
+    ],
+)
+def test_interval_side_and_comparison(
+    low: float | None, high: float | None, side: str, phrase: str
+) -> None:
+    assert interval_side(low, high) == side
+    assert comparison_phrase(low, high, "B") == phrase
+
+
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [
+        (0.0, "< 0.0001"),  # the drift table printed "KS p 0"
+        (3e-9, "< 0.0001"),
+        (0.00042, "0.00042"),
+        (0.0321, "0.032"),
+        (0.5, "0.5"),
+        (1.0, "1"),
+        (None, "–"),
+        (math.nan, "–"),
+    ],
+)
+def test_p_value_text(p: float | None, text: str) -> None:
+    assert p_value_text(p) == text
+
+
+@pytest.mark.parametrize(
+    ("psi", "ks_p", "status"),
+    [
+        (0.31, 0.0, "alert"),
+        (0.31, 0.9, "alert"),
+        (0.02, 0.0, "small shift"),  # was "ok" next to "KS p 0"
+        (0.02, 0.2, "ok"),
+        (0.2, 0.5, "ok"),  # the threshold itself is not above it
+        (0.02, None, "ok"),
+        (None, 0.0, "not measured"),
+    ],
+)
+def test_drift_status(psi: float | None, ks_p: float | None, status: str) -> None:
+    assert drift_status(psi, 0.2, ks_p) == status
+
+
+@pytest.mark.parametrize(
+    ("slope", "span", "requests", "expected"),
+    [
+        (1.0, 0.5, 100, []),
+        (-0.257, 0.5, 100, ["slope"]),
+        (0.0, 0.5, 100, ["slope"]),
+        (1.0, 0.03, 100, ["span"]),
+        (-0.257, 0.03, 100, ["slope", "span"]),
+        (None, 0.0, 100, ["span"]),
+        (-1.0, 0.0, 0, []),
+    ],
+)
+def test_calibration_warnings(
+    slope: float | None, span: float, requests: int, expected: list[str]
+) -> None:
+    warnings = calibration_warnings(slope, span, 1 / 15, requests=requests)
+    assert len(warnings) == len(expected)
+    for text, kind in zip(warnings, expected, strict=True):
+        assert kind in text
