@@ -64,6 +64,17 @@ def _facts(summary: dict[str, Any]) -> str:
     )
 
 
+def _speed(timing: dict[str, Any], arrivals: int) -> str:
+    if not timing["simulate_s"]:
+        # --reproducible writes wall-clock times as 0: a rate of 0 would be a false number.
+        return f"{arrivals:,} requests; wall-clock timings not recorded (--reproducible)"
+    return (
+        f"simulation {timing['simulate_s']:.2f} s wall for {arrivals:,} requests "
+        f"({timing['requests_per_wall_s']:,.0f} requests per wall second); preparation "
+        f"{timing['prepare_s']:.2f} s"
+    )
+
+
 def _with_additions(section: Section, summary: dict[str, Any]) -> Section:
     """The section with the finer quality numbers that belong to it appended."""
     extra = "".join(render(summary) for render in ADDITIONS.get(section.anchor, ()))
@@ -92,10 +103,9 @@ def render_report(
     ]
     timing = summary["timing"]
     req = summary["requests"]
-    footer = f"""<footer>rollout-lab · simulation {timing["simulate_s"]:.2f} s wall for \
-{req["arrivals"]:,} requests ({timing["requests_per_wall_s"]:,.0f} requests per wall second); \
-preparation {timing["prepare_s"]:.2f} s. Every number above except wall-clock timings (these \
-and the training seconds) is a pure function of the scenario and its seed.</footer>"""
+    footer = f"""<footer>rollout-lab · {_speed(timing, req["arrivals"])}. Every number above \
+except wall-clock timings (these and the training seconds) is a pure function of the scenario \
+and its seed.</footer>"""
     return page(
         title=f"rollout-lab report: {scenario['name']}",
         heading=scenario["name"],

@@ -60,7 +60,8 @@ def _version_block(frame: pl.DataFrame, name: str, budget_ms: float) -> dict[str
         "latency_ms": {"p50": _num(p50), "p95": _num(p95), "p99": _num(p99), "mean": _num(mean)},
         "slo_under_budget": _num((latency <= budget_ms).mean() if n else None),
         "cache_hit_rate": _num(hits / lookups if lookups else None),
-        "stale_rate": _num(stale / n if n else None),
+        # Like the hit rate, null without cache lookups (cache off): nothing could be stale.
+        "stale_rate": _num(stale / n if n and lookups else None),
         "timeout_rate": _num(mine.filter(pl.col("failure") == "timeout").height / n if n else None),
         "error_rate": _num(
             mine.filter(pl.col("failure").is_in(["error", "queue_full"])).height / n if n else None

@@ -101,8 +101,10 @@ def run_scenario(
             files["junit.xml"] = junit_xml([(scenario.name, verdict)])
         if requests_parquet:
             files["requests.parquet"] = result.requests.write_parquet
-        if not reproducible:
-            summary["timing"]["report_s"] = round(time.perf_counter() - started, 4)
+        # Always present (the schema promises it); a wall-clock time, so 0 when reproducible.
+        summary["timing"]["report_s"] = (
+            0.0 if reproducible else round(time.perf_counter() - started, 4)
+        )
         # The folder may have changed while the run computed (another run finished there).
         check_out_dir(target, force=force)
         commit_run(target, files, dumps(summary), note=_incomplete_note(path))
@@ -112,11 +114,18 @@ def run_scenario(
     return summary, verdict, target
 
 
-def _console(summary: dict[str, Any], target: Path) -> str:
+def _speed(timing: dict[str, Any], reproducible: bool) -> str:
+    """The simulation's speed, or why it is not shown (timings written as 0)."""
+    if reproducible:
+        return "wall-clock timings not recorded with --reproducible"
+    return f"{timing['requests_per_wall_s']:,.0f} simulated requests per wall second"
+
+
+def _console(summary: dict[str, Any], target: Path, *, reproducible: bool = False) -> str:
     lines = [
         f"{summary['scenario']['name']}: outcome {summary['outcome']} "
         f"({summary['requests']['arrivals']:,} requests, "
-        f"{summary['timing']['requests_per_wall_s']:,.0f} simulated requests per wall second)",
+        f"{_speed(summary['timing'], reproducible)})",
         f"{'version':<14}{'requests':>10}{'p50 ms':>9}{'p99 ms':>9}{'cache hit':>11}{'CTR':>8}",
     ]
     for name, v in summary["versions"].items():
@@ -151,5 +160,6 @@ def execute(args: argparse.Namespace) -> int:
             limit=limit,
             progress=bar,
         )
-    print(printable(str(target / "report.html") if args.quiet else _console(summary, target)))
+    console = _console(summary, target, reproducible=args.reproducible)
+    print(printable(str(target / "report.html") if args.quiet else console))
     return EXIT_OK if verdict["passed"] else EXIT_EXPECTATION

@@ -83,6 +83,33 @@ def test_summary_schema(quickstart_run: Path) -> None:
     assert 0.05 < cand_users / (cand_users + base_users) < 0.15
 
 
+def test_reproducible_keeps_report_s_and_never_prints_a_zero_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r"
+    assert main(["run", str(QUICKSTART), "--out", str(out), "--reproducible", *SMALL]) == 0
+    console = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["timing"]["report_s"] == 0.0  # the schema promises the key
+    first = console.splitlines()[0]
+    assert " 0 simulated requests per wall second" not in first
+    assert "wall-clock timings not recorded with --reproducible" in first
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "(0 requests per wall second)" not in page
+    assert "wall-clock timings not recorded (--reproducible)" in page
+
+
+def test_stale_rate_is_null_without_a_cache(tmp_path: Path) -> None:
+    out = tmp_path / "nocache"
+    args = ["run", str(QUICKSTART), "--out", str(out), "--quiet", *SMALL]
+    # Exit 1: the quick start expects a cache hit rate above 0.3, which null is not.
+    assert main([*args, "--set", "cache.enabled=false", "--set", "traffic.duration=5m"]) == 1
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    for block in summary["versions"].values():
+        assert block["requests"] > 0
+        assert block["cache_hit_rate"] is None and block["stale_rate"] is None
+
+
 def test_same_seed_same_bytes(tmp_path: Path) -> None:
     outs = []
     for name in ("a", "b"):
