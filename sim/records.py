@@ -56,6 +56,14 @@ class Records:
         # Replayed logs: did the shown list hold an item the user consumed next (-1: no truth)?
         self.hit = np.full(n, -1, np.int8)
 
+    def model_answered(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """bool per request in ``idx``: the assigned version's model answered it — a cache miss
+        (or no cache) served at the first attempt, so its latency is the model's own (queue wait
+        plus service time), not a cache hit's.  Fallbacks, timeouts and cache hits are False.
+        """
+        cache = self.cache[idx]
+        return np.asarray((self.result[idx] == SERVED) & ((cache == MISS) | (cache == BYPASS)))
+
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in vars(self).values() if isinstance(a, np.ndarray))
@@ -92,6 +100,7 @@ class Records:
                 "failure": pl.Series(self.failure).replace_strict(
                     FAILURE_NAMES, return_dtype=pl.String
                 ),
+                "model_answered": self.model_answered(),
                 "clicks": self.clicks,
                 "click_pos": self.click_pos,
                 "abandoned": self.abandoned,

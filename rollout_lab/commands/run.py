@@ -121,23 +121,43 @@ def _speed(timing: dict[str, Any], reproducible: bool) -> str:
     return f"{timing['requests_per_wall_s']:,.0f} simulated requests per wall second"
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def _ms(x: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if x is None else f"{x:>{width}.1f}"
+
+
+def _logged_ctr(summary: dict[str, Any]) -> str | None:
+    """For a replayed log with a reward column: its own click rate, beside the simulated one."""
+    off = summary.get("off_policy")
+    if not off or off.get("logging_policy_mean_reward") is None:
+        return None
+    return (
+        f"CTR above: simulated by the click model; the log's own reward rate (logged CTR) is "
+        f"{_pct(off['logging_policy_mean_reward'])} over {off['rows']:,} logged impressions"
+    )
+
+
 def _console(summary: dict[str, Any], target: Path, *, reproducible: bool = False) -> str:
     lines = [
         f"{summary['scenario']['name']}: outcome {summary['outcome']} "
         f"({summary['requests']['arrivals']:,} requests, "
         f"{_speed(summary['timing'], reproducible)})",
-        f"{'version':<14}{'requests':>10}{'p50 ms':>9}{'p99 ms':>9}{'cache hit':>11}{'CTR':>8}",
+        f"{'version':<14}{'requests':>10}{'p50 ms':>9}{'p99 ms':>9}{'model p50':>11}"
+        f"{'cache hit':>11}{'CTR':>8}",
     ]
     for name, v in summary["versions"].items():
-
-        def pct(x: float | None) -> str:
-            return "-" if x is None else f"{100 * x:.2f}%"
-
         p50, p99 = v["latency_ms"]["p50"], v["latency_ms"]["p99"]
+        model_p50 = (v.get("model_latency_ms") or {}).get("p50")
         lines.append(
-            f"{name[:13]:<14}{v['requests']:>10,}{(p50 or 0):>9.1f}{(p99 or 0):>9.1f}"
-            f"{pct(v['cache_hit_rate']):>11}{pct(v['ctr']):>8}"
+            f"{name[:13]:<14}{v['requests']:>10,}{_ms(p50, 9)}{_ms(p99, 9)}{_ms(model_p50, 11)}"
+            f"{_pct(v['cache_hit_rate']):>11}{_pct(v['ctr']):>8}"
         )
+    logged = _logged_ctr(summary)
+    if logged is not None:
+        lines.append(logged)
     verdict = summary.get("verdict", {})
     for e in verdict.get("expectations", []):
         mark = "ok  " if e["passed"] else "FAIL"
