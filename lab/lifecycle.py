@@ -66,7 +66,7 @@ def register_versions(prepared: Prepared, root: Path, *, k: int = 20) -> list[Re
             update=(settings.update if settings.parent else "train")
             + (f"+{settings.fault}" if settings.fault else ""),
             metrics=metrics,
-            platt=table.platt,
+            calibration=None if table.calibrator is None else table.calibrator.as_dict(),
         )
         vid = registry.save(table.model, provenance)
         ids[name] = vid

@@ -29,12 +29,13 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
 from lab.drift import drift_summary
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
 from lab.scenario import Fault, LognormalLatency, ModelSettings, Scenario
 from lab.sources import LogTruth, Source, build_source
 from lab.versions import PopularTables, VersionTables
-from replay.calibration import Platt
+from replay.calibration import ClickCalibrator
 from replay.requests import RequestStream
 from replay.synthetic import (
     SyntheticWorld,
@@ -224,17 +225,37 @@ def _build_model(
     return model, seen
 
 
+def _calibrator(
+    settings: ModelSettings,
+    tables: dict[str, VersionTables],
+    name: str,
+    source: Source,
+    *,
+    rng: np.random.Generator,
+) -> ClickCalibrator:
+    """Fit a version's click calibration or take its parent's (see :mod:`lab.calibration`)."""
+    parent = tables[settings.parent].calibrator if settings.parent is not None else None
+    if parent is not None and settings.calibration == "inherit":
+        return parent.inherited(name)
+    if source.feedback is not None:
+        if parent is not None:
+            # It trained on the held-out window: judging it there would reward memory.
+            return parent.inherited(name)
+        return fit_on_logged_feedback(tables[name], source.feedback, rng=rng)
+    return fit_on_simulated_feedback(tables[name], source.world.activity, rng=rng)
+
+
 def _noise_floor(
     scenario: Scenario,
     seed: int,
     source: Source,
     popular_items: np.ndarray,
-    platt: Platt | None,
+    calibrator: ClickCalibrator | None,
     sample: np.ndarray,
 ) -> VersionTables:
     """The baseline trained again on the same data with the same spec and seed + 1.
 
-    Its Platt scaling is the baseline's (only its lists are used), and no shared generator is
+    Its click calibration is the baseline's (only its lists are used), and no shared generator is
     drawn from, so turning the noise floor on or off changes no other number of the run.
     """
     matrices = source.matrices
@@ -252,7 +273,9 @@ def _noise_floor(
         parent=None,
         update=None,
     )
-    tables.ensure(sample, platt=platt)
+    if calibrator is not None:
+        tables.calibrator = calibrator.inherited(NOISE_FLOOR)
+    tables.ensure(sample)
     return tables
 
 
@@ -304,11 +327,10 @@ def prepare(
         n_users, size=min(3_000, n_users), replace=False, p=world.activity / world.activity.sum()
     )
     for name in _model_order(scenario):
-        settings = scenario.models[name]
-        inherit = None
-        if settings.calibration == "inherit" and settings.parent is not None:
-            inherit = tables[settings.parent].platt
-        tables[name].ensure(sample, rng=calibration_rng, platt=inherit)
+        tables[name].calibrator = _calibrator(
+            scenario.models[name], tables, name, source, rng=calibration_rng
+        )
+        tables[name].ensure(sample)
     order = [scenario.rollout.baseline, scenario.rollout.candidate]
     order += [name for name in tables if name not in order]
     popular = PopularTables(popular_items, truth, n_users)
@@ -322,7 +344,7 @@ def prepare(
             baseline_seed + 1,
             source,
             popular_items,
-            tables[scenario.rollout.baseline].platt,
+            tables[scenario.rollout.baseline].calibrator,
             sample,
         )
         training_s[NOISE_FLOOR] = noise_floor.model.training_seconds

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from lab.calibration import fit_on_simulated_feedback
 from lab.scenario import Scenario
 from lab.sources import Source
 from lab.versions import VersionTables
@@ -164,5 +165,8 @@ class ReleaseFactory:
         calibration = np.random.default_rng(
             np.random.SeedSequence(self.scenario.seed, spawn_key=(1_001, lineage_tag))
         )
-        tables.ensure(self.sample, rng=calibration)
+        tables.calibrator = fit_on_simulated_feedback(
+            tables, self.source.world.activity, rng=calibration
+        )
+        tables.ensure(self.sample)
         return BuiltRelease(tables, key, at_s)

@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from lab.calibration import LoggedFeedback
 from lab.offpolicy_log import LoggedImpressions, read_logged_impressions
 from lab.scenario import LogSource, Scenario
 from lab.versions import ClickTruth
@@ -118,6 +119,8 @@ class Source:
     genre_names: tuple[str, ...] = ()
     #: Replay-window impressions with logging propensities (off-policy estimates), if mapped.
     impressions: LoggedImpressions | None = None
+    #: Replayed logs: the update window's requests and what came next (calibration feedback).
+    feedback: LoggedFeedback | None = None
     #: Interactions users make on their own during ``[start_s, end_s)`` of the run (synthetic).
     organic: Callable[[float, float, np.random.Generator], sp.csr_matrix] | None = None
 
@@ -353,6 +356,29 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         max_truth=log.max_truth,
     )
     stream = replay_requests(table, split.replay, traffic, source=source)
+    feedback = None
+    if split.update is not None:
+        # The update window's requests, with the replay's horizon: what versions calibrate on.
+        held_out = replay_requests(table, split.update, traffic, source=source)
+        if len(held_out):
+            feedback = LoggedFeedback(
+                users=held_out.user.astype(np.int64),
+                consumed_next=sp.csr_matrix(
+                    (
+                        np.ones(held_out.truth_items.size, np.float32),
+                        held_out.truth_items,
+                        held_out.truth_ptr,
+                    ),
+                    shape=(len(held_out), n_items),
+                ),
+                known_before=matrices["train"],
+                popular_before=np.argsort(-matrices["train"].getnnz(axis=0), kind="stable")[
+                    : scenario.users.list_size
+                ].astype(np.int32),
+                click_if_consumed=log.click_if_consumed,
+                click_otherwise=log.click_otherwise,
+                window=f"update window {split.update}",
+            )
     if len(stream) == 0:
         raise UserInputError(
             f"{source}: traffic.log.replay holds no events in {split.replay} "
@@ -417,6 +443,7 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         item_genres=item_genres,
         genre_names=genre_names,
         impressions=impressions,
+        feedback=feedback,
         data={
             "source": "log",
             "path": str(log.path),

@@ -3,8 +3,9 @@
 For every version and user the lab needs the top-K list (scored in batches with
 ``replay.topk.top_k``), the *true* probability that the user clicks each listed item when
 examining it (from the synthetic world's latent truth, times the version's ``click_lift``),
-and the version's own *prediction* of that probability (Platt-calibrated model scores), so
-that the event loop only looks rows up.
+and the version's own *prediction* of that probability (its click calibrator applied to
+features of the list, :mod:`replay.calibration`, fitted by :mod:`lab.calibration`), so that
+the event loop only looks rows up.
 
 Rows are materialised lazily for the users that actually appear in traffic
 (``VersionTables.ensure``): a million-user world with a short run never scores everyone.
@@ -18,27 +19,34 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
-from replay.calibration import Platt, fit_platt
+from replay.calibration import ClickCalibrator, item_scores, list_features
 from replay.synthetic import SyntheticWorld
 from replay.topk import top_k
 from replay.training import TrainedModel
 from sim.users import list_click_probability
 
-__all__ = ["ClickTruth", "PopularTables", "Truth", "VersionTables", "model_scores"]
+__all__ = ["ClickTruth", "PopularTables", "Truth", "VersionTables", "predicted_list_click"]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0))), dtype=np.float32)
 
 
-def model_scores(model: TrainedModel, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """The model's score of ``items [n, K]`` for ``users [n]`` (0 for users or items it lacks)."""
-    known_user = users < model.n_users
-    safe_items = np.where((items >= 0) & (items < model.n_items), items, 0)
-    user_factors = np.zeros((users.size, model.user_factors.shape[1]), np.float32)
-    user_factors[known_user] = model.user_factors[users[known_user]]
-    scores = np.einsum("nf,nkf->nk", user_factors, model.item_factors[safe_items])
-    return np.asarray(np.where(items >= 0, scores, 0.0), dtype=np.float32)
+def predicted_list_click(
+    calibrator: ClickCalibrator,
+    model: TrainedModel,
+    users: np.ndarray,
+    items: np.ndarray,
+    no_history: np.ndarray,
+    position_decay: float,
+) -> np.ndarray:
+    """Predicted P(click on the list) [n]: the cascade over calibrated item probabilities.
+
+    P = Σ_k decay^k · Π_{j<k} (1 − p̂_j) · p̂_k with p̂ from ``calibrator`` on
+    :func:`replay.calibration.list_features`; empty slots (-1) count 0.
+    """
+    p = calibrator.predict(list_features(model, users, items, no_history))
+    return list_click_probability(np.where(items >= 0, p, 0.0), position_decay)
 
 
 class Truth(Protocol):
@@ -72,7 +80,8 @@ class VersionTables:
     items      int32   [n_users, K]  -1 = empty slot
     relevance  float32 [n_users, K]  true P(click | examined)
     scores     float32 [n_users, K]  the model's scores of its own list
-    predicted  float32 [n_users]     predicted P(click on the list) (cascade over Platt probs)
+    predicted  float32 [n_users]     predicted P(click on the list) (cascade over the
+                                     calibrator's item probabilities)
     """
 
     def __init__(
@@ -100,53 +109,55 @@ class VersionTables:
         self.scores = np.zeros((n_users, k), np.float32)
         self.predicted = np.zeros(n_users, np.float32)
         self.ready = np.zeros(n_users, bool)
-        self.platt: Platt | None = None
+        self.calibrator: ClickCalibrator | None = None
         self.popularity_fallback_users = 0
         self._seen_rows = np.asarray(seen.getnnz(axis=1))
         self._consumed = consumed
-        self._truth = truth
+        self.truth = truth
         self.popular_items = popular_items
         self._k = k
 
-    def ensure(
+    def lists(
         self,
         users: np.ndarray,
-        *,
-        rng: np.random.Generator | None = None,
-        platt: Platt | None = None,
-    ) -> None:
-        """Materialise rows for ``users`` not yet scored.
+        consumed: sp.csr_matrix | None = None,
+        popular: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(items [n, K], no_history [n])`` for ``users`` (not stored).
 
-        The first call calibrates: it adopts ``platt`` (inherited from the parent) or fits one
-        on these users with ``rng``.
+        The top-K of the model without what ``consumed`` (default: everything before the
+        run) holds; users the version never saw interact get the popularity list
+        (``popular``, default: the run's), as a service would serve them.
         """
+        result = top_k(self.model, users, self._consumed if consumed is None else consumed, self._k)
+        chosen = result.items.copy()
+        no_history = self.no_history(users) | result.unknown
+        chosen[no_history] = self.popular_items if popular is None else popular
+        return chosen, no_history
+
+    def no_history(self, users: np.ndarray) -> np.ndarray:
+        """bool [n]: users this version never saw interact (it serves them the popular list)."""
+        rows = np.minimum(users, self._seen_rows.shape[0] - 1)
+        return np.asarray((self._seen_rows[rows] == 0) | (users >= self._seen_rows.shape[0]))
+
+    def predict(self, users: np.ndarray, items: np.ndarray, no_history: np.ndarray) -> np.ndarray:
+        """Predicted P(click on the list) [n] for these lists (needs a calibrator)."""
+        if self.calibrator is None:
+            raise ValueError(f"version {self.name!r} must be calibrated before it predicts")
+        return predicted_list_click(
+            self.calibrator, self.model, users, items, no_history, self.truth.position_decay
+        )
+
+    def ensure(self, users: np.ndarray) -> None:
+        """Materialise rows for ``users`` not yet scored (the version must be calibrated)."""
         todo = np.unique(users[~self.ready[users]])
         if todo.size == 0:
             return
-        result = top_k(self.model, todo, self._consumed, self._k)
-        chosen = result.items.copy()
-        # Users the version never saw interact get the popularity list (what a service does).
-        rows = np.minimum(todo, self._seen_rows.shape[0] - 1)
-        no_history = (
-            (self._seen_rows[rows] == 0) | result.unknown | (todo >= self._seen_rows.shape[0])
-        )
-        chosen[no_history] = self.popular_items
-        relevance = self._truth.relevance(todo, chosen, self.click_lift)
-        scores = model_scores(self.model, todo, chosen)
-        if self.platt is None:
-            if platt is not None:
-                self.platt = platt
-            elif rng is not None:
-                self.platt = _fit_platt(scores, relevance, chosen, rng=rng)
-            else:
-                raise ValueError(
-                    "the first ensure() of a version must calibrate: pass rng or platt"
-                )
-        predicted = list_click_probability(self.platt.predict(scores), self._truth.position_decay)
+        chosen, no_history = self.lists(todo)
         self.items[todo] = chosen
-        self.relevance[todo] = relevance
-        self.scores[todo] = scores
-        self.predicted[todo] = predicted
+        self.relevance[todo] = self.truth.relevance(todo, chosen, self.click_lift)
+        self.scores[todo] = item_scores(self.model, todo, chosen)
+        self.predicted[todo] = self.predict(todo, chosen, no_history)
         self.ready[todo] = True
         self.popularity_fallback_users += int(no_history.sum())
 
@@ -166,26 +177,7 @@ class PopularTables:
         todo = np.unique(users[~self.ready[users]])
         if todo.size == 0:
             return
-        lists = np.broadcast_to(self.items, (todo.size, self.items.shape[0]))
+        lists = np.ascontiguousarray(np.broadcast_to(self.items, (todo.size, self.items.shape[0])))
         self.relevance[todo] = self._truth.relevance(todo, lists, 0.0)
-        assert baseline.platt is not None
-        scores = model_scores(baseline.model, todo, np.ascontiguousarray(lists))
-        self.predicted[todo] = list_click_probability(
-            baseline.platt.predict(scores), self._truth.position_decay
-        )
+        self.predicted[todo] = baseline.predict(todo, lists, baseline.no_history(todo))
         self.ready[todo] = True
-
-
-def _fit_platt(
-    scores: np.ndarray, truth: np.ndarray, items: np.ndarray, *, rng: np.random.Generator
-) -> Platt:
-    """Platt scaling fitted on a validation sample of impressions with simulated feedback.
-
-    Up to 3,000 users' lists are shown once and each item clicked with its true probability;
-    the fit maps the model's score to P(click | examined) — how a team would calibrate on
-    logged feedback before a release.
-    """
-    sample = rng.choice(scores.shape[0], size=min(3_000, scores.shape[0]), replace=False)
-    mask = items[sample] >= 0
-    labels = (rng.random(mask.shape) < truth[sample]) & mask
-    return fit_platt(scores[sample][mask], labels[mask].astype(np.int8))

@@ -105,7 +105,9 @@ class Provenance:
     parent_id        version it was updated from, ``None`` for a first version
     update           how it was built: train, warm_start, fine_tune, retrain, or a fault
     metrics          validation metrics on the holdout window, if evaluated
-    platt            calibration fitted on a validation window, if fitted
+    platt            Platt scaling of the raw score, if one was fitted
+    calibration      the click calibrator (``ClickCalibrator.as_dict()``: list features,
+                     weights, intercept, what it was fitted on), if fitted
     version_id       filled in by ``Registry.load``
     """
 
@@ -119,6 +121,7 @@ class Provenance:
     metrics: ValidationMetrics | None = None
     platt: Platt | None = None
     version_id: str | None = None
+    calibration: dict[str, Any] | None = None
 
 
 def data_fingerprint(user_items: object) -> str:
@@ -218,6 +221,7 @@ def _provenance_body(model: TrainedModel, provenance: Provenance) -> dict[str, A
             "holdout_end": metrics.holdout_end,
         },
         "platt": None if platt is None else {"a": float(platt.a), "b": float(platt.b)},
+        "calibration": provenance.calibration,
         "training_seconds": float(model.training_seconds),
         "artifact": {
             "file": FACTORS_FILE,
@@ -552,6 +556,8 @@ def _parse_document(
         metrics=metrics,
         platt=platt,
         version_id=document["version_id"],
+        # Artifacts written before the click calibrator existed have no such key.
+        calibration=document.get("calibration"),
     )
     return provenance, spec, float(seconds), dims
 

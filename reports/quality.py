@@ -39,7 +39,7 @@ from lab.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
 from reports.exposure import Exposure, HitMethod, exposure
 from reports.genres import genre_block, genres_of, history_matrix
 from reports.numbers import num, pair
-from sim import metrics
+from sim import metrics, wording
 from sim.monitor import WindowStats
 from sim.stats import Z95
 
@@ -152,55 +152,9 @@ def _weighted_mean(values: FloatArray, weights: FloatArray) -> float | None:
 # --- calibration ---------------------------------------------------------------------------
 
 
-def _equal_mass_bins(p: FloatArray, y: FloatArray, n_bins: int) -> list[dict[str, Any]]:
-    """Bins of (almost) equal count by sorted prediction: a reliability diagram that stays
-    informative when every prediction falls in one or two equal-width bins."""
-    m = min(n_bins, p.shape[0])
-    order = np.argsort(p, kind="stable")
-    starts = (np.arange(m) * p.shape[0]) // m
-    counts = np.diff(np.append(starts, p.shape[0]))
-    sum_p = np.add.reduceat(p[order], starts)
-    sum_y = np.add.reduceat(y[order], starts)
-    sorted_p = p[order]
+def _bins(diagram: metrics.ReliabilityDiagram) -> list[dict[str, Any]]:
+    """The non-empty bins of a reliability diagram as JSON rows."""
     return [
-        {
-            "lower": num(sorted_p[start]),
-            "upper": num(sorted_p[start + count - 1]),
-            "count": int(count),
-            "mean_predicted": num(sp / count),
-            "observed_rate": num(sy / count),
-        }
-        for start, count, sp, sy in zip(starts, counts, sum_p, sum_y, strict=True)
-    ]
-
-
-def calibration_block(
-    p_click: npt.ArrayLike, clicks: npt.ArrayLike, *, n_bins: int = CALIBRATION_BINS
-) -> dict[str, Any]:
-    """ECE over ``n_bins`` equal-width bins and the reliability diagram's non-empty bins.
-
-    ECE = Σ_b |B_b| / n · |mean predicted in B_b − observed click rate in B_b|
-    (:func:`sim.metrics.expected_calibration_error`).  Shapes: ``p_click`` [n] in [0, 1],
-    ``clicks`` [n] 0/1.  ``mean_predicted`` against ``observed_rate`` over all n is
-    calibration in the large.  ``bins_equal_mass`` splits the sorted predictions into
-    ``EQUAL_MASS_BINS`` bins of equal count (``lower``/``upper``: smallest and largest
-    prediction inside), for the diagram when predictions are all small.
-    """
-    p = np.asarray(p_click, dtype=np.float64)
-    y = np.asarray(clicks, dtype=np.float64)
-    block: dict[str, Any] = {"basis": CALIBRATION_BASIS, "requests": int(p.shape[0])}
-    if p.shape[0] == 0:
-        return {
-            **block,
-            "ece": None,
-            "mean_predicted": None,
-            "observed_rate": None,
-            "n_bins": n_bins,
-            "bins": [],
-            "bins_equal_mass": [],
-        }
-    diagram = metrics.reliability_diagram(p, y, n_bins=n_bins)
-    bins = [
         {
             "lower": num(diagram.lower[b]),
             "upper": num(diagram.upper[b]),
@@ -210,14 +164,80 @@ def calibration_block(
         }
         for b in np.flatnonzero(diagram.count > 0)
     ]
+
+
+def calibration_block(
+    p_click: npt.ArrayLike,
+    clicks: npt.ArrayLike,
+    *,
+    users: npt.ArrayLike | None = None,
+    n_bins: int = CALIBRATION_BINS,
+) -> dict[str, Any]:
+    """How well predicted click probabilities match observed clicks.
+
+    * ``ece``: over ``n_bins`` equal-width bins (DESIGN.md's definition), Σ_b |B_b| / n ·
+      |mean predicted in B_b − observed click rate in B_b|
+      (:func:`sim.metrics.expected_calibration_error`), with ``bins`` its non-empty bins;
+    * ``ece_equal_mass``: the same over ``EQUAL_MASS_BINS`` bins of equal count (edges at
+      the predictions' quantiles, ties kept together), with ``bins_equal_mass`` — the
+      reliability diagram, informative when all predictions are small;
+    * ``slope``, ``slope_ci95``, ``intercept``: logistic recalibration logit P(click) =
+      intercept + slope · logit(p̂) (:func:`sim.metrics.calibration_slope`); 1 and 0 when
+      calibrated, ≤ 0 when higher predictions get fewer clicks; the interval is clustered
+      by ``users [n]`` (one user's requests are correlated) when given;
+    * ``mean_predicted`` against ``observed_rate`` over all n: calibration in the large;
+      ``prediction_range``: the smallest and largest prediction;
+    * ``warnings``: :func:`sim.wording.calibration_warnings` (slope ≤ 0; predictions
+      spanning less than one equal-width bin).
+
+    Shapes: ``p_click`` [n] in [0, 1], ``clicks`` [n] 0/1.
+    """
+    p = np.asarray(p_click, dtype=np.float64)
+    y = np.asarray(clicks, dtype=np.float64)
+    block: dict[str, Any] = {
+        "basis": CALIBRATION_BASIS,
+        "requests": int(p.shape[0]),
+        "n_bins": n_bins,
+        "n_bins_equal_mass": EQUAL_MASS_BINS,
+    }
+    if p.shape[0] == 0:
+        return {
+            **block,
+            "ece": None,
+            "ece_equal_mass": None,
+            "slope": None,
+            "slope_ci95": [None, None],
+            "slope_users": None,
+            "intercept": None,
+            "mean_predicted": None,
+            "observed_rate": None,
+            "prediction_range": [None, None],
+            "bins": [],
+            "bins_equal_mass": [],
+            "warnings": [],
+        }
+    fit = metrics.calibration_slope(p, y, groups=users)
+    span = float(p.max() - p.min())
     return {
         **block,
         "ece": num(metrics.expected_calibration_error(p, y, n_bins=n_bins)),
+        "ece_equal_mass": num(
+            metrics.expected_calibration_error(p, y, n_bins=EQUAL_MASS_BINS, strategy="quantile")
+        ),
+        "slope": num(fit.slope),
+        "slope_ci95": pair(fit.slope_ci_low, fit.slope_ci_high),
+        "slope_users": fit.clusters,
+        "intercept": num(fit.intercept),
         "mean_predicted": num(p.mean()),
         "observed_rate": num(y.mean()),
-        "n_bins": n_bins,
-        "bins": bins,
-        "bins_equal_mass": _equal_mass_bins(p, y, EQUAL_MASS_BINS),
+        "prediction_range": pair(p.min(), p.max()),
+        "bins": _bins(metrics.reliability_diagram(p, y, n_bins=n_bins)),
+        "bins_equal_mass": _bins(
+            metrics.reliability_diagram(p, y, n_bins=EQUAL_MASS_BINS, strategy="quantile")
+        ),
+        "warnings": wording.calibration_warnings(
+            fit.slope, span, 1.0 / n_bins, requests=int(p.shape[0])
+        ),
     }
 
 
@@ -842,7 +862,9 @@ def quality_blocks(
             )
         )
         out[name] = {
-            "calibration": calibration_block(cols.p_click[judged], cols.clicks[judged]),
+            "calibration": calibration_block(
+                cols.p_click[judged], cols.clicks[judged], users=cols.user[judged]
+            ),
             "genre_calibration": genre,
             "diversity": diversity,
             "stability": stability,

@@ -218,10 +218,18 @@ def glance(summary: dict[str, Any]) -> str:
             )
         cal_b, cal_c = b["quality"]["calibration"], c["quality"]["calibration"]
         if cal_b["ece"] is not None and cal_c["ece"] is not None:
+            warned = [n for n, c in ((cand, cal_c), (base, cal_b)) if c.get("warnings")]
             items.append(
-                f"<b>Calibration</b> ECE (15 bins) {esc(cand)} {cal_c['ece']:.4f}, "
-                f"{esc(base)} {cal_b['ece']:.4f}; {esc(cand)} predicts "
-                f"{pct(cal_c['mean_predicted'])} and gets {pct(cal_c['observed_rate'])} clicks."
+                f"<b>Calibration</b> slope {esc(cand)} {_slope(cal_c)}, {esc(base)} "
+                f"{_slope(cal_b)} (1 = calibrated); ECE (10 equal-mass bins) {esc(cand)} "
+                f"{fmt(cal_c.get('ece_equal_mass'))}, {esc(base)} "
+                f"{fmt(cal_b.get('ece_equal_mass'))}; {esc(cand)} predicts "
+                f"{pct(cal_c['mean_predicted'])} and gets {pct(cal_c['observed_rate'])} clicks"
+                + (
+                    f"; <b>warnings for {esc(', '.join(warned))}</b> (see Calibration)."
+                    if warned
+                    else "."
+                )
             )
     worst = summary["segments"]["worst"]
     if worst is not None:
@@ -468,24 +476,31 @@ def engagement(summary: dict[str, Any]) -> str:
     )
 
 
+def _slope(cal: dict[str, Any]) -> str:
+    slope = cal.get("slope")
+    return "–" if slope is None else f"{slope:.2f}" + ci_num(cal.get("slope_ci95"), 2)
+
+
 def calibration(summary: dict[str, Any]) -> str:
     img = figures.reliability_figure(summary["versions"])
     rows = []
     bin_rows = []
+    warnings: list[str] = []
     for name, v in summary["versions"].items():
         cal = v["quality"]["calibration"]
-        platt = v["model"]["platt"]
         rows.append(
             [
                 esc(name),
                 fmt(cal["requests"]),
                 fmt(cal["ece"]),
+                fmt(cal.get("ece_equal_mass")),
+                _slope(cal),
+                fmt(cal.get("intercept"), 3),
                 pct(cal["mean_predicted"]),
                 pct(cal["observed_rate"]),
-                fmt(platt["a"]),
-                fmt(platt["b"]),
             ]
         )
+        warnings += [f"<b>{esc(name)}</b>: {esc(w)}" for w in cal.get("warnings", [])]
         for b in cal["bins"]:
             bin_rows.append(
                 [
@@ -499,30 +514,42 @@ def calibration(summary: dict[str, Any]) -> str:
     head = [
         "version",
         "requests judged",
-        "ECE (15 bins)",
+        "ECE (15 equal-width bins)",
+        "ECE (10 equal-mass bins)",
+        "slope [95% CI]",
+        "intercept",
         "mean predicted",
         "observed rate",
-        "Platt a",
-        "Platt b",
     ]
     bins = html_table(
         ["version", "bin (15 equal-width)", "requests", "mean predicted", "observed"],
         bin_rows,
         left=2,
     )
+    warning_list = (
+        '<ul class="warnings">' + "".join(f'<li class="bad">{w}</li>' for w in warnings) + "</ul>"
+        if warnings
+        else ""
+    )
     return (
-        '<div class="row">'
+        warning_list
+        + '<div class="row">'
         + _figure(img, "Calibration reliability diagram per version")
         + '<div class="grow">'
         + html_table(head, rows)
         + bins
         + "</div></div>"
         + _muted(
-            "Predicted P(click on the list) from the serving version's Platt-scaled scores "
-            "against observed clicks, on requests whose list the version served and the user "
-            "did not abandon. ECE = Σ_b |B_b|/n · |mean predicted − observed rate| over 15 "
-            "equal-width bins (only non-empty bins listed); the diagram uses 10 equal-mass "
-            "bins, 95% Wilson intervals."
+            "Predicted P(click on the list) of the serving version (its click calibrator on "
+            "features of the list, see Model provenance) against observed clicks, on requests "
+            "whose list the version served and the user did not abandon. ECE = Σ_b |B_b|/n · "
+            "|mean predicted − observed rate|, over 15 equal-width bins (only non-empty bins "
+            "listed) and over 10 equal-mass bins (edges at the predictions' quantiles), which "
+            "stay informative when all predictions are small. Slope and intercept: logistic "
+            "recalibration logit P(click) = intercept + slope · logit(predicted); calibrated "
+            "predictions have slope 1 and intercept 0, a slope below 1 means too extreme, "
+            "at or below 0 that higher predictions get fewer clicks. The diagram uses the "
+            "equal-mass bins, 95% Wilson intervals."
         )
     )
 
@@ -746,8 +773,7 @@ def provenance(summary: dict[str, Any]) -> str:
                 esc(m["update"] or "–"),
                 fmt(m["factors"]),
                 fmt(m["training_s"]),
-                fmt(m["platt"]["a"]),
-                fmt(m["platt"]["b"]),
+                _calibrator_text(m.get("calibration")),
                 fmt(m["popularity_fallback_users"]),
             ]
         )
@@ -759,14 +785,39 @@ def provenance(summary: dict[str, Any]) -> str:
         "update",
         "factors",
         "training s",
-        "Platt a",
-        "Platt b",
+        "click calibration",
         "popularity-fallback users",
     ]
-    return html_table(head, rows, left=5) + _muted(
-        "Platt scaling maps a model score s to P(click | examined) = 1 / (1 + exp(−(a·s + b))). "
+    return html_table(head, rows, left={0, 1, 2, 3, 4, 7}) + _muted(
+        "Click calibration: P(click | examined) = sigmoid(intercept + Σ weight · feature) of a "
+        "listed item, with features that mean the same for every user (raw ALS scores do "
+        "not): z, the item's score against the user's score distribution over the catalogue; "
+        "log(1 + rank in the list); log(1 + the item's popularity rank); no history (the "
+        "popularity list). Fitted "
+        "on validation feedback before the run, or taken over from the parent. "
         "Popularity-fallback users: traffic users the version knows no history for; they get "
         "the popularity list."
+    )
+
+
+_FEATURE_LABELS = {
+    "within_user_score": "z",
+    "log_rank": "log rank",
+    "log_popularity_rank": "log popularity rank",
+    "no_history": "no history",
+}
+
+
+def _calibrator_text(calibration: dict[str, Any] | None) -> str:
+    if not calibration:
+        return "–"
+    terms = " ".join(
+        f"{w:+.3g}·{esc(_FEATURE_LABELS.get(name, name))}"
+        for name, w in calibration["weights"].items()
+    )
+    return (
+        f"{calibration['intercept']:+.3g} {terms}"
+        f'<div class="nums">{esc(calibration["fitted_on"])}</div>'
     )
 
 

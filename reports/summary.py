@@ -15,6 +15,7 @@ import polars as pl
 
 from lab.offpolicy_log import offpolicy_block
 from lab.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
+from replay.calibration import ClickCalibrator
 from reports.buckets import bucket_block, worst_group
 from reports.exposure import exposure
 from reports.numbers import num as _num
@@ -120,6 +121,18 @@ def served_block(frame: pl.DataFrame, names: list[str]) -> dict[str, Any]:
             }
         out[name] = block
     return out
+
+
+def _calibrator(calibrator: ClickCalibrator) -> dict[str, Any]:
+    """The click calibrator's coefficients (:mod:`replay.calibration`), rounded."""
+    document = calibrator.as_dict()
+    weights = document["weights"]
+    assert isinstance(weights, dict)
+    return {
+        **document,
+        "intercept": _num(calibrator.intercept),
+        "weights": {name: _num(w) for name, w in weights.items()},
+    }
 
 
 def _model_latency(latency_ms: np.ndarray) -> dict[str, Any]:
@@ -237,9 +250,10 @@ def build_summary(
             "factors": int(table.model.user_factors.shape[1]),
             "training_s": 0.0 if reproducible else _num(table.model.training_seconds, 3),
             "popularity_fallback_users": table.popularity_fallback_users,
-            "platt": None
-            if table.platt is None
-            else {"a": _num(table.platt.a), "b": _num(table.platt.b)},
+            # Raw-score Platt scaling is no longer used (see ``calibration``); kept as null so
+            # the key stays within schema version 1.
+            "platt": None,
+            "calibration": None if table.calibrator is None else _calibrator(table.calibrator),
         }
         block["quality"] = quality[name]
         shadow = frame.filter(pl.col("shadow") == name)

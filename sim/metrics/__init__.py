@@ -4,7 +4,8 @@ Every function is pure: arrays or a polars request frame in, numbers or a small 
 randomness only through an explicit ``rng`` keyword.  Modules by question:
 
     engagement   CTR (Wilson CI), lift between versions, hit@K, sessions, segments
-    calibration  ECE, reliability diagram, Steck's genre calibration KL, pseudo-genres
+    calibration  ECE (equal-width, equal-mass), reliability diagram, calibration slope,
+                 Steck's genre calibration KL, pseudo-genres
     diversity    intra-list diversity, coverage, Gini of exposure, novelty, popularity
     stability    Jaccard@K, RBO, churn on version change, seed-noise floor
     drift        PSI, two-sample KS
@@ -14,7 +15,9 @@ Mistakes in the input raise ``replay.errors.UserInputError``.
 """
 
 from sim.metrics.calibration import (
+    CalibrationSlope,
     ReliabilityDiagram,
+    calibration_slope,
     expected_calibration_error,
     genre_calibration_kl,
     genre_shares,
@@ -60,6 +63,7 @@ from sim.metrics.stability import (
 )
 
 __all__ = [
+    "CalibrationSlope",
     "KSResult",
     "LiftEstimate",
     "NoiseFloorComparison",
@@ -70,6 +74,7 @@ __all__ = [
     "SegmentDelta",
     "abandonment_table",
     "average_recommended_popularity",
+    "calibration_slope",
     "catalogue_coverage",
     "ctr",
     "ctr_difference",

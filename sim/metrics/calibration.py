@@ -2,8 +2,9 @@
 
 Two different questions share the word:
 
-- Are the predicted click probabilities right?  ECE over 15 equal-width bins and the
-  reliability diagram, from the request log's ``p_click`` and ``clicks`` columns.
+- Are the predicted click probabilities right?  ECE over equal-width or equal-mass bins,
+  the reliability diagram and the calibration slope and intercept (logistic
+  recalibration), from the request log's ``p_click`` and ``clicks`` columns.
 - Does a list reflect the user's tastes in their proportions?  Steck's KL(p ‖ q̃) between
   the genre distribution of the user's history (p) and that of the list (q).  Catalogues
   without genre metadata get pseudo-genres from k-means clusters of the item factors.
@@ -12,13 +13,15 @@ Two different questions share the word:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from scipy.special import expit, logit
 
-from replay.errors import must_be
+from replay.calibration import fit_platt
+from replay.errors import InternalError, must_be
 from sim.metrics._checks import (
     FloatArray,
     as_binary,
@@ -27,10 +30,14 @@ from sim.metrics._checks import (
     as_probability,
     safe_ratio,
     same_length,
+    z_value,
 )
 
 __all__ = [
+    "BinStrategy",
+    "CalibrationSlope",
     "ReliabilityDiagram",
+    "calibration_slope",
     "expected_calibration_error",
     "genre_calibration_kl",
     "genre_shares",
@@ -45,12 +52,22 @@ __all__ = [
 _LIST_BLOCK = 1 << 16
 
 
+#: ``uniform``: M equal-width bins of [0, 1]; ``quantile``: M bins of (about) equal count, with
+#: edges at the predictions' quantiles (sklearn's ``calibration_curve`` strategies).
+BinStrategy = Literal["uniform", "quantile"]
+
+# Predictions are clipped this far from 0 and 1 before the logit of the calibration slope.
+_LOGIT_EPS = 1e-6
+
+
 @dataclass(frozen=True, slots=True)
 class ReliabilityDiagram:
     """Per-bin data of a reliability diagram; every array has shape [n_bins].
 
-    Bin b covers (lower[b], upper[b]], the first bin also holds 0.  ``mean_predicted`` and
-    ``observed_rate`` are NaN in empty bins (``count == 0``).
+    Bin b covers (lower[b], upper[b]], the first bin also holds its lower edge.
+    ``mean_predicted`` and ``observed_rate`` are NaN in empty bins (``count == 0``).  With
+    ``quantile`` bins, tied predictions stay in one bin, so bins between equal edges are
+    empty.
     """
 
     lower: FloatArray
@@ -61,51 +78,74 @@ class ReliabilityDiagram:
 
 
 def _bin_sums(
-    source: str, p_pred: npt.ArrayLike, outcome: npt.ArrayLike, n_bins: int
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64], int]:
+    source: str,
+    p_pred: npt.ArrayLike,
+    outcome: npt.ArrayLike,
+    n_bins: int,
+    strategy: BinStrategy,
+) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.int64], int]:
     if not (isinstance(n_bins, int) and n_bins >= 1):
         raise must_be(source, "n_bins", "an integer >= 1", n_bins)
+    if strategy not in ("uniform", "quantile"):
+        raise must_be(source, "strategy", "'uniform' or 'quantile'", strategy)
     p = as_probability(source, "p_pred", p_pred)
     y = as_binary(source, "outcome", outcome)
     same_length(source, ("p_pred", "outcome"), p, y)
-    inner = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
-    # side="left": bins are right-closed, (b/M, (b+1)/M], as in Guo et al. (2017).
-    bin_id = np.searchsorted(inner, p, side="left")
+    if strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    else:
+        edges = np.percentile(p, np.linspace(0.0, 100.0, n_bins + 1))
+    # side="left": bins are right-closed, (e_b, e_b+1], as in Guo et al. (2017) and sklearn.
+    bin_id = np.searchsorted(edges[1:-1], p, side="left")
     sum_pred = np.bincount(bin_id, weights=p, minlength=n_bins).astype(np.float64)
     sum_obs = np.bincount(bin_id, weights=y, minlength=n_bins).astype(np.float64)
     count = np.bincount(bin_id, minlength=n_bins).astype(np.int64)
-    return sum_pred, sum_obs, count, int(p.shape[0])
+    return edges, sum_pred, sum_obs, count, int(p.shape[0])
 
 
 def expected_calibration_error(
-    p_pred: npt.ArrayLike, outcome: npt.ArrayLike, *, n_bins: int = 15
+    p_pred: npt.ArrayLike,
+    outcome: npt.ArrayLike,
+    *,
+    n_bins: int = 15,
+    strategy: BinStrategy = "uniform",
 ) -> float:
-    """ECE over ``n_bins`` equal-width bins of the predicted probability.
+    """ECE over ``n_bins`` bins of the predicted probability.
 
     ECE = Σ_b |B_b| / n · |mean(p̂ in B_b) − mean(y in B_b)|
         = Σ_b |Σ_{i∈B_b} p̂_i − Σ_{i∈B_b} y_i| / n,
 
-    bins B_b = (b/M, (b+1)/M] (the first also holds 0), M = ``n_bins``.  In [0, 1].
+    ``uniform``: bins B_b = (b/M, (b+1)/M] (the first also holds 0), M = ``n_bins``;
+    ``quantile`` (equal-mass, "adaptive" ECE): edges at the 0, 1/M, ..., 1 quantiles of p̂,
+    which stays informative when every prediction falls in one equal-width bin.  In [0, 1].
 
     Shapes: ``p_pred`` [n] in [0, 1], ``outcome`` [n] 0/1.
     Reference: Guo, Pleiss, Sun, Weinberger (2017), "On Calibration of Modern Neural
-    Networks", ICML, eq. 3; Naeini, Cooper, Hauskrecht (2015), AAAI.
+    Networks", ICML, eq. 3; Naeini, Cooper, Hauskrecht (2015), AAAI; equal-mass bins:
+    Nixon et al. (2019), "Measuring Calibration in Deep Learning", CVPR workshops.
     """
-    sum_pred, sum_obs, _, n = _bin_sums("expected_calibration_error", p_pred, outcome, n_bins)
+    _, sum_pred, sum_obs, _, n = _bin_sums(
+        "expected_calibration_error", p_pred, outcome, n_bins, strategy
+    )
     return float(np.abs(sum_pred - sum_obs).sum() / n)
 
 
 def reliability_diagram(
-    p_pred: npt.ArrayLike, outcome: npt.ArrayLike, *, n_bins: int = 15
+    p_pred: npt.ArrayLike,
+    outcome: npt.ArrayLike,
+    *,
+    n_bins: int = 15,
+    strategy: BinStrategy = "uniform",
 ) -> ReliabilityDiagram:
     """Per-bin mean predicted probability, observed rate and count (bins as in ECE).
 
     Shapes: ``p_pred`` [n] in [0, 1], ``outcome`` [n] 0/1; every output [n_bins].
-    Non-empty bins equal ``sklearn.calibration.calibration_curve(strategy="uniform")``.
+    Non-empty bins equal ``sklearn.calibration.calibration_curve(strategy=strategy)``.
     Reference: DeGroot & Fienberg (1983), "The Comparison and Evaluation of Forecasters".
     """
-    sum_pred, sum_obs, count, _ = _bin_sums("reliability_diagram", p_pred, outcome, n_bins)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    edges, sum_pred, sum_obs, count, _ = _bin_sums(
+        "reliability_diagram", p_pred, outcome, n_bins, strategy
+    )
     n = count.astype(np.float64)
     return ReliabilityDiagram(
         lower=edges[:-1],
@@ -114,6 +154,92 @@ def reliability_diagram(
         observed_rate=safe_ratio(sum_obs, n),
         count=count,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationSlope:
+    """Logistic recalibration logit P(y = 1) = intercept + slope · logit(p̂).
+
+    ``slope`` 1 and ``intercept`` 0: calibrated.  slope < 1: predictions too extreme
+    (over-confident); slope > 1: too timid; slope ≤ 0: higher predictions get fewer
+    positives.  NaN when it cannot be fitted (fewer than two distinct predictions, or
+    outcomes all equal).  ``slope_ci_low``/``high``: Wald interval, from the Fisher
+    information, or clustered by ``groups`` when given (``clusters`` of them).
+    """
+
+    slope: float
+    intercept: float
+    slope_ci_low: float
+    slope_ci_high: float
+    n: int
+    clusters: int | None = None
+
+
+def calibration_slope(
+    p_pred: npt.ArrayLike,
+    outcome: npt.ArrayLike,
+    *,
+    groups: npt.ArrayLike | None = None,
+    confidence: float = 0.95,
+) -> CalibrationSlope:
+    """Fit logit P(y = 1 | p̂) = a + b · logit(p̂) by maximum likelihood (Cox 1958).
+
+    x = logit(clip(p̂, 1e-6, 1 − 1e-6)); (a, b) minimise the Bernoulli negative
+    log-likelihood (Newton's method, :func:`replay.calibration.fit_platt` without a prior).
+    Equals ``sklearn.linear_model.LogisticRegression(C=inf)`` on x.  With H = XᵀWX,
+    W = diag(q(1 − q)), q the fitted probabilities, X = [1, x]:
+
+    * without ``groups``: SE(b) = sqrt([H⁻¹]_bb) (observations independent);
+    * with ``groups [n]`` (e.g. the user of each request, whose outcomes are correlated):
+      the cluster-robust sandwich V = G/(G − 1) · H⁻¹ (Σ_g s_g s_gᵀ) H⁻¹ with the score of
+      cluster g, s_g = Σ_{i∈g} (y_i − q_i) X_i, over G clusters (Liang & Zeger 1986).
+
+    Shapes: ``p_pred`` [n] in [0, 1], ``outcome`` [n] 0/1.
+    Reference: Cox (1958), "Two Further Applications of a Model for Binary Regression",
+    Biometrika 45; Van Calster et al. (2019), "Calibration: the Achilles heel of predictive
+    analytics", BMC Medicine 17.
+    """
+    source = "calibration_slope"
+    z = z_value(source, confidence)
+    p = as_probability(source, "p_pred", p_pred)
+    y = as_binary(source, "outcome", outcome)
+    same_length(source, ("p_pred", "outcome"), p, y)
+    cluster: npt.NDArray[np.int64] | None = None
+    if groups is not None:
+        labels = np.asarray(groups)
+        if labels.shape != p.shape:
+            raise must_be(source, "groups.shape", f"{p.shape} like p_pred", labels.shape)
+        cluster = np.unique(labels, return_inverse=True)[1].astype(np.int64)
+    n = int(p.shape[0])
+    n_clusters = None if cluster is None else int(cluster.max(initial=-1)) + 1
+    nan = float("nan")
+    undefined = CalibrationSlope(nan, nan, nan, nan, n, n_clusters)
+    x = logit(np.clip(p, _LOGIT_EPS, 1.0 - _LOGIT_EPS))
+    if n < 3 or np.ptp(x) == 0.0 or y.min() == y.max():
+        return undefined
+    try:
+        fit = fit_platt(x, y, l2=0.0)
+    except InternalError:  # separable outcomes: the maximum-likelihood slope is infinite
+        return undefined
+    q = expit(fit.a * x + fit.b)
+    design = np.column_stack([np.ones(n), x])
+    hessian = (design * (q * (1.0 - q))[:, None]).T @ design
+    if not np.linalg.det(hessian) > 0:
+        return CalibrationSlope(fit.a, fit.b, nan, nan, n, n_clusters)
+    inverse = np.linalg.inv(hessian)
+    if cluster is None or n_clusters is None:
+        variance = float(inverse[1, 1])
+    elif n_clusters < 2:
+        variance = nan
+    else:
+        residual = design * (y - q)[:, None]
+        scores = np.column_stack(
+            [np.bincount(cluster, weights=residual[:, j], minlength=n_clusters) for j in (0, 1)]
+        )
+        meat = scores.T @ scores * (n_clusters / (n_clusters - 1))
+        variance = float((inverse @ meat @ inverse)[1, 1])
+    se = float(np.sqrt(variance)) if variance >= 0 else nan
+    return CalibrationSlope(fit.a, fit.b, fit.a - z * se, fit.a + z * se, n, n_clusters)
 
 
 def genre_shares(genres: Any) -> FloatArray:

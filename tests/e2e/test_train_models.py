@@ -31,7 +31,7 @@ def test_train_then_list_show_diff(tmp_path: Path, capsys: pytest.CaptureFixture
         "algorithm",
         "hyperparameters",
         "metrics",
-        "platt",
+        "calibration",
         "training_seconds",
     ):
         assert shown[key] is not None, key

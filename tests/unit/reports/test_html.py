@@ -128,7 +128,13 @@ def test_quality_block_per_version(tiny: tuple[RunResult, dict[str, Any], str]) 
         div = quality["diversity"]
         assert 0 < div["catalogue_coverage"] <= 1 and 0 <= div["exposure_gini"] < 1
         assert div["impressions"] <= block["requests"] + summary["requests"]["fallback"]
-        assert block["model"]["platt"].keys() == {"a", "b"}
+        calibrator = block["model"]["calibration"]
+        assert calibrator["model"] == "logistic" and "fitted_on" in calibrator
+        assert set(calibrator["weights"]) == {
+            "within_user_score", "log_rank", "log_popularity_rank", "no_history",
+        }  # fmt: skip
+        assert block["model"]["platt"] is None
+        assert {"ece_equal_mass", "slope", "slope_ci95", "intercept", "warnings"} <= set(cal)
     assert base["quality"]["stability"] is None
     stability = cand["quality"]["stability"]
     assert stability["against"] == "baseline" and 0 <= stability["jaccard_at_k"] <= 1

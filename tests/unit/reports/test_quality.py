@@ -84,11 +84,20 @@ def test_calibration_by_hand() -> None:
             "observed_rate": 1.0,
         },
     ]
-    # Four requests, so four equal-mass bins of one request each, in prediction order.
+    # Equal-mass bins keep tied predictions together: two bins of two requests, edges at
+    # the predictions' quantiles; ECE over them is the same 0.475.
     masses = block["bins_equal_mass"]
-    assert [b["count"] for b in masses] == [1, 1, 1, 1]
-    assert [b["mean_predicted"] for b in masses] == [0.05, 0.05, 0.5, 0.5]
-    assert [b["observed_rate"] for b in masses] == [0.0, 1.0, 1.0, 1.0]
+    assert [b["count"] for b in masses] == [2, 2]
+    assert [b["mean_predicted"] for b in masses] == [0.05, 0.5]
+    assert [b["observed_rate"] for b in masses] == [0.5, 1.0]
+    assert masses[0]["lower"] == 0.05 and masses[-1]["upper"] == 0.5
+    assert block["ece_equal_mass"] == pytest.approx(0.475)
+    assert block["n_bins_equal_mass"] == 10
+    assert block["prediction_range"] == [0.05, 0.5]
+    # logit P(click) = a + b·logit(p) through two points: P = 1/2 at p = 0.05 and P = 1 at
+    # 0.5 would need an infinite slope; the fit stops large and positive.
+    assert block["slope"] is not None and block["slope"] > 0
+    assert block["warnings"] == []
 
 
 def test_equal_mass_bins_split_evenly_and_keep_totals() -> None:
@@ -97,7 +106,7 @@ def test_equal_mass_bins_split_evenly_and_keep_totals() -> None:
     y = (rng.random(1003) < p).astype(int)
     masses = calibration_block(p, y)["bins_equal_mass"]
     counts = [b["count"] for b in masses]
-    assert len(masses) == 10 and sum(counts) == 1003 and max(counts) - min(counts) <= 1
+    assert len(masses) == 10 and sum(counts) == 1003 and max(counts) - min(counts) <= 2
     assert sum(b["observed_rate"] * b["count"] for b in masses) == pytest.approx(y.sum(), abs=1e-3)
     lows = [b["lower"] for b in masses]
     assert lows == sorted(lows)
@@ -107,6 +116,24 @@ def test_calibration_of_nothing_is_null() -> None:
     block = calibration_block([], [])
     assert block["requests"] == 0
     assert block["ece"] is None and block["bins"] == [] and block["bins_equal_mass"] == []
+    assert block["slope"] is None and block["ece_equal_mass"] is None
+    assert block["warnings"] == []
+
+
+def test_calibration_warns_when_predictions_sit_in_one_bin_and_rank_backwards() -> None:
+    # The quick start's case: predictions within 3.5-6.5 % (one equal-width bin), baseline
+    # anti-calibrated (predicted 4.2 % -> observed 5.7 %, 4.75 % -> 2.75 %).  The equal-width
+    # ECE only compares the overall means; the equal-mass ECE and the slope see it.
+    rng = np.random.default_rng(8)
+    p = rng.uniform(0.035, 0.065, 50_000)
+    y = (rng.random(p.size) < 0.1 - p).astype(int)
+    block = calibration_block(p, y)
+    assert len([b for b in block["bins"]]) == 1
+    assert block["ece"] == pytest.approx(abs(p.mean() - y.mean()), abs=1e-6)
+    assert block["ece_equal_mass"] > 3 * block["ece"]
+    assert block["slope"] < 0 and block["slope_ci95"][1] < 0
+    assert len(block["warnings"]) == 2
+    assert "slope" in block["warnings"][0] and "one equal-width bin" in block["warnings"][1]
 
 
 # --- diversity ---------------------------------------------------------------------------

@@ -87,3 +87,91 @@ def test_bad_inputs_are_user_errors(
 ) -> None:
     with pytest.raises(UserInputError, match=message):
         fit_platt(scores, labels, **kwargs)
+
+
+# --- the list-feature click calibrator -----------------------------------------------------
+
+
+def _model(user_factors: np.ndarray, item_factors: np.ndarray, popularity: np.ndarray) -> Any:
+    from replay.training import ModelSpec, TrainedModel
+
+    return TrainedModel(
+        ModelSpec(factors=user_factors.shape[1]),
+        user_factors.astype(np.float32),
+        item_factors.astype(np.float32),
+        popularity.astype(np.int64),
+    )
+
+
+def test_list_features_against_a_direct_computation() -> None:
+    from replay.calibration import FEATURES, list_features
+
+    rng = np.random.default_rng(4)
+    users, items = rng.normal(size=(5, 3)), rng.normal(size=(40, 3))
+    model = _model(users, items, np.arange(40)[::-1] * 3)  # item 0 most popular
+    lists = np.array([[3, 7, 1], [0, 2, -1], [5, 6, 8], [9, 1, 2], [4, 4, 4]], np.int32)
+    user_ids = np.array([0, 1, 2, 3, 4])
+    no_history = np.array([False, False, False, False, True])
+    got = list_features(model, user_ids, lists, no_history)
+    assert got.shape == (5, 3, len(FEATURES))
+    all_scores = users.astype(np.float32) @ items.astype(np.float32).T  # [5, 40]
+    for u in range(4):
+        row = all_scores[u].astype(np.float64)
+        for k, item in enumerate(lists[u]):
+            if item < 0:
+                assert got[u, k].tolist() == [0.0, 0.0, 0.0, 0.0]
+                continue
+            z = (row[item] - row.mean()) / row.std()
+            assert got[u, k, 0] == pytest.approx(z, rel=1e-4)
+            assert got[u, k, 1] == pytest.approx(math.log1p(k))
+            assert got[u, k, 2] == pytest.approx(math.log1p(item))  # popularity rank = id
+            assert got[u, k, 3] == 0.0
+    # A user without history: no personal score, flagged.
+    assert got[4, :, 0].tolist() == [0.0, 0.0, 0.0] and got[4, :, 3].tolist() == [1.0] * 3
+
+
+def test_popularity_rank_shares_ties() -> None:
+    from replay.calibration import popularity_rank
+
+    model = _model(np.ones((1, 1)), np.ones((4, 1)), np.array([5, 9, 5, 1]))
+    assert popularity_rank(model).tolist() == [1.5, 0.0, 1.5, 3.0]
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_fit_logistic_equals_scikit_learn(l2: float) -> None:
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    from replay.calibration import fit_logistic
+
+    rng = np.random.default_rng(9)
+    x = np.column_stack([rng.normal(size=5000), rng.exponential(size=5000), np.ones(5000)])
+    y = (rng.random(5000) < expit(-2 + 0.8 * x[:, 0] - 0.5 * x[:, 1])).astype(np.int8)
+    weights, intercept = fit_logistic(x, y, l2=l2)
+    # Our penalty (l2·n/2)·|β|² on standardised features is sklearn's C = 1 / (l2·n) there;
+    # the constant third column gets weight 0.
+    varying = x[:, :2]
+    mean, scale = varying.mean(axis=0), varying.std(axis=0)
+    c = np.inf if l2 == 0 else 1.0 / (l2 * x.shape[0])
+    reference = linear_model.LogisticRegression(C=c, tol=1e-12, max_iter=10_000)
+    reference.fit((varying - mean) / scale, y)
+    raw = reference.coef_[0] / scale
+    np.testing.assert_allclose(weights[:2], raw, rtol=1e-5)
+    assert weights[2] == 0.0
+    assert intercept == pytest.approx(reference.intercept_[0] - raw @ mean, rel=1e-5)
+
+
+def test_fit_logistic_stays_finite_on_one_class_labels() -> None:
+    from replay.calibration import fit_logistic
+
+    weights, intercept = fit_logistic(np.arange(10.0)[:, None], np.zeros(10, np.int8))
+    assert np.isfinite(weights).all() and intercept < -5
+
+
+def test_click_calibrator_predicts_and_records_inheritance() -> None:
+    from replay.calibration import ClickCalibrator
+
+    calibrator = ClickCalibrator(("a", "b"), (1.0, -2.0), 0.5, "validation")
+    assert calibrator.predict([[1.0, 0.5]]).tolist() == pytest.approx([expit(0.5)])
+    child = calibrator.inherited("candidate")
+    assert child.weights == calibrator.weights
+    assert child.fitted_on == "validation; inherited by candidate"
+    assert child.as_dict()["weights"] == {"a": 1.0, "b": -2.0}

@@ -102,7 +102,7 @@ def test_provenance_holds_every_field(saved: tuple[Registry, str, TrainedModel])
     assert set(document) == {
         "schema", "version_id", "name", "created_at", "parent_id", "update", "train_window",
         "data_fingerprint", "algorithm", "hyperparameters", "metrics", "platt",
-        "training_seconds", "artifact", "content_sha256",
+        "calibration", "training_seconds", "artifact", "content_sha256",
     }  # fmt: skip
     assert document["version_id"] == vid
     assert document["created_at"] == "2024-05-01T12:00:00Z"

@@ -12,6 +12,7 @@ from scipy import stats
 
 from replay.errors import UserInputError
 from sim.metrics import (
+    calibration_slope,
     expected_calibration_error,
     genre_calibration_kl,
     genre_shares,
@@ -63,6 +64,79 @@ def test_reliability_diagram_equals_sklearn_calibration_curve(n_bins: int) -> No
     # ECE from the same bins: Σ |B|/n · |mean predicted − observed|
     ece = (diagram.count[filled] / 3000 * np.abs(prob_pred - prob_true)).sum()
     assert expected_calibration_error(p, y, n_bins=n_bins) == pytest.approx(ece, rel=1e-12)
+
+
+@pytest.mark.parametrize("n_bins", [5, 10])
+def test_equal_mass_bins_and_ece_equal_sklearn_quantile_strategy(n_bins: int) -> None:
+    calibration = pytest.importorskip("sklearn.calibration")
+    rng = np.random.default_rng(12)
+    # The quick start's case: every prediction within 3-6.5 %, one equal-width bin.
+    p = rng.uniform(0.03, 0.065, 4000)
+    p[:200] = 0.05  # ties stay in one bin, as in sklearn
+    y = (rng.random(4000) < 0.02 + 0.5 * (p - 0.03)).astype(np.int8)
+    prob_true, prob_pred = calibration.calibration_curve(y, p, n_bins=n_bins, strategy="quantile")
+    diagram = reliability_diagram(p, y, n_bins=n_bins, strategy="quantile")
+    filled = diagram.count > 0
+    np.testing.assert_allclose(diagram.observed_rate[filled], prob_true, rtol=1e-12)
+    np.testing.assert_allclose(diagram.mean_predicted[filled], prob_pred, rtol=1e-12)
+    ece = (diagram.count[filled] / p.size * np.abs(prob_pred - prob_true)).sum()
+    got = expected_calibration_error(p, y, n_bins=n_bins, strategy="quantile")
+    assert got == pytest.approx(ece, rel=1e-12)
+    # Equal-width bins see one bin and only the overall means.
+    assert (reliability_diagram(p, y).count > 0).sum() == 1
+    assert expected_calibration_error(p, y) == pytest.approx(abs(p.mean() - y.mean()))
+
+
+def test_equal_mass_bins_hold_about_equal_counts() -> None:
+    p = np.random.default_rng(1).random(1000)
+    counts = reliability_diagram(p, np.zeros(1000), n_bins=10, strategy="quantile").count
+    assert counts.tolist() == [100] * 10
+
+
+def test_calibration_slope_equals_an_unpenalised_logistic_fit() -> None:
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(5)
+    p = rng.beta(2, 30, 20_000)
+    # True model: logit P(y) = -0.3 + 0.6 logit(p): over-confident predictions.
+    x = np.log(p / (1 - p))
+    y = (rng.random(p.size) < 1 / (1 + np.exp(-(-0.3 + 0.6 * x)))).astype(np.int8)
+    fit = calibration_slope(p, y)
+    reference = linear_model.LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000)
+    reference.fit(x[:, None], y)
+    assert fit.slope == pytest.approx(float(reference.coef_[0, 0]), rel=1e-5)
+    assert fit.intercept == pytest.approx(float(reference.intercept_[0]), rel=1e-5, abs=1e-6)
+    assert fit.slope_ci_low < 0.6 < fit.slope_ci_high
+    assert fit.n == p.size
+
+
+def test_calibration_slope_of_calibrated_predictions_covers_one() -> None:
+    # 200 seeds: the 95 % Wald interval must cover slope 1 in about 95 % of them.
+    covered = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        p = rng.uniform(0.02, 0.3, 2000)
+        y = (rng.random(p.size) < p).astype(np.int8)
+        fit = calibration_slope(p, y)
+        covered += fit.slope_ci_low <= 1.0 <= fit.slope_ci_high
+    # Binomial(200, 0.95): 95 % of runs fall in [184, 196]; allow a little more.
+    assert 182 <= covered <= 198
+
+
+def test_anti_calibrated_predictions_have_a_negative_slope() -> None:
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.03, 0.07, 20_000)
+    y = (rng.random(p.size) < 0.1 - p).astype(np.int8)  # higher prediction, fewer clicks
+    fit = calibration_slope(p, y)
+    assert fit.slope_ci_high < 0
+
+
+@pytest.mark.parametrize(
+    ("p", "y"),
+    [([0.1, 0.1, 0.1, 0.1], [0, 1, 0, 1]), ([0.1, 0.2, 0.3, 0.4], [0, 0, 0, 0]), ([0.5], [1])],
+)
+def test_calibration_slope_is_undefined_without_spread(p: list[float], y: list[int]) -> None:
+    fit = calibration_slope(p, y)
+    assert math.isnan(fit.slope) and math.isnan(fit.intercept) and fit.n == len(p)
 
 
 # Steck's example catalogue: item 0 {g0}, item 1 {g0, g1}, item 2 {g2}, item 3 {g1}.
@@ -177,3 +251,31 @@ def test_invalid_inputs_raise_user_input_error(call: Any, expected: str) -> None
     with pytest.raises(UserInputError) as info:
         call()
     assert str(info.value).startswith(expected)
+
+
+def test_clustered_slope_interval_widens_when_users_differ() -> None:
+    # 40 users, each with their own click propensity the predictions ignore: requests of a
+    # user are correlated, so an interval treating 20,000 requests as independent is too
+    # narrow; clustered by user it widens.
+    rng = np.random.default_rng(3)
+    user = rng.integers(0, 40, 20_000)
+    shift = rng.normal(0, 0.8, 40)[user]
+    p = rng.uniform(0.02, 0.2, user.size)
+    x = np.log(p / (1 - p))
+    y = (rng.random(user.size) < 1 / (1 + np.exp(-(x + shift)))).astype(np.int8)
+    naive = calibration_slope(p, y)
+    clustered = calibration_slope(p, y, groups=user)
+    assert clustered.slope == naive.slope and clustered.clusters == 40
+    assert naive.clusters is None
+    width = clustered.slope_ci_high - clustered.slope_ci_low
+    assert width > 1.2 * (naive.slope_ci_high - naive.slope_ci_low)
+
+
+def test_clustered_slope_with_one_row_per_cluster_matches_the_model_interval() -> None:
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0.05, 0.4, 50_000)
+    y = (rng.random(p.size) < p).astype(np.int8)
+    naive = calibration_slope(p, y)
+    robust = calibration_slope(p, y, groups=np.arange(p.size))
+    naive_width = naive.slope_ci_high - naive.slope_ci_low
+    assert robust.slope_ci_high - robust.slope_ci_low == pytest.approx(naive_width, rel=0.05)

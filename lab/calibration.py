@@ -1,0 +1,123 @@
+"""Each version's click calibration, fitted on validation feedback before any traffic.
+
+A version predicts P(click | examined) for every item it lists with a logistic model of list
+features (:class:`replay.calibration.ClickCalibrator`; why features and not the raw score:
+see that module).  The model is fitted on feedback a team would have before the release:
+
+* **synthetic worlds** — validation impressions (users drawn with replacement by activity,
+  as requests arrive) show the version's lists, and every listed item is clicked with its true
+  probability P(click | examined) (the world's truth, times the version's ``click_lift``);
+  labels are per item, features per item, so the fit needs no cascade;
+* **replayed logs** — the requests of the window before the replay (the update window),
+  each with what its user consumed next (the same horizon as the replay's truth), shown the
+  lists the version would have served *then* (its top-K without what the user had consumed
+  before that window, and the popularity list of that time).  An item consumed next is
+  clicked with ``click_if_consumed``, any other with ``click_otherwise``, as during the
+  replay.  A version that trained on that
+  window (a warm-started or retrained candidate) would be judged on its own training data,
+  so it takes its parent's calibrator instead (noted in ``fitted_on``): the features are
+  on the same scale for every version, so the coefficients transfer.
+
+``calibration = "inherit"`` in a scenario takes the parent's calibrator in every case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from lab.versions import VersionTables
+from replay.calibration import FEATURES, ClickCalibrator, fit_logistic, list_features
+
+__all__ = ["LoggedFeedback", "fit_on_logged_feedback", "fit_on_simulated_feedback"]
+
+#: Impressions (lists) a calibration is fitted on, at most.
+MAX_LISTS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedFeedback:
+    """Held-out logged feedback: the validation window's requests and what came next.
+
+    users          int64 [m]        the user of each validation request
+    consumed_next  csr [m, n_items] 1 where the request's user consumed the item next
+    known_before   csr [n_users, n_items] what users had consumed before the window (the
+                   lists of that time leave it out)
+    popular_before int32 [K] the popularity list of that time (by ``known_before``)
+    """
+
+    users: np.ndarray
+    consumed_next: sp.csr_matrix
+    known_before: sp.csr_matrix
+    popular_before: np.ndarray
+    click_if_consumed: float
+    click_otherwise: float
+    window: str
+
+
+def _fit(
+    table: VersionTables,
+    users: np.ndarray,
+    items: np.ndarray,
+    no_history: np.ndarray,
+    p_click: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    fitted_on: str,
+) -> ClickCalibrator:
+    """Draw a click per listed item with probability ``p_click [n, K]`` and fit the features."""
+    listed = items >= 0
+    labels = (rng.random(items.shape) < p_click) & listed
+    features = list_features(table.model, users, items, no_history)
+    weights, intercept = fit_logistic(features[listed], labels[listed].astype(np.int8))
+    return ClickCalibrator(FEATURES, tuple(float(w) for w in weights), intercept, fitted_on)
+
+
+def fit_on_simulated_feedback(
+    table: VersionTables, activity: np.ndarray, *, rng: np.random.Generator, lists: int = MAX_LISTS
+) -> ClickCalibrator:
+    """Fit on ``lists`` impressions of users drawn with replacement ∝ ``activity [n_users]``
+    (as requests arrive), clicks drawn from the truth."""
+    sample = rng.choice(activity.size, size=lists, replace=True, p=activity / activity.sum())
+    distinct, inverse = np.unique(sample, return_inverse=True)
+    shown, unknown = table.lists(distinct)
+    items, no_history = shown[inverse], unknown[inverse]
+    truth = table.truth.relevance(sample, items, table.click_lift)
+    return _fit(
+        table,
+        sample,
+        items,
+        no_history,
+        truth,
+        rng=rng,
+        fitted_on=f"simulated feedback on {lists:,} validation impressions",
+    )
+
+
+def fit_on_logged_feedback(
+    table: VersionTables, feedback: LoggedFeedback, *, rng: np.random.Generator
+) -> ClickCalibrator:
+    """Fit on up to :data:`MAX_LISTS` logged validation requests (see the module docstring)."""
+    m = feedback.users.size
+    rows = np.sort(rng.choice(m, size=min(MAX_LISTS, m), replace=False))
+    users = feedback.users[rows]
+    distinct, inverse = np.unique(users, return_inverse=True)
+    lists, no_history = table.lists(
+        distinct, consumed=feedback.known_before, popular=feedback.popular_before
+    )
+    items, unknown = lists[inverse], no_history[inverse]
+    nxt = feedback.consumed_next[rows]
+    consumed = np.asarray(nxt[np.arange(rows.size)[:, None], np.maximum(items, 0)].todense()) > 0
+    p_click = np.where(consumed, feedback.click_if_consumed, feedback.click_otherwise)
+    p_click = np.minimum(p_click * (1.0 + table.click_lift), 1.0)
+    return _fit(
+        table,
+        users,
+        items,
+        unknown,
+        p_click,
+        rng=rng,
+        fitted_on=f"logged feedback of {rows.size:,} requests in the {feedback.window}",
+    )
