@@ -3,7 +3,7 @@
 Every version a scenario builds is evaluated on the holdout window (what users consumed
 after the versions were built: the replay window of a log, organic picks of the synthetic
 world after time zero) and saved with its provenance: parent, training window, data
-fingerprint, algorithm and hyperparameters, recall@K / NDCG@K / coverage, Platt parameters
+fingerprint, algorithm and hyperparameters, recall@K / NDCG@K / coverage, click calibrator
 and training wall time.  Version ids carry the end of the training window as their time tag
 (data time, not wall time), so the same scenario registers the same ids on every machine.
 """
