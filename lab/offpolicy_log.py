@@ -3,13 +3,28 @@
 When ``traffic.log.columns`` maps ``propensity`` (the probability the logging policy had of
 showing the logged item) and ``reward`` (e.g. a click), every logged row of the replay window
 is an impression of the logging policy.  Each version is then evaluated on it, without
-simulation, three ways (``sim.metrics.offpolicy``):
+simulation (``sim.metrics.offpolicy``):
 
 * **replay** (Li et al. 2011): mean reward over the rows where the version's top item is the
   logged item;
 * **IPS** and **self-normalised IPS**: importance weights ``π(a|x) / μ(a|x)`` with the
   version's policy taken as uniform over its top-K list, ``π(a|x) = 1/K`` for a listed item
-  and 0 otherwise, and ``μ`` the logged propensity.
+  and 0 otherwise, and ``μ`` the logged propensity;
+* **slate logs** (``columns.position`` mapped: one row per item shown at a position, as in
+  the Open Bandit Dataset): the version's policy is its ranking, ``π(a at k | x) = 1`` when
+  the version puts ``a`` at position ``k``; IPS and SNIPS per position and per slate
+  (:func:`sim.metrics.slate_estimates`).  Positions are ranked densely from the smallest
+  value in the log (0- or 1-based logs alike); a slate is the rows of one user at one
+  timestamp.
+
+Nothing is dropped silently.  Rows of the replay window that cannot be used are counted under
+a reason in ``accounting.excluded`` (``invalid_propensity``, ``invalid_reward``,
+``unknown_user``, ``unknown_item``, ``invalid_position``).  Rows whose target policy is not
+defined — the version has no list for the user (an empty top-K: every item already consumed)
+or, for slates, no item at the logged position — are excluded per version and counted under
+``excluded.empty_target_list`` / ``excluded.position_beyond_list``: a policy that shows
+nothing is no probability distribution over items, and counting those rows as reward 0
+reported IPS = 0 on a log where most lists were empty.
 
 The rows are read straight from the file (the canonical event table keeps only the columns
 every log has), keyed to the dense ids through the table's raw-id mapping, and restricted to
@@ -19,6 +34,7 @@ the replay window with the same timestamp rules as the readers.
 from __future__ import annotations
 
 from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,21 +45,35 @@ import polars as pl
 from replay.errors import UserInputError
 from replay.events import EventTable
 from replay.validation import decide_timestamp_mode, timestamp_us_expr
-from sim.metrics.offpolicy import OffPolicyEstimate, ips_estimate, replay_estimate, snips_estimate
+from sim.metrics.offpolicy import (
+    OffPolicyEstimate,
+    ips_estimate,
+    replay_estimate,
+    slate_estimates,
+    snips_estimate,
+)
 
 __all__ = ["LoggedImpressions", "offpolicy_block", "read_logged_impressions"]
 
+UNIFORM_TARGET = "uniform over the version's top-K list (1/K per listed item)"
+RANKING_TARGET = "the version's ranking: the item it puts at the logged position (slates)"
 
+
+@dataclass
 class LoggedImpressions:
-    """Replay-window rows with a propensity: dense user, item, reward and propensity."""
+    """Replay-window rows with a propensity: dense user, item, reward and propensity [n].
 
-    def __init__(
-        self, user: np.ndarray, item: np.ndarray, reward: np.ndarray, propensity: np.ndarray
-    ):
-        self.user = user
-        self.item = item
-        self.reward = reward
-        self.propensity = propensity
+    ``position`` (dense, 0 = top) and ``slate`` (one id per user and timestamp) for slate
+    logs; ``accounting``: rows of the window read and the ones excluded, by reason.
+    """
+
+    user: np.ndarray
+    item: np.ndarray
+    reward: np.ndarray
+    propensity: np.ndarray
+    position: np.ndarray | None = None
+    slate: np.ndarray | None = None
+    accounting: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.user.size)
@@ -61,21 +91,27 @@ def _scan(path: Path) -> pl.LazyFrame:
 def read_logged_impressions(
     path: str,
     table: EventTable,
-    columns: dict[str, str],
+    columns: dict[str, str | None],
     window: tuple[datetime, datetime],
     *,
     timestamp_unit: str,
     source: str,
 ) -> LoggedImpressions:
-    """The replay window's rows with propensity and reward, keyed to the table's dense ids."""
+    """The replay window's rows with propensity and reward, keyed to the table's dense ids.
+
+    ``columns`` maps ``user``, ``item``, ``timestamp``, ``propensity``, ``reward`` and
+    optionally ``position`` to the log's column names.
+    """
     file = Path(path)
-    wanted = {role: columns[role] for role in ("user", "item", "timestamp", "propensity", "reward")}
+    roles = ("user", "item", "timestamp", "propensity", "reward", "position")
+    wanted = {role: name for role in roles if (name := columns.get(role)) is not None}
     try:
         raw = _scan(file).select([pl.col(c).alias(role) for role, c in wanted.items()]).collect()
     except (OSError, pl.exceptions.PolarsError) as exc:
+        mapped = ", ".join(f".{role}" for role in wanted if role not in ("user", "item"))
         raise UserInputError(
-            f"{file}: cannot read the propensity and reward columns ({type(exc).__name__}); "
-            "traffic.log.columns.propensity and .reward must name columns of the log"
+            f"{file}: cannot read the off-policy columns ({type(exc).__name__}); "
+            f"traffic.log.columns{mapped} must name columns of the log"
         ) from None
     mode = decide_timestamp_mode(
         raw["timestamp"].drop_nulls().head(1_000),
@@ -85,77 +121,167 @@ def read_logged_impressions(
     )
     start_us = int(window[0].timestamp() * 1e6)
     end_us = int(window[1].timestamp() * 1e6)
+    slates = "position" in wanted
+    rows = raw.with_columns(
+        timestamp_us_expr("timestamp", raw.schema["timestamp"], mode).alias("ts_us"),
+        pl.col("propensity").cast(pl.Float64, strict=False),
+        pl.col("reward").cast(pl.Float64, strict=False),
+        pl.col("user").cast(table.user_ids.dtype, strict=False),
+        pl.col("item").cast(table.item_ids.dtype, strict=False),
+        *([pl.col("position").cast(pl.Int64, strict=False)] if slates else []),
+    ).filter((pl.col("ts_us") >= start_us) & (pl.col("ts_us") < end_us))
     users = pl.DataFrame({"user": table.user_ids, "u": np.arange(table.n_users, dtype=np.int64)})
     items = pl.DataFrame({"item": table.item_ids, "i": np.arange(table.n_items, dtype=np.int64)})
-    rows = (
-        raw.with_columns(
-            timestamp_us_expr("timestamp", raw.schema["timestamp"], mode).alias("ts_us"),
-            pl.col("propensity").cast(pl.Float64, strict=False),
-            pl.col("reward").cast(pl.Float64, strict=False),
-            pl.col("user").cast(table.user_ids.dtype, strict=False),
-            pl.col("item").cast(table.item_ids.dtype, strict=False),
-        )
-        .filter(
-            (pl.col("ts_us") >= start_us)
-            & (pl.col("ts_us") < end_us)
-            & pl.col("propensity").is_finite()
+    in_window = rows.height
+    rows = rows.join(users, on="user", how="left").join(items, on="item", how="left")
+    # Each excluded row under the first reason that applies, in this order.
+    checks = {
+        "invalid_propensity": ~(
+            pl.col("propensity").is_finite()
             & (pl.col("propensity") > 0)
             & (pl.col("propensity") <= 1)
-            & pl.col("reward").is_finite()
-        )
-        .join(users, on="user", how="inner")
-        .join(items, on="item", how="inner")
-    )
+        ).fill_null(False),
+        "invalid_reward": ~pl.col("reward").is_finite().fill_null(False),
+        "unknown_user": pl.col("u").is_null(),
+        "unknown_item": pl.col("i").is_null(),
+    }
+    if slates:
+        checks["invalid_position"] = ~(pl.col("position") >= 0).fill_null(False)
+    excluded: dict[str, int] = {}
+    for reason, bad in checks.items():
+        excluded[reason] = int(rows.select(bad.sum()).item())
+        rows = rows.filter(~bad)
+    accounting = {"rows_in_window": in_window, "kept": rows.height, "excluded": excluded}
+    position = slate = None
+    if slates:
+        position = rows["position"].rank("dense").cast(pl.Int64).to_numpy() - 1
+        keys = np.column_stack([rows["u"].to_numpy(), rows["ts_us"].to_numpy()])
+        slate = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
     return LoggedImpressions(
         rows["u"].to_numpy(),
         rows["i"].to_numpy(),
         rows["reward"].to_numpy(),
         rows["propensity"].to_numpy(),
+        position=position,
+        slate=slate,
+        accounting=accounting,
     )
 
 
-def _estimate(estimate: OffPolicyEstimate) -> dict[str, Any]:
+def _estimate(estimate: OffPolicyEstimate | None) -> dict[str, Any] | None:
+    if estimate is None:
+        return None
+
     def r(x: float) -> float | None:
         return None if not np.isfinite(x) else round(float(x), 6)
 
     return {
         "value": r(estimate.value),
         "ci95": [r(estimate.ci_low), r(estimate.ci_high)],
+        "interval": estimate.interval,
         "n": estimate.n,
         "effective_n": r(estimate.effective_n),
     }
 
 
+def _uniform(impressions: LoggedImpressions, shown: np.ndarray) -> dict[str, Any]:
+    """Replay, IPS and SNIPS with the target uniform over the version's list."""
+    k = (shown >= 0).sum(axis=1)
+    listed = (shown == impressions.item[:, None]).any(axis=1)
+    target = np.where(listed, 1.0 / np.maximum(k, 1), 0.0)
+    reward, propensity = impressions.reward, impressions.propensity
+    out: dict[str, Any] = {"replay": None, "ips": None, "snips": None}
+    # Each estimator refuses (UserInputError) when nothing matches: that estimate is null.
+    with suppress(UserInputError):
+        out["replay"] = _estimate(replay_estimate(impressions.item, reward, shown[:, 0]))
+    with suppress(UserInputError):
+        out["ips"] = _estimate(ips_estimate(reward, propensity, target))
+    with suppress(UserInputError):
+        out["snips"] = _estimate(snips_estimate(reward, propensity, target))
+    return out
+
+
+def _ranking(impressions: LoggedImpressions, shown: np.ndarray) -> dict[str, Any]:
+    """Replay, IPS and SNIPS per position and per slate with the version's ranking."""
+    assert impressions.position is not None and impressions.slate is not None
+    position = impressions.position
+    at = shown[np.arange(position.size), position]
+    target = (at == impressions.item).astype(np.float64)
+    reward, propensity = impressions.reward, impressions.propensity
+    out: dict[str, Any] = {"replay": None, "ips": None, "snips": None, "by_position": []}
+    with suppress(UserInputError):
+        out["replay"] = _estimate(replay_estimate(impressions.item, reward, at))
+    with suppress(UserInputError):
+        slate = slate_estimates(reward, propensity, target, position, impressions.slate)
+        out["ips"] = _estimate(slate.ips_total)
+        out["snips"] = _estimate(slate.snips_total)
+        out["by_position"] = [
+            {
+                "position": p,
+                "rows": int((position == p).sum()),
+                "ips": _estimate(ips),
+                "snips": _estimate(snips),
+            }
+            for p, ips, snips in zip(slate.positions, slate.ips, slate.snips, strict=True)
+        ]
+    return out
+
+
+def _subset(impressions: LoggedImpressions, keep: np.ndarray) -> LoggedImpressions:
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[keep]
+
+    return LoggedImpressions(
+        impressions.user[keep],
+        impressions.item[keep],
+        impressions.reward[keep],
+        impressions.propensity[keep],
+        cut(impressions.position),
+        cut(impressions.slate),
+    )
+
+
 def offpolicy_block(impressions: LoggedImpressions, lists: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Per version (``lists``: name -> [n_users, K] items) the replay, IPS and SNIPS estimates."""
+    """Per version (``lists``: name -> [n_users, K] items, rows of the impressions' users
+    filled) the replay, IPS and SNIPS estimates, with the rows each one could use."""
+    slates = impressions.position is not None
     out: dict[str, Any] = {
         "rows": len(impressions),
+        "accounting": impressions.accounting,
         "logging_policy_mean_reward": round(float(impressions.reward.mean()), 6)
         if len(impressions)
         else None,
-        "target_policy": "uniform over the version's top-K list (1/K per listed item)",
+        "target_policy": RANKING_TARGET if slates else UNIFORM_TARGET,
+        "slates": None
+        if impressions.slate is None or impressions.position is None
+        else {
+            "slates": int(np.unique(impressions.slate).size),
+            "positions": int(impressions.position.max(initial=-1)) + 1,
+        },
         "versions": {},
     }
     if len(impressions) == 0:
         return out
     for name, table in lists.items():
         shown = table[impressions.user]
-        k = np.maximum((shown >= 0).sum(axis=1), 1)
-        listed = (shown == impressions.item[:, None]).any(axis=1)
-        target = np.where(listed, 1.0 / k, 0.0)
-        version: dict[str, Any] = {"replay": None, "ips": None, "snips": None}
-        # Each estimator refuses (UserInputError) when nothing matches; that estimate is null.
-        with suppress(UserInputError):
-            version["replay"] = _estimate(
-                replay_estimate(impressions.item, impressions.reward, shown[:, 0])
-            )
-        with suppress(UserInputError):
-            version["ips"] = _estimate(
-                ips_estimate(impressions.reward, impressions.propensity, target)
-            )
-        with suppress(UserInputError):
-            version["snips"] = _estimate(
-                snips_estimate(impressions.reward, impressions.propensity, target)
-            )
+        excluded = {"empty_target_list": int((shown < 0).all(axis=1).sum())}
+        keep = (shown >= 0).any(axis=1)
+        if impressions.position is not None:
+            beyond = keep & (impressions.position >= shown.shape[1])
+            excluded["position_beyond_list"] = int(beyond.sum())
+            keep &= ~beyond
+            if keep.any():
+                at = shown[np.flatnonzero(keep), impressions.position[keep]]
+                empty_slot = np.zeros_like(keep)
+                empty_slot[np.flatnonzero(keep)[at < 0]] = True
+                excluded["position_beyond_list"] += int(empty_slot.sum())
+                keep &= ~empty_slot
+        used = _subset(impressions, keep)
+        version: dict[str, Any] = {"rows": len(used), "excluded": excluded}
+        if len(used):
+            estimate = _ranking if slates else _uniform
+            version.update(estimate(used, shown[keep]))
+        else:
+            version.update(replay=None, ips=None, snips=None)
         out["versions"][name] = version
     return out

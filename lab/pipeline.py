@@ -414,8 +414,12 @@ def simulate_prepared(
     # Score top-K rows for users first seen in this traffic: model work, timed apart.
     scoring_started = time.perf_counter()
     floor = () if prepared.noise_floor is None else (prepared.noise_floor,)
+    impressions = prepared.source.impressions
     for tables in (*prepared.versions, *floor):
         tables.ensure(stream.user)
+        if impressions is not None:
+            # Off-policy estimates read every logged impression's user's list.
+            tables.ensure(impressions.user)
     prepared.popular.ensure(stream.user, prepared.versions[0])
     scoring_s = time.perf_counter() - scoring_started
 

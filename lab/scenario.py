@@ -130,6 +130,30 @@ class LogSource(Table):
     #: beside the log when there is one, or unset (pseudo-genres from item factors).
     genres: str | None = "auto"
 
+    @model_validator(mode="after")
+    def _off_policy_columns(self) -> LogSource:
+        cols = self.columns
+        if cols is None:
+            return self
+        # One of the pair alone would silently give no off-policy estimates at all.
+        if (cols.propensity is None) != (cols.reward is None):
+            given, missing = (
+                ("propensity", "reward") if cols.reward is None else ("reward", "propensity")
+            )
+            raise Inconsistent(
+                ("columns", missing),
+                f"must be set when {given} is (off-policy estimates need both; map the "
+                f"log's {missing} column or remove {given})",
+                None,
+            )
+        if cols.position is not None and cols.propensity is None:
+            raise Inconsistent(
+                ("columns", "position"),
+                "needs propensity and reward (position-aware off-policy estimates)",
+                cols.position,
+            )
+        return self
+
 
 class Traffic(Table):
     source: Literal["synthetic", "log"] = "synthetic"

@@ -411,6 +411,7 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
             "timestamp": cols.timestamp,
             "propensity": cols.propensity,
             "reward": cols.reward,
+            "position": cols.position,
         }
         impressions = read_logged_impressions(
             log_path,

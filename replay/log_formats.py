@@ -22,7 +22,8 @@ class Columns(BaseModel):
     """Which column of the file plays which role; ``None`` for optional roles not present.
 
     ``propensity`` and ``reward`` mark logged impressions of a stochastic logging policy
-    (off-policy estimates need both); the event readers ignore them.
+    (off-policy estimates need both), ``position`` the rank of the item in a logged slate;
+    the event readers ignore them.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -35,6 +36,7 @@ class Columns(BaseModel):
     session: str | None = None
     propensity: str | None = None
     reward: str | None = None
+    position: str | None = None
 
     def as_dict(self) -> dict[str, str]:
         """The roles the event readers use, by role, for the columns that are named."""

@@ -102,6 +102,71 @@ def window_deltas(summary: dict[str, Any]) -> str:
     )
 
 
+def _estimate_cell(estimate: dict[str, Any] | None) -> str:
+    if estimate is None:
+        return "–"
+    return pct(estimate["value"]) + ci_pct(estimate["ci95"])
+
+
+def off_policy(summary: dict[str, Any]) -> str:
+    """The log's own click rate beside the simulated one, and each version's off-policy
+    estimates on the logged impressions."""
+    block = summary.get("off_policy")
+    if not block:
+        return ""
+    logged = block.get("logging_policy_mean_reward")
+    excluded_log = (block.get("accounting") or {}).get("excluded") or {}
+    rows = []
+    for name, v in block["versions"].items():
+        excluded = ", ".join(f"{esc(k)} {fmt(n)}" for k, n in v.get("excluded", {}).items() if n)
+        rows.append(
+            [
+                esc(name),
+                fmt(v.get("rows")),
+                excluded or "–",
+                _estimate_cell(v.get("replay")),
+                _estimate_cell(v.get("ips")),
+                _estimate_cell(v.get("snips")),
+                fmt((v.get("ips") or {}).get("effective_n"), 3),
+            ]
+        )
+    slates = block.get("slates")
+    unit = (
+        f"expected clicks per slate ({fmt(slates['slates'])} slates of up to "
+        f"{fmt(slates['positions'])} positions)"
+        if slates
+        else "click rate per impression"
+    )
+    dropped = ", ".join(f"{esc(k)} {fmt(n)}" for k, n in excluded_log.items() if n)
+    return (
+        "<h3>Logged clicks and off-policy estimates</h3>"
+        + f"<p>CTR above is <b>simulated</b> by the click model on the replayed requests. The "
+        f"log's own reward rate (logged CTR) is <b>{pct(logged)}</b> over {fmt(block['rows'])} "
+        f"logged impressions of its logging policy.</p>"
+        + html_table(
+            [
+                "version",
+                "rows used",
+                "rows without a target policy",
+                "replay [95% CI]",
+                "IPS [95% CI]",
+                "SNIPS [95% CI]",
+                "effective n (IPS)",
+            ],
+            rows,
+            left=3,
+        )
+        + _muted(
+            f"Estimates of each version's {esc(unit)} on the logged impressions. Target "
+            f"policy: {esc(block['target_policy'])}. Rows where a version shows no list (or "
+            "nothing at the logged position) have no target policy and are left out, counted "
+            "per version. Normal intervals, or Wilson at the effective sample size where no "
+            "weighted row was clicked."
+            + (f" Log rows of the replay window left out: {dropped}." if dropped else "")
+        )
+    )
+
+
 # --- calibration and diversity ---------------------------------------------------------------
 
 
@@ -310,7 +375,7 @@ def segment_extras(summary: dict[str, Any]) -> str:
 
 #: Section anchor -> fragments appended to that section's body, in order.
 ADDITIONS: dict[str, tuple[Callable[[dict[str, Any]], str], ...]] = {
-    "engagement": (hit_at_k, window_deltas),
+    "engagement": (hit_at_k, off_policy, window_deltas),
     "calibration": (genre_calibration,),
     "diversity": (genre_diversity,),
     "stability": (noise_floor, churn),

@@ -291,9 +291,17 @@ def versions_table(summary: dict[str, Any]) -> str:
         "CTR [95% CI]",
         "abandoned",
     ]
+    off = summary.get("off_policy") or {}
+    logged = off.get("logging_policy_mean_reward")
+    source = (
+        f" CTR here is simulated by the click model; the log's own CTR is {pct(logged)} "
+        "(see Engagement)."
+        if logged is not None
+        else ""
+    )
     return html_table(head, rows, left=2) + _muted(
         "Requests are attributed to the version they were assigned to (intention to treat); "
-        "CTR = clicked lists / lists shown."
+        "CTR = clicked lists / lists shown." + source
     )
 
 

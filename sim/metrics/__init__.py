@@ -9,7 +9,7 @@ randomness only through an explicit ``rng`` keyword.  Modules by question:
     diversity    intra-list diversity, coverage, Gini of exposure, novelty, popularity
     stability    Jaccard@K, RBO, churn on version change, seed-noise floor
     drift        PSI, two-sample KS
-    offpolicy    replay, IPS and self-normalised IPS estimators
+    offpolicy    replay, IPS and self-normalised IPS estimators, per position for slates
 
 Mistakes in the input raise ``replay.errors.UserInputError``.
 """
@@ -53,7 +53,14 @@ from sim.metrics.engagement import (
     wilson_interval,
     worst_segment_delta,
 )
-from sim.metrics.offpolicy import OffPolicyEstimate, ips_estimate, replay_estimate, snips_estimate
+from sim.metrics.offpolicy import (
+    OffPolicyEstimate,
+    SlateEstimate,
+    ips_estimate,
+    replay_estimate,
+    slate_estimates,
+    snips_estimate,
+)
 from sim.metrics.stability import (
     NoiseFloorComparison,
     jaccard_at_k,
@@ -72,6 +79,7 @@ __all__ = [
     "RateEstimate",
     "ReliabilityDiagram",
     "SegmentDelta",
+    "SlateEstimate",
     "abandonment_table",
     "average_recommended_popularity",
     "calibration_slope",
@@ -102,6 +110,7 @@ __all__ = [
     "replay_estimate",
     "segment_ctr",
     "session_table",
+    "slate_estimates",
     "snips_estimate",
     "steck_kl",
     "user_genre_distribution",

@@ -33,6 +33,15 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
         "(it is trained from scratch), got 'old'"
     ),
     "cache_capacity_negative": "cache_capacity_negative.toml: cache.capacity must be >= 0, got -1",
+    "propensity_without_reward": (
+        "propensity_without_reward.toml: traffic.log.columns.reward must be set when "
+        "propensity is (off-policy estimates need both; map the log's reward column or remove "
+        "propensity), got None"
+    ),
+    "position_without_propensity": (
+        "position_without_propensity.toml: traffic.log.columns.position needs propensity and "
+        "reward (position-aware off-policy estimates), got 'pos'"
+    ),
     "cache_invalidation_unknown": (
         "cache_invalidation_unknown.toml: cache.invalidation must be one of 'versioned_keys'",
         "got 'never'",
