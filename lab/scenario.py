@@ -163,6 +163,8 @@ class Traffic(Table):
     items: Annotated[int, ranged(2, math.inf)] = 2_000
     latent_factors: PosInt = 16
     popularity_skew: Annotated[float, ranged(0, 3)] = 0.8
+    #: Weight of personal taste in the true affinity a(u, i) = taste_signal · <x_u, y_i> + b_i.
+    taste_signal: Annotated[float, ranged(0, 50)] = 2.0
     history: PositiveDuration = 14 * 86400.0
     update_window: PositiveDuration = 2 * 86400.0
     history_events_per_user: Annotated[float, ranged(1, 10_000)] = 20.0

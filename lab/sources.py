@@ -169,7 +169,8 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
     tr = scenario.traffic
     assert tr.duration is not None
     world = make_world(
-        WorldSpec(tr.users, tr.items, tr.latent_factors, tr.popularity_skew), rng=rng["world"]
+        WorldSpec(tr.users, tr.items, tr.latent_factors, tr.popularity_skew, tr.taste_signal),
+        rng=rng["world"],
     )
     new_items = None
     if tr.new_items > 0:

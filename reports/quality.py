@@ -337,7 +337,9 @@ def stability_block(
 
     ``floor_lists`` (same rows) are the baseline retrained with another seed: ``noise_floor``
     gives the same three numbers for baseline against it — how far lists move from training
-    noise alone — and ``relative_to_noise_floor`` reads this version against that floor
+    noise alone — with a 95 % normal interval of its mean Jaccard@K over users and a
+    warning when it is low (:func:`sim.wording.noise_floor_warning`), and
+    ``relative_to_noise_floor`` reads this version against that floor
     (:func:`sim.metrics.relative_to_noise_floor`, per-user paired): ``jaccard_difference``
     = mean Jaccard(version) − mean Jaccard(floor) with a 95 % interval (below 0: the version
     moves lists more than seed noise does), ``change_ratio`` = (1 − J_version) /
@@ -360,7 +362,19 @@ def stability_block(
     if floor_lists is not None:
         floor = np.asarray(floor_lists, dtype=np.int32)
         floor_jaccard, floor_means = _overlap(a, floor, p)
-        out["noise_floor"] = {"against": floor_name, **floor_means}
+        half = (
+            Z95 * float(floor_jaccard.std(ddof=1)) / np.sqrt(floor_jaccard.size)
+            if floor_jaccard.size > 1
+            else float("nan")
+        )
+        mean = float(floor_jaccard.mean())
+        warning = wording.noise_floor_warning(mean, int(a.shape[1]))
+        out["noise_floor"] = {
+            "against": floor_name,
+            **floor_means,
+            "jaccard_at_k_ci95": pair(mean - half, mean + half),
+            "warnings": [] if warning is None else [warning],
+        }
         versus = metrics.relative_to_noise_floor(jaccard, floor_jaccard)
         out["relative_to_noise_floor"] = {
             "jaccard_difference": num(versus.difference),

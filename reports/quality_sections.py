@@ -11,7 +11,7 @@ Summaries written before these keys existed render without the additions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from reports.page import table as html_table
@@ -224,14 +224,8 @@ def noise_floor(summary: dict[str, Any]) -> str:
             [
                 esc(name),
                 fmt(s["jaccard_at_k"], 3),
-                fmt(f["jaccard_at_k"], 3),
-                f"{fmt(rel['jaccard_difference'], 3)}"
-                + (
-                    ""
-                    if rel["jaccard_difference_ci95"][0] is None
-                    else f' <span class="ci">[{rel["jaccard_difference_ci95"][0]:.3f}, '
-                    f"{rel['jaccard_difference_ci95'][1]:.3f}]</span>"
-                ),
+                fmt(f["jaccard_at_k"], 3) + _ci3(f.get("jaccard_at_k_ci95")),
+                fmt(rel["jaccard_difference"], 3) + _ci3(rel["jaccard_difference_ci95"]),
                 fmt(rel["change_ratio"], 3),
                 fmt(s["rbo"], 3),
                 fmt(f["rbo"], 3),
@@ -241,10 +235,18 @@ def noise_floor(summary: dict[str, Any]) -> str:
         return _muted(
             "No noise floor in this run (metrics.noise_floor = false, or only the baseline ran)."
         )
+    warnings = sorted(
+        {
+            w
+            for _, q in _quality(summary)
+            for w in ((q.get("stability") or {}).get("noise_floor") or {}).get("warnings", [])
+        }
+    )
+    warning_list = "".join(f'<p class="bad">Noise floor: {esc(w)}.</p>' for w in warnings)
     head = [
         "version",
         "Jaccard vs baseline",
-        "Jaccard, noise floor",
+        "Jaccard, noise floor [95% CI]",
         "difference [95% CI]",
         "change / noise",
         "RBO vs baseline",
@@ -252,6 +254,7 @@ def noise_floor(summary: dict[str, Any]) -> str:
     ]
     return (
         "<h3>Against the noise floor</h3>"
+        + warning_list
         + html_table(head, rows)
         + _muted(
             f"Noise floor: the baseline retrained on the same data with another seed "
@@ -262,6 +265,12 @@ def noise_floor(summary: dict[str, Any]) -> str:
             "as seed noise."
         )
     )
+
+
+def _ci3(ci: Sequence[Any] | None) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return ""
+    return f' <span class="ci">[{ci[0]:.3f}, {ci[1]:.3f}]</span>'
 
 
 def churn(summary: dict[str, Any]) -> str:
@@ -395,11 +404,19 @@ def glance_items(summary: dict[str, Any]) -> list[str]:
     s = q.get("stability") or {}
     rel, floor = s.get("relative_to_noise_floor"), s.get("noise_floor")
     if rel is not None and floor is not None and rel["change_ratio"] is not None:
+        low, high = floor.get("jaccard_at_k_ci95") or (None, None)
+        interval = "" if low is None or high is None else f" [{pct(low, 0)}, {pct(high, 0)}]"
+        warned = floor.get("warnings")
         items.append(
             f"<b>Noise floor</b> retraining {esc(base)} with another seed keeps "
-            f"{pct(floor['jaccard_at_k'], 0)} of its items; {esc(cand)} keeps "
+            f"{pct(floor['jaccard_at_k'], 0)}{interval} of its items; {esc(cand)} keeps "
             f"{pct(s['jaccard_at_k'], 0)}, i.e. {rel['change_ratio']:.2f}× the seed noise's "
-            "change."
+            "change"
+            + (
+                "; <b>the floor is mostly training noise, so this comparison says little</b>."
+                if warned
+                else "."
+            )
         )
     hit_c = (q.get("engagement") or {}).get("hit_at_k")
     hit_b = ((versions[base].get("quality") or {}).get("engagement") or {}).get("hit_at_k")

@@ -13,7 +13,8 @@ pure function of its numbers, tested against a table of cases
   :func:`difference_verdict`, :func:`comparison_phrase`;
 * p-values that never print as 0: :func:`p_value_text`;
 * drift: :func:`drift_status` from PSI against its alert threshold and the KS p-value;
-* calibration warnings: :func:`calibration_warnings`.
+* calibration warnings: :func:`calibration_warnings`;
+* a seed-noise floor too low to compare against: :func:`noise_floor_warning`.
 
 Unknown numbers (``None`` or NaN) never produce a judgement: they say so.
 """
@@ -33,6 +34,7 @@ __all__ = [
     "drift_status",
     "expectations_headline",
     "interval_side",
+    "noise_floor_warning",
     "p_value_text",
     "success_streak",
     "tally",
@@ -191,3 +193,23 @@ def calibration_warnings(
             "the equal-mass ECE and the slope"
         )
     return out
+
+
+#: Below this mean Jaccard@K of the baseline against itself retrained with another seed, its
+#: lists are more training noise than model: most of a top-K changes with the seed alone.
+NOISE_FLOOR_WARN_BELOW = 0.5
+
+
+def noise_floor_warning(jaccard_at_k: float | None, k: int) -> str | None:
+    """A warning when retraining the baseline with another seed keeps less than half of its
+    top-K (mean Jaccard@K < :data:`NOISE_FLOOR_WARN_BELOW`), else ``None``."""
+    if not _known(jaccard_at_k) or jaccard_at_k is None:
+        return None
+    if jaccard_at_k >= NOISE_FLOOR_WARN_BELOW:
+        return None
+    return (
+        f"retraining the baseline with another seed keeps only {100 * jaccard_at_k:.0f}% of "
+        f"its top-{k} (Jaccard@{k}): its lists are mostly training noise, so stability "
+        "against this floor says little (a model with more factors than the data support, "
+        "too few interactions per user, or a world with little personal signal)"
+    )

@@ -26,7 +26,8 @@ INVALID = [
         "traffic.userz=5",
         "s.toml: traffic.userz is not a known setting (known: arrivals, duration, "
         "flash_crowds, history, history_events_per_user, items, latent_factors, log, new_items, "
-        "popularity_drift, popularity_skew, ramps, session, source, update_window, users)",
+        "popularity_drift, popularity_skew, ramps, session, source, taste_signal, update_window, "
+        "users)",
     ),
     ('traffic.users="many"', "s.toml: traffic.users must be an integer, got 'many'"),
     ("traffic.users=true", "s.toml: traffic.users must be an integer, got True"),

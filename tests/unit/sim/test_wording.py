@@ -14,6 +14,7 @@ from sim.wording import (
     drift_status,
     expectations_headline,
     interval_side,
+    noise_floor_warning,
     p_value_text,
     success_streak,
     tally,
@@ -161,3 +162,14 @@ def test_calibration_warnings(
     assert len(warnings) == len(expected)
     for text, kind in zip(warnings, expected, strict=True):
         assert kind in text
+
+
+@pytest.mark.parametrize(
+    ("jaccard", "warns"),
+    [(0.166, True), (0.49, True), (0.5, False), (0.76, False), (None, False), (math.nan, False)],
+)
+def test_noise_floor_warning(jaccard: float | None, warns: bool) -> None:
+    text = noise_floor_warning(jaccard, 10)
+    assert (text is not None) == warns
+    if warns:
+        assert text is not None and f"keeps only {100 * jaccard:.0f}% of its top-10" in text
