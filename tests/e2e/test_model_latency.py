@@ -17,26 +17,18 @@ from rollout_lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.toml"
-SLOW_CANDIDATE = [
-    "--set",
-    "traffic.duration=20m",
-    "--set",
-    "traffic.users=3000",
-    "--set",
-    "traffic.items=600",
-    "--set",
-    "traffic.arrivals.mean_rate_per_s=20",
-    "--set",
-    "serving.timeout_ms=2000",  # no timeouts: every miss is answered by its model
-    "--set",
-    "rollout.weight=30",
-    "--set",
-    'models.candidate.latency={ kind = "lognormal", p50_ms = 60, p99_ms = 300 }',
-    "--set",
-    "rollout.guardrails=[]",
-    "--set",
-    "expect={}",
-]
+SETTINGS = {
+    "traffic.duration": "20m",
+    "traffic.users": "3000",
+    "traffic.items": "600",
+    "traffic.arrivals.mean_rate_per_s": "20",
+    "serving.timeout_ms": "2000",  # no timeouts: every miss is answered by its model
+    "rollout.weight": "30",
+    "models.candidate.latency": '{ kind = "lognormal", p50_ms = 60, p99_ms = 300 }',
+    "rollout.guardrails": "[]",
+    "expect": "{}",
+}
+SLOW_CANDIDATE = [arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}")]
 
 
 def _run(out: Path, *extra: str) -> dict[str, Any]:

@@ -15,6 +15,28 @@ from rollout_lab.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _run_log(tmp_path: Path, log: Path, columns: str, *extra: str) -> tuple[int, Path]:
+    out = tmp_path / "run"
+    code = main(
+        [
+            "run",
+            str(ROOT / "scenarios" / "movielens_replay.toml"),
+            "--out",
+            str(out),
+            "--log",
+            str(log),
+            "--log-format",
+            "csv",
+            "--set",
+            f"traffic.log.columns={columns}",
+            "--set",
+            "metrics.noise_floor=false",
+            *extra,
+        ]
+    )
+    return code, out
+
+
 def test_hand_checked_ips_snips_and_replay() -> None:
     # Two users, lists of K = 2.  Four impressions with propensity 0.5 each.
     lists = {"v": np.array([[1, 2], [3, 4]], np.int32)}
@@ -45,25 +67,8 @@ def test_log_with_propensities_gets_estimates(tmp_path: Path) -> None:
     pl.DataFrame(
         {"uid": user, "iid": item, "ts": ts, "p": np.full(n, 1 / items), "click": click}
     ).write_csv(log)
-    out = tmp_path / "run"
     columns = '{ user = "uid", item = "iid", timestamp = "ts", propensity = "p", reward = "click" }'
-    code = main(
-        [
-            "run",
-            str(ROOT / "scenarios" / "movielens_replay.toml"),
-            "--out",
-            str(out),
-            "--quiet",
-            "--log",
-            str(log),
-            "--log-format",
-            "csv",
-            "--set",
-            f"traffic.log.columns={columns}",
-            "--set",
-            "metrics.noise_floor=false",
-        ]
-    )
+    code, out = _run_log(tmp_path, log, columns, "--quiet")
     assert code in (0, 1)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     block = summary["off_policy"]
@@ -126,28 +131,6 @@ def test_slate_block_equals_a_direct_numpy_computation() -> None:
         assert cell["snips"]["value"] == pytest.approx(snips, abs=1e-6)
     # Replay: the version's item at the logged position is the logged item.
     assert version["replay"]["value"] == pytest.approx(reward[target].mean(), abs=1e-6)
-
-
-def _run_log(tmp_path: Path, log: Path, columns: str, *extra: str) -> tuple[int, Path]:
-    out = tmp_path / "run"
-    code = main(
-        [
-            "run",
-            str(ROOT / "scenarios" / "movielens_replay.toml"),
-            "--out",
-            str(out),
-            "--log",
-            str(log),
-            "--log-format",
-            "csv",
-            "--set",
-            f"traffic.log.columns={columns}",
-            "--set",
-            "metrics.noise_floor=false",
-            *extra,
-        ]
-    )
-    return code, out
 
 
 def test_obd_like_slate_log_through_the_cli(
