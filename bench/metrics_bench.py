@@ -226,6 +226,14 @@ def metric_calls(run: Run) -> dict[str, Callable[[], Any]]:
         "reliability_diagram": per_version(
             lambda mask: m.reliability_diagram(p_click[mask], clicks[mask])
         ),
+        "expected_calibration_error (equal mass)": per_version(
+            lambda mask: m.expected_calibration_error(
+                p_click[mask], clicks[mask], n_bins=10, strategy="quantile"
+            )
+        ),
+        "calibration_slope (clustered by user)": per_version(
+            lambda mask: m.calibration_slope(p_click[mask], clicks[mask], groups=user[mask])
+        ),
         "segment_ctr + worst_segment_delta": lambda: m.worst_segment_delta(
             log, "segment", baseline="baseline", candidate="candidate"
         ),
