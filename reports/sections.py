@@ -198,15 +198,13 @@ def glance(summary: dict[str, Any]) -> str:
                 f"{verdict}."
             )
         p99c, p99b = c["latency_ms"]["p99"], b["latency_ms"]["p99"]
-        over = [
-            name
-            for name, v in versions.items()
-            if v["latency_ms"]["p99"] is not None and v["latency_ms"]["p99"] > budget
-        ]
+        phrase = wording.budget_phrase(
+            {name: v["latency_ms"]["p99"] for name, v in versions.items()}, budget
+        )
         items.append(
             f"<b>Latency</b> p99 {esc(cand)} {fmt(p99c)} ms, {esc(base)} {fmt(p99b)} ms against a "
             f"{budget:g} ms budget"
-            + (f"; <b>over budget: {esc(', '.join(over))}</b>." if over else ": within budget.")
+            + (f"; <b>{esc(phrase)}</b>." if phrase.startswith("over") else f": {phrase}.")
         )
         stab = c["quality"]["stability"]
         if stab is not None and stab["jaccard_at_k"] is not None:

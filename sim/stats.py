@@ -45,6 +45,7 @@ import numpy.typing as npt
 from scipy import stats as sps
 
 from replay.errors import must_be
+from sim.wording import guardrail_verdict
 
 __all__ = [
     "Z95",
@@ -526,12 +527,9 @@ def guardrail_worse(
     delta_text = _format_delta(shown_delta, relative)
     limit_text = _format_delta(limit, relative)
     beyond = excess > 0
-    if worse:
-        verdict = f"{side} {limit_text}"
-    elif beyond:
-        verdict = f"{side} {limit_text}, not significant at alpha={alpha:g}"
-    else:
-        verdict = f"within {limit_text}"
+    verdict = guardrail_verdict(
+        worse=worse, beyond=beyond, side=side, limit_text=limit_text, alpha=alpha
+    )
     reason = f"{metric} {kind} delta {delta_text} {verdict} (p={p:.2g})"
     return GuardrailResult(worse, z, p, delta_abs, delta_rel, reason)
 

@@ -13,6 +13,7 @@ pure function of its numbers, tested against a table of cases
   :func:`difference_verdict`, :func:`comparison_phrase`;
 * p-values that never print as 0: :func:`p_value_text`;
 * drift: :func:`drift_status` from PSI against its alert threshold and the KS p-value;
+* latency against its budget: :func:`budget_phrase`; guardrails: :func:`guardrail_verdict`;
 * calibration warnings: :func:`calibration_warnings`;
 * a seed-noise floor too low to compare against: :func:`noise_floor_warning`.
 
@@ -27,12 +28,14 @@ from typing import Literal
 
 __all__ = [
     "IntervalSide",
+    "budget_phrase",
     "calibration_warnings",
     "comparison_phrase",
     "count_noun",
     "difference_verdict",
     "drift_status",
     "expectations_headline",
+    "guardrail_verdict",
     "interval_side",
     "noise_floor_warning",
     "p_value_text",
@@ -213,3 +216,28 @@ def noise_floor_warning(jaccard_at_k: float | None, k: int) -> str | None:
         "against this floor says little (a model with more factors than the data support, "
         "too few interactions per user, or a world with little personal signal)"
     )
+
+
+def budget_phrase(p99_ms: dict[str, float | None], budget_ms: float) -> str:
+    """``"within budget"`` or ``"over budget: a, b"`` (the versions whose p99 exceeds it;
+    a p99 exactly at the budget is within it)."""
+    over = [
+        name for name, p99 in p99_ms.items() if _known(p99) and p99 is not None and p99 > budget_ms
+    ]
+    return f"over budget: {', '.join(over)}" if over else "within budget"
+
+
+def guardrail_verdict(
+    *, worse: bool, beyond: bool, side: str, limit_text: str, alpha: float
+) -> str:
+    """Where a guardrail's observed delta lies against its limit.
+
+    ``worse``: the one-sided test found harm beyond the margin (``"below −3.0%"``);
+    ``beyond`` without ``worse``: the point estimate is past the limit but the test does not
+    reject (``"below −3.0%, not significant at alpha=0.05"``); otherwise ``"within −3.0%"``.
+    """
+    if worse:
+        return f"{side} {limit_text}"
+    if beyond:
+        return f"{side} {limit_text}, not significant at alpha={alpha:g}"
+    return f"within {limit_text}"

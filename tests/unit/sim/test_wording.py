@@ -7,12 +7,14 @@ import math
 import pytest
 
 from sim.wording import (
+    budget_phrase,
     calibration_warnings,
     comparison_phrase,
     count_noun,
     difference_verdict,
     drift_status,
     expectations_headline,
+    guardrail_verdict,
     interval_side,
     noise_floor_warning,
     p_value_text,
@@ -173,3 +175,31 @@ def test_noise_floor_warning(jaccard: float | None, warns: bool) -> None:
     assert (text is not None) == warns
     if warns:
         assert text is not None and f"keeps only {100 * jaccard:.0f}% of its top-10" in text
+
+
+@pytest.mark.parametrize(
+    ("p99", "text"),
+    [
+        ({"a": 80.0, "b": 99.0}, "within budget"),
+        ({"a": 100.0}, "within budget"),
+        ({"a": 120.0, "b": 99.0, "c": 101.0}, "over budget: a, c"),
+        ({"a": None}, "within budget"),
+    ],
+)
+def test_budget_phrase(p99: dict[str, float | None], text: str) -> None:
+    assert budget_phrase(p99, 100.0) == text
+
+
+@pytest.mark.parametrize(
+    ("worse", "beyond", "text"),
+    [
+        (True, True, "below -3.0%"),
+        (False, True, "below -3.0%, not significant at alpha=0.05"),
+        (False, False, "within -3.0%"),
+    ],
+)
+def test_guardrail_verdict(worse: bool, beyond: bool, text: str) -> None:
+    verdict = guardrail_verdict(
+        worse=worse, beyond=beyond, side="below", limit_text="-3.0%", alpha=0.05
+    )
+    assert verdict == text
