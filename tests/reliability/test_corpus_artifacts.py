@@ -84,7 +84,7 @@ CASES: dict[str, tuple[Callable[[Registry, str, str], None], str, str]] = {
     "factors of another version": (
         _other_factors,
         FACTORS_FILE,
-        "content hash fbb14677 does not match the version's {hash} (factors or provenance "
+        "content hash 619242f0 does not match the version's {hash} (factors or provenance "
         f"changed after registration); {FIX}",
     ),
     "provenance of another version": (
