@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from reports.page import table as html_table
-from reports.sections import ci_pct, ci_pp, esc, fmt, pct, pp, verdict_html
+from reports.sections import ci_pct, ci_pp, esc, final_roles, fmt, pct, pp, verdict_html
 
 __all__ = ["ADDITIONS", "glance_items"]
 
@@ -396,8 +396,7 @@ def glance_items(summary: dict[str, Any]) -> list[str]:
     """Extra "at a glance" sentences: the candidate against the noise floor, hit@K."""
     items: list[str] = []
     versions = summary["versions"]
-    base = next((n for n, v in versions.items() if v["role"] == "baseline"), None)
-    cand = next((n for n, v in versions.items() if v["role"] == "candidate"), None)
+    base, cand = final_roles(summary)
     if base is None or cand is None:
         return items
     q = versions[cand].get("quality") or {}
@@ -408,7 +407,7 @@ def glance_items(summary: dict[str, Any]) -> list[str]:
         interval = "" if low is None or high is None else f" [{pct(low, 0)}, {pct(high, 0)}]"
         warned = floor.get("warnings")
         items.append(
-            f"<b>Noise floor</b> retraining {esc(base)} with another seed keeps "
+            f"<b>Noise floor</b> retraining {esc(s['against'])} with another seed keeps "
             f"{pct(floor['jaccard_at_k'], 0)}{interval} of its items; {esc(cand)} keeps "
             f"{pct(s['jaccard_at_k'], 0)}, i.e. {rel['change_ratio']:.2f}× the seed noise's "
             "change"

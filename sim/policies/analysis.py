@@ -153,11 +153,15 @@ class Analyst:
             srm = self._srm(base, cand, arms.weight, numbers)
             if srm:
                 problems.append(srm)
-        problems += [
-            r
-            for g in self.config.guardrails
-            if (r := self._breach(g, base, cand, arms, shadow_only))
-        ]
+        for g in self.config.guardrails:
+            breach = self._breach(g, base, cand, arms, shadow_only)
+            # What the guardrail saw and whether it held, for the report's analysis grid.
+            seen = cand.shadow_metric(g.metric) if shadow_only else cand.metric(g.metric)
+            if seen is not None:
+                numbers[f"guardrail.{g.metric}"] = seen
+            numbers[f"guardrail.{g.metric}.breach"] = float(bool(breach))
+            if breach:
+                problems.append(breach)
         verdict: Verdict = "fail" if problems else "pass"
         reason = "; ".join(problems) if problems else "guardrails ok"
         if self.config.gate is not None and not shadow_only and 0 < arms.weight < 100:
