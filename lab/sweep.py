@@ -241,6 +241,8 @@ class SweepPlan:
     replications: int
     chunk_size: int
     tasks: tuple[Task, ...]
+    #: The sweep's own ``--set`` options (and ``--seed``, ``--log``), before the grid.
+    overrides: tuple[str, ...] = ()
 
     @property
     def planned(self) -> int:
@@ -318,6 +320,7 @@ def plan_sweep(
         replications=replications,
         chunk_size=replications,
         tasks=(),
+        overrides=tuple(overrides),
     )
     return plan.chunked(slots=slots, chunk_size=chunk_size)
 
@@ -851,6 +854,7 @@ def sweep_summary(
             "description": plan.base.description,
             "file": plan.scenario_file,
             "root_seed": plan.base.seed,
+            "overrides": list(plan.overrides),
             "settings": plan.base.model_dump(mode="json"),
         },
         "grid": {

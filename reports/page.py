@@ -35,12 +35,14 @@ th,td{border:1px solid #dde2e8;padding:4px 8px;text-align:right;vertical-align:t
 th{background:#eef1f5;font-weight:600}
 td.l,th.l{text-align:left}
 .ci{color:#5b6878;font-size:.8rem;white-space:nowrap}
+td .ci{display:block}
 .nums{color:#5b6878;font-size:.75rem;margin-top:2px}
 .ok{color:#23804a;font-weight:600}.bad{color:#b83227;font-weight:700}
 .tag{color:#fff;border-radius:4px;padding:0 6px;font-size:.8rem}
 figure{margin:4px 0 8px}
 figcaption{color:#5b6878;font-size:.8rem;max-width:900px}
-svg.figure{display:block;max-width:100%;height:auto;border:1px solid #e3e7ec;border-radius:4px;
+svg.figure{display:block;box-sizing:content-box;max-width:calc(100% - 2px);height:auto;
+border:1px solid #e3e7ec;border-radius:4px;
 background:#fff}
 .decision{background:#fff;border:1px solid #dde2e8;border-left:8px solid #4a5a6e;border-radius:8px;
 padding:10px 18px;margin:12px 0}

@@ -308,31 +308,34 @@ def popularity_buckets(summary: dict[str, Any]) -> str:
     if not block:
         return ""
     names = list(summary["versions"])
-    rows = []
+    rows, hits = [], []
     for bucket, cell in block["by_bucket"].items():
-        row = [
-            f'{esc(bucket)}<div class="nums">{esc(block["rules"][bucket])}</div>',
-            fmt(cell["impressions"]),
-        ]
+        label = f'{esc(bucket)}<div class="nums">{esc(block["rules"][bucket])}</div>'
+        row = [label, fmt(cell["impressions"])]
         for name in names:
             v = cell["versions"].get(name)
             row.append("–" if v is None else pct(v["ctr"], 3) + ci_pct(v["ctr_ci95"], 3))
-        for name in names:
-            v = cell["versions"].get(name)
-            row.append("–" if v is None else pct(v["hit_at_k"], 2))
         d = cell["candidate_vs_baseline"]
         row.append("–" if d is None else pp(d["difference"], 3) + ci_pp(d["difference_ci95"], 3))
         rows.append(row)
+        # hit@K in a table of its own: one table for both grows too wide with many versions.
+        hits.append(
+            [label]
+            + [
+                "–" if (v := cell["versions"].get(name)) is None else pct(v["hit_at_k"], 2)
+                for name in names
+            ]
+        )
     head = [
         "item bucket",
         "item impressions",
         *[f"item CTR {esc(n)}" for n in names],
-        *[f"hit@K {esc(n)}" for n in names],
         f"item CTR {esc(block['candidate'])} − {esc(block['baseline'])}",
     ]
     return (
         "<h3>By item popularity</h3>"
         + html_table(head, rows)
+        + html_table(["item bucket", *[f"hit@K {esc(n)}" for n in names]], hits)
         + _muted(
             "Catalogue thirds by training popularity (users per item before time zero): head, "
             "torso, tail. Item CTR = clicks on the bucket's items / list slots showing them "

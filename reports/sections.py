@@ -419,6 +419,14 @@ def releases_table(summary: dict[str, Any]) -> str:
     )
 
 
+def release_version(summary: dict[str, Any], release: int) -> str:
+    """The candidate version of ``release`` (the scenario's candidate without a train)."""
+    for name, block in (summary["rollout"].get("releases") or {}).items():
+        if block.get("release") == release:
+            return str(name)
+    return str(summary["scenario"]["settings"]["rollout"]["candidate"])
+
+
 def focus_end_s(decisions: Sequence[dict[str, Any]], duration_s: float) -> float | None:
     """Where the timeline's main panel ends when the rollout settled early, else None.
 
@@ -455,7 +463,7 @@ def timeline(
             f'{figures.DECISION_COLOURS.get(d["action"], "#999")}">{esc(d["action"])}</span>',
             minutes(d["t_s"]),
             f"{d['weight']:g}%",
-            esc(d.get("version") or "–"),
+            esc(release_version(summary, d.get("release", 1))),
             esc(d["reason"]),
         ]
         for n, d in marks
@@ -681,12 +689,9 @@ def calibration(summary: dict[str, Any]) -> str:
     )
     return (
         warning_list
-        + '<div class="row">'
         + _figure(img)
-        + '<div class="grow">'
         + html_table(head, rows)
         + bins
-        + "</div></div>"
         + _muted(
             "Predicted P(click on the list) of the serving version (its click calibrator on "
             "features of the list, see Model provenance) against observed clicks, on requests "
@@ -979,6 +984,7 @@ def decision_trace(summary: dict[str, Any]) -> str:
             [
                 str(n),
                 esc(d["action"]),
+                esc(release_version(summary, d.get("release", 1))),
                 esc(d["reason"]) + (f'<div class="nums">{numbers}</div>' if numbers else ""),
                 minutes(d["t_s"]),
                 str(d["step"]),
@@ -986,7 +992,9 @@ def decision_trace(summary: dict[str, Any]) -> str:
             ]
         )
     return html_table(
-        ["#", "action", "reason (numbers it saw)", "t (min)", "step", "weight"], rows, left=3
+        ["#", "action", "version", "reason (numbers it saw)", "t (min)", "step", "weight"],
+        rows,
+        left=4,
     )
 
 
