@@ -280,12 +280,22 @@ def _noise_floor(
 
 
 def prepare(
-    scenario: Scenario, *, source_name: str = "scenario", base_dir: Path | None = None
+    scenario: Scenario,
+    *,
+    source_name: str = "scenario",
+    base_dir: Path | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> Prepared:
-    """Build the world (or read the log), and train every version."""
+    """Build the world (or read the log), and train every version.
+
+    ``stage`` is told, in words, each part of the preparation as it starts (the world, each
+    version's training, calibration and top-K lists, the noise floor): progress for the CLI.
+    """
+    say = stage or (lambda _text: None)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     started = time.perf_counter()
     rng = seeded_streams(scenario.seed)
+    say("reading the log" if scenario.traffic.source == "log" else "building the world")
     source = build_source(scenario, rng, source=source_name, base_dir=base_dir)
     if scenario.traffic.duration != source.duration_s:
         # A replayed log fixes the run's length; the resolved scenario says so.
@@ -303,8 +313,10 @@ def prepare(
     models: dict[str, TrainedModel] = {}
     tables: dict[str, VersionTables] = {}
     seeds = rng["models"].integers(0, 2**31 - 1, size=len(scenario.models))
-    for name, seed in zip(_model_order(scenario), seeds, strict=True):
+    built = _model_order(scenario)
+    for index, (name, seed) in enumerate(zip(built, seeds, strict=True)):
         settings = scenario.models[name]
+        say(f"training {name} ({index + 1} of {len(built)})")
         model, seen = _build_model(name, settings, int(seed), models, matrices, rng=rng["models"])
         models[name] = model
         tables[name] = VersionTables(
@@ -326,6 +338,7 @@ def prepare(
     sample = calibration_rng.choice(
         n_users, size=min(3_000, n_users), replace=False, p=world.activity / world.activity.sum()
     )
+    say("calibrating clicks and scoring top-K lists")
     for name in _model_order(scenario):
         tables[name].calibrator = _calibrator(
             scenario.models[name], tables, name, source, rng=calibration_rng
@@ -338,6 +351,7 @@ def prepare(
     training_s = {name: m.training_seconds for name, m in models.items()}
     noise_floor = None
     if scenario.metrics.noise_floor:
+        say("training the noise floor (baseline, seed + 1)")
         baseline_seed = int(seeds[_model_order(scenario).index(scenario.rollout.baseline)])
         noise_floor = _noise_floor(
             scenario,
@@ -662,10 +676,14 @@ def run(
     source_name: str = "scenario",
     base_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Prepare and simulate one scenario; ``result.timing`` has each phase's wall seconds."""
+    """Prepare and simulate one scenario; ``result.timing`` has each phase's wall seconds.
+
+    ``progress(done, total)`` follows the simulated requests, ``stage(text)`` the preparation.
+    """
     started = time.perf_counter()
-    prepared = prepare(scenario, source_name=source_name, base_dir=base_dir)
+    prepared = prepare(scenario, source_name=source_name, base_dir=base_dir, stage=stage)
     result = simulate_prepared(prepared, progress=progress)
     result.timing["prepare_s"] = prepared.prepare_s + result.timing["scoring_s"]
     result.timing["wall_s"] = time.perf_counter() - started

@@ -64,6 +64,7 @@ def execute(args: argparse.Namespace) -> int:
                     force=True,
                     limit=limit,
                     progress=bar,
+                    stage=bar.stage,
                 )
         except UserInputError as exc:
             say(f"{path.stem[:35]:<36}{'-':<14}{'-':<14}error: {exc}")

@@ -60,6 +60,7 @@ def run_scenario(
     requests_parquet: bool = False,
     limit: MemoryLimit | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Path]:
     """Load, check, simulate, then write report.html (junit.xml, requests.parquet) and
     summary.json last.
@@ -89,7 +90,7 @@ def run_scenario(
             progress(done, total)
 
     try:
-        result = run(scenario, source_name=path.name, base_dir=base_dir, progress=step)
+        result = run(scenario, source_name=path.name, base_dir=base_dir, progress=step, stage=stage)
         started = time.perf_counter()
         summary = build_summary(result, scenario_file=path.name, reproducible=reproducible)
         verdict = check_expectations(summary, dict(scenario.expect), source=path.name)
@@ -179,6 +180,7 @@ def execute(args: argparse.Namespace) -> int:
             requests_parquet=args.requests_parquet,
             limit=limit,
             progress=bar,
+            stage=bar.stage,
         )
     console = _console(summary, target, reproducible=args.reproducible)
     print(printable(str(target / "report.html") if args.quiet else console))
