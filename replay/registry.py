@@ -359,6 +359,35 @@ class Registry:
                     found.append((match["stamp"], name_dir.name, match["hash"]))
         return [f"{n}@{stamp}-{h}" for stamp, n, h in sorted(found)]
 
+    def resolve(self, text: str) -> str:
+        """The version id ``text`` names: an id itself, a version name (its newest version,
+        e.g. ``baseline``) or the start of one id (``baseline@2026``, a unique prefix).
+
+        Raises ``UserInputError`` naming the candidates when ``text`` names none or several.
+        """
+        known = self.list()
+        if text in known:
+            return text
+        if "@" not in text:
+            named = [vid for vid in known if vid.split("@", 1)[0] == text]
+            if named:
+                return named[-1]
+        matches = [vid for vid in known if vid.startswith(text)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            hint = f"registered: {', '.join(known[-5:])}" if known else "the registry is empty"
+            raise UserInputError(f"{self.root}: no version matches {text!r}; {hint}")
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise UserInputError(
+            f"{self.root}: {text!r} matches {len(matches)} versions ({shown}); give more of the id"
+        )
+
+    def provenance(self, version: str) -> dict[str, Any]:
+        """``provenance.json`` of ``version`` as read (its arrays are not loaded or checked:
+        ``load`` verifies a version)."""
+        return _read_provenance(self.path(version) / PROVENANCE_FILE)
+
     def last_good(
         self,
         name: str | None = None,

@@ -28,14 +28,42 @@ def execute(args: argparse.Namespace) -> int:
     prepared = prepare(
         scenario, source_name=args.scenario.name, base_dir=args.scenario.resolve().parent
     )
+    print(f"holdout metrics at K = {args.k} (recall@{args.k}, NDCG@{args.k}, catalogue coverage)")
     print(
         f"{'version':<44}{'parent':<14}{'recall@K':>10}{'NDCG@K':>9}{'coverage':>10}{'train s':>9}"
     )
-    for v in register_versions(prepared, args.registry, k=args.k):
+    registered = register_versions(prepared, args.registry, k=args.k)
+    for v in registered:
         parent = v.parent_id.split("@")[0] if v.parent_id else "-"
         print(
             f"{v.version_id:<44}{parent:<14}{v.recall:>10.4f}{v.ndcg:>9.4f}{v.coverage:>10.4f}"
             f"{v.training_s:>9.3f}"
         )
+    for line in worse_than_parent(registered, args.k):
+        print(line)
     print(f"registry: {args.registry}")
     return EXIT_OK
+
+
+def worse_than_parent(registered: list[Any], k: int) -> list[str]:
+    """A note for each version whose holdout recall@K or NDCG@K is below its parent's."""
+    by_id = {v.version_id: v for v in registered}
+    notes = []
+    for v in registered:
+        parent = by_id.get(v.parent_id or "")
+        if parent is None:
+            continue
+        worse = [
+            f"{label} {mine:.4f} vs {theirs:.4f} ({mine - theirs:+.4f})"
+            for label, mine, theirs in (
+                (f"recall@{k}", v.recall, parent.recall),
+                (f"NDCG@{k}", v.ndcg, parent.ndcg),
+            )
+            if mine < theirs
+        ]
+        if worse:
+            notes.append(
+                f"note: {v.name} is worse than its parent {parent.name} on the holdout: "
+                + ", ".join(worse)
+            )
+    return notes
