@@ -41,6 +41,7 @@ from replay.logs import LogSpec, read_log
 from replay.requests import RequestStream
 from replay.synthetic import (
     ArrivalShape,
+    History,
     SyntheticWorld,
     WorldSpec,
     drift_popularity,
@@ -146,6 +147,33 @@ def _matrices(
     }
 
 
+def _history_matrices(
+    history: History, n_users: int, n_items: int, update_window_s: float
+) -> dict[str, Any]:
+    """``_matrices`` of a synthetic history: train before the update window, update in it."""
+    in_update = history.offsets_s >= -update_window_s
+
+    def matrix(mask: np.ndarray | None) -> sp.csr_matrix:
+        users = history.users if mask is None else history.users[mask]
+        items = history.items if mask is None else history.items[mask]
+        ones = np.ones(users.shape[0], np.float32)
+        # A user's items are distinct: no duplicates to sum.
+        return sp.csr_matrix(
+            sp.coo_matrix((ones, (users, items)), shape=(n_users, n_items)).tocsr(),
+            dtype=np.float32,
+        )
+
+    update_matrix = matrix(in_update)
+    update_users, update_items = active_ids(update_matrix)
+    return {
+        "train": matrix(~in_update),
+        "all": matrix(None),
+        "update": update_matrix,
+        "update_users": update_users,
+        "update_items": update_items,
+    }
+
+
 def _arrival_shape(scenario: Scenario) -> ArrivalShape:
     tr = scenario.traffic
     arrivals = tr.arrivals
@@ -188,10 +216,7 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
     # Live traffic may follow a drifted world: the truth users click by, not what models saw.
     live_world = drift_popularity(world, tr.popularity_drift, rng=rng["history"])
     start, update_start, zero = window_edges(tr.history, tr.update_window)
-    events = history.events
-    matrices = _matrices(
-        events, world.n_users, world.n_items, (start, update_start), (update_start, zero)
-    )
+    matrices = _history_matrices(history, world.n_users, world.n_items, tr.update_window)
     shape = _arrival_shape(scenario)
     duration = tr.duration
 
@@ -226,7 +251,7 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
         matrix = sp.coo_matrix((ones, (repeated, items)), shape=(world.n_users, world.n_items))
         return sp.csr_matrix(matrix.tocsr(), dtype=np.float32)
 
-    history_rate_per_s = events.height / tr.history
+    history_rate_per_s = len(history) / tr.history
 
     def organic(start_s: float, end_s: float, organic_rng: np.random.Generator) -> sp.csr_matrix:
         """What users consume on their own during the run, at the history's pace."""
@@ -243,8 +268,8 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
         world=world,
         truth=ClickTruth(live_world, scenario.users.click_offset, scenario.users.position_decay),
         matrices=matrices,
-        history_users=events["user"].to_numpy().astype(np.int32),
-        history_items=events["item"].to_numpy().astype(np.int32),
+        history_users=history.users,
+        history_items=history.items,
         requests=requests,
         consumption=consumption,
         duration_s=duration,
@@ -254,7 +279,7 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
             "holdout": (zero, zero + timedelta(seconds=duration)),
         },
         holdout=holdout,
-        data={"source": "synthetic", "history_events": events.height},
+        data={"source": "synthetic", "history_events": len(history)},
         live_world=live_world,
         organic=organic,
     )
