@@ -84,7 +84,9 @@ class AliasTable:
         """
         w = np.asarray(weights, dtype=np.float64)
         if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError("AliasTable weights must be a non-empty 1-D array of finite values >= 0")
+            raise ValueError(
+                "AliasTable weights must be a non-empty 1-D array of finite values >= 0"
+            )
         total = float(w.sum())
         if total <= 0.0:
             raise ValueError("AliasTable weights must not all be zero")
@@ -119,7 +121,9 @@ class AliasTable:
         np.add.at(p, self.alias, 1.0 - self.accept)
         return np.asarray(p / self.n, dtype=np.float64)
 
-    def draw(self, shape: int | tuple[int, ...], *, rng: np.random.Generator) -> npt.NDArray[np.int32]:
+    def draw(
+        self, shape: int | tuple[int, ...], *, rng: np.random.Generator
+    ) -> npt.NDArray[np.int32]:
         """Independent draws of the given shape (int32 item ids).
 
         One float64 uniform per draw: its integer part (times n) is the slot, its fraction
@@ -149,7 +153,6 @@ def _gumbel(shape: int | tuple[int, ...], rng: np.random.Generator) -> FloatArra
     e = rng.standard_exponential(size=shape, dtype=np.float32)
     np.maximum(e, np.float32(1e-30), out=e)
     return np.asarray(-np.log(e), dtype=np.float32)
-
 
 
 def sample_distinct(
@@ -194,7 +197,9 @@ def sample_distinct(
             short.append(missing)
     exact_users = np.sort(np.concatenate([np.flatnonzero(exact), *short]))
     for block in _blocks(exact_users, n_items, max(max_entries, _DENSE_ENTRIES)):
-        users, items = _exact_block(user_factors, item_factors, item_bias, signal, block, need[block], rng)
+        users, items = _exact_block(
+            user_factors, item_factors, item_bias, signal, block, need[block], rng
+        )
         users_out.append(users)
         items_out.append(items)
     if not users_out:
@@ -245,7 +250,7 @@ def _pooled_block(
     best = np.take_along_axis(best, order, axis=1)
     best_keys = np.take_along_axis(best_keys, order, axis=1)
     wanted = np.arange(top)[None, :] < need[:, None]
-    complete = np.isfinite(np.where(wanted, best_keys, 0.0)).all(axis=1)
+    complete = np.asarray(np.isfinite(np.where(wanted, best_keys, 0.0)).all(axis=1), dtype=bool)
     keep = wanted & complete[:, None]
     picks = np.take_along_axis(pool, best, axis=1)[keep]
     users = np.broadcast_to(block[:, None], best.shape)[keep]
@@ -331,50 +336,78 @@ def log_partition(
 ) -> npt.NDArray[np.float64]:
     """``ln Z_u = ln sum_i exp(a(u, i))`` for each of ``users`` (float64 [n]).
 
-    Up to ``EXACT_PARTITION_ITEMS`` items the sum runs over the whole catalogue.  Larger
-    catalogues: exactly over the ``PARTITION_HEAD`` items of largest bias, plus a
-    stratified estimate of the rest — items in order of bias cut into ``PARTITION_STRATA``
-    strata of consecutive ranks; stratum ``s`` with bias mass ``W_s = sum_{i in s} exp(b_i)``
-    contributes ``W_s exp(signal <x_u, y_j>)`` for one item ``j`` drawn from it with
-    probability ``exp(b_j) / W_s`` (seeded, so the estimate is a pure function of the
-    world).  Unbiased for ``Z_u``; its relative error is about the coefficient of variation
-    of ``exp(signal <x_u, y>)`` within a stratum over ``sqrt(PARTITION_STRATA)`` (under 1 %
-    for the worlds of ``replay.synthetic``), whatever the catalogue size.
+    Up to ``EXACT_PARTITION_ITEMS`` items the sum runs over the whole catalogue.  Beyond,
+    it costs the same whatever the catalogue size:
+
+    * the ``PARTITION_HEAD`` items of largest bias are summed exactly;
+    * the rest (the tail, weights ``w_i = exp(b_i)``) is split as ``exp(t) = q(t) + r(t)``
+      with ``t = signal <x_u, y_i>``, ``q(t) = 1 + t + t^2 / 2``: the quadratic part has a
+      closed form, ``sum w_i q(t_i) = W + signal <x_u, m> + signal^2 / 2 x_u' M x_u`` from
+      the tail's moments (``W = sum w_i``, ``m = sum w_i y_i``, ``M = sum w_i y_i y_i'``);
+    * only the small remainder ``r(t) = exp(t) - q(t)`` (about t^3 / 6) is estimated: items
+      in order of bias cut into ``PARTITION_STRATA`` strata of consecutive ranks, stratum
+      ``s`` of bias mass ``W_s`` contributes ``W_s r(t_j)`` for one item ``j`` drawn from it
+      with probability ``w_j / W_s`` (seeded: the estimate is a pure function of the world).
+
+    Unbiased; with the quadratic part exact, the error on ``Z_u`` is about 0.1 % on average
+    and under 2 % for every user in the worlds of ``replay.synthetic``
+    (``tests/unit/replay/test_sampling.py``).
     """
     ids = np.asarray(users, dtype=np.int64)
-    items, log_weight = _partition_items(item_bias)
-    factors_t = np.ascontiguousarray(item_factors[items].T)
     out = np.empty(ids.size)
+    bias = np.asarray(item_bias, dtype=np.float64)
+    if bias.size <= EXACT_PARTITION_ITEMS:
+        factors_t = np.ascontiguousarray(item_factors.T)
+        for start in range(0, ids.size, block):
+            logits = user_factors[ids[start : start + block]] @ factors_t
+            logits *= np.float32(signal)
+            logits += item_bias
+            top = logits.max(axis=1, keepdims=True)
+            logits -= top
+            np.exp(logits, out=logits)
+            out[start : start + block] = np.log(logits.sum(axis=1, dtype=np.float64)) + top[:, 0]
+        return out
+    tail = _PartitionTail(item_factors, bias)
+    # Products in float32 (BLAS speed), sums of exponentials in float64.
+    head_t = np.ascontiguousarray(item_factors[tail.head].T)
+    head_bias = bias[tail.head] - tail.top
+    reps_t = np.ascontiguousarray(item_factors[tail.representatives].T)
     for start in range(0, ids.size, block):
-        logits = user_factors[ids[start : start + block]] @ factors_t
-        logits *= np.float32(signal)
-        logits += log_weight
-        top = logits.max(axis=1, keepdims=True)
-        logits -= top
-        np.exp(logits, out=logits)
-        out[start : start + block] = np.log(logits.sum(axis=1, dtype=np.float64)) + top[:, 0]
+        rows = user_factors[ids[start : start + block]]
+        x = rows.astype(np.float64)
+        head = np.exp(signal * (rows @ head_t) + head_bias).sum(axis=1)
+        quadratic = (
+            tail.mass
+            + signal * (x @ tail.first)
+            + 0.5 * signal**2 * np.einsum("uf,fg,ug->u", x, tail.second, x)
+        )
+        t = signal * (rows @ reps_t).astype(np.float64)
+        remainder = (np.expm1(t) - t - 0.5 * t * t) @ tail.strata_mass
+        out[start : start + block] = np.log(head + quadratic + remainder) + tail.top
     return out
 
 
-def _partition_items(item_bias: FloatArray) -> tuple[IntArray, FloatArray]:
-    """The items ``log_partition`` scores and the log weight each stands for."""
-    bias = np.asarray(item_bias, dtype=np.float64)
-    n_items = bias.size
-    if n_items <= EXACT_PARTITION_ITEMS:
-        return np.arange(n_items), bias.astype(np.float32)
-    order = np.argsort(-bias, kind="stable")
-    head = order[:PARTITION_HEAD]
-    tail = order[PARTITION_HEAD:]
-    edges = np.linspace(0, tail.size, PARTITION_STRATA + 1).astype(np.int64)
-    weight = np.exp(bias[tail] - bias[head[0]])
-    cumulative = np.concatenate([[0.0], np.cumsum(weight)])
-    mass = cumulative[edges[1:]] - cumulative[edges[:-1]]
-    # One item per stratum, by inverse CDF of its bias mass.
-    u = np.random.default_rng(_PARTITION_SEED).random(PARTITION_STRATA)
-    target = cumulative[edges[:-1]] + u * mass
-    picked = np.searchsorted(cumulative, target, side="right") - 1
-    picked = np.clip(picked, edges[:-1], edges[1:] - 1)
-    log_mass = np.log(mass) + bias[head[0]]
-    items = np.concatenate([head, tail[picked]])
-    log_weight = np.concatenate([bias[head], log_mass]).astype(np.float32)
-    return items, log_weight
+class _PartitionTail:
+    """The items beyond the head of ``log_partition``: moments and stratum representatives.
+
+    Weights are ``exp(b_i - top)`` (``top`` the largest bias) to keep them finite.
+    """
+
+    def __init__(self, item_factors: FloatArray, bias: npt.NDArray[np.float64]) -> None:
+        order = np.argsort(-bias, kind="stable")
+        self.head = order[:PARTITION_HEAD]
+        self.top = float(bias[self.head[0]])
+        tail = order[PARTITION_HEAD:]
+        weight = np.exp(bias[tail] - self.top)
+        factors = item_factors[tail].astype(np.float64)
+        self.mass = float(weight.sum())
+        self.first = weight @ factors
+        self.second = (factors * weight[:, None]).T @ factors
+        edges = np.linspace(0, tail.size, PARTITION_STRATA + 1).astype(np.int64)
+        cumulative = np.concatenate([[0.0], np.cumsum(weight)])
+        self.strata_mass = cumulative[edges[1:]] - cumulative[edges[:-1]]
+        # One item per stratum, by inverse CDF of its bias mass.
+        u = np.random.default_rng(_PARTITION_SEED).random(PARTITION_STRATA)
+        target = cumulative[edges[:-1]] + u * self.strata_mass
+        picked = np.searchsorted(cumulative, target, side="right") - 1
+        self.representatives = tail[np.clip(picked, edges[:-1], edges[1:] - 1)]

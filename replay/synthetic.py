@@ -175,11 +175,11 @@ def generate_history(
         proposal=world.popularity,
         rng=rng,
     )
-    offsets_s = rng.uniform(-history_s, 0.0, users.shape[0])
+    offsets_s = np.asarray(rng.uniform(-history_s, 0.0, users.shape[0]), dtype=np.float64)
     if new_items is not None and new_items.any():
         fresh = new_items[items]
         offsets_s[fresh] = rng.uniform(-new_items_since_s, 0.0, int(fresh.sum()))
-    return History(users, items, np.asarray(offsets_s, dtype=np.float64))
+    return History(users, items, offsets_s)
 
 
 def sample_consumption(

@@ -421,9 +421,7 @@ def train(spec: ModelSpec, user_items: sp.csr_matrix, *, threads: int = 1) -> Tr
     return TrainedModel(spec, users, items, popularity, seconds)
 
 
-def retrain(
-    spec: ModelSpec, user_items_all: sp.csr_matrix, *, threads: int = 1
-) -> TrainedModel:
+def retrain(spec: ModelSpec, user_items_all: sp.csr_matrix, *, threads: int = 1) -> TrainedModel:
     """Full retrain on every interaction so far (the slow, reference way to update)."""
     return train(spec, user_items_all, threads=threads)
 
