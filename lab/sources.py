@@ -30,14 +30,23 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from lab.artifacts import (
+    code_fingerprint,
+    derived_key,
+    world_artifact,
+    world_from_artifact,
+    world_key,
+)
 from lab.calibration import LoggedFeedback
 from lab.offpolicy_log import LoggedImpressions, read_logged_impressions
 from lab.scenario import LogSource, Scenario
 from lab.versions import ClickTruth
+from replay.artifact_store import Artifact, ArtifactStore
 from replay.errors import UserInputError
 from replay.events import EventTable, interaction_matrix
 from replay.log_traffic import LogTraffic, replay_requests
 from replay.logs import LogSpec, read_log
+from replay.registry import data_fingerprint
 from replay.requests import RequestStream
 from replay.synthetic import (
     ArrivalShape,
@@ -124,6 +133,14 @@ class Source:
     feedback: LoggedFeedback | None = None
     #: Interactions users make on their own during ``[start_s, end_s)`` of the run (synthetic).
     organic: Callable[[float, float, np.random.Generator], sp.csr_matrix] | None = None
+    #: Keys naming the data in ``matrices`` (``lab.artifacts``); filled on first use for logs.
+    data_keys: dict[str, str] = field(default_factory=dict)
+
+    def data_key(self, name: str) -> str:
+        """A key that changes exactly when ``matrices[name]`` does (its data fingerprint)."""
+        if name not in self.data_keys:
+            self.data_keys[name] = data_fingerprint(self.matrices[name])
+        return self.data_keys[name]
 
 
 def _matrices(
@@ -193,9 +210,9 @@ def _arrival_shape(scenario: Scenario) -> ArrivalShape:
     )
 
 
-def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Source:
+def _draw_world(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Artifact:
+    """The latent truth, the live (drifted) world and the history, from their two streams."""
     tr = scenario.traffic
-    assert tr.duration is not None
     world = make_world(
         WorldSpec(tr.users, tr.items, tr.latent_factors, tr.popularity_skew, tr.taste_signal),
         rng=rng["world"],
@@ -215,6 +232,23 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
     )
     # Live traffic may follow a drifted world: the truth users click by, not what models saw.
     live_world = drift_popularity(world, tr.popularity_drift, rng=rng["history"])
+    return world_artifact(world, live_world, history)
+
+
+def _synthetic(
+    scenario: Scenario, rng: dict[str, np.random.Generator], store: ArtifactStore | None
+) -> Source:
+    tr = scenario.traffic
+    assert tr.duration is not None
+    code = code_fingerprint()
+    key = world_key(scenario, code)
+    # A fresh world goes through the same arrays as a stored one: same numbers either way.
+    artifact = (
+        store.fetch("world", key, lambda: _draw_world(scenario, rng))
+        if store is not None
+        else _draw_world(scenario, rng)
+    )
+    world, live_world, history = world_from_artifact(artifact)
     start, update_start, zero = window_edges(tr.history, tr.update_window)
     matrices = _history_matrices(history, world.n_users, world.n_items, tr.update_window)
     shape = _arrival_shape(scenario)
@@ -282,6 +316,7 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
         data={"source": "synthetic", "history_events": len(history)},
         live_world=live_world,
         organic=organic,
+        data_keys={name: derived_key(key, name) for name in ("train", "all", "update")},
     )
 
 
@@ -501,7 +536,9 @@ def build_source(
     *,
     source: str,
     base_dir: Path | None = None,
+    store: ArtifactStore | None = None,
 ) -> Source:
+    """The scenario's world and traffic; a synthetic world comes from ``store`` if it has it."""
     if scenario.traffic.source == "log":
         return _replayed(scenario, source=source, base_dir=base_dir)
-    return _synthetic(scenario, rng)
+    return _synthetic(scenario, rng, store)

@@ -15,6 +15,7 @@ from rollout_lab.commands.common import (
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_USER,
+    cache_options,
     guard_options,
     overrides,
     printable,
@@ -36,10 +37,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/check"), help="base output folder")
     scenario_options(p)
     guard_options(p)
+    cache_options(p)
     p.add_argument("--junit", type=Path, default=None, help="write one JUnit XML for all")
 
 
 def execute(args: argparse.Namespace) -> int:
+    from lab.artifacts import open_store
     from reports.junit import junit_xml
 
     files = scenario_files(args.paths)
@@ -47,6 +50,7 @@ def execute(args: argparse.Namespace) -> int:
     if args.junit is not None:
         check_out_file(args.junit, option="--junit")
     limit = memory_limit(args.max_memory)
+    store = open_store(args.cache_dir, enabled=not args.no_cache)
     worst = EXIT_OK
     suites: list[tuple[str, dict[str, Any]]] = []
 
@@ -64,6 +68,7 @@ def execute(args: argparse.Namespace) -> int:
                     force=True,
                     limit=limit,
                     progress=bar,
+                    store=store,
                 )
         except UserInputError as exc:
             say(f"{path.stem[:35]:<36}{'-':<14}{'-':<14}error: {exc}")

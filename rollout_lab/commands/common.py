@@ -18,6 +18,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USER",
     "LOG_FORMATS",
+    "cache_options",
     "guard_options",
     "overrides",
     "printable",
@@ -69,6 +70,23 @@ def guard_options(p: argparse.ArgumentParser) -> None:
             "refuse runs estimated to need more memory than this, e.g. 8GB "
             f"(default: ${MEMORY_ENV}, else 75%% of this machine's RAM)"
         ),
+    )
+
+
+def cache_options(p: argparse.ArgumentParser) -> None:
+    """``--cache-dir`` and ``--no-cache``, shared by the commands that prepare scenarios."""
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=(
+            "keep prepared worlds, trained versions and top-K lists here for reruns "
+            "(default: $ROLLOUT_LAB_CACHE, else ~/.cache/rollout-lab)"
+        ),
+    )
+    p.add_argument(
+        "--no-cache", action="store_true", help="build everything; read and write no cache"
     )
 
 

@@ -7,12 +7,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.footprint import MemoryLimit, check_memory, estimate_run, memory_limit
 from rollout_lab.commands.common import (
     EXIT_EXPECTATION,
     EXIT_OK,
+    cache_options,
     guard_options,
     overrides,
     printable,
@@ -23,6 +24,9 @@ from rollout_lab.outputs import Payload, check_out_dir, commit_run
 from rollout_lab.progress import ProgressBar
 from rollout_lab.signals import RunInterrupted, raise_if_stopped
 
+if TYPE_CHECKING:
+    from replay.artifact_store import ArtifactStore
+
 NAME = "run"
 
 
@@ -32,6 +36,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<name>)")
     scenario_options(p)
     guard_options(p)
+    cache_options(p)
     p.add_argument("--requests-parquet", action="store_true", help="also write requests.parquet")
     p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
     p.add_argument(
@@ -60,6 +65,7 @@ def run_scenario(
     requests_parquet: bool = False,
     limit: MemoryLimit | None = None,
     progress: Callable[[int, int], None] | None = None,
+    store: ArtifactStore | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Path]:
     """Load, check, simulate, then write report.html (junit.xml, requests.parquet) and
     summary.json last.
@@ -89,7 +95,7 @@ def run_scenario(
             progress(done, total)
 
     try:
-        result = run(scenario, source_name=path.name, base_dir=base_dir, progress=step)
+        result = run(scenario, source_name=path.name, base_dir=base_dir, progress=step, store=store)
         started = time.perf_counter()
         summary = build_summary(result, scenario_file=path.name, reproducible=reproducible)
         verdict = check_expectations(summary, dict(scenario.expect), source=path.name)
@@ -167,7 +173,10 @@ def _console(summary: dict[str, Any], target: Path, *, reproducible: bool = Fals
 
 
 def execute(args: argparse.Namespace) -> int:
+    from lab.artifacts import open_store
+
     limit = memory_limit(args.max_memory)
+    store = open_store(args.cache_dir, enabled=not args.no_cache)
     with ProgressBar(sys.stderr, args.scenario.stem, enabled=False if args.quiet else None) as bar:
         bar.status("preparing world and models")
         summary, verdict, target = run_scenario(
@@ -179,6 +188,7 @@ def execute(args: argparse.Namespace) -> int:
             requests_parquet=args.requests_parquet,
             limit=limit,
             progress=bar,
+            store=store,
         )
     console = _console(summary, target, reproducible=args.reproducible)
     print(printable(str(target / "report.html") if args.quiet else console))
