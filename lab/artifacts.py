@@ -32,16 +32,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from lab.footprint import parse_size
 from replay.artifact_store import DEFAULT_MAX_BYTES, Artifact, ArtifactStore, entry_key
 from replay.errors import UserInputError
-from replay.synthetic import History, SyntheticWorld
-from replay.training import ModelSpec, TrainedModel
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the builders' types load with the first artifact (--help stays fast)
     from lab.scenario import Scenario
+    from replay.synthetic import History, SyntheticWorld
+    from replay.training import ModelSpec, TrainedModel
 
 __all__ = [
     "CACHE_ENV",
@@ -128,6 +126,10 @@ def world_artifact(world: SyntheticWorld, live: SyntheticWorld, history: History
 
 def world_from_artifact(artifact: Artifact) -> tuple[SyntheticWorld, SyntheticWorld, History]:
     """(world the history was drawn from, live world, history)."""
+    import numpy as np
+
+    from replay.synthetic import History, SyntheticWorld
+
     a = artifact.arrays
     signal = float(artifact.meta["signal"])
     world = SyntheticWorld(
@@ -155,6 +157,8 @@ def model_key(how: str, code: str, *, data: str, spec: ModelSpec | None = None, 
 
 
 def model_artifact(model: TrainedModel) -> Artifact:
+    import numpy as np
+
     return Artifact(
         {
             "user_factors": np.ascontiguousarray(model.user_factors),
@@ -170,6 +174,8 @@ def model_artifact(model: TrainedModel) -> Artifact:
 
 
 def model_from_artifact(artifact: Artifact) -> TrainedModel:
+    from replay.training import ModelSpec, TrainedModel
+
     a, meta = artifact.arrays, artifact.meta
     spec = ModelSpec(algorithm=meta["algorithm"], **meta["hyperparameters"])
     return TrainedModel(

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-
 from replay.errors import UserInputError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy loads when an estimate is made: refusals and --help stay fast
+    import numpy as np
+    import numpy.typing as npt
+
     from lab.scenario import Scenario
 
 __all__ = [
@@ -195,6 +195,8 @@ def _simpson(
     cells: int,
 ) -> float:
     """Composite Simpson rule of ``rate`` over ``[start, end]`` (``cells`` rounded up to even)."""
+    import numpy as np
+
     if end <= start:
         return 0.0
     cells += cells % 2
@@ -212,6 +214,8 @@ def expected_requests(scenario: Scenario) -> tuple[float, float]:
     between the rate's breakpoints; sessions cut off at the end of the run are not
     subtracted.  Candidate sessions = peak rate / mean requests per session x duration.
     """
+    import numpy as np
+
     traffic = scenario.traffic
     arrivals, duration = traffic.arrivals, traffic.duration
     if arrivals is None or duration is None:

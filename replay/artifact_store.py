@@ -37,10 +37,10 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy loads with the first entry read or written
+    import numpy.typing as npt
 
 __all__ = ["DEFAULT_MAX_BYTES", "Artifact", "ArtifactStore", "entry_key"]
 
@@ -112,6 +112,8 @@ class ArtifactStore:
 
     def load(self, kind: str, key: str) -> Artifact | None:
         """The entry, or None when absent or unreadable (an unreadable one is removed)."""
+        import numpy as np
+
         path = self.path(kind, key)
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -137,6 +139,8 @@ class ArtifactStore:
 
     def save(self, kind: str, key: str, artifact: Artifact) -> bool:
         """Write the entry atomically, then evict beyond ``max_bytes``; False if it could not."""
+        import numpy as np
+
         folder = self._folder(kind)
         if folder is None:
             return False
@@ -170,7 +174,9 @@ class ArtifactStore:
             yield
             return
         try:
-            fd = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            fd = os.open(
+                folder / f"{key}.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644
+            )
         except OSError:
             yield
             return
@@ -230,7 +236,11 @@ class ArtifactStore:
         entry another process is reading is safe (its open file stays readable).
         """
         try:
-            fd = os.open(self.root / ".evict.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            fd = os.open(
+                self.root / ".evict.lock",
+                os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                0o644,
+            )
         except OSError:
             return 0
         try:

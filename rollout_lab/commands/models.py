@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from replay.errors import UserInputError
 from rollout_lab.commands.common import EXIT_OK
 
@@ -25,6 +23,7 @@ def add_parser(sub: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    import numpy as np
     import scipy.sparse as sp
 
     from replay.registry import Registry, diff_versions

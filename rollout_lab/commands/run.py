@@ -75,12 +75,7 @@ def run_scenario(
     written until the run is computed; a SIGINT / SIGTERM (``RunInterrupted``) leaves the
     folder as it was, or marked ``INCOMPLETE`` if it arrives while the files are written.
     """
-    from lab.pipeline import run
     from lab.scenario import load_scenario
-    from reports.html import render_report
-    from reports.junit import junit_xml
-    from reports.summary import build_summary, dumps
-    from reports.verdict import check_expectations
 
     scenario = load_scenario(path, overrides)
     target = out if out is not None else Path("runs") / slug(scenario.name)
@@ -88,6 +83,12 @@ def run_scenario(
     base_dir = path.resolve().parent
     estimate = estimate_run(scenario, base_dir=base_dir, source=path.name)
     check_memory(estimate, limit or memory_limit(), source=path.name)
+    # The simulator and the report load only once every cheap check has passed.
+    from lab.pipeline import run
+    from reports.html import render_report
+    from reports.junit import junit_xml
+    from reports.summary import build_summary, dumps
+    from reports.verdict import check_expectations
 
     def step(done: int, total: int) -> None:
         raise_if_stopped()
