@@ -30,7 +30,7 @@ from lab.overrides import apply_override, dotted, parse_override
 from replay.errors import UserInputError
 from replay.log_formats import Columns, LogFormat, TimestampUnit
 from sim.durations import format_duration
-from sim.faults import FaultKind
+from sim.fault_kinds import FaultKind
 from sim.policies.settings import Rollout
 from sim.schema import (
     Duration,

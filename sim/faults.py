@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
 
 from sim.cache import LruCache
+from sim.fault_kinds import FAULT_KINDS, FaultKind
 from sim.router import BUCKETS, Routing
 from sim.servers import ServiceSampler
 
@@ -31,18 +32,6 @@ if TYPE_CHECKING:
     from sim.engine import VersionPlan
 
 __all__ = ["FAULT_KINDS", "FaultKind", "FaultState", "FaultWindow"]
-
-FaultKind = Literal[
-    "latency_spike", "error_burst", "replica_crash", "capacity_loss", "misroute", "cache_loss"
-]
-FAULT_KINDS: tuple[FaultKind, ...] = (
-    "latency_spike",
-    "error_burst",
-    "replica_crash",
-    "capacity_loss",
-    "misroute",
-    "cache_loss",
-)
 
 
 @dataclass(frozen=True, slots=True)
