@@ -2,8 +2,8 @@
 
 Three kinds of entry in a ``replay.artifact_store.ArtifactStore``, each keyed by exactly the
 inputs that determine it (plus ``code_fingerprint``: the source of every module that builds
-artifacts and the versions of the libraries they call, so changed code never reads an old
-entry):
+artifacts — the ``replay`` package and the assembly modules that call it — and the versions
+of the libraries they call, so changed code never reads an old entry):
 
     world   synthetic scenarios: the latent truth, the drifted live world and the history.
             Inputs: the scenario seed and every ``[traffic]`` setting the world and history
@@ -59,17 +59,26 @@ __all__ = [
 
 #: Libraries whose version changes what the builders produce.
 _LIBRARIES = ("numpy", "scipy", "implicit", "polars")
-#: Packages whose code builds artifacts (top to bottom: every module in them counts).
-_PACKAGES = ("replay", "lab")
+#: The code that builds artifacts: the data layer, and the assembly modules that draw
+#: worlds, build versions and score lists.  (A change anywhere else, e.g. in the simulator
+#: or the reports, leaves every entry valid.)
+_BUILDERS = (
+    "replay/*.py",
+    "lab/sources.py",
+    "lab/artifacts.py",
+    "lab/builder.py",
+    "lab/release_train.py",
+    "lab/list_store.py",
+    "lab/offpolicy_log.py",
+)
 
 
 def code_fingerprint() -> str:
     """sha256 of the builders' source files and the libraries' versions."""
     digest = hashlib.sha256(b"rollout-lab builders v1\0")
-    for package in _PACKAGES:
-        module = __import__(package)
-        folder = Path(module.__file__ or "").parent
-        for path in sorted(folder.glob("*.py")):
+    root = Path(__file__).resolve().parents[1]
+    for pattern in _BUILDERS:
+        for path in sorted(root.glob(pattern)):
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     for library in _LIBRARIES:
         try:

@@ -368,22 +368,34 @@ def log_partition(
             out[start : start + block] = np.log(logits.sum(axis=1, dtype=np.float64)) + top[:, 0]
         return out
     tail = _PartitionTail(item_factors, bias)
-    # Products in float32 (BLAS speed), sums of exponentials in float64.
+    # Products and exponentials in float32 (every term is below exp(signal |x| |y|), far
+    # from overflow), sums in float64.
     head_t = np.ascontiguousarray(item_factors[tail.head].T)
-    head_bias = bias[tail.head] - tail.top
+    head_bias = (bias[tail.head] - tail.top).astype(np.float32)
     reps_t = np.ascontiguousarray(item_factors[tail.representatives].T)
+    strata_mass = tail.strata_mass.astype(np.float32)
+    scale = np.float32(signal)
     for start in range(0, ids.size, block):
         rows = user_factors[ids[start : start + block]]
         x = rows.astype(np.float64)
-        head = np.exp(signal * (rows @ head_t) + head_bias).sum(axis=1)
+        head = rows @ head_t
+        head *= scale
+        head += head_bias
+        np.exp(head, out=head)
         quadratic = (
             tail.mass
             + signal * (x @ tail.first)
             + 0.5 * signal**2 * np.einsum("uf,fg,ug->u", x, tail.second, x)
         )
-        t = signal * (rows @ reps_t).astype(np.float64)
-        remainder = (np.expm1(t) - t - 0.5 * t * t) @ tail.strata_mass
-        out[start : start + block] = np.log(head + quadratic + remainder) + tail.top
+        t = rows @ reps_t
+        t *= scale
+        remainder = np.expm1(t)
+        remainder -= t
+        t *= t
+        t *= np.float32(0.5)
+        remainder -= t
+        total = head.sum(axis=1, dtype=np.float64) + quadratic + remainder @ strata_mass
+        out[start : start + block] = np.log(total) + tail.top
     return out
 
 
