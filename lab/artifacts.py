@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,7 +87,24 @@ def code_fingerprint() -> str:
         except importlib.metadata.PackageNotFoundError:
             version = "absent"
         digest.update(f"{library}=={version}\0".encode())
+    # BLAS picks kernels by CPU, and kernels round differently: a store shared between
+    # machines must not hand one CPU's factors to another.
+    digest.update(f"{platform.machine()} {_blas_kernels()}\0".encode())
     return digest.hexdigest()
+
+
+def _blas_kernels() -> str:
+    """The BLAS libraries loaded and the CPU architecture they chose (threadpoolctl)."""
+    import numpy  # noqa: F401  (loads the BLAS numpy uses)
+    from threadpoolctl import threadpool_info
+
+    return ";".join(
+        sorted(
+            f"{info.get('internal_api')}:{info.get('version')}:{info.get('architecture')}"
+            for info in threadpool_info()
+            if info.get("user_api") == "blas"
+        )
+    )
 
 
 def derived_key(*parts: Any) -> str:

@@ -3,20 +3,21 @@
 Scores are ``user_factors[u] @ item_factors.T`` in float32.  Two ways to find the best K,
 with the same result:
 
-* **dense** (catalogues up to ``prune_above`` items, 8,192 by default): every item is
+* **dense** (catalogues up to ``prune_above`` items, 2,048 by default): every item is
   scored, a block of users at a time so that memory stays bounded whatever the number of
   users (a block holds at most ``chunk_users`` users and at most 16 MiB of scores);
 * **pruned** (larger catalogues): items are visited in blocks by decreasing factor norm,
   and a user stops as soon as the Cauchy-Schwarz bound ``|x_u| |y_i|`` of every item left
   falls below their K-th score so far (with a 1e-4 relative margin for float32 rounding).
   Trained factors put most of the norm on few items, so a user typically scores 1-3 % of
-  a 100,000-item catalogue; the cost follows what the users need, not the catalogue.
+  a 100,000-item catalogue (and the first 1,024 items of a 5,000-item one); the cost
+  follows what the users need, not the catalogue.
 
 Items the user already consumed are set to ``-inf`` before selection; the top K of each
 block come from ``np.argpartition`` (linear time) and only those K are sorted.
 
 Same bits whatever the batch: products are always taken on tiles of 100 users (a short
-tile is padded with zero rows) against at least 4,096 items, where OpenBLAS's kernels do
+tile is padded with zero rows) against at least 1,024 items, where OpenBLAS's kernels do
 not depend on a row's or column's position (a single row would go through gemv, tiny
 products through small-matrix kernels, each rounding differently).  So a user's list never
 depends on which other users were scored with it, which is what lets lists be cached and
@@ -56,9 +57,9 @@ PAD_ITEM = -1
 _TILE = 100
 _BLOCK_BYTES = 16 * 2**20
 #: Catalogues above this size are searched by norm bound (``prune_above``).
-PRUNE_ABOVE = 8192
+PRUNE_ABOVE = 2048
 #: Item blocks of the pruned search: the first, and the widest (they double in between).
-_FIRST_BLOCK = 4096
+_FIRST_BLOCK = 1024
 _WIDEST_BLOCK = 65536
 #: Relative slack on the Cauchy-Schwarz bound: float32 dot products round by ~f * 6e-8.
 _BOUND_MARGIN = 1e-4
@@ -237,7 +238,7 @@ def _dense(
 
 
 def _block_edges(n_items: int) -> list[tuple[int, int]]:
-    """Item blocks of the pruned search: 4,096 wide, doubling to 65,536, none narrower."""
+    """Item blocks of the pruned search: 1,024 wide, doubling to 65,536, none narrower."""
     edges = [0]
     width = _FIRST_BLOCK
     while edges[-1] < n_items:
