@@ -7,8 +7,8 @@ of the libraries they call, so changed code never reads an old entry):
 
     world   synthetic scenarios: the latent truth, the drifted live world and the history.
             Inputs: the scenario seed and every ``[traffic]`` setting the world and history
-            are drawn from (users, items, latent factors, popularity skew, history length,
-            update window, events per user, new items, popularity drift).
+            are drawn from (users, items, latent factors, popularity skew, taste signal,
+            history length, update window, events per user, new items, popularity drift).
     model   a trained or updated version, before any injected fault.  Inputs: how it was
             built (train, warm start, fine-tune, retrain), its hyperparameters and seed, the
             key of the data it was fitted on and, for updates, its parent's key.  Data keys
@@ -126,6 +126,7 @@ def world_key(scenario: Scenario, code: str) -> str:
             "items": tr.items,
             "latent_factors": tr.latent_factors,
             "popularity_skew": tr.popularity_skew,
+            "taste_signal": tr.taste_signal,
             "history_s": tr.history,
             "update_window_s": tr.update_window,
             "history_events_per_user": tr.history_events_per_user,
