@@ -126,25 +126,27 @@ def memory_limit(option: str | None = None, environ: dict[str, str] | None = Non
 
 # --- resource estimate -------------------------------------------------------------------
 
-# Bytes per unit, measured as peak resident memory of whole runs (see tests/reliability):
-#: interpreter, numpy, polars, scipy, implicit, matplotlib and the report
+# Bytes per unit, fitted to the peak resident memory of whole runs of the scaling table
+# (bench/scale_bench.py: 10k x 2k to 1M x 100k; the estimate stays within 30 % of the peak):
+#: interpreter, numpy, polars, scipy, implicit, matplotlib and the report; the history
+#: sampler's blocks (at most 65,536 pool slots or 4 M scores at a time) fit in it too
 BASE_BYTES = 250e6
-#: one history block scores min(users, 2,048) users against every item: float32 logits,
-#: float64 Gumbel noise and its float32 copy, or the int64 argpartition of the logits
-BLOCK_USERS = 2048
-BYTES_PER_BLOCK_CELL = 16
-#: one history event: sampled ids, the polars event table, sorted copies, three CSR matrices
-BYTES_PER_HISTORY_EVENT = 80
-#: one request: the stream, routing buckets, records, the monitor, the per-request frame,
-#: the summary's columns and the report's aggregates
-BYTES_PER_REQUEST = 350
+#: one history event: its user, item and time, the train / update / all CSR matrices and
+#: the user and item arrays the run keeps
+BYTES_PER_HISTORY_EVENT = 48
+#: one request: the stream, routing buckets, records, the monitor and the per-request frame
+#: (about 250 B, kept), plus the summary's per-request columns while it is built (450 B)
+BYTES_PER_REQUEST = 700
 #: one candidate session drawn at the peak rate before thinning (start, uniform, accept)
 BYTES_PER_CANDIDATE_SESSION = 24
-#: per version and user x list slot: items int32, true relevance and scores float32, plus
-#: the scoring pass's own items and scores
-BYTES_PER_TABLE_CELL = 20
-#: per model, (users + items) x factors float32: the factors, their update copies
-BYTES_PER_FACTOR = 12
+#: per table (each version, the noise floor) and user x list slot: items int32, true
+#: relevance and scores float32, the stored list int32
+BYTES_PER_TABLE_CELL = 16
+#: per table and user: predicted click, readiness, the popular list's truth (amortised)
+BYTES_PER_TABLE_ROW = 10
+#: per model, (users + items) x factors float32, and the world's own per user and item
+BYTES_PER_FACTOR = 4
+BYTES_PER_WORLD_ROW = 72
 #: one row of a replayed log: raw text columns, normalized columns, the canonical table,
 #: training matrices, replayed requests and their records
 BYTES_PER_LOG_ROW = 400
@@ -300,19 +302,24 @@ def estimate_run(
     history events ~ U x min(history_events_per_user, I), R expected requests, C candidate
     sessions)::
 
-        base                                       BASE_BYTES
-        history sampling block  min(U, 2048) x I x BYTES_PER_BLOCK_CELL
-        history events          H x BYTES_PER_HISTORY_EVENT
-        model factors           sum over models (U + I) x F x BYTES_PER_FACTOR
-        top-K tables            (V + 1) x U x K x BYTES_PER_TABLE_CELL
-        requests                R x BYTES_PER_REQUEST + C x BYTES_PER_CANDIDATE_SESSION
+        base                                   BASE_BYTES
+        history events      H x BYTES_PER_HISTORY_EVENT
+        model factors       (U + I) x (sum over trained models F x BYTES_PER_FACTOR
+                                        + BYTES_PER_WORLD_ROW)
+        top-K tables        T x U x (K x BYTES_PER_TABLE_CELL + BYTES_PER_TABLE_ROW)
+        requests            R x BYTES_PER_REQUEST + C x BYTES_PER_CANDIDATE_SESSION
+
+    The noise floor (``metrics.noise_floor``) is one more trained model and one more table
+    (T = versions + 1 with it).  Nothing scales with users x items: the history sampler and
+    the top-K search work in blocks of bounded size.
 
     Replayed logs: rows (file size / mean line length of the first 64 kB, or the Parquet
     row count) x BYTES_PER_LOG_ROW.  Requests of a log are at most its rows.
     """
     tr = scenario.traffic
     parts = [Part("the interpreter and its libraries", BASE_BYTES)]
-    n_models = len(scenario.models)
+    floor = scenario.metrics.noise_floor
+    n_tables = len(scenario.models) + int(floor)
     k = scenario.users.list_size
     if tr.source == "log":
         path = _log_path(scenario, base_dir, source)
@@ -331,14 +338,11 @@ def estimate_run(
         users, items = tr.users, tr.items
         history = users * min(tr.history_events_per_user, items)
         requests, candidates = expected_requests(scenario)
-        factors = sum(model.factors for model in scenario.models.values())
+        models = scenario.models.values()
+        factors = sum(m.factors for m in models if m.update != "copy" or m.parent is None)
+        if floor:
+            factors += scenario.models[scenario.rollout.baseline].factors
         parts += [
-            Part(
-                "history sampling",
-                min(users, BLOCK_USERS) * items * BYTES_PER_BLOCK_CELL,
-                f"min(traffic.users, {BLOCK_USERS:,}) x traffic.items scores at a time",
-                "lower traffic.items",
-            ),
             Part(
                 "history events",
                 history * BYTES_PER_HISTORY_EVENT,
@@ -347,14 +351,14 @@ def estimate_run(
             ),
             Part(
                 "model factors",
-                (users + items) * factors * BYTES_PER_FACTOR,
-                "(traffic.users + traffic.items) x factors, per model",
-                "lower traffic.users or models.NAME.factors",
+                (users + items) * (factors * BYTES_PER_FACTOR + BYTES_PER_WORLD_ROW),
+                "(traffic.users + traffic.items) x factors, per trained model",
+                "lower traffic.users, traffic.items or models.NAME.factors",
             ),
             Part(
                 "top-K tables",
-                (n_models + 1) * users * k * BYTES_PER_TABLE_CELL,
-                f"traffic.users x users.list_size, {n_models + 1} tables",
+                n_tables * users * (k * BYTES_PER_TABLE_CELL + BYTES_PER_TABLE_ROW),
+                f"traffic.users x users.list_size, {n_tables} tables",
                 "lower traffic.users or users.list_size",
             ),
             Part(
