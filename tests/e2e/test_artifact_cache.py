@@ -37,7 +37,7 @@ def run(scenario: str, out: Path, *extra: str) -> bytes:
     ("scenario", "extra"),
     [
         ("quickstart.toml", []),
-        ("release_train.toml", ["--set", "release_train.every=4m"]),  # updates in the run
+        ("release_train.toml", ["--set", "release_train.every=3m"]),  # updates in the run
         ("noisy_candidate_quality_guardrails.toml", []),  # a fault drawn from a generator
     ],
 )
