@@ -28,7 +28,8 @@ from pydantic import (
 
 from lab.overrides import apply_override, dotted, parse_override
 from replay.errors import UserInputError
-from replay.log_formats import Columns, LogFormat, TimestampUnit
+from replay.log_columns import Columns
+from replay.log_formats import LogFormat, TimestampUnit
 from sim.durations import format_duration
 from sim.fault_kinds import FaultKind
 from sim.policies.settings import Rollout

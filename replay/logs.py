@@ -45,7 +45,8 @@ import polars as pl
 
 from replay.errors import InternalError, UserInputError, must_be
 from replay.events import EventTable
-from replay.log_formats import Columns, LogFormat, TimestampUnit
+from replay.log_columns import Columns
+from replay.log_formats import LogFormat, TimestampUnit
 from replay.sessions import gap_sessions, keyed_sessions
 from replay.validation import (
     SKIP_REASONS,
