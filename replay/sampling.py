@@ -27,6 +27,7 @@ time, whatever the number of users and items.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,7 @@ __all__ = [
     "EXACT_PARTITION_ITEMS",
     "MIN_POOL",
     "POOL_FACTOR",
+    "Affinities",
     "AliasTable",
     "log_partition",
     "pool_size",
@@ -137,6 +139,33 @@ class AliasTable:
         return np.where(keep, slot, np.take(self.alias, slot))
 
 
+class Affinities(Protocol):
+    """What the samplers read: ``a(u, i) = signal <x_u, y_i> + b_i`` and its proposal.
+
+    user_factors  float32 [n_users, f]
+    item_factors  float32 [n_items, f]
+    item_bias     float32 [n_items]
+    popularity    ``AliasTable`` of ``exp(item_bias)``
+
+    ``replay.synthetic.SyntheticWorld`` is one.
+    """
+
+    @property
+    def user_factors(self) -> FloatArray: ...
+
+    @property
+    def item_factors(self) -> FloatArray: ...
+
+    @property
+    def item_bias(self) -> FloatArray: ...
+
+    @property
+    def signal(self) -> float: ...
+
+    @property
+    def popularity(self) -> AliasTable: ...
+
+
 def pool_size(count: npt.ArrayLike) -> IntArray:
     """Proposal draws for a user who needs ``count`` items (0 for 0).
 
@@ -156,28 +185,22 @@ def _gumbel(shape: int | tuple[int, ...], rng: np.random.Generator) -> FloatArra
 
 
 def sample_distinct(
-    user_factors: FloatArray,
-    item_factors: FloatArray,
-    item_bias: FloatArray,
-    signal: float,
+    world: Affinities,
     counts: npt.ArrayLike,
     *,
-    proposal: AliasTable,
     rng: np.random.Generator,
     max_entries: int = _MAX_ENTRIES,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
     """``counts[u]`` distinct items for every user ``u``, ``P(i | u) ∝ exp(a(u, i))``.
 
-    user_factors  float32 [n_users, f]; item_factors float32 [n_items, f]; item_bias [n_items]
     counts        int [n_users], at most n_items each
-    proposal      ``AliasTable`` of ``exp(item_bias)``
 
     Returns ``(users, items)``, int32 [sum(counts)] each: the picks, grouped by user in an
     order fixed by the generator (pool-size groups, then user id), each user's picks in
     sampling order.
     """
     need = np.asarray(counts, dtype=np.int64)
-    n_items = item_factors.shape[0]
+    n_items = world.item_factors.shape[0]
     pools = pool_size(need)
     exact = (need > 0) & (pools >= n_items)
     users_out: list[npt.NDArray[np.int32]] = []
@@ -189,17 +212,13 @@ def sample_distinct(
         per_block = max(1, max_entries // int(size))
         for start in range(0, members.size, per_block):
             block = members[start : start + per_block]
-            users, items, missing = _pooled_block(
-                user_factors, item_factors, signal, block, need[block], int(size), proposal, rng
-            )
+            users, items, missing = _pooled_block(world, block, need[block], int(size), rng)
             users_out.append(users)
             items_out.append(items)
             short.append(missing)
     exact_users = np.sort(np.concatenate([np.flatnonzero(exact), *short]))
     for block in _blocks(exact_users, n_items, max(max_entries, _DENSE_ENTRIES)):
-        users, items = _exact_block(
-            user_factors, item_factors, item_bias, signal, block, need[block], rng
-        )
+        users, items = _exact_block(world, block, need[block], rng)
         users_out.append(users)
         items_out.append(items)
     if not users_out:
@@ -213,13 +232,10 @@ def _blocks(users: IntArray, n_items: int, max_entries: int) -> list[IntArray]:
 
 
 def _pooled_block(
-    user_factors: FloatArray,
-    item_factors: FloatArray,
-    signal: float,
+    world: Affinities,
     block: IntArray,
     need: IntArray,
     size: int,
-    proposal: AliasTable,
     rng: np.random.Generator,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], IntArray]:
     """Gumbel top-``need`` of one pool of ``size`` proposal draws per user of ``block``.
@@ -228,12 +244,13 @@ def _pooled_block(
     (they get no picks here).
     """
     n = block.size
-    pool = proposal.draw((n, size), rng=rng)
+    pool = world.popularity.draw((n, size), rng=rng)
     pool.sort(axis=1)
     # Every slot is scored (a batched product, cheaper than gathering distinct pairs); a
     # repeated item keeps its first slot, keyed with ln(multiplicity).
-    keys = np.matmul(np.take(item_factors, pool, axis=0), user_factors[block][:, :, None])[:, :, 0]
-    keys *= np.float32(signal)
+    gathered = np.take(world.item_factors, pool, axis=0)
+    keys = np.matmul(gathered, world.user_factors[block][:, :, None])[:, :, 0]
+    keys *= np.float32(world.signal)
     keys += _gumbel(keys.shape, rng)
     first = np.ones((n, size), dtype=bool)
     np.not_equal(pool[:, 1:], pool[:, :-1], out=first[:, 1:])
@@ -258,18 +275,15 @@ def _pooled_block(
 
 
 def _exact_block(
-    user_factors: FloatArray,
-    item_factors: FloatArray,
-    item_bias: FloatArray,
-    signal: float,
+    world: Affinities,
     block: IntArray,
     need: IntArray,
     rng: np.random.Generator,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
     """Exact Gumbel top-``need`` over the whole catalogue for each user of ``block``."""
-    logits = user_factors[block] @ item_factors.T
-    logits *= np.float32(signal)
-    logits += item_bias
+    logits = world.user_factors[block] @ world.item_factors.T
+    logits *= np.float32(world.signal)
+    logits += world.item_bias
     logits += _gumbel(logits.shape, rng)
     n_items = logits.shape[1]
     top = int(need.max())
@@ -286,12 +300,9 @@ def _exact_block(
 
 
 def sample_one(
-    user_factors: FloatArray,
-    item_factors: FloatArray,
-    signal: float,
+    world: Affinities,
     users: npt.ArrayLike,
     *,
-    proposal: AliasTable,
     rng: np.random.Generator,
     pool: int = ONE_POOL,
     max_entries: int = _MAX_ENTRIES,
@@ -306,10 +317,10 @@ def sample_one(
     per_block = max(1, max_entries // pool)
     for start in range(0, ids.size, per_block):
         block = ids[start : start + per_block]
-        candidates = proposal.draw((block.size, pool), rng=rng)
-        gathered = np.take(item_factors, candidates, axis=0)
-        score = np.matmul(gathered, user_factors[block][:, :, None])[:, :, 0]
-        score *= np.float32(signal)
+        candidates = world.popularity.draw((block.size, pool), rng=rng)
+        gathered = np.take(world.item_factors, candidates, axis=0)
+        score = np.matmul(gathered, world.user_factors[block][:, :, None])[:, :, 0]
+        score *= np.float32(world.signal)
         score += _gumbel(score.shape, rng)
         winner = score.argmax(axis=1)
         out[start : start + block.size] = candidates[np.arange(block.size), winner]
@@ -326,10 +337,7 @@ _PARTITION_SEED = 20_240_611
 
 
 def log_partition(
-    user_factors: FloatArray,
-    item_factors: FloatArray,
-    item_bias: FloatArray,
-    signal: float,
+    world: Affinities,
     users: npt.ArrayLike,
     *,
     block: int = 1024,
@@ -355,6 +363,8 @@ def log_partition(
     """
     ids = np.asarray(users, dtype=np.int64)
     out = np.empty(ids.size)
+    user_factors, item_factors, item_bias = world.user_factors, world.item_factors, world.item_bias
+    signal = world.signal
     bias = np.asarray(item_bias, dtype=np.float64)
     if bias.size <= EXACT_PARTITION_ITEMS:
         factors_t = np.ascontiguousarray(item_factors.T)

@@ -166,15 +166,7 @@ def generate_history(
     (cold-start items).
     """
     counts = np.minimum(rng.poisson(events_per_user * world.activity), world.n_items)
-    users, items = sample_distinct(
-        world.user_factors,
-        world.item_factors,
-        world.item_bias,
-        world.signal,
-        counts,
-        proposal=world.popularity,
-        rng=rng,
-    )
+    users, items = sample_distinct(world, counts, rng=rng)
     offsets_s = np.asarray(rng.uniform(-history_s, 0.0, users.shape[0]), dtype=np.float64)
     if new_items is not None and new_items.any():
         fresh = new_items[items]
@@ -194,14 +186,7 @@ def sample_consumption(
     the cost does not grow with the catalogue; this is the organic behaviour drift is
     measured on (what users want now, not what a model chose to show them).
     """
-    return sample_one(
-        world.user_factors,
-        world.item_factors,
-        world.signal,
-        users,
-        proposal=world.popularity,
-        rng=rng,
-    )
+    return sample_one(world, users, rng=rng)
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,9 +141,12 @@ def top_k(
     blank[blank] = ~model.user_factors[distinct[blank]].any(axis=1)
     known = np.flatnonzero(~novel & ~blank)
     if known.size:
-        search = _pruned if model.n_items > prune_above else _dense
-        found_items[known], found_scores[known] = search(
-            model, distinct[known], consumed, k, chunk_users
+        # Memory: the dense search holds chunk_users x n_items scores, the pruned one a
+        # 100-user tile against its widest block.
+        found_items[known], found_scores[known] = (
+            _pruned(model, distinct[known], consumed, k)
+            if model.n_items > prune_above
+            else _dense(model, distinct[known], consumed, k, chunk_users)
         )
     for rows, scores in ((np.flatnonzero(novel), None), (np.flatnonzero(blank), 0.0)):
         if rows.size:
@@ -250,14 +253,9 @@ def _block_edges(n_items: int) -> list[tuple[int, int]]:
 
 
 def _pruned(
-    model: TrainedModel,
-    users: npt.NDArray[np.int64],
-    consumed: sp.csr_matrix | None,
-    k: int,
-    chunk_users: int,
+    model: TrainedModel, users: npt.NDArray[np.int64], consumed: sp.csr_matrix | None, k: int
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
     """Items by decreasing norm, each user until no item left can beat their K-th score."""
-    del chunk_users  # memory is bounded by the 100-user tiles and the widest block
     factors = model.item_factors
     norms = np.sqrt(np.einsum("if,if->i", factors, factors, dtype=np.float64))
     order = np.argsort(-norms, kind="stable")

@@ -111,9 +111,7 @@ def next_item_probability(
     row_users = np.asarray(users, dtype=np.int64)
     row_lists = np.asarray(items, dtype=np.int32)
     distinct, user_of_row = np.unique(row_users, return_inverse=True)
-    log_z = log_partition(
-        world.user_factors, world.item_factors, world.item_bias, world.signal, distinct
-    )
+    log_z = log_partition(world, distinct)
     p = np.empty(row_lists.shape)
     for start in range(0, row_users.shape[0], _REQUEST_BLOCK):
         sl = slice(start, start + _REQUEST_BLOCK)
@@ -154,9 +152,7 @@ def exposure(
     ``hit`` the frame's ``hit`` column (int, -1 without truth) or None.
     """
     prepared = result.prepared
-    items = shown_lists(
-        user, served_by, [t.items for t in result.versions], prepared.popular.items
-    )
+    items = shown_lists(user, served_by, [t.items for t in result.versions], prepared.popular.items)
     live = prepared.source.live_world
     if live is not None:
         # A request's list is fixed by (served_by, user): score each such pair once.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -21,17 +23,29 @@ from replay.sampling import (
 F = 16
 
 
-def world(n_users: int, n_items: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+@dataclass(frozen=True)
+class World:
+    """The ``Affinities`` the samplers read, signal 2 (as ``replay.synthetic``'s default)."""
+
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    item_bias: np.ndarray
+    signal: float = 2.0
+
+    @property
+    def popularity(self) -> AliasTable:
+        return AliasTable.from_weights(
+            np.exp(self.item_bias.astype(np.float64) - self.item_bias.max())
+        )
+
+
+def world(n_users: int, n_items: int, seed: int = 0) -> World:
     """Factors and a Zipf(0.8) popularity bias shaped like ``replay.synthetic.make_world``."""
     rng = np.random.default_rng(seed)
     users = rng.normal(0, F**-0.5, (n_users, F)).astype(np.float32)
     items = rng.normal(0, F**-0.5, (n_items, F)).astype(np.float32)
     bias = (-0.8 * np.log(rng.permutation(n_items) + 1.0)).astype(np.float32)
-    return users, items, bias
-
-
-def proposal(bias: np.ndarray) -> AliasTable:
-    return AliasTable.from_weights(np.exp(bias.astype(np.float64) - bias.max()))
+    return World(users, items, bias)
 
 
 @settings(max_examples=200, deadline=None)
@@ -72,12 +86,10 @@ def test_pool_sizes_are_a_few_shared_shapes_at_least_six_times_the_need() -> Non
 
 
 def test_each_user_gets_exactly_their_count_of_distinct_items() -> None:
-    users, items, bias = world(3_000, 2_000)
+    w = world(3_000, 2_000)
     counts = np.random.default_rng(2).poisson(20, 3_000)
     counts[:5] = [0, 1, 2_000, 1_500, 400]  # none, one, all (exact path), most, a pool's worth
-    got_users, got_items = sample_distinct(
-        users, items, bias, 2.0, counts, proposal=proposal(bias), rng=np.random.default_rng(3)
-    )
+    got_users, got_items = sample_distinct(w, counts, rng=np.random.default_rng(3))
     assert np.array_equal(np.bincount(got_users, minlength=3_000), counts)
     pairs = got_users.astype(np.int64) * 2_000 + got_items
     assert np.unique(pairs).size == pairs.size
@@ -85,14 +97,10 @@ def test_each_user_gets_exactly_their_count_of_distinct_items() -> None:
 
 
 def test_same_generator_same_history() -> None:
-    users, items, bias = world(500, 3_000)
+    w = world(500, 3_000)
     counts = np.full(500, 15)
-    a = sample_distinct(
-        users, items, bias, 2.0, counts, proposal=proposal(bias), rng=np.random.default_rng(9)
-    )
-    b = sample_distinct(
-        users, items, bias, 2.0, counts, proposal=proposal(bias), rng=np.random.default_rng(9)
-    )
+    a = sample_distinct(w, counts, rng=np.random.default_rng(9))
+    b = sample_distinct(w, counts, rng=np.random.default_rng(9))
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
@@ -101,12 +109,13 @@ def test_pooled_picks_follow_preferences_and_popularity_like_the_exact_sampler(c
     """The picks' mean preference term (signal <x_u, y_i>) keeps at least 80 % of the exact
     sampler's tilt above the popularity prior, and their popularity matches it."""
     n_users, n_items = 3_000, 5_000
-    users, items, bias = world(n_users, n_items, seed=4)
+    w = world(n_users, n_items, seed=4)
+    users, items, bias = w.user_factors, w.item_factors, w.item_bias
     counts = np.full(n_users, count)
     rng = np.random.default_rng(5)
-    pooled = sample_distinct(users, items, bias, 2.0, counts, proposal=proposal(bias), rng=rng)
-    exact = _exact_block(users, items, bias, 2.0, np.arange(n_users), counts, rng)
-    prior = proposal(bias).draw(n_users * count, rng=rng)
+    pooled = sample_distinct(w, counts, rng=rng)
+    exact = _exact_block(w, np.arange(n_users), counts, rng)
+    prior = w.popularity.draw(n_users * count, rng=rng)
     prior_users = np.repeat(np.arange(n_users), count)
 
     def preference(u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -122,35 +131,28 @@ def test_pooled_picks_follow_preferences_and_popularity_like_the_exact_sampler(c
 
 
 def test_one_draw_follows_the_affinity_law_for_one_user() -> None:
-    users, items, bias = world(1, 300, seed=6)
-    affinity = 2.0 * (items @ users[0]) + bias
+    w = world(1, 300, seed=6)
+    affinity = 2.0 * (w.item_factors @ w.user_factors[0]) + w.item_bias
     law = np.exp(affinity - affinity.max())
     law /= law.sum()
-    draws = sample_one(
-        users,
-        items,
-        2.0,
-        np.zeros(100_000, np.int64),
-        proposal=proposal(bias),
-        rng=np.random.default_rng(7),
-    )
+    draws = sample_one(w, np.zeros(100_000, np.int64), rng=np.random.default_rng(7))
     frequencies = np.bincount(draws, minlength=300) / draws.size
     assert 0.5 * np.abs(frequencies - law).sum() < 0.05
 
 
 def test_log_partition_is_exact_on_small_catalogues() -> None:
-    users, items, bias = world(50, EXACT_PARTITION_ITEMS)
-    logits = 2.0 * (users.astype(np.float64) @ items.T.astype(np.float64)) + bias
-    expected = np.log(np.exp(logits).sum(axis=1))
-    assert np.allclose(log_partition(users, items, bias, 2.0, np.arange(50)), expected, atol=1e-4)
+    w = world(50, EXACT_PARTITION_ITEMS)
+    logits = 2.0 * (w.user_factors.astype(np.float64) @ w.item_factors.T.astype(np.float64))
+    expected = np.log(np.exp(logits + w.item_bias).sum(axis=1))
+    assert np.allclose(log_partition(w, np.arange(50)), expected, atol=1e-4)
 
 
 def test_log_partition_estimate_is_within_two_percent_on_large_catalogues() -> None:
-    users, items, bias = world(300, 40_000, seed=8)
-    logits = 2.0 * (users.astype(np.float64) @ items.T.astype(np.float64)) + bias
-    expected = np.log(np.exp(logits).sum(axis=1))
-    estimate = log_partition(users, items, bias, 2.0, np.arange(300))
+    w = world(300, 40_000, seed=8)
+    logits = 2.0 * (w.user_factors.astype(np.float64) @ w.item_factors.T.astype(np.float64))
+    expected = np.log(np.exp(logits + w.item_bias).sum(axis=1))
+    estimate = log_partition(w, np.arange(300))
     error = np.abs(estimate - expected)  # ~ relative error of Z
     assert error.max() < 0.02 and error.mean() < 0.004
-    again = log_partition(users, items, bias, 2.0, np.arange(300))
+    again = log_partition(w, np.arange(300))
     assert np.array_equal(estimate, again)
