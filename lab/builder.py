@@ -87,8 +87,9 @@ class VersionBuilder:
         model: TrainedModel,
         matrix: sp.csr_matrix,
     ) -> ListStore:
+        """The version's top-K list store, under its key when there is an artifact store."""
         key = lists_key(model_key, consumed, k, self.code) if self.store is not None else None
-        return ListStore(model, matrix, k, n_users, store=self.store, key=key)
+        return ListStore(model, matrix, k, n_users, store=self.store, key=key, threads=self.threads)
 
     def version(
         self,

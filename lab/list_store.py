@@ -26,7 +26,8 @@ class ListStore:
     """Top-K item ids (int32 [n_users, K], -1 pads) of ``model``, filtering ``consumed``.
 
     ``store`` and ``key`` (``lab.artifacts.lists_key``): where rows are loaded from and saved
-    to; without them rows live in memory only.
+    to; without them rows live in memory only.  ``threads``: how many shares of a batch are
+    scored at once (``replay.topk.top_k``; the same rows whatever the number).
     """
 
     def __init__(
@@ -38,12 +39,14 @@ class ListStore:
         *,
         store: ArtifactStore | None = None,
         key: str | None = None,
+        threads: int = 1,
     ) -> None:
         self.model = model
         self.k = k
         self._consumed = consumed
         self._store = store if key is not None else None
         self._key = key
+        self.threads = threads
         self.items = np.full((n_users, k), -1, np.int32)
         self.ready = np.zeros(n_users, bool)
         self.scored = 0  # rows computed here since loading
@@ -55,7 +58,8 @@ class ListStore:
         todo = np.unique(users[~self.ready[users]])
         if todo.size:
             started = time.perf_counter()
-            self.items[todo] = top_k(self.model, todo, self._consumed, self.k).items
+            found = top_k(self.model, todo, self._consumed, self.k, threads=self.threads)
+            self.items[todo] = found.items
             self.scoring_s += time.perf_counter() - started
             self.ready[todo] = True
             self.scored += int(todo.size)

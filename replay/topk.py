@@ -39,7 +39,8 @@ are flagged in ``TopK.unknown``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,7 @@ def top_k(
     filter_consumed: bool = True,
     chunk_users: int = 4096,
     prune_above: int = PRUNE_ABOVE,
+    threads: int = 1,
 ) -> TopK:
     """Top ``k`` items for each of ``users`` under ``model``.
 
@@ -107,6 +109,8 @@ def top_k(
     chunk_users  dense search: at most this many users scored per block; blocks are also
                  capped at 16 MiB of scores and rounded down to whole 100-user tiles
     prune_above  catalogues with more items are searched by norm bound (same result)
+    threads      score this many shares of the users at once (BLAS and the selection release
+                 the GIL); rows do not depend on their batch, so neither does the result
     """
     source = "top_k"
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -141,13 +145,15 @@ def top_k(
     blank[blank] = ~model.user_factors[distinct[blank]].any(axis=1)
     known = np.flatnonzero(~novel & ~blank)
     if known.size:
-        # Memory: the dense search holds chunk_users x n_items scores, the pruned one a
-        # 100-user tile against its widest block.
-        found_items[known], found_scores[known] = (
-            _pruned(model, distinct[known], consumed, k)
-            if model.n_items > prune_above
-            else _dense(model, distinct[known], consumed, k, chunk_users)
-        )
+
+        def search(part: npt.NDArray[np.int64]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+            # Memory: the dense search holds chunk_users x n_items scores, the pruned one a
+            # 100-user tile against its widest block (per thread).
+            if model.n_items > prune_above:
+                return _pruned(model, part, consumed, k)
+            return _dense(model, part, consumed, k, chunk_users)
+
+        found_items[known], found_scores[known] = _in_shares(search, distinct[known], threads)
     for rows, scores in ((np.flatnonzero(novel), None), (np.flatnonzero(blank), 0.0)):
         if rows.size:
             found_items[rows], found_scores[rows] = _in_order(
@@ -156,6 +162,24 @@ def top_k(
     items_out[:] = found_items[row_of]
     scores_out[:] = found_scores[row_of]
     return TopK(items_out, scores_out, unknown)
+
+
+def _in_shares(
+    search: Callable[[npt.NDArray[np.int64]], tuple[npt.NDArray[Any], npt.NDArray[Any]]],
+    users: npt.NDArray[np.int64],
+    threads: int,
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """``search(users)``, cut into ``threads`` shares of whole tiles searched at once."""
+    per_share = -(-users.size // max(1, threads) // _TILE) * _TILE
+    if threads <= 1 or users.size < 2 * _TILE * 10:
+        return search(users)
+    shares = [users[i : i + per_share] for i in range(0, users.size, per_share)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        found = list(pool.map(search, shares))
+    return (
+        np.concatenate([items for items, _ in found]),
+        np.concatenate([scores for _, scores in found]),
+    )
 
 
 def _score_tiles(

@@ -213,3 +213,19 @@ def test_users_with_zero_factors_get_the_lowest_ids_left() -> None:
     result = top_k(model, np.array([0, 1]), consumed, 3)
     assert result.items.tolist() == [[1, 3, 4], [0, 1, 2]]
     assert result.scores.tolist() == [[0.0] * 3] * 2
+
+
+@pytest.mark.parametrize("prune_above", [1_000, 10**9])
+def test_threads_give_the_same_lists(
+    large: tuple[TrainedModel, sp.csr_matrix], prune_above: int
+) -> None:
+    base, wide = large
+    # 2,400 users (six noisy copies of the 400): enough for the work to be cut in shares.
+    noise = np.random.default_rng(5).normal(0, 0.01, (2_400, base.user_factors.shape[1]))
+    users = np.tile(base.user_factors, (6, 1)) + noise.astype(np.float32)
+    model = TrainedModel(base.spec, users, base.item_factors, base.item_popularity)
+    consumed = sp.vstack([wide] * 6).tocsr()
+    everyone = np.arange(2_400)
+    one = top_k(model, everyone, consumed, 10, prune_above=prune_above)
+    two = top_k(model, everyone, consumed, 10, prune_above=prune_above, threads=2)
+    assert np.array_equal(one.items, two.items) and np.array_equal(one.scores, two.scores)
