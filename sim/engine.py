@@ -2,13 +2,16 @@
 
 Per request the engine does as little as possible (DESIGN section 2):
 
-* arrivals come from one generator process that sleeps until the next logged/synthetic
-  arrival; routing is one comparison of a precomputed bucket with the current threshold;
+* arrivals come from one generator process; when nothing else is due before the next
+  arrival, the clock moves straight to it (no event at all), otherwise the process sleeps
+  until then; routing is one comparison of a precomputed bucket with the current threshold;
 * a cache hit is handled inline in that loop — no process, no event;
-* a miss becomes a request on the version's ``simpy.Resource`` (replicas x concurrency).  It is
-  driven by callbacks rather than a process per request: a granted request schedules one
-  timeout for its service time; a queued one also arms a deadline timer that cancels it if
-  the client's timeout passes first (the server never works on an abandoned request);
+* a miss becomes a request on the version's servers (``sim.servers.ServerPool``, replicas x
+  concurrency, admitting exactly as ``simpy.Resource`` does, without a request and a release
+  event per request).  It is driven by callbacks rather than a process per request: a
+  request let in schedules one timeout for its service time; a queued one also arms a
+  deadline timer that withdraws it if the client's timeout passes first (the server never
+  works on an abandoned request);
 * a request whose service would end after the client's deadline keeps the server busy for
   the whole service time (the work is wasted) while the client falls back at the deadline.
 
@@ -20,10 +23,11 @@ is dropped.  Every arrival ends as exactly one of served / fallback / dropped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import simpy
@@ -45,7 +49,7 @@ from sim.records import (
     Records,
 )
 from sim.router import Routing, route
-from sim.servers import ServiceSampler, ServiceTime
+from sim.servers import ServerPool, ServiceSampler, ServiceTime
 
 __all__ = ["Attempt", "CachePlan", "Controller", "EnginePlan", "VersionPlan", "simulate"]
 
@@ -118,18 +122,58 @@ class Controller(Protocol):
         ...
 
 
-class Attempt(NamedTuple):
+class Attempt:
     """One try of one request on one version's servers (a fallback makes another)."""
 
-    i: int  # the request's row in the records
-    version: int
-    t_arrival: float  # when the user asked (latency counts from here)
-    t_start: float  # when this try began (its timeout counts from here)
-    deadline: float
-    chain_pos: int  # 0 for the first try, k after k fallback steps
-    user: int
-    shadow: bool  # a mirrored copy: recorded apart, never shown
-    request: simpy.resources.resource.Request
+    __slots__ = (
+        "chain_pos",
+        "deadline",
+        "granted",
+        "i",
+        "shadow",
+        "t_arrival",
+        "t_start",
+        "user",
+        "version",
+    )
+
+    def __init__(
+        self,
+        i: int,
+        version: int,
+        t_arrival: float,
+        t_start: float,
+        deadline: float,
+        chain_pos: int,
+        user: int,
+        shadow: bool,
+    ) -> None:
+        self.i = i  # the request's row in the records
+        self.version = version
+        self.t_arrival = t_arrival  # when the user asked (latency counts from here)
+        self.t_start = t_start  # when this try began (its timeout counts from here)
+        self.deadline = deadline
+        self.chain_pos = chain_pos  # 0 for the first try, k after k fallback steps
+        self.user = user
+        self.shadow = shadow  # a mirrored copy: recorded apart, never shown
+        self.granted = False  # let in by the servers (in service, or done)
+
+
+class _Clock(simpy.Environment):
+    """SimPy's environment, whose clock may also move to a time before anything is due.
+
+    ``advance_to(t)`` is what ``yield env.timeout(t - now)`` does when no event is scheduled
+    before or at ``t`` (the timeout would be the next event): the same order of everything,
+    without creating, scheduling and processing an event.
+    """
+
+    def due(self) -> float:
+        """When the next scheduled event is due (infinity when nothing is)."""
+        queue = self._queue
+        return queue[0][0] if queue else math.inf
+
+    def advance_to(self, t: float) -> None:
+        self._now = t
 
 
 @dataclass(slots=True)
@@ -153,7 +197,7 @@ def simulate(
 
     ``progress(done, total)`` is called after every block of arrivals (for a progress bar).
     """
-    env = simpy.Environment()
+    env = _Clock()
     n = int(plan.t_s.shape[0])
     if records.n != n:
         raise ValueError(f"records hold {records.n} slots for {n} requests")
@@ -170,7 +214,8 @@ def simulate(
         ServiceSampler(v.service, rng=s, cold_factor=v.cold_factor, cold_length_s=v.cold_length_s)
         for v, s in zip(versions, streams[len(versions) :], strict=True)
     ]
-    servers = [simpy.Resource(env, capacity=v.capacity) for v in versions]
+    # Filled in below, once ``start_service`` exists (a pool starts what it lets in).
+    servers: list[ServerPool] = []
     cache_plan = plan.cache
     cache = LruCache(cache_plan.capacity, cache_plan.ttl_s) if cache_plan.enabled else None
     versioned = cache_plan.invalidation == "versioned_keys"
@@ -196,10 +241,6 @@ def simulate(
     rec_shadow = records.shadow
     rec_shadow_result = records.shadow_result
     rec_shadow_latency = records.shadow_latency_ms
-
-    faults = FaultState(
-        plan.faults, servers, versions, [samplers, shadow_samplers], rng_faults, routing, cache
-    )
 
     def cache_key(version: int, user: int) -> int:
         return version * n_users + user if versioned else user
@@ -268,28 +309,23 @@ def simulate(
             else:
                 fail(i, version, t_arrival, chain_pos, user, SERVER_ERROR)
             return
-        if queue_limit and len(server.queue) >= queue_limit:
+        if queue_limit and len(server.waiting) >= queue_limit:
             if shadow:
                 rec_shadow_result[i] = DROPPED
             else:
                 fail(i, version, t_arrival, chain_pos, user, QUEUE_FULL)
             return
-        request = server.request()
         deadline = t_start + timeout_s
-        attempt = Attempt(
-            i, version, t_arrival, t_start, deadline, chain_pos, user, shadow, request
-        )
-        if request.triggered:
-            start_service(attempt)
-        else:
-            request.callbacks.append(partial(_drop_event, start_service, attempt))
+        attempt = Attempt(i, version, t_arrival, t_start, deadline, chain_pos, user, shadow)
+        server.request(attempt)  # starts it now if let in
+        if not attempt.granted:
             timer = env.timeout(deadline - env.now)
             timer.callbacks.append(partial(_drop_event, queue_deadline, attempt))
 
     def queue_deadline(attempt: Attempt) -> None:
-        if attempt.request.triggered:
-            return  # granted before the deadline: service is under way
-        attempt.request.cancel()
+        if attempt.granted:
+            return  # let in before the deadline: service is under way
+        servers[attempt.version].cancel(attempt)
         i = attempt.i
         if attempt.shadow:
             rec_shadow_result[i] = DROPPED
@@ -311,12 +347,12 @@ def simulate(
             done.callbacks.append(lambda _ev: complete(attempt, server))
         else:
             # The client gives up at its deadline; the server still works the whole time.
-            done.callbacks.append(partial(_release, server, attempt.request))
+            done.callbacks.append(partial(_release, server))
             late = env.timeout(attempt.deadline - now)
             late.callbacks.append(lambda _ev: give_up(attempt))
 
-    def complete(attempt: Attempt, server: simpy.Resource) -> None:
-        server.release(attempt.request)
+    def complete(attempt: Attempt, server: ServerPool) -> None:
+        server.release()
         if attempt.shadow:
             rec_shadow_result[attempt.i] = SERVED
             rec_shadow_latency[attempt.i] = (env.now - attempt.t_start) * 1000.0
@@ -339,10 +375,17 @@ def simulate(
                 TIMEOUT,
             )
 
+    servers.extend(ServerPool(v.capacity, start_service) for v in versions)
+    faults = FaultState(
+        plan.faults, servers, versions, [samplers, shadow_samplers], rng_faults, routing, cache
+    )
+
     # --- processes ------------------------------------------------------------------------
 
     def arrivals() -> Generator[simpy.Event, Any, None]:
         timeout = env.timeout
+        due = env.due
+        advance_to = env.advance_to
         lookup = cache.lookup if cache is not None else None
         stats = cache.stats if cache is not None else None
         for lo in range(0, n, _CHUNK):
@@ -358,7 +401,10 @@ def simulate(
             for j, t in enumerate(times):
                 now = env.now
                 if t > now:
-                    yield timeout(t - now)
+                    if t < due():
+                        advance_to(t)  # nothing happens before it: no event needed
+                    else:
+                        yield timeout(t - now)
                     now = env.now
                 i = lo + j
                 user = users[j]
@@ -417,10 +463,8 @@ def simulate(
     return outcome
 
 
-def _release(
-    server: simpy.Resource, request: simpy.resources.resource.Request, _event: Any
-) -> None:
-    server.release(request)
+def _release(server: ServerPool, _event: Any) -> None:
+    server.release()
 
 
 def _drop_event(action: Callable[[Attempt], None], attempt: Attempt, _event: Any) -> None:

@@ -26,7 +26,7 @@ import simpy
 from sim.cache import LruCache
 from sim.fault_kinds import FAULT_KINDS, FaultKind
 from sim.router import BUCKETS, Routing
-from sim.servers import ServiceSampler
+from sim.servers import ServerPool, ServiceSampler
 
 if TYPE_CHECKING:
     from sim.engine import VersionPlan
@@ -53,7 +53,7 @@ class FaultState:
     def __init__(
         self,
         faults: tuple[FaultWindow, ...],
-        servers: list[simpy.Resource],
+        servers: list[ServerPool],
         versions: Sequence[VersionPlan],
         samplers: list[list[ServiceSampler]],
         rng: np.random.Generator,
@@ -110,7 +110,7 @@ class FaultState:
             else:
                 left = max(0, round(plan.capacity * fault.fraction))
             # Capacity 0 is a version with every replica down: requests queue until timeout.
-            _set_capacity(self.servers[v], left if on else plan.capacity)
+            self.servers[v].set_capacity(left if on else plan.capacity)
         elif fault.kind == "misroute":
             self.routing.set_misroute(round(fault.fraction * BUCKETS) if on else 0)
         elif fault.kind == "cache_loss" and self.cache is not None:
@@ -118,11 +118,3 @@ class FaultState:
                 self.cache.lose_share(fault.fraction)
             else:
                 self.cache.restore_capacity()
-
-
-def _set_capacity(server: simpy.Resource, capacity: int) -> None:
-    """Change a resource's capacity mid-run; running requests finish, queued ones wait for room."""
-    server._capacity = (
-        capacity  # SimPy exposes capacity read-only; the slot is the source of truth.
-    )
-    server._trigger_put(None)
