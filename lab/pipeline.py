@@ -530,7 +530,7 @@ def simulate_prepared(
         if later
         else None
     )
-    analyst = Analyst(rollout, monitor)
+    analyst = Analyst(rollout, monitor, horizon_s=tr.duration)
     controller = RolloutController(
         rollout,
         analyst,
