@@ -349,9 +349,17 @@ class Monitor:
         known = np.isfinite(values)
         return self._clustered(rows[known], values[known])
 
-    def window_latencies(self, version: int, *, shadow: bool = False) -> np.ndarray:
-        """Latencies (ms) of the window's requests on ``version`` (or of its mirrored copies)."""
+    def window_latencies(
+        self, version: int, *, shadow: bool = False, model: bool = False
+    ) -> np.ndarray:
+        """Latencies (ms) of the window's requests on ``version`` (or of its mirrored copies).
+
+        ``model``: only the requests the version's model answered (``Records.model_answered``);
+        every mirrored copy is one.
+        """
         rows = self._window_rows(version, shadow=shadow)
+        if model and not shadow:
+            rows = rows[self.records.model_answered(rows)]
         column = self.records.shadow_latency_ms if shadow else self.records.latency_ms
         latencies: np.ndarray = column[rows]
         return latencies

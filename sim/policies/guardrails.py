@@ -8,7 +8,8 @@ window's metric lies beyond it (``sim.bounds``), never on the point estimate alo
 =================================  =======================================================
 metric                             evidence
 =================================  =======================================================
-latency_ms.p50 / p95 / p99         order-statistic bounds on the quantile (distribution-free);
+latency_ms.p50 / p95 / p99,        order-statistic bounds on the quantile (distribution-free);
+model_latency_ms.p50 / p95 / p99
                                    relative: candidate's bound over the baseline's opposite
                                    bound, each at half the level
 timeout, error, fallback, abandon, rates clustered by sticky unit (delta method); relative:
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -51,11 +52,14 @@ from sim.bounds import (
 from sim.monitor import LIST_MEANS, RATE_METRICS
 from sim.policies.settings import Guardrail, Rollout
 from sim.stats import ArmStats
+from sim.wording import guardrail_breach
 
 __all__ = ["QUANTILES", "GuardrailBudget", "GuardrailJudge", "WindowEvidence", "bound_count"]
 
-#: Latency metrics and the quantile each one is.
-QUANTILES = {"latency_ms.p50": 0.50, "latency_ms.p95": 0.95, "latency_ms.p99": 0.99}
+#: Latency metrics and the quantile each one is (``model_``: the model's own answers only).
+QUANTILES = {
+    f"{kind}.p{q}": q / 100 for kind in ("latency_ms", "model_latency_ms") for q in (50, 95, 99)
+}
 #: What mirrored copies measure: their latency, and how many of them were dropped.
 _ON_SHADOW = frozenset({*QUANTILES, "timeout_rate", "error_rate"})
 _BOUND_FIELDS = ("min", "max", "min_relative_to_baseline", "max_relative_to_baseline")
@@ -64,7 +68,9 @@ _BOUND_FIELDS = ("min", "max", "min_relative_to_baseline", "max_relative_to_base
 class WindowEvidence(Protocol):
     """The last settled window, request by request (``sim.monitor.Monitor`` provides it)."""
 
-    def window_latencies(self, version: int, *, shadow: bool = False) -> np.ndarray: ...
+    def window_latencies(
+        self, version: int, *, shadow: bool = False, model: bool = False
+    ) -> np.ndarray: ...
 
     def clustered_window_rate(
         self, version: int, metric: str, *, shadow: bool = False
@@ -135,9 +141,9 @@ class GuardrailJudge:
             numbers[f"{key}.lower"] = value.lower
             numbers[f"{key}.upper"] = value.upper
             if guard.max is not None and value.lower > guard.max:
-                return _beyond(label, value, "max", guard.max, relative=False)
+                return _breach(label, value, "max", guard.max, relative=False)
             if guard.min is not None and value.upper < guard.min:
-                return _beyond(label, value, "min", guard.min, relative=False)
+                return _breach(label, value, "min", guard.min, relative=False)
         if guard.min_relative_to_baseline is None and guard.max_relative_to_baseline is None:
             return ""
         change = self._relative(metric, baseline, candidate, shadow, alpha)
@@ -145,9 +151,9 @@ class GuardrailJudge:
         numbers[f"{key}.relative.upper"] = change.upper
         top, bottom = guard.max_relative_to_baseline, guard.min_relative_to_baseline
         if top is not None and change.lower > top:
-            return _beyond(f"{label} vs baseline", change, "max", top, relative=True)
+            return _breach(f"{label} vs baseline", change, "max", top, relative=True)
         if bottom is not None and change.upper < bottom:
-            return _beyond(f"{label} vs baseline", change, "min", bottom, relative=True)
+            return _breach(f"{label} vs baseline", change, "min", bottom, relative=True)
         return ""
 
     def _stats(self, metric: str, version: int, shadow: bool) -> ArmStats:
@@ -158,7 +164,9 @@ class GuardrailJudge:
     def _absolute(self, metric: str, version: int, shadow: bool, alpha: float) -> Bounds:
         monitor = self.monitor
         if metric in QUANTILES:
-            latencies = monitor.window_latencies(version, shadow=shadow)
+            latencies = monitor.window_latencies(
+                version, shadow=shadow, model=metric.startswith("model_")
+            )
             return quantile_bounds(latencies, QUANTILES[metric], alpha)
         if metric == "ece":
             return calibration_error_bounds(*monitor.window_predictions(version), alpha)
@@ -177,18 +185,15 @@ class GuardrailJudge:
         return ratio_bounds(treatment, self._absolute(metric, baseline, False, alpha / 2))
 
 
-def _beyond(label: str, value: Bounds, side: str, limit: float, *, relative: bool) -> str:
-    """One line for the decision trace: the estimate, the limit, and the bound beyond it."""
-
-    def shown(x: float) -> str:
-        return f"{x:+.1%}" if relative else f"{x:.4g}"
-
-    limit_text = f"{limit:+.1%}" if relative else f"{limit:g}"
-    if side == "max":
-        sign, which, bound = ">", "lower", value.lower
-    else:
-        sign, which, bound = "<", "upper", value.upper
-    return (
-        f"{label} {shown(value.estimate)} {sign} {side} {limit_text} "
-        f"({which} confidence bound {shown(bound)} at alpha {value.alpha:.2g})"
+def _breach(
+    label: str, value: Bounds, side: Literal["min", "max"], limit: float, *, relative: bool
+) -> str:
+    return guardrail_breach(
+        label,
+        estimate=value.estimate,
+        side=side,
+        limit=limit,
+        bound=value.lower if side == "max" else value.upper,
+        alpha=value.alpha,
+        relative=relative,
     )

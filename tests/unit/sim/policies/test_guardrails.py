@@ -25,13 +25,18 @@ class Window:
     """Per version: latencies (ms), per-unit (requests, events) of each rate, list values."""
 
     latencies: dict[int, np.ndarray] = field(default_factory=dict)
+    model_latencies: dict[int, np.ndarray] = field(default_factory=dict)
     shadow_latencies: dict[int, np.ndarray] = field(default_factory=dict)
     rates: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     means: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
     predictions: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
-    def window_latencies(self, version: int, *, shadow: bool = False) -> np.ndarray:
-        return (self.shadow_latencies if shadow else self.latencies)[version]
+    def window_latencies(
+        self, version: int, *, shadow: bool = False, model: bool = False
+    ) -> np.ndarray:
+        if shadow:
+            return self.shadow_latencies[version]
+        return (self.model_latencies if model else self.latencies)[version]
 
     def clustered_window_rate(self, version: int, metric: str, *, shadow: bool = False) -> ArmStats:
         n_u, x_u = self.rates[(version, metric)]
@@ -87,6 +92,16 @@ def test_a_slow_candidate_breaches_its_p99_max_with_the_bound_in_the_reason() ->
         f"latency_ms.p99 {estimate:.4g} > max 120 "
         f"(lower confidence bound {lower:.4g} at alpha 0.01)"
     )
+
+
+def test_model_latency_is_judged_on_the_requests_the_model_answered() -> None:
+    # Cache hits (1 ms) hide a slow model from the end-to-end p99, not from the model's own.
+    hits = np.full(3000, 1.0)
+    model = _lognormal(300, 200.0, seed=8)
+    window = Window(latencies={CAND: np.concatenate([hits, model])}, model_latencies={CAND: model})
+    assert _judge(window, Guardrail(metric="latency_ms.p99", max=1000))[0] == ""
+    reason, _ = _judge(window, Guardrail(metric="model_latency_ms.p99", max=300))
+    assert reason.startswith("model_latency_ms.p99 ")
 
 
 def test_relative_latency_compares_the_candidates_lower_bound_with_the_baselines_upper() -> None:
