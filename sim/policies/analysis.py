@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from sim.monitor import RATE_METRICS, Monitor, WindowStats
 from sim.policies.decisions import Verdict
+from sim.policies.measurements import Measurement, MeasurementRequest
 from sim.policies.settings import Guardrail, Rollout
 from sim.router import drain_deadlines
 from sim.stats import SequentialTest, guardrail_worse, mixing_variance_for_mde, srm_check
@@ -45,6 +46,8 @@ class Arms:
     weight: float  # percent of eligible units on the candidate
     weight_changed_s: float  # when the weight last changed
     check_srm: bool  # the policy keeps a fixed split the SRM check can test
+    #: Measurements the policy asks for (analysis runs, metric checks); none: judge the window.
+    measure: tuple[MeasurementRequest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,8 @@ class AnalysisResult:
     verdict: Verdict | None
     reason: str
     numbers: dict[str, float] = field(default_factory=dict)
+    #: One per requested measurement (``Arms.measure``), in request order.
+    measurements: tuple[Measurement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
