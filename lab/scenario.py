@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from lab.manifests.checks import check_rollout
+from lab.manifests.loading import apply_manifest
 from lab.overrides import apply_override, dotted, parse_override
 from replay.errors import UserInputError
 from replay.log_formats import Columns, LogFormat, TimestampUnit
@@ -413,16 +415,10 @@ class Scenario(Table):
                     "must be 'fine_tune' or 'retrain' for a non-ALS model (warm start needs ALS)",
                     model.update,
                 )
-        if self.rollout.policy == "staged" and not self.rollout.steps:
-            raise Inconsistent(
-                ("rollout", "steps"), "must be a non-empty list for policy 'staged'", []
-            )
-        if self.rollout.policy != "staged" and self.rollout.steps:
-            raise Inconsistent(
-                ("rollout", "steps"),
-                f"must be empty unless policy = 'staged' (policy is {self.rollout.policy!r})",
-                "[...]",
-            )
+        try:
+            check_rollout(self.rollout)
+        except Inconsistent as error:
+            raise Inconsistent(("rollout", *error.loc), error.expectation, error.value) from None
         if (self.rollout.gate or self.rollout.guardrails) and self.rollout.analysis is None:
             raise Inconsistent(
                 ("rollout", "analysis"),
@@ -642,12 +638,18 @@ def _describe(error: Any, source: str, data: Any) -> str:
 
 
 def parse_scenario(
-    data: dict[str, Any], *, source: str = "<scenario>", overrides: Sequence[str] = ()
+    data: dict[str, Any],
+    *,
+    source: str = "<scenario>",
+    overrides: Sequence[str] = (),
+    base_dir: Path | None = None,
 ) -> Scenario:
-    """Validate a raw TOML table (after ``--set`` overrides) into a ``Scenario``."""
+    """Validate a raw TOML table (after ``--set`` overrides, with ``rollout.manifest`` read
+    from ``base_dir``, the scenario's folder) into a ``Scenario``."""
     for text in overrides:
         path, value = parse_override(text)
         apply_override(data, path, value, source=source)
+    data = apply_manifest(data, base_dir=base_dir or Path.cwd(), source=source)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
@@ -679,4 +681,4 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
                 "number too long)"
             ) from None
         raise UserInputError(f"{source}: not valid TOML: {exc}") from None
-    return parse_scenario(data, source=source, overrides=overrides)
+    return parse_scenario(data, source=source, overrides=overrides, base_dir=file.parent)

@@ -359,9 +359,7 @@ def _call(name: Name, args: tuple[Expr, ...]) -> Call:
     arity = _ARITY.get(name.name)
     if arity is None:
         known = ", ".join(sorted(_ARITY))
-        raise ExpressionSyntaxError(
-            f"unknown function {name.name!r} (known: {known})", name.column
-        )
+        raise ExpressionSyntaxError(f"unknown function {name.name!r} (known: {known})", name.column)
     if len(args) not in arity:
         expected = " or ".join(str(n) for n in sorted(arity))
         raise ExpressionSyntaxError(
@@ -495,9 +493,7 @@ def _index(target: Any, index: Any) -> Any:
             raise ExpressionEvaluationError(f"index must be an integer, got {_type(index)}")
         position = index + len(target) if index < 0 else index
         if not 0 <= position < len(target):
-            raise ExpressionEvaluationError(
-                f"index out of range: {index} (length {len(target)})"
-            )
+            raise ExpressionEvaluationError(f"index out of range: {index} (length {len(target)})")
         return target[position]
     raise ExpressionEvaluationError(f"cannot index {_type(target)}")
 

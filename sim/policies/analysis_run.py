@@ -26,14 +26,25 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sim.policies.measurements import MeasurementPhase
 from sim.policies.run_settings import RunMetric
 
-__all__ = ["ERROR_RETRY_S", "AnalysisRun", "MetricRun", "RunPhase"]
+__all__ = [
+    "ERROR_RETRY_S",
+    "AnalysisRun",
+    "ConditionEvaluator",
+    "MetricRun",
+    "RunPhase",
+    "measurement_phase",
+]
+
+#: Evaluates a condition's text on a measured ``result``; raises ``ValueError`` when the
+#: value does not fit the expression (the lab's evaluator lives with the manifests).
+ConditionEvaluator = Callable[[str, Any], bool]
 
 RunPhase = Literal["Pending", "Running", "Successful", "Failed", "Error", "Inconclusive"]
 COMPLETED: frozenset[RunPhase] = frozenset({"Successful", "Failed", "Error", "Inconclusive"})
@@ -47,6 +58,42 @@ _ORDER: tuple[RunPhase, ...] = (
 )
 #: Argo Rollouts measures again this long after an errored measurement.
 ERROR_RETRY_S = 10.0
+
+
+def measurement_phase(
+    spec: RunMetric, result: Any, evaluate: ConditionEvaluator
+) -> tuple[MeasurementPhase, str]:
+    """A measurement's phase from the metric's conditions, by Argo Rollouts' rules.
+
+    No condition: Successful.  Only ``success_condition``: Failed when it does not hold.
+    Only ``failure_condition``: Successful when it does not hold.  Both: Failed when the
+    failure condition holds, Successful when only the success condition does, Inconclusive
+    when neither does.  A condition that cannot be evaluated on the value (an index past an
+    empty vector, nil compared with a number) makes the measurement an Error.
+    """
+    success = failure = False
+    for text, which in ((spec.success_condition, "success"), (spec.failure_condition, "failure")):
+        if not text:
+            continue
+        try:
+            held = evaluate(text, result)
+        except ValueError as error:
+            empty = result is None or (isinstance(result, list) and not result)
+            why = "no data returned for the metric" if empty else str(error)
+            return "Error", f"could not evaluate {which}Condition: {why}"
+        if which == "success":
+            success = held
+        else:
+            failure = held
+    if not spec.success_condition and not spec.failure_condition:
+        return "Successful", ""
+    if not spec.failure_condition:
+        failure = not success
+    elif not spec.success_condition:
+        success = not failure
+    if failure:
+        return "Failed", ""
+    return ("Successful", "") if success else ("Inconclusive", "")
 
 
 def _worse(a: RunPhase, b: RunPhase) -> RunPhase:

@@ -38,6 +38,7 @@ class ArgoRunPolicy(Policy):
 
     holds_when_inconclusive = True
     promotes_at_full_weight = False
+    schedules_measurements = True
 
     def __init__(self, config: Rollout) -> None:
         super().__init__(config)

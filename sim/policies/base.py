@@ -87,6 +87,10 @@ class Policy:
     holds_when_inconclusive: ClassVar[bool] = False
     #: A ``set_weight`` step reaching 100 % promotes (else only a ``promote`` step does).
     promotes_at_full_weight: ClassVar[bool] = True
+    #: A promotion reaches every user, not only ``target_segments`` (an A/B test's end).
+    promotion_reaches_everyone: ClassVar[bool] = False
+    #: Asks for its own measurements (``measurements_due``) instead of a window's analysis.
+    schedules_measurements: ClassVar[bool] = False
 
     def __init__(self, config: Rollout) -> None:
         self.config = config

@@ -121,6 +121,7 @@ class RolloutController:
         self._started = False
         self._weight_changed_s = 0.0
         self.routing.drain(-1, None)
+        self.routing.open_to_everyone(False)
 
     # --- Controller protocol (the engine's side) ---------------------------------------------
 
@@ -263,6 +264,8 @@ class RolloutController:
         self.routing.mirror_threshold = 0
         # A promotion is decided for everyone: units remembered on the baseline move too.
         self.routing.forget_units()
+        if self.policy.promotion_reaches_everyone:
+            self.routing.open_to_everyone()
         self.outcome = "promoted"
         self.promote_s = now_s
         self._decide(now_s, step, "promote", reason)

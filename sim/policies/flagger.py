@@ -41,6 +41,9 @@ class Flagger(Policy):
     promotes_at_full_weight = False
     # Flagger routes by weight and checks no sample ratio.
     checks_sample_ratio = False
+    schedules_measurements = True
+    # An A/B test's matched users are the experiment; the promotion is for everyone.
+    promotion_reaches_everyone = True
 
     def __init__(self, config: Rollout) -> None:
         super().__init__(config)
