@@ -10,8 +10,8 @@ no provider, so the scenario says which lab number each one stands for::
 A metric is looked up by its name, then by its query (whitespace-insensitive, after the
 analysis arguments are filled in).  Queries the lab wrote itself (``export``) describe their
 binding — ``rollout_lab:error_rate{of="candidate",scale="1",window="5m"}`` — and need no
-entry.  Flagger's built-in ``request-success-rate`` (percent of requests answered without
-error) and ``request-duration`` (p99 in ms) have defaults.
+entry (they win over one).  Flagger's built-in ``request-success-rate`` (percent of requests
+answered without error) and ``request-duration`` (p99 in ms) have defaults.
 """
 
 from __future__ import annotations
@@ -114,15 +114,14 @@ class MetricMap:
             self.entries[normalise(str(key))] = binding
 
     def find(self, name: str, query: str | None) -> MetricBinding | None:
-        """The binding of metric ``name`` asking ``query``: by name, then by query."""
+        """The binding of metric ``name`` asking ``query``: a lab query says it itself; else
+        by name, then by query."""
+        described = parse_lab_query(query) if query is not None else None
+        if described is not None:
+            return described
         if name in self.entries:
             return self.entries[name]
-        if query is not None:
-            found = self.entries.get(normalise(query))
-            if found is not None:
-                return found
-            return parse_lab_query(query)
-        return None
+        return self.entries.get(normalise(query)) if query is not None else None
 
     def resolve(
         self,

@@ -57,6 +57,13 @@ def scenario_options(p: argparse.ArgumentParser) -> None:
         choices=LOG_FORMATS,
         help="force the log format instead of detecting it",
     )
+    p.add_argument(
+        "--rollout",
+        type=str,
+        default=None,
+        metavar="FILE",
+        help="take the rollout from this Argo Rollouts or Flagger manifest (rollout.manifest)",
+    )
 
 
 def guard_options(p: argparse.ArgumentParser) -> None:
@@ -83,6 +90,9 @@ def overrides(args: argparse.Namespace) -> list[str]:
         extra += ['traffic.source="log"', f"traffic.log.path={toml_string(args.log)}"]
     if args.log_format is not None:
         extra.append(f"traffic.log.format={toml_string(args.log_format)}")
+    if args.rollout is not None:
+        # Relative to where the command runs, unlike a manifest named in the scenario file.
+        extra.append(f"rollout.manifest={toml_string(str(Path(args.rollout).resolve()))}")
     return [*args.overrides, *extra]
 
 

@@ -167,7 +167,11 @@ class Rollout(Table):
     flagger: Flagger | None = None
     kayenta: Kayenta | None = None
     # --- a manifest in (lab.manifests): the file, and how its names map onto the lab ----
-    manifest: Annotated[str, Field(min_length=1)] | None = None
+    manifest: (
+        Annotated[str, Field(min_length=1)]
+        | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+        | None
+    ) = None
     metric_map: dict[str, MetricBinding | LabMetric] = {}
     segment_map: dict[str, list[Segment]] = {}
     webhooks: dict[str, str] = {}

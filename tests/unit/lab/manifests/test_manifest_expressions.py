@@ -171,7 +171,7 @@ SYNTAX_ERRORS: list[tuple[str, str]] = [
     ("default(result) > 1", "default() takes 2 arguments, got 1 at column 1"),
     ("result > 1 ? true", "expected ':', found the end at column 18"),
     ("result. > 1", "expected a field name after '.' at column 9"),
-    ("'unterminated", "unexpected character \"'\" at column 1"),
+    ("'unterminated", 'unexpected character "\'" at column 1'),
     ("(" * 100 + "1" + ")" * 100, "nested too deeply at column 65"),
     ("!" * 100 + "true", "nested too deeply at column 65"),
 ]
