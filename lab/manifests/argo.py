@@ -119,7 +119,8 @@ def basic_canary_share(weight: float, replicas: int, surge: bool) -> float:
             lone = replicas == 1 and not surge and total == 1
             if not both_sides and not lone:
                 continue
-            key = (abs(100.0 * canary / total - weight), -canary, total)
+            # Deltas rounded so that a true tie (1 of 3 vs 2 of 3 for 50 %) rounds up.
+            key = (round(abs(100.0 * canary / total - weight), 9), -canary, total)
             if best is None or key < best:
                 best = key
     if best is None:
@@ -153,6 +154,13 @@ class _Templates:
             name = doc.require("metadata").require("name").text()
             self.docs[(kind.value == "ClusterAnalysisTemplate", name)] = doc
         self.lab: dict[str, dict[str, Any]] = {}
+        self.used: set[tuple[bool, str]] = set()
+
+    def note_unused(self) -> None:
+        for key, doc in self.docs.items():
+            if key not in self.used:
+                kind = "ClusterAnalysisTemplate" if key[0] else "AnalysisTemplate"
+                self.ctx.note(doc, f"{kind} {key[1]!r} is not used by the Rollout")
 
     def names(self) -> str:
         return ", ".join(sorted(name for _, name in self.docs)) or "none in the manifest"
@@ -192,6 +200,7 @@ class _Templates:
         if key in seen:
             return  # a template met twice along the references is kept once
         seen.add(key)
+        self.used.add(key)
         doc = self.docs.get(key)
         if doc is None:
             kind = "ClusterAnalysisTemplate" if key[0] else "AnalysisTemplate"
@@ -497,6 +506,7 @@ def translate_argo(docs: list[Node], ctx: Context, *, candidate: str) -> Transla
     else:
         rollout = _blue_green(strategy.require("blueGreen"), templates, ctx)
     rollout["templates"] = templates.lab
+    templates.note_unused()
     return Translation(rollout, models, ctx.notes)
 
 

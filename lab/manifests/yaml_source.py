@@ -137,6 +137,12 @@ def _kind(value: Any) -> str:
     return repr(value)
 
 
+#: The tags of plain data; anything else (``!!python/object``, ``!!binary``...) is refused.
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("map", "seq", "str", "int", "float", "bool", "null")
+)
+
+
 class _Builder:
     """Turns composed YAML nodes into ``Node``s, resolving scalars with the safe constructor."""
 
@@ -145,13 +151,19 @@ class _Builder:
         self.count = 0
         self.constructor = yaml.SafeLoader("")
 
-    def build(self, node: yaml.Node, path: str) -> Node:
+    def build(self, node: yaml.Node, path: str, line: int | None = None) -> Node:
+        """``line``: where the value's key is (a block mapping starts on the line below)."""
         self.count += 1
-        line = node.start_mark.line + 1
+        line = line if line is not None else node.start_mark.line + 1
         if self.count > MAX_NODES:
             raise ManifestError(
                 f"{self.file}: line {line} unfolds into more than {MAX_NODES:,} values "
                 "(aliases of aliases?); a rollout manifest is far smaller"
+            )
+        if node.tag not in _PLAIN_TAGS:
+            raise ManifestError(
+                f"{self.file}: line {node.start_mark.line + 1}: {node.tag!r} is not a value the "
+                "lab reads (plain maps, lists, strings, numbers, booleans and null only)"
             )
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Node] = {}
@@ -174,7 +186,7 @@ class _Builder:
                         f"{self.file}: {child} (line {key_node.start_mark.line + 1}) is given "
                         "twice in the same mapping"
                     )
-                out[name] = self.build(value_node, child)
+                out[name] = self.build(value_node, child, key_node.start_mark.line + 1)
             return Node(out, line, path, self.file)
         if isinstance(node, yaml.SequenceNode):
             items = [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
