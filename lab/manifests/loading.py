@@ -36,12 +36,23 @@ def _paths(value: Any, source: str) -> list[str]:
     )
 
 
-def read_documents(paths: list[str], base_dir: Path) -> list[Node]:
-    """Every document of the manifest files, in order."""
+def read_documents(paths: list[str], base_dir: Path, *, source: str) -> list[Node]:
+    """Every document of the manifest files, in order.
+
+    A path that names no file is the scenario's mistake (``rollout.manifest``), so that error
+    names the scenario; what is wrong inside a manifest names the manifest.
+    """
     docs: list[Node] = []
     for path in paths:
         file = Path(path)
-        docs += read_manifest(file if file.is_absolute() else base_dir / file, display=path)
+        file = file if file.is_absolute() else base_dir / file
+        if not file.is_file():
+            what = "a folder" if file.is_dir() else "no file"
+            raise ManifestError(
+                f"{source}: rollout.manifest names {path!r}, which is {what} (paths are "
+                "relative to the scenario's folder; --rollout paths to the current one)"
+            )
+        docs += read_manifest(file, display=path)
     return docs
 
 
@@ -74,7 +85,7 @@ def apply_manifest(data: dict[str, Any], *, base_dir: Path, source: str) -> dict
         return data
     paths = _paths(rollout["manifest"], source)
     name = ", ".join(paths)
-    docs = read_documents(paths, base_dir)
+    docs = read_documents(paths, base_dir, source=source)
 
     def table(key: str) -> Mapping[str, Any]:
         value = rollout.get(key)

@@ -349,7 +349,8 @@ def test_missing_manifest_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(UserInputError) as caught:
         load_scenario(scenario)
     assert str(caught.value) == (
-        "m.yaml: no such file, expected a manifest .yaml file (check the path)"
+        "s.toml: rollout.manifest names 'm.yaml', which is no file (paths are relative to the "
+        "scenario's folder; --rollout paths to the current one)"
     )
 
 
