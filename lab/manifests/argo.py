@@ -99,6 +99,7 @@ STEP_REFUSED = {
 }
 STEP_NOTES = {"replicaProgressThreshold": "pods are ready at once in the lab"}
 STEP_KINDS = ("setWeight", "pause", "analysis", "setCanaryScale", "setMirrorRoute")
+RETENTION_NOTE = "how many measurements are kept changes no decision"
 
 
 def basic_canary_share(weight: float, replicas: int, surge: bool) -> float:
@@ -173,7 +174,7 @@ class _Templates:
             where="an analysis",
             handled={"templates", "args", "dryRun", "startingStep"},
             notes={
-                "measurementRetention": "how many measurements are kept changes no decision",
+                "measurementRetention": RETENTION_NOTE,
                 "analysisRunMetadata": "labels and annotations change nothing here",
             },
         )
@@ -214,7 +215,7 @@ class _Templates:
             where="an AnalysisTemplate spec",
             handled={"metrics", "args", "dryRun", "templates"},
             notes={
-                "measurementRetention": "how many measurements are kept changes no decision",
+                "measurementRetention": RETENTION_NOTE,
                 "ttlStrategy": "finished runs are not kept in the lab",
             },
         )

@@ -34,7 +34,7 @@ from sim.policies.settings import Guardrail, Rollout
 from sim.router import drain_deadlines
 from sim.stats import SequentialTest, guardrail_worse, mixing_variance_for_mde, srm_check
 
-__all__ = ["AnalysisResult", "Analyst", "ArmTotals", "Arms", "Evidence"]
+__all__ = ["AnalysisResult", "Analyst", "ArmTotals", "Arms", "Evidence", "Window"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,17 @@ class ArmTotals:
 
     requests: int
     clicks: int
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A settled analysis window with enough candidate traffic to be judged."""
+
+    baseline: WindowStats
+    candidate: WindowStats
+    start_s: float
+    shadow_only: bool  # the candidate only got mirrored copies
+    numbers: dict[str, float]
 
 
 class Evidence(Protocol):
@@ -126,7 +137,9 @@ class Analyst:
             n_units=monitor.n_units,
         )
 
-    def analyse(self, until_s: float, arms: Arms) -> AnalysisResult | None:
+    def open_window(self, until_s: float, arms: Arms) -> Window | AnalysisResult | None:
+        """Settle the window: None without candidate traffic, a skipped result below
+        ``min_requests``, else what a judgement of the window reads."""
         analysis = self.config.analysis
         assert analysis is not None
         window_start = self.monitor.window_start_s
@@ -153,6 +166,14 @@ class Analyst:
                 f"skipped: {observed} candidate requests < min_requests {analysis.min_requests}",
                 numbers,
             )
+        return Window(base, cand, window_start, shadow_only, numbers)
+
+    def analyse(self, until_s: float, arms: Arms) -> AnalysisResult | None:
+        opened = self.open_window(until_s, arms)
+        if not isinstance(opened, Window):
+            return opened
+        base, cand, window_start = opened.baseline, opened.candidate, opened.start_s
+        shadow_only, numbers = opened.shadow_only, opened.numbers
         problems: list[str] = []
         if arms.check_srm and arms.weight_changed_s <= window_start:
             srm = self._srm(base, cand, arms.weight, numbers)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 
-from sim.policies.argo_canary import NOBODY, ArgoRunPolicy
-from sim.policies.base import Control, PlanStep, mirror_share
+from sim.policies.argo_canary import ArgoRunPolicy
+from sim.policies.base import NOBODY, Control, PlanStep, mirror_share
 from sim.policies.run_book import RunBook
 
 __all__ = ["ArgoBlueGreen"]

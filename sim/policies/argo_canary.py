@@ -16,16 +16,14 @@ import math
 from typing import Literal
 
 from sim.policies.analysis import AnalysisResult
-from sim.policies.base import Control, PlanStep, Policy
+from sim.policies.base import NOBODY, Control, PlanStep, Policy, plain_step
 from sim.policies.measurements import MeasurementRequest
 from sim.policies.run_book import RunBook
 from sim.policies.run_settings import RunRef
 from sim.policies.settings import Rollout
 
-__all__ = ["MANUAL_PROMOTION", "NOBODY", "ArgoCanary", "ArgoRunPolicy"]
+__all__ = ["MANUAL_PROMOTION", "ArgoCanary", "ArgoRunPolicy"]
 
-#: Said of every wait for a person: the lab has nobody to act.
-NOBODY = "and nobody does in the lab"
 #: What a pause without a duration means in the lab, said plainly.
 MANUAL_PROMOTION = (
     "pause without a duration: Argo Rollouts waits for someone to promote the rollout "
@@ -81,14 +79,9 @@ class ArgoCanary(ArgoRunPolicy):
             self.starts.setdefault(background.starting_step, []).append(starting)
         out: list[PlanStep] = []
         for i, step in enumerate(self.config.steps):
-            if step.set_weight is not None:
-                out.append(PlanStep("set_weight", step.set_weight))
-            elif step.pause is not None:
-                out.append(PlanStep("pause", step.pause))
-            elif step.mirror is not None:
-                out.append(PlanStep("mirror", step.mirror))
-            elif step.pause_indefinitely:
-                out.append(PlanStep("pause", math.inf, MANUAL_PROMOTION))
+            plain = plain_step(step, indefinite=MANUAL_PROMOTION)
+            if plain is not None:
+                out.append(plain)
             elif step.analysis is not None:
                 run_id = f"step-{i}"
                 label = f"analysis run {run_id} ({', '.join(step.analysis.templates)})"

@@ -10,6 +10,7 @@ common rules.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
@@ -17,10 +18,10 @@ import numpy as np
 
 from sim.policies.analysis import AnalysisResult, ArmTotals
 from sim.policies.measurements import MeasurementRequest
-from sim.policies.settings import Rollout
+from sim.policies.settings import Rollout, Step
 from sim.wording import success_streak
 
-__all__ = ["Control", "PlanStep", "Policy"]
+__all__ = ["NOBODY", "Control", "PlanStep", "Policy", "plain_step"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,24 @@ class Policy:
     def waiting_for(self) -> str | None:
         """Why the rollout is waiting, when the policy holds it up (e.g. a closed gate)."""
         return None
+
+
+#: Said of every wait for a person: the lab has nobody to act.
+NOBODY = "and nobody does in the lab"
+
+
+def plain_step(step: Step, *, indefinite: str) -> PlanStep | None:
+    """The plan step of a ``set_weight``, ``pause``, ``mirror`` or ``pause_indefinitely``
+    step (``indefinite``: what that pause waits for); None for the other kinds."""
+    if step.set_weight is not None:
+        return PlanStep("set_weight", step.set_weight)
+    if step.pause is not None:
+        return PlanStep("pause", step.pause)
+    if step.mirror is not None:
+        return PlanStep("mirror", step.mirror)
+    if step.pause_indefinitely:
+        return PlanStep("pause", math.inf, indefinite)
+    return None
 
 
 def mirror_share(config: Rollout) -> float:

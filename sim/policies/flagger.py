@@ -25,8 +25,7 @@ import math
 from typing import Literal
 
 from sim.policies.analysis import AnalysisResult
-from sim.policies.argo_canary import NOBODY
-from sim.policies.base import Control, PlanStep, Policy
+from sim.policies.base import NOBODY, Control, PlanStep, Policy
 from sim.policies.measurements import MeasurementRequest
 from sim.policies.run_settings import Flagger as FlaggerSettings
 from sim.policies.run_settings import Webhook

@@ -25,16 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from sim.kayenta import KayentaScore, classify_metric, score_canary
+from sim.kayenta import KayentaScore, ScoreClass, classify_metric, score_canary
 from sim.monitor import Monitor, WindowStats
-from sim.policies.analysis import AnalysisResult, Analyst, Arms
+from sim.policies.analysis import AnalysisResult, Analyst, Arms, Window
 from sim.policies.analysis_run import ConditionEvaluator, measurement_phase
+from sim.policies.decisions import Verdict
 from sim.policies.measurements import Measurement, MeasurementPhase, MeasurementRequest
 from sim.policies.registry import POLICIES
 from sim.policies.run_settings import FlaggerCheck, Kayenta, LabMetric, MetricBinding, RunMetric
 from sim.policies.settings import Rollout
 
 __all__ = ["MeasuredAnalyst", "lab_value"]
+
+#: A Kayenta score's class as an analysis verdict: marginal is neither pass nor fail.
+_VERDICTS: dict[ScoreClass, Verdict] = {"pass": "pass", "marginal": "inconclusive", "fail": "fail"}
 
 
 def lab_value(stats: WindowStats, metric: LabMetric, *, shadow: bool = False) -> float | None:
@@ -199,36 +203,23 @@ class MeasuredAnalyst(Analyst):
 
     def _kayenta_window(self, until_s: float, arms: Arms) -> AnalysisResult | None:
         """The analysis window judged by a Kayenta score (classic policies)."""
-        config, analysis = self.config.kayenta, self.config.analysis
-        assert config is not None and analysis is not None
-        window_start = self.monitor.window_start_s
-        windows = self.monitor.settle(until_s)
-        base, cand = windows[arms.baseline], windows[arms.candidate]
-        shadow_only = arms.weight == 0 and cand.shadow_requests > 0
-        if arms.weight == 0 and not shadow_only:
-            return None
-        numbers = {
-            "candidate.requests": float(cand.requests),
-            "baseline.requests": float(base.requests),
-        }
-        observed = cand.shadow_requests if shadow_only else cand.requests
-        if observed < analysis.min_requests:
-            return AnalysisResult(
-                None,
-                f"skipped: {observed} candidate requests < min_requests {analysis.min_requests}",
-                numbers,
-            )
-        if arms.check_srm and arms.weight_changed_s <= window_start:
-            srm = self._srm(base, cand, arms.weight, numbers)
+        config = self.config.kayenta
+        assert config is not None
+        opened = self.open_window(until_s, arms)
+        if not isinstance(opened, Window):
+            return opened
+        numbers = dict(opened.numbers)
+        if arms.check_srm and arms.weight_changed_s <= opened.start_s:
+            srm = self._srm(opened.baseline, opened.candidate, arms.weight, numbers)
             if srm:
                 return AnalysisResult("fail", f"fail: {srm}", numbers)
-        score = self._score(config, window_start, until_s, arms)
+        score = self._score(config, opened.start_s, until_s, arms)
         numbers["kayenta.score"] = score.score
         for judgement in score.judgements:
             if math.isfinite(judgement.ratio):
                 numbers[f"kayenta.{judgement.name}.ratio"] = judgement.ratio
-        verdict = {"pass": "pass", "marginal": "inconclusive", "fail": "fail"}[score.classification]
-        return AnalysisResult(verdict, f"{verdict}: kayenta {score.reason}", numbers)  # type: ignore[arg-type]
+        verdict = _VERDICTS[score.classification]
+        return AnalysisResult(verdict, f"{verdict}: kayenta {score.reason}", numbers)
 
 
 def _shown(result: Any) -> str:

@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from sim.policies.metric_names import LabMetric
 from sim.schema import Duration, Inconsistent, NonNegInt, Percent, PositiveDuration, Table, ranged
 
 __all__ = [
@@ -40,27 +41,6 @@ __all__ = [
     "Webhook",
 ]
 
-#: What a measurement can read of a version's traffic in a time window.
-LabMetric = Literal[
-    "latency_ms.p50",
-    "latency_ms.p95",
-    "latency_ms.p99",
-    "model_latency_ms.p50",
-    "model_latency_ms.p95",
-    "model_latency_ms.p99",
-    "timeout_rate",
-    "error_rate",
-    "fallback_rate",
-    "success_rate",
-    "cache_hit_rate",
-    "ctr",
-    "abandon_rate",
-    "ece",
-    "diversity",
-    "stability",
-    "requests",
-    "request_rate_per_s",
-]
 
 Name = Annotated[str, Field(min_length=1, max_length=253)]
 
@@ -83,6 +63,13 @@ class MetricBinding(Table):
     shape: Literal["scalar", "vector"] = "scalar"
 
 
+def _check_scores(pass_score: float, marginal_score: float) -> None:
+    if marginal_score > pass_score:
+        raise Inconsistent(
+            ("marginal_score",), f"must be at most pass_score ({pass_score:g})", marginal_score
+        )
+
+
 class KayentaThresholds(Table):
     """A run metric judged by a Kayenta score: Successful ≥ ``pass_score``, Inconclusive ≥
     ``marginal_score``, else Failed; ``lookback`` scores everything since the run started."""
@@ -93,12 +80,7 @@ class KayentaThresholds(Table):
 
     @model_validator(mode="after")
     def _ordered(self) -> KayentaThresholds:
-        if self.marginal_score > self.pass_score:
-            raise Inconsistent(
-                ("marginal_score",),
-                f"must be at most pass_score ({self.pass_score:g})",
-                self.marginal_score,
-            )
+        _check_scores(self.pass_score, self.marginal_score)
         return self
 
 
@@ -304,10 +286,5 @@ class Kayenta(Table):
             raise Inconsistent(
                 ("group_weights",), "must add up to at most 100", sum(self.group_weights.values())
             )
-        if self.marginal_score > self.pass_score:
-            raise Inconsistent(
-                ("marginal_score",),
-                f"must be at most pass_score ({self.pass_score:g})",
-                self.marginal_score,
-            )
+        _check_scores(self.pass_score, self.marginal_score)
         return self

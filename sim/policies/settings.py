@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from sim.policies.metric_names import GuardrailMetric
 from sim.policies.run_settings import (
     AnalysisTemplate,
     BackgroundAnalysis,
@@ -69,25 +70,6 @@ class Gate(Table):
     test: Literal["msprt"] = "msprt"
     alpha: Annotated[float, ranged(0, 0.5, lo_open=True)] = 0.05
     mde_relative: Annotated[float, ranged(0, 10, lo_open=True)] = 0.05
-
-
-GuardrailMetric = Literal[
-    "latency_ms.p50",
-    "latency_ms.p95",
-    "latency_ms.p99",
-    "model_latency_ms.p50",
-    "model_latency_ms.p95",
-    "model_latency_ms.p99",
-    "timeout_rate",
-    "error_rate",
-    "fallback_rate",
-    "cache_hit_rate",
-    "ctr",
-    "abandon_rate",
-    "ece",
-    "diversity",
-    "stability",
-]
 
 
 class Guardrail(Table):

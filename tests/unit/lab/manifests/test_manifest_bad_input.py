@@ -11,24 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from manifest_files import write_scenario
 
 from lab.manifests.metric_map import LAB_METRICS
 from lab.scenario import load_scenario
 from replay.errors import UserInputError
 from rollout_lab.cli import main
-
-SCENARIO = """\
-name = "bad manifest"
-[traffic]
-duration = "10m"
-arrivals = {{ kind = "poisson", rate_per_s = 5 }}
-[models.baseline]
-[models.candidate]
-parent = "baseline"
-[rollout]
-manifest = "m.yaml"
-{extra}
-"""
 
 CANARY = """\
 apiVersion: argoproj.io/v1alpha1
@@ -319,10 +307,7 @@ CASES: list[tuple[str, str, str, str]] = [
 
 
 def write(tmp_path: Path, manifest: str, extra: str) -> Path:
-    (tmp_path / "m.yaml").write_text(manifest, encoding="utf-8")
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(SCENARIO.format(extra=extra), encoding="utf-8")
-    return scenario
+    return write_scenario(tmp_path, manifest, extra)
 
 
 @pytest.mark.parametrize(
@@ -339,8 +324,7 @@ def test_bad_manifests_give_one_exact_line(
 
 
 def test_missing_manifest_file_names_the_path(tmp_path: Path) -> None:
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(SCENARIO.format(extra=""), encoding="utf-8")
+    scenario = write_scenario(tmp_path, None)
     with pytest.raises(UserInputError) as caught:
         load_scenario(scenario)
     assert str(caught.value) == (

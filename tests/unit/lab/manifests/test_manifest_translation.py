@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from manifest_files import write_scenario
 
 from lab.manifests.argo import basic_canary_share
 from lab.scenario import Scenario, load_scenario
@@ -13,25 +14,10 @@ from replay.errors import UserInputError
 
 ROOT = Path(__file__).resolve().parents[4]
 
-SCENARIO = """\
-name = "t"
-[traffic]
-duration = "10m"
-arrivals = {{ kind = "poisson", rate_per_s = 5 }}
-[models.baseline]
-[models.candidate]
-parent = "baseline"
-[rollout]
-manifest = "m.yaml"
-{extra}
-"""
-
 
 def load(tmp_path: Path, manifest: str, extra: str = "") -> Scenario:
-    (tmp_path / "m.yaml").write_text(textwrap.dedent(manifest), encoding="utf-8")
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(SCENARIO.format(extra=textwrap.dedent(extra)), encoding="utf-8")
-    return load_scenario(scenario)
+    manifest, extra = textwrap.dedent(manifest), textwrap.dedent(extra)
+    return load_scenario(write_scenario(tmp_path, manifest, extra))
 
 
 @pytest.mark.parametrize(

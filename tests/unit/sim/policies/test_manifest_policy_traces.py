@@ -16,6 +16,7 @@ from policy_script import controller, rollout, run_script
 
 from sim.policies.argo_blue_green import WAIT_FOR_PROMOTION
 from sim.policies.argo_canary import MANUAL_PROMOTION
+from sim.policies.staged import WAITS_FOR_A_PERSON
 
 ARGO_ANALYSIS = {"interval": "1m", "failure_limit": 1, "inconclusive_limit": 1}
 
@@ -486,3 +487,20 @@ def test_flagger_failing_rollout_hook_fails_each_check() -> None:
     config = flagger({"step_weight": 20, "webhooks": [hook]}, threshold=3)
     trace = run_script(controller(config, MeasuredScript({"error-rate": ["Successful"]})), 3600)
     assert trace[-1] == (180.0, "rollback", 0.0)
+
+
+def test_staged_pause_without_duration_waits_for_a_person() -> None:
+    """A staged ramp's ``pause_indefinitely`` step holds the ramp for good in the lab (it was
+    once dropped from the plan, and the ramp went on)."""
+    from policy_script import ScriptedEvidence
+
+    config = rollout(
+        policy="staged",
+        steps=[{"set_weight": 10}, {"pause_indefinitely": True}, {"set_weight": 100}],
+        analysis={"interval": "5m"},
+    )
+    ctl = controller(config, ScriptedEvidence(["pass"] * 12))
+    trace = run_script(ctl, until_s=3600)
+    assert [a for _, a, _ in trace] == ["set_weight", "pause"] + ["analysis"] * 12
+    assert ctl.outcome == "in_progress"
+    assert ctl.summary()["waiting_for"] == WAITS_FOR_A_PERSON

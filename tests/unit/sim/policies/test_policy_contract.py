@@ -18,6 +18,20 @@ from policy_script import ScriptedEvidence, controller, rollout, run_script
 from sim.policies import POLICIES, ArmTotals, PlanStep, policy_for
 
 INTERVAL_S = 300.0
+
+
+def errors_template(count: int) -> dict[str, Any]:
+    """An analysis template measuring the error rate every interval, ``count`` times."""
+    metric = {
+        "name": "error-rate",
+        "measure": {"metric": "error_rate"},
+        "interval": "5m",
+        "count": count,
+        "success_condition": "result < 0.05",
+    }
+    return {"metrics": [metric]}
+
+
 ANALYSIS = {"interval": "5m", "failure_limit": 2, "inconclusive_limit": 3}
 #: A representative configuration of every policy (gated where the policy can be).
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -48,19 +62,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
             {"set_weight": 50},
         ],
         "background_analysis": {"templates": ["errors"], "starting_step": 1},
-        "templates": {
-            "errors": {
-                "metrics": [
-                    {
-                        "name": "error-rate",
-                        "measure": {"metric": "error_rate"},
-                        "interval": "5m",
-                        "count": 2,
-                        "success_condition": "result < 0.05",
-                    }
-                ]
-            }
-        },
+        "templates": {"errors": errors_template(count=2)},
     },
     "argo_blue_green": {
         "blue_green": {
@@ -68,19 +70,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
             "post_promotion_analysis": {"templates": ["errors"]},
             "scale_down_delay": "15m",
         },
-        "templates": {
-            "errors": {
-                "metrics": [
-                    {
-                        "name": "error-rate",
-                        "measure": {"metric": "error_rate"},
-                        "interval": "5m",
-                        "count": 3,
-                        "success_condition": "result < 0.05",
-                    }
-                ]
-            }
-        },
+        "templates": {"errors": errors_template(count=3)},
     },
     "flagger": {
         "flagger": {
