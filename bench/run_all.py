@@ -18,7 +18,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["throughput", "log_bench", "models_bench", "metrics_bench", "report_bench", "sweep_bench"]
+ORDER = [
+    "throughput",
+    "log_bench",
+    "models_bench",
+    "metrics_bench",
+    "report_bench",
+    "sweep_bench",
+    "manifest_bench",
+]
 
 
 def main(argv: list[str]) -> int:
