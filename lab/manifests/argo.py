@@ -303,6 +303,10 @@ def _metric(node: Node, args: dict[str, str], ctx: Context, *, dry_run: bool) ->
     for field, key in (("interval", "interval"), ("initialDelay", "initial_delay")):
         if node.get(field) is not None:
             out[key] = go_duration(node.require(field))
+    if "interval" in out and out["interval"] < 1:
+        raise node.require("interval").error(
+            "must be at least 1s in the lab (it measures once a second at most)"
+        )
     limits = {
         "count": ("count", 0),
         "failureLimit": ("failure_limit", -1),

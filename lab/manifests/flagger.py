@@ -250,6 +250,10 @@ def _check(node: Node, ctx: Context, queries: dict[str, str]) -> dict[str, Any]:
         raise node.error("needs thresholdRange (min and / or max): Flagger checks against it")
     if node.get("interval") is not None:
         out["interval"] = go_duration(node.require("interval"))
+        if out["interval"] < 1:
+            raise node.require("interval").error(
+                "must be at least 1s in the lab (it measures once a second at most)"
+            )
     return out
 
 

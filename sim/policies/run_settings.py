@@ -20,10 +20,14 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
+from sim.durations import parse_duration
 from sim.policies.metric_names import LabMetric
 from sim.schema import Duration, Inconsistent, NonNegInt, Percent, PositiveDuration, Table, ranged
+
+#: A duration of at least a second: measurements more often than that only slow the lab down.
+Seconds = Annotated[float, BeforeValidator(parse_duration), ranged(1, math.inf)]
 
 __all__ = [
     "AnalysisTemplate",
@@ -95,7 +99,7 @@ class RunMetric(Table):
     name: Name
     measure: MetricBinding | None = None
     kayenta: KayentaThresholds | None = None
-    interval: PositiveDuration | None = None
+    interval: Seconds | None = None
     count: NonNegInt | None = None
     initial_delay: Duration = 0.0
     failure_limit: Annotated[int, ranged(-1, math.inf)] = 0
@@ -175,7 +179,7 @@ class FlaggerCheck(Table):
     measure: MetricBinding
     min: float | None = None
     max: float | None = None
-    interval: PositiveDuration | None = None
+    interval: Seconds | None = None
 
 
 WebhookType = Literal[
@@ -278,7 +282,7 @@ class Kayenta(Table):
     pass_score: Annotated[float, ranged(0, 100)] = 95.0
     marginal_score: Annotated[float, ranged(0, 100)] = 75.0
     confidence: Annotated[float, ranged(0.5, 1, hi_open=True)] = 0.98
-    step: PositiveDuration = 60.0
+    step: Seconds = 60.0
 
     @model_validator(mode="after")
     def _consistent(self) -> Kayenta:
