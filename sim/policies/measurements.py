@@ -25,8 +25,6 @@ class MeasurementRequest:
     run: str
     spec: RunMetric | FlaggerCheck
     since_s: float
-    #: Where the run started (a Kayenta ``lookback`` scores everything since then).
-    run_started_s: float = 0.0
 
     @property
     def metric(self) -> str:

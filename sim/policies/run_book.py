@@ -10,7 +10,7 @@ analysis the policy asks for the measurements due (``requests``) and hands the r
 * a run that completed **Failed** or **Error** → ``fail`` (Argo Rollouts aborts the rollout);
 * a run that completed **Inconclusive** → ``inconclusive`` (Argo Rollouts pauses for a person);
 * the blocking run completed **Successful** → ``pass`` (the plan goes on);
-* otherwise no verdict: the measurements are recorded and the runs go on.
+* otherwise no verdict: the measurements are recorded (``measured: ...``) and the runs go on.
 
 Results that carry no per-metric measurements (a scripted evidence in tests) are taken as the
 run's verdict as they are; the requested metrics are only marked as measured, so that their
@@ -78,11 +78,11 @@ class RunBook:
     def blocking(self) -> _Active | None:
         return next((a for a in self.active if a.blocking), None)
 
-    def terminate(self, why: str) -> list[str]:
-        """Stop every run (the rollout is over); the sentences saying how each ended."""
-        ended = [f"{a.label} {a.run.terminate(why).phase}" for a in self.active]
+    def terminate(self, why: str) -> None:
+        """Stop every run: the rollout is over."""
+        for active in self.active:
+            active.run.terminate(why)
         self.active.clear()
-        return ended
 
     def cancel(self, run_id: str) -> None:
         """Stop one run where it is (blue-green's pre-promotion run at the auto-promotion)."""
@@ -105,7 +105,7 @@ class RunBook:
                 since = now_s - metric.spec.lookback_s
                 if metric.spec.kayenta is not None and metric.spec.kayenta.lookback:
                     since = min(since, run.started_s)
-                asked.append(MeasurementRequest(run.id, metric.spec, since, run.started_s))
+                asked.append(MeasurementRequest(run.id, metric.spec, since))
         self._asked = tuple(asked)
         return self._asked
 
@@ -125,9 +125,7 @@ class RunBook:
                 run.record(measurement.metric, measurement.phase, now_s)
         lines = [f"{self._label(m.run)}: {m.describe()}" for m in result.measurements]
         verdict, ended = self._assess(now_s)
-        reason = "; ".join(lines + ended)
-        if verdict is not None:
-            reason = f"{verdict}: {reason}"
+        reason = f"{verdict or 'measured'}: {'; '.join(lines + ended)}"
         return AnalysisResult(verdict, reason, result.numbers, result.measurements)
 
     def assess_deadlines(self, now_s: float) -> AnalysisResult | None:
@@ -135,7 +133,7 @@ class RunBook:
         verdict, ended = self._assess(now_s)
         if not ended:
             return None
-        return AnalysisResult(verdict, "; ".join(ended))
+        return AnalysisResult(verdict, f"{verdict or 'measured'}: {'; '.join(ended)}")
 
     def _label(self, run_id: str) -> str:
         return next((a.label for a in self.active if a.run.id == run_id), run_id)
