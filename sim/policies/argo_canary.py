@@ -66,6 +66,9 @@ class ArgoRunPolicy(Policy):
         if verdict == "pass" and self.book.take_blocking_pass():
             control.end_pause(now_s)
 
+    def failure_words(self, limit: int) -> str:
+        return "an analysis run failed: Argo Rollouts aborts the rollout"
+
 
 class ArgoCanary(ArgoRunPolicy):
     name = "argo_canary"

@@ -132,6 +132,10 @@ class Policy:
         """Why the rollout is waiting, when the policy holds it up (e.g. a closed gate)."""
         return None
 
+    def failure_words(self, limit: int) -> str:
+        """Why ``failure_limit`` failed analyses roll back, in the policy's own words."""
+        return f"failure_limit {limit} reached"
+
 
 #: Said of every wait for a person: the lab has nobody to act.
 NOBODY = "and nobody does in the lab"

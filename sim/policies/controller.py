@@ -346,7 +346,7 @@ class RolloutController:
                 self.first_failure_s = now_s
             if self.failures >= analysis.failure_limit:
                 if self.config.on_failure == "rollback":
-                    self._rollback(now_s, step, f"failure_limit {analysis.failure_limit} reached")
+                    self._rollback(now_s, step, self.policy.failure_words(analysis.failure_limit))
                 else:
                     self.held = True
                     self.outcome = "held"

@@ -178,3 +178,6 @@ class Flagger(Policy):
 
     def waiting_for(self) -> str | None:
         return self._waiting
+
+    def failure_words(self, limit: int) -> str:
+        return f"{limit} failed checks reached the threshold: Flagger rolls back"

@@ -84,6 +84,7 @@ def test_inline_analysis_failure_aborts_the_rollout() -> None:
     assert "metric 'success-rate' assessed Failed: failed (1) > failureLimit (0)" in (
         ctl.decisions[-2].reason
     )
+    assert ctl.decisions[-1].reason == "an analysis run failed: Argo Rollouts aborts the rollout"
 
 
 def test_background_analysis_from_starting_step_aborts_after_failure_limit() -> None:
@@ -386,6 +387,7 @@ def test_flagger_failed_checks_halt_and_threshold_rolls_back() -> None:
         (240.0, "rollback", 0.0),
     ]
     assert ctl.summary()["failures"] == 2
+    assert ctl.decisions[-1].reason == "2 failed checks reached the threshold: Flagger rolls back"
 
 
 def test_flagger_step_weights_are_followed_in_order() -> None:
