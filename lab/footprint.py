@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from replay.errors import UserInputError
+from replay.errors import UserInputError, shown
 
 if TYPE_CHECKING:
     from lab.scenario import Scenario
@@ -65,7 +65,8 @@ _UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+# ASCII only: Python's \d and float() also take other scripts' digits ("٨GB").
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$", re.ASCII)
 
 
 def parse_size(text: str, *, source: str = "--max-memory") -> int:
@@ -73,10 +74,12 @@ def parse_size(text: str, *, source: str = "--max-memory") -> int:
     match = _SIZE.match(text)
     unit = match.group(2).lower() if match else ""
     if match is None or unit not in _UNITS:
-        raise UserInputError(f"{source} must be a size such as 8GB, 512MB or 1.5GiB, got {text!r}")
+        raise UserInputError(
+            f"{source} must be a size such as 8GB, 512MB or 1.5GiB, got {shown(text)}"
+        )
     size = float(match.group(1)) * _UNITS[unit]
     if not math.isfinite(size) or size < 1:
-        raise UserInputError(f"{source} must be at least 1 byte, got {text!r}")
+        raise UserInputError(f"{source} must be at least 1 byte, got {shown(text)}")
     return int(size)
 
 
@@ -271,20 +274,18 @@ def _log_rows(path: Path) -> float | None:
 
 
 def _log_path(scenario: Scenario, base_dir: Path | None, source: str) -> Path | None:
-    from lab.sources import expand_path
+    from lab.paths import resolve_input_path
 
     log = scenario.traffic.log
     if log is None:
         return None
     try:
-        text = expand_path(log.path, source=source, field="traffic.log.path")
+        text = resolve_input_path(
+            log.path, source=source, field="traffic.log.path", base_dir=base_dir
+        )
     except UserInputError:
         return None  # the run reports the unset variable itself
-    path = Path(text)
-    # Relative log paths are relative to the scenario file when not found from here.
-    if base_dir is not None and not path.is_absolute() and not path.exists():
-        path = base_dir / path
-    return path
+    return Path(text)
 
 
 def estimate_run(

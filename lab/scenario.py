@@ -27,7 +27,8 @@ from pydantic import (
 )
 
 from lab.overrides import apply_override, dotted, parse_override
-from replay.errors import UserInputError
+from replay.errors import UserInputError, shown
+from replay.files import read_regular_bytes
 from replay.log_formats import Columns, LogFormat, TimestampUnit
 from sim.durations import format_duration
 from sim.faults import FaultKind
@@ -44,7 +45,13 @@ from sim.schema import (
     ranged,
 )
 
-__all__ = ["Scenario", "load_scenario", "parse_scenario"]
+__all__ = [
+    "MAX_SCENARIO_BYTES",
+    "Scenario",
+    "load_scenario",
+    "parse_scenario",
+    "read_scenario_text",
+]
 
 
 # --- traffic ---------------------------------------------------------------------------
@@ -599,7 +606,7 @@ def _describe(error: Any, source: str, data: Any) -> str:
     cause = ctx.get("error")
     if isinstance(cause, Inconsistent):
         loc = _strip_tags(error["loc"], data) + cause.loc
-        return f"{source}: {dotted(loc)} {cause.expectation}, got {cause.value!r}"
+        return f"{source}: {dotted(loc)} {cause.expectation}, got {shown(cause.value)}"
     loc = _strip_tags(error["loc"], data)
     path = dotted(loc) or "(top level)"
     kind = error["type"]
@@ -616,13 +623,13 @@ def _describe(error: Any, source: str, data: Any) -> str:
     if kind == "union_tag_not_found":
         return f"{source}: {path}.kind is required (one of the kinds documented in README)"
     if kind == "literal_error":
-        return f"{source}: {path} must be one of {ctx.get('expected')}, got {value!r}"
+        return f"{source}: {path} must be one of {ctx.get('expected')}, got {shown(value)}"
     if kind == "value_error":
         message = str(cause) if cause is not None else error["msg"].removeprefix("Value error, ")
         if message.startswith(("must", "update_window")):
             if message.startswith("update_window"):
                 return f"{source}: {path + '.' if path != '(top level)' else ''}{message}"
-            return f"{source}: {path} {message}, got {value!r}"
+            return f"{source}: {path} {message}, got {shown(value)}"
         return f"{source}: {path}: {message}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         sign = {
@@ -632,13 +639,13 @@ def _describe(error: Any, source: str, data: Any) -> str:
             "less_than": "<",
         }[kind]
         bound = next(iter(ctx.values()), "")
-        return f"{source}: {path} must be {sign} {bound}, got {value!r}"
+        return f"{source}: {path} must be {sign} {bound}, got {shown(value)}"
     if kind in ("too_short", "too_long"):
-        return f"{source}: {path} {error['msg'].lower()}, got {value!r}"
+        return f"{source}: {path} {error['msg'].lower()}, got {shown(value)}"
     word = _TYPE_WORDS.get(kind)
     if word:
-        return f"{source}: {path} must be {word}, got {value!r}"
-    return f"{source}: {path} {error['msg'].lower()}, got {value!r}"
+        return f"{source}: {path} must be {word}, got {shown(value)}"
+    return f"{source}: {path} {error['msg'].lower()}, got {shown(value)}"
 
 
 def parse_scenario(
@@ -655,20 +662,35 @@ def parse_scenario(
         raise UserInputError(_describe(errors[0], source, data)) from None
 
 
+#: A scenario file larger than this is refused before it is read (a long ``samples_ms``
+#: list of measured latencies fits many times over).
+MAX_SCENARIO_BYTES = 4 * 1024 * 1024
+
+
+def read_scenario_text(file: Path) -> str:
+    """The text of a scenario file: a regular file of at most ``MAX_SCENARIO_BYTES``, UTF-8,
+    with a leading byte-order mark (written by some Windows editors) dropped."""
+    if file.is_dir():
+        raise UserInputError(f"{file}: is a folder, expected a scenario .toml file")
+    if not file.exists() and not file.is_symlink():
+        raise UserInputError(f"{file}: no such scenario file (check the path)")
+    data = read_regular_bytes(
+        file, label=str(file), what="a scenario", max_bytes=MAX_SCENARIO_BYTES
+    )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserInputError(
+            f"{file.name}: cannot read scenario file (UnicodeDecodeError)"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     """Read, override and validate a scenario file; every failure is one ``UserInputError`` line."""
     file = Path(path)
     source = file.name
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserInputError(f"{file}: no such scenario file (check the path)") from None
-    except IsADirectoryError:
-        raise UserInputError(f"{file}: is a folder, expected a scenario .toml file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserInputError(
-            f"{file}: cannot read scenario file ({exc.__class__.__name__})"
-        ) from None
+    text = read_scenario_text(file)
     try:
         data = tomllib.loads(text)
     except (RecursionError, ValueError) as exc:
