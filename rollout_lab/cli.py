@@ -111,7 +111,7 @@ def _stopped(stop: RunInterrupted) -> str:
         where = "" if stop.out is None else f"; {_stopped_folder(stop)}"
         return f"stopped by {stop.name} {stop.detail}{where}"
     if stop.out is None:
-        return f"stopped by {stop.name} (nothing was written)"
+        return f"stopped by {stop.name} before writing any output (nothing was written)"
     return f"stopped by {stop.name} {_stopped_folder(stop)}"
 
 
