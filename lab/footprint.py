@@ -14,6 +14,8 @@ import itertools
 import math
 import os
 import re
+import stat
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +155,8 @@ BYTES_PER_FACTOR = 12
 BYTES_PER_LOG_ROW = 400
 #: bytes per row of a Parquet log when its row count cannot be read from its footer
 PARQUET_BYTES_PER_ROW = 8
+#: uncompressed / compressed size assumed for a gzip log over 4 GiB (its trailer wraps)
+GZIP_RATIO = 10
 #: simulation events per request, at most: the arrival, a server request, its service
 #: timeout and its deadline timer
 EVENTS_PER_REQUEST = 4
@@ -252,12 +256,22 @@ def expected_requests(scenario: Scenario) -> tuple[float, float]:
 
 
 def _log_rows(path: Path) -> float | None:
-    """Rows of a log file, estimated from its size and its first 64 kB (None if unreadable)."""
+    """Rows of a log file, estimated from its size and its first 64 kB (None if unreadable or
+    not a regular file: a pipe must not be consumed by this first look)."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        size = info.st_size
         with path.open("rb") as handle:
             head = handle.read(65_536)
-    except OSError:
+            if head[:2] == b"\x1f\x8b" and size >= 18:
+                # gzip: the trailer holds the uncompressed size modulo 2^32
+                handle.seek(-4, os.SEEK_END)
+                stored = int.from_bytes(handle.read(4), "little")
+                size = stored if stored >= size else size * GZIP_RATIO
+                head = zlib.decompressobj(wbits=31).decompress(head, 65_536)
+    except (OSError, zlib.error):
         return None
     if head[:4] == b"PAR1":
         try:

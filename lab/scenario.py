@@ -125,6 +125,8 @@ class LogSource(Table):
     train: LogWindow = LogWindow(end=0.7)
     update: LogWindow | None = LogWindow(start=0.7, end=0.8)
     replay: LogWindow = LogWindow(start=0.8)
+    #: Train, update and replay windows may share time only when this is set (leakage).
+    allow_overlap: bool = False
     speedup: Annotated[float, ranged(0, math.inf, lo_open=True)] = 1.0
     rate_per_s: Annotated[float, ranged(0, math.inf, lo_open=True)] | None = None
     requests: Literal["event", "session_start"] = "event"
@@ -448,6 +450,8 @@ class Scenario(Table):
                     f"must name a model in [models] or a release ({', '.join(sorted(versions))})",
                     fault.version,
                 )
+        self._bounds_in_order()
+        self._faults_fit(versions)
         for name, model in self.models.items():
             if model.parent is None and (model.update == "copy" or model.calibration == "inherit"):
                 raise Inconsistent(
@@ -510,6 +514,34 @@ class Scenario(Table):
                 self.users.list_size,
             )
         return self
+
+    def _bounds_in_order(self) -> None:
+        """A guardrail whose lower bound is above its upper bound can never pass."""
+        for i, rail in enumerate(self.rollout.guardrails):
+            for low, high in (
+                ("min", "max"),
+                ("min_relative_to_baseline", "max_relative_to_baseline"),
+            ):
+                lo, hi = getattr(rail, low), getattr(rail, high)
+                if lo is not None and hi is not None and lo > hi:
+                    raise Inconsistent(
+                        ("rollout", "guardrails", i, low), f"must be at most {high} ({hi:g})", lo
+                    )
+
+    def _faults_fit(self, versions: set[str]) -> None:
+        """A replica crash takes down at most the replicas the version has."""
+        candidate = self.models[self.rollout.candidate]
+        for i, fault in enumerate(self.faults):
+            if fault.kind != "replica_crash":
+                continue
+            model = self.models.get(fault.version, candidate)
+            replicas = model.replicas or self.serving.replicas
+            if fault.replicas > replicas:
+                raise Inconsistent(
+                    ("faults", i, "replicas"),
+                    f"must be at most the replicas {fault.version} has ({replicas})",
+                    fault.replicas,
+                )
 
 
 # --- loading ---------------------------------------------------------------------------

@@ -316,6 +316,9 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         replay=_window(log.replay),
         update=_window(log.update) if log.update is not None else None,
         source=source,
+        prefix="traffic.log.",
+        allow_overlap=log.allow_overlap,
+        allow_setting="traffic.log.allow_overlap",
     )
     n_users, n_items = table.n_users, table.n_items
     train = (split.train.start, split.train.end)

@@ -61,12 +61,12 @@ def check_input_files(scenario: Scenario, *, base_dir: Path, source: str) -> Non
     if log is None or scenario.traffic.source != "log":
         return
     path = resolve_input_path(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
-    check_regular_file(path, label=path, what="the log (traffic.log.path)")
+    check_regular_file(path, label=path, what="log file")
     if log.genres not in (None, "auto"):
         genres = resolve_input_path(
             log.genres, source=source, field="traffic.log.genres", base_dir=base_dir
         )
-        check_regular_file(genres, label=genres, what="the genres file (traffic.log.genres)")
+        check_regular_file(genres, label=genres, what="genres file (traffic.log.genres)")
 
 
 def preflight(path: Path, overrides: Any, *, limit: MemoryLimit) -> Checked:

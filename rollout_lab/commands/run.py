@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.footprint import MemoryLimit, memory_limit
+from replay.errors import UserInputError
 from rollout_lab.commands.common import (
     EXIT_EXPECTATION,
     EXIT_OK,
@@ -100,6 +101,11 @@ def run_scenario(
                 progress(done, total)
 
         result = run(scenario, source_name=path.name, base_dir=checked.base_dir, progress=step)
+        if result.requests.height == 0:
+            raise UserInputError(
+                f"{path.name}: the run drew no requests, so there is nothing to judge (lengthen "
+                "traffic.duration or raise the arrival rate)"
+            )
         started = time.perf_counter()
         summary = build_summary(result, scenario_file=path.name, reproducible=reproducible)
         verdict = check_expectations(summary, dict(scenario.expect), source=path.name)
