@@ -16,7 +16,9 @@ import os
 import re
 import stat
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,10 +36,13 @@ __all__ = [
     "Estimate",
     "MemoryLimit",
     "Part",
+    "check_log_run",
     "check_memory",
+    "estimate_models",
     "estimate_run",
     "expected_requests",
     "format_size",
+    "memory_guard",
     "memory_limit",
     "parse_size",
 ]
@@ -150,6 +155,9 @@ BYTES_PER_CANDIDATE_SESSION = 24
 BYTES_PER_TABLE_CELL = 20
 #: per model, (users + items) x factors float32: the factors, their update copies
 BYTES_PER_FACTOR = 12
+#: per model, factors x factors: the Gram matrix of the factors (float32) and the copy its
+#: solve works on, whatever the number of users and items
+BYTES_PER_GRAM_CELL = 8
 #: one row of a replayed log: raw text columns, normalized columns, the canonical table,
 #: training matrices, replayed requests and their records
 BYTES_PER_LOG_ROW = 400
@@ -338,11 +346,13 @@ def estimate_run(
                     "replay a shorter log (cut it to the time span you need)",
                 )
             )
+        parts.append(_training_part(scenario))
     else:
         users, items = tr.users, tr.items
         history = users * min(tr.history_events_per_user, items)
         requests, candidates = expected_requests(scenario)
         factors = sum(model.factors for model in scenario.models.values())
+        parts.append(_training_part(scenario))
         parts += [
             Part(
                 "history sampling",
@@ -376,6 +386,71 @@ def estimate_run(
             ),
         ]
     return Estimate(tuple(parts), requests, requests * EVENTS_PER_REQUEST)
+
+
+def _training_part(scenario: Scenario) -> Part:
+    squares = sum(model.factors**2 for model in scenario.models.values())
+    return Part(
+        "model training",
+        squares * BYTES_PER_GRAM_CELL,
+        "models.NAME.factors squared, per model (the factors' Gram matrix)",
+        "lower models.NAME.factors",
+    )
+
+
+def estimate_models(scenario: Scenario, users: int, items: int, rows: int) -> Estimate:
+    """A replayed log's run once the log is read and its users and items are known:
+    the rows, the model factors and the top-K tables (as :func:`estimate_run` counts them
+    for synthetic worlds)."""
+    factors = sum(model.factors for model in scenario.models.values())
+    tables = len(scenario.models) + 1
+    k = scenario.users.list_size
+    parts = (
+        Part("the interpreter and its libraries", BASE_BYTES),
+        Part(
+            "the replayed log",
+            rows * BYTES_PER_LOG_ROW,
+            f"{rows:,} rows",
+            "replay a shorter log (cut it to the time span you need)",
+        ),
+        _training_part(scenario),
+        Part(
+            "model factors",
+            (users + items) * factors * BYTES_PER_FACTOR,
+            f"({users:,} users + {items:,} items in the log) x factors, per model",
+            "replay a log with fewer users and items, or lower models.NAME.factors",
+        ),
+        Part(
+            "top-K tables",
+            tables * users * k * BYTES_PER_TABLE_CELL,
+            f"{users:,} users x users.list_size, {tables} tables",
+            "replay a log with fewer users, or lower users.list_size",
+        ),
+    )
+    return Estimate(parts, float(rows), float(rows) * EVENTS_PER_REQUEST)
+
+
+#: The limit of the run being prepared in this context (``memory_guard``), for the checks
+#: that can only be made once a replayed log is read.
+_ACTIVE_LIMIT: ContextVar[MemoryLimit | None] = ContextVar("rollout_lab_memory_limit", default=None)
+
+
+@contextmanager
+def memory_guard(limit: MemoryLimit) -> Iterator[None]:
+    """Make ``limit`` the one :func:`check_log_run` enforces while the block runs."""
+    token = _ACTIVE_LIMIT.set(limit)
+    try:
+        yield
+    finally:
+        _ACTIVE_LIMIT.reset(token)
+
+
+def check_log_run(scenario: Scenario, users: int, items: int, rows: int, *, source: str) -> None:
+    """Refuse, before any model is built, a replayed log whose users and items make the models
+    too big for the active limit (no limit active: nothing to check)."""
+    limit = _ACTIVE_LIMIT.get()
+    if limit is not None:
+        check_memory(estimate_models(scenario, users, items, rows), limit, source=source)
 
 
 def check_memory(estimate: Estimate, limit: MemoryLimit, *, source: str) -> None:

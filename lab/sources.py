@@ -29,6 +29,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from lab.calibration import LoggedFeedback
+from lab.footprint import check_log_run
 from lab.offpolicy_log import LoggedImpressions, read_logged_impressions
 from lab.paths import expand_path, resolve_input_path
 from lab.scenario import LogSource, Scenario
@@ -310,6 +311,9 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
     log = scenario.traffic.log
     assert log is not None
     table = _read(log, source=source, base_dir=base_dir)
+    check_log_run(
+        scenario, table.n_users, table.n_items, table.accounting["input_rows"], source=source
+    )
     split = split_windows(
         table,
         train=_window(log.train),

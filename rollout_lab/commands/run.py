@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab.footprint import MemoryLimit, memory_limit
+from lab.footprint import MemoryLimit, memory_guard, memory_limit
 from replay.errors import UserInputError
 from rollout_lab.commands.common import (
     EXIT_EXPECTATION,
@@ -88,7 +88,8 @@ def run_scenario(
 
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     clock = time.perf_counter()
-    checked = preflight(path, overrides, limit=limit or memory_limit())
+    active_limit = limit or memory_limit()
+    checked = preflight(path, overrides, limit=active_limit)
     scenario = checked.scenario
     target = out if out is not None else Path("runs") / slug(scenario.name)
     writes = output_names(bool(scenario.expect), requests_parquet)
@@ -100,7 +101,8 @@ def run_scenario(
             if progress is not None:
                 progress(done, total)
 
-        result = run(scenario, source_name=path.name, base_dir=checked.base_dir, progress=step)
+        with memory_guard(active_limit):
+            result = run(scenario, source_name=path.name, base_dir=checked.base_dir, progress=step)
         if result.requests.height == 0:
             raise UserInputError(
                 f"{path.name}: the run drew no requests, so there is nothing to judge (lengthen "
