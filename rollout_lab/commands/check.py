@@ -39,7 +39,6 @@ from rollout_lab.commands.common import (
 )
 from rollout_lab.commands.run import run_scenario
 from rollout_lab.outputs import check_out_dir, output_names
-from rollout_lab.preflight import preflight, suite_of
 from rollout_lab.progress import ProgressBar
 from rollout_lab.signals import RunInterrupted
 
@@ -103,6 +102,8 @@ def _shared_parts(paths: list[Path]) -> int:
 
 def _plan(args: argparse.Namespace, files: list[Path], limit: Any) -> list[_Planned]:
     """Check every scenario and its folder before anything runs."""
+    from rollout_lab.preflight import preflight
+
     names = folder_names(files)
     planned: list[_Planned] = []
     for path in files:
@@ -120,6 +121,7 @@ def _plan(args: argparse.Namespace, files: list[Path], limit: Any) -> list[_Plan
 
 def execute(args: argparse.Namespace) -> int:
     from reports.junit import Suite
+    from rollout_lab.preflight import suite_of
 
     started = time.perf_counter()
     files = scenario_files(args.paths)

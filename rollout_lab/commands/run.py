@@ -26,7 +26,6 @@ from rollout_lab.commands.common import (
     write_file_outputs,
 )
 from rollout_lab.outputs import Payload, check_out_dir, commit_run, output_names
-from rollout_lab.preflight import preflight, suite_of
 from rollout_lab.progress import ProgressBar
 from rollout_lab.signals import RunInterrupted, raise_if_stopped
 
@@ -85,6 +84,7 @@ def run_scenario(
     from reports.junit import junit_xml
     from reports.summary import build_summary, dumps
     from reports.verdict import check_expectations
+    from rollout_lab.preflight import preflight, suite_of
 
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     clock = time.perf_counter()
@@ -219,6 +219,8 @@ def execute(args: argparse.Namespace) -> int:
         )
     try:
         if args.markdown is not None:
+            from rollout_lab.preflight import suite_of
+
             wall_s = float(summary["timing"]["wall_s"] or 0.0)
             write_file_outputs(args, [suite_of(summary, args.scenario, target, time_s=wall_s)])
         console = _console(summary, target, reproducible=args.reproducible)

@@ -26,7 +26,6 @@ from rollout_lab.commands.common import (
     scenario_files,
     scenario_options,
 )
-from rollout_lab.preflight import preflight
 
 NAME = "validate"
 
@@ -39,6 +38,8 @@ def add_parser(sub: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from rollout_lab.preflight import preflight
+
     files = scenario_files(args.scenarios)
     limit = memory_limit(args.max_memory)
     invalid = 0
