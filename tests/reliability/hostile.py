@@ -159,51 +159,51 @@ def _link(name: str, target: str) -> Callable[[Path], Path]:
     return make
 
 
+PARQUET_ROWS = 6_000
+
+
+def write_parquet_log(path: Path, damage: str = "") -> None:
+    """A small Parquet log, intact or damaged: ``crc`` (50 bytes zeroed in a file with page
+    checksums), ``statistics`` (one stored value changed in an uncompressed file, so that
+    its column no longer has the minimum its statistics record), ``truncated``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(1)
+    values = np.sort(rng.integers(1_500_000_000, 1_505_000_000, PARQUET_ROWS))
+    table = pa.table(
+        {
+            "user": rng.integers(0, 300, PARQUET_ROWS),
+            "item": rng.integers(0, 400, PARQUET_ROWS),
+            "timestamp": values,
+        }
+    )
+    if damage == "statistics":
+        pq.write_table(table, path, compression="none", use_dictionary=False)
+    else:
+        pq.write_table(table, path, write_page_checksum=True)
+    data = bytearray(path.read_bytes())
+    if damage == "crc":
+        data[len(data) // 2 : len(data) // 2 + 50] = bytes(50)
+    elif damage == "statistics":
+        high = int(values.max()).to_bytes(8, "little")
+        at = data.find(high)  # the value among the data, not in a header's statistics
+        while not values.min() <= int.from_bytes(data[at - 8 : at], "little") <= values.max():
+            at = data.find(high, at + 1)
+        data[at : at + 8] = (7).to_bytes(8, "little")
+    elif damage == "truncated":
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))
+
+
 def _parquet_with(damage: str) -> Callable[[Path], Path]:
     def make(folder: Path) -> Path:
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        rng = np.random.default_rng(1)
-        n = 6_000
-        table = pa.table(
-            {
-                "user": rng.integers(0, 300, n),
-                "item": rng.integers(0, 400, n),
-                "timestamp": np.sort(rng.integers(1_500_000_000, 1_505_000_000, n)),
-            }
-        )
         path = folder / "log.parquet"
-        if damage == "crc":
-            pq.write_table(table, path, write_page_checksum=True)
-            data = bytearray(path.read_bytes())
-            data[len(data) // 2 : len(data) // 2 + 50] = bytes(50)
-        elif damage == "statistics":
-            pq.write_table(table, path, compression="none", use_dictionary=False)
-            data = bytearray(path.read_bytes())
-            values = table["timestamp"].to_numpy()
-            high = int(values.max()).to_bytes(8, "little")
-            at = data.find(high)  # the value among the data, not in a header's statistics
-            while (
-                not values.min() <= int.from_bytes(data[at - 8 : at], "little") <= high_int(values)
-            ):
-                at = data.find(high, at + 1)
-            data[at : at + 8] = (7).to_bytes(8, "little")
-        elif damage == "truncated":
-            pq.write_table(table, path)
-            data = bytearray(path.read_bytes()[: len(path.read_bytes()) // 2])
-        else:
-            pq.write_table(table, path)
-            data = bytearray(path.read_bytes())
-        path.write_bytes(bytes(data))
+        write_parquet_log(path, damage)
         return path
 
     return make
-
-
-def high_int(values: object) -> int:
-    return int(values.max())  # type: ignore[attr-defined]
 
 
 # --- scenario files ------------------------------------------------------------------------

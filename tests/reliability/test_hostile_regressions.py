@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hostile import PARQUET_ROWS, write_parquet_log
 from reliability_support import MOVIELENS_REPLAY, QUICKSTART, Outcome
 
 from lab.footprint import MemoryLimit, estimate_run, memory_guard, parse_size
@@ -253,43 +254,17 @@ def test_gzip_log_is_detected_and_read(tmp_path: Path) -> None:
     assert table.accounting["input_rows"] == len(RATINGS.read_text().splitlines()) - 1
 
 
-def _in_data_page(data: bytearray, values: np.ndarray) -> int:
-    """Where the largest value is stored among the others (not in a header's statistics)."""
-    high = int(values.max()).to_bytes(8, "little")
-    at = data.find(high)
-    while not values.min() <= int.from_bytes(data[at - 8 : at], "little") <= values.max():
-        at = data.find(high, at + 1)
-    return at
-
-
-def test_damaged_parquet_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [("crc", "CRC checksum verification failed"), ("statistics", "where the file records")],
+)
+def test_damaged_parquet_is_refused(damage: str, fragment: str, tmp_path: Path) -> None:
     """A Parquet file with 50 bytes zeroed in the middle was read as valid."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rng = np.random.default_rng(0)
-    n = 5_000
-    table = pa.table(
-        {
-            "user": rng.integers(0, 300, n),
-            "item": rng.integers(0, 400, n),
-            "timestamp": np.sort(rng.integers(1_500_000_000, 1_505_000_000, n)),
-        }
-    )
     path = tmp_path / "log.parquet"
-    pq.write_table(table, path, write_page_checksum=True)
-    assert read_log(LogSpec(path)).accounting["kept"] == n
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2 : len(data) // 2 + 50] = bytes(50)
-    path.write_bytes(bytes(data))
-    with pytest.raises(UserInputError, match="CRC checksum verification failed"):
-        read_log(LogSpec(path))
-    pq.write_table(table, path, compression="none", use_dictionary=False)
-    data = bytearray(path.read_bytes())
-    at = _in_data_page(data, table["timestamp"].to_numpy())
-    data[at : at + 8] = (7).to_bytes(8, "little")
-    path.write_bytes(bytes(data))
-    with pytest.raises(UserInputError, match="where the file records"):
+    write_parquet_log(path)
+    assert read_log(LogSpec(path)).accounting["kept"] == PARQUET_ROWS
+    write_parquet_log(path, damage)
+    with pytest.raises(UserInputError, match=fragment):
         read_log(LogSpec(path))
 
 
