@@ -65,7 +65,7 @@ def parse_expectation(metric: str, value: object, *, source: str) -> Expectation
     try:
         target: float | str = float(raw)
     except ValueError:
-        if op not in ("==", "!=") or _OPERATOR_LIKE.match(raw):
+        if op not in ("==", "!="):
             raise UserInputError(
                 f"{source}: expect.{metric} must compare with a number after {op!r}, got "
                 f"{shown(text)}"

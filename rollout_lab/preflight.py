@@ -51,7 +51,7 @@ def check_expectation_paths(scenario: Scenario, *, source: str) -> None:
         why = check_summary_path(metric, versions)
         if why is not None:
             raise UserInputError(
-                f"{source}: expect.{cut(metric)} names no metric of summary.json: {why}"
+                f"{source}: expect.{cut(metric)} names no metric: {why}"
             )
 
 

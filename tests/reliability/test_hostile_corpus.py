@@ -1,4 +1,4 @@
-"""The hostile corpus (``tests/reliability/hostile.py``) through pytest: one case in twelve by
+"""The hostile corpus (``tests/reliability/hostile.py``) through pytest: one case in 24 by
 default (each is a process of a few seconds), every case with ``-m slow``.  ``make hostile``
 runs all of them and prints a total."""
 
@@ -20,7 +20,7 @@ def test_the_corpus_is_large_and_its_ids_unique() -> None:
     assert kinds == {"scenario", "set", "option", "log", "artifact", "out", "special"}
 
 
-@pytest.mark.parametrize("case", CASES[::12], ids=lambda case: case.id)
+@pytest.mark.parametrize("case", CASES[::24], ids=lambda case: case.id)
 def test_hostile_sample(case: object, tmp_path: Path) -> None:
     result = run_case(case, tmp_path)  # type: ignore[arg-type]
     assert result.passed, f"{result.detail} (exit {result.code}, stderr {result.stderr[-3:]})"
