@@ -253,7 +253,8 @@ class ModelSettings(Table):
     algorithm: Literal["als", "bpr", "lmf", "popularity", "random"] = "als"
     factors: PosInt = 32
     regularization: Annotated[float, ranged(0, math.inf)] = 0.05
-    iterations: PosInt = 15
+    # More than a thousand sweeps never changes a model; 1e10 would run for ever.
+    iterations: Annotated[int, ranged(1, 1_000)] = 15
     alpha: Annotated[float, ranged(0, math.inf, lo_open=True)] = 10.0
     learning_rate: Annotated[float, ranged(0, 10, lo_open=True)] = 0.01
     parent: str | None = None

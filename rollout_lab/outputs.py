@@ -501,7 +501,9 @@ class _Staged:
             if callable(data):
                 data(handle)
             else:
-                handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+                # A file name that is not valid UTF-8 (surrogate escapes) is written escaped.
+                text = data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data
+                handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
             size, digest = _sha256_fd(handle.fileno())

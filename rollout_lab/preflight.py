@@ -50,9 +50,7 @@ def check_expectation_paths(scenario: Scenario, *, source: str) -> None:
         parse_expectation(metric, value, source=source)
         why = check_summary_path(metric, versions)
         if why is not None:
-            raise UserInputError(
-                f"{source}: expect.{cut(metric)} names no metric: {why}"
-            )
+            raise UserInputError(f"{source}: expect.{cut(metric)} names no metric: {why}")
 
 
 def check_input_files(scenario: Scenario, *, base_dir: Path, source: str) -> None:

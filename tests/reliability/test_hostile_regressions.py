@@ -372,3 +372,22 @@ def test_version_and_exit_codes_in_help(
 def test_bad_option_is_one_line(cli: Callable[..., Outcome]) -> None:
     result = cli("run", str(QUICKSTART), "--frobnicate")
     _one_line(result, "unrecognized arguments: --frobnicate (see rollout-lab --help)")
+
+
+def test_iterations_are_bounded() -> None:
+    """iterations = 10000000000 was accepted and the run trained for ever."""
+    with pytest.raises(UserInputError, match=r"models.baseline.iterations must be in \[1, 1000\]"):
+        load_scenario(QUICKSTART, ["models.baseline.iterations=10000000000"])
+
+
+def test_a_scenario_file_name_that_is_not_utf8_is_written_escaped(
+    cli: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    """A file name with undecodable bytes crashed the commit (exit 3)."""
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/s\xff.toml"))
+    path.write_bytes(QUICKSTART.read_bytes())
+    out = tmp_path / "o"
+    result = cli("run", str(path), "--out", str(out), "--quiet", *TINY)
+    assert result.code == 0, result.err
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["scenario"]["name"] == "quickstart"
