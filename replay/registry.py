@@ -429,9 +429,8 @@ def _check_declared_sizes(path: Path) -> None:
             for info in archive.infolist():
                 if not info.filename.endswith(".npy"):
                     continue
-                if (
-                    info.file_size > _SMALL_MEMBER_BYTES
-                    and info.file_size > _MAX_INFLATION * max(info.compress_size, 1)
+                if info.file_size > _SMALL_MEMBER_BYTES and info.file_size > _MAX_INFLATION * max(
+                    info.compress_size, 1
                 ):
                     raise UserInputError(
                         f"{path}: array {info.filename[:-4]!r} would inflate from "

@@ -757,8 +757,10 @@ def segments_block(
         hits = hit_rates(hit, cell, cells, method=hit_method)
     deltas: dict[str, dict[str, Any]] = {}
     versions_present = set(frame["version"].unique().to_list())
-    if {baseline, candidate} <= versions_present and baseline != candidate and _both_in_one(
-        frame, "segment", baseline, candidate
+    if (
+        {baseline, candidate} <= versions_present
+        and baseline != candidate
+        and _both_in_one(frame, "segment", baseline, candidate)
     ):
         delta = metrics.worst_segment_delta(
             frame, "segment", baseline=baseline, candidate=candidate
