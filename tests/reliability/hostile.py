@@ -309,10 +309,17 @@ def _scenario_cases() -> list[Case]:
         ),
         scenario_case("duration-text", qs(), ERROR, "", "--set", "traffic.duration=two hours"),
         scenario_case(
-            "factors-100000", qs({"factors = 32": "factors = 100000"}), ERROR, "model training"
+            "factors-100000",
+            qs(),
+            ERROR,
+            "model training",
+            "--set",
+            "models.baseline.factors=100000",
         ),
-        scenario_case("factors-negative", qs({"factors = 32": "factors = -1"})),
-        scenario_case("iterations-huge", qs({"iterations = 15": "iterations = 10000000000"})),
+        scenario_case("factors-negative", qs(), ERROR, "", "--set", "models.baseline.factors=-1"),
+        scenario_case(
+            "iterations-huge", qs(), ERROR, "", "--set", "models.baseline.iterations=10000000000"
+        ),
         scenario_case("list-size-above-items", qs(), ERROR, "", "--set", "users.list_size=999"),
         scenario_case("weight-150", qs({"weight = 10": "weight = 150"})),
         scenario_case("weight-nan", qs({"weight = 10": "weight = nan"})),
