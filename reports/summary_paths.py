@@ -31,12 +31,11 @@ def _leaves(*names: str) -> dict[str, Any]:
 
 _LATENCY = _leaves("p50", "p95", "p99", "mean")
 _BIN_FIELDS = _leaves("lower", "upper", "count", "mean_predicted", "observed_rate")
-_CALIBRATION = {
-    **_leaves(
-        "basis", "requests", "ece", "mean_predicted", "observed_rate", "n_bins", "bins",
-        "bins_equal_mass",
-    ),
-}  # fmt: skip
+_CALIBRATION = _leaves(
+    "basis", "requests", "ece", "mean_predicted", "observed_rate", "n_bins", "bins",
+    "bins_equal_mass", "ece_equal_mass", "n_bins_equal_mass", "intercept", "slope",
+    "slope_ci95", "slope_users", "prediction_range", "warnings",
+)  # fmt: skip
 _STABILITY_NUMBERS = _leaves("against", "jaccard_at_k", "rbo", "identical_lists")
 _VERSION: dict[str, Any] = {
     **_leaves(
@@ -45,12 +44,14 @@ _VERSION: dict[str, Any] = {
         "ctr_ci95", "abandon_rate",
     ),
     "latency_ms": _LATENCY,
+    "model_latency_ms": {**_LATENCY, "requests": LEAF},
     "model": {
         **_leaves(
             "algorithm", "parent", "update", "factors", "training_s",
             "popularity_fallback_users",
         ),
         "platt": _leaves("a", "b"),
+        "calibration": {**_leaves("fitted_on", "intercept", "model"), "weights": OPEN},
     },
     "quality": {
         "calibration": _CALIBRATION,
@@ -68,7 +69,7 @@ _VERSION: dict[str, Any] = {
         "stability": {
             **_STABILITY_NUMBERS,
             **_leaves("users", "k", "rbo_p"),
-            "noise_floor": _STABILITY_NUMBERS,
+            "noise_floor": {**_STABILITY_NUMBERS, **_leaves("jaccard_at_k_ci95", "warnings")},
             "relative_to_noise_floor": _leaves(
                 "jaccard_difference", "jaccard_difference_ci95", "change_ratio"
             ),
@@ -117,7 +118,12 @@ _ROLLOUT_NUMBERS = _leaves(
     "first_exposure_s", "time_to_detect_s", "time_to_rollback_s", "time_to_promote_s",
     "rollback_at_s", "first_failure_at_s", "promote_at_s", "kill_switch_at_s",
 )  # fmt: skip
-_DRIFT_TEST = _leaves("psi", "ks_statistic", "ks_p_value", "live_samples", "alert")
+_DRIFT_TEST = _leaves("psi", "ks_statistic", "ks_p_value", "live_samples", "alert", "status")
+_SERVED = {
+    **_leaves("requests", "share_of_requests", "clicks", "ctr", "ctr_ci95"),
+    "latency_ms": _leaves("p50", "p99"),
+    "assigned_to": {VERSIONS: LEAF},
+}
 
 SUMMARY_TREE: Final[dict[str, Any]] = {
     "schema_version": LEAF,
@@ -133,10 +139,19 @@ SUMMARY_TREE: Final[dict[str, Any]] = {
         **_ROLLOUT_NUMBERS,
         **_leaves("promoted_releases", "production"),
         "releases": {
-            VERSIONS: {**_ROLLOUT_NUMBERS, **_leaves("release", "version", "started_s")}
+            VERSIONS: {
+                **_ROLLOUT_NUMBERS,
+                **_leaves("release", "version", "started_s", "parent"),
+            }
         },
     },
     "decisions": LEAF,
+    "routing": {
+        **_leaves("at_s", "baseline", "candidate", "candidate_weight", "unit", "units"),
+        "share": {VERSIONS: LEAF},
+    },
+    # whose lists were shown: each version, the popularity fallback, or none
+    "served": {VERSIONS: _SERVED, "popular": _SERVED, "none": _SERVED},
     "windows": {
         **_leaves("t_start_s", "t_end_s"),
         "versions": {

@@ -196,7 +196,7 @@ def test_a_signal_while_printing_after_the_commit_says_the_run_is_complete(
     import rollout_lab.commands.run as run_command
     from rollout_lab.cli import main
 
-    def console(summary: dict[str, object], target: Path) -> str:
+    def console(summary: dict[str, object], target: Path, **_options: object) -> str:
         os.kill(os.getpid(), signal.SIGTERM)
         for _ in range(1000):
             pass
