@@ -26,6 +26,7 @@ ORDER = [
     "report_bench",
     "sweep_bench",
     "aa_bench",
+    "manifest_bench",
 ]
 
 

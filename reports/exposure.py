@@ -162,9 +162,7 @@ def exposure(
     ``hit`` the frame's ``hit`` column (int, -1 without truth) or None.
     """
     prepared = result.prepared
-    items = shown_lists(
-        user, served_by, [t.items for t in result.versions], prepared.popular.items
-    )
+    items = shown_lists(user, served_by, [t.items for t in result.versions], prepared.popular.items)
     live = prepared.source.live_world
     if live is not None:
         # A request's list is fixed by (served_by, user): score each such pair once.

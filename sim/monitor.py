@@ -13,6 +13,7 @@ and abandonment caused by a slow candidate hurt the candidate's numbers, as they
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -280,6 +281,13 @@ class Monitor:
             ).astype(np.int64)
         self.last_slice = (lo, hi)
         return stats
+
+    def stats_between(self, version: int, start_s: float, end_s: float) -> WindowStats:
+        """What ``version`` did for the settled arrivals in ``[start_s, end_s)``: any time
+        range, not only the analysis windows (a query's own look-back)."""
+        hi = min(int(np.searchsorted(self.t_s, end_s, side="left")), self.settled)
+        lo = min(int(np.searchsorted(self.t_s, start_s, side="left")), hi)
+        return dataclasses.replace(self._window(version, lo, hi, end_s), t_start_s=start_s)
 
     def _shown(self, mine: np.ndarray) -> np.ndarray:
         """The rows whose list was shown and looked at (not dropped, not abandoned)."""

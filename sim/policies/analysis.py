@@ -31,11 +31,12 @@ import numpy.typing as npt
 from sim.monitor import Monitor, WindowStats
 from sim.policies.decisions import Verdict
 from sim.policies.guardrails import GuardrailBudget, GuardrailJudge
+from sim.policies.measurements import Measurement, MeasurementRequest
 from sim.policies.settings import Rollout
 from sim.router import drain_deadlines
 from sim.stats import SequentialTest, mixing_variance_for_mde, srm_check
 
-__all__ = ["AnalysisResult", "Analyst", "ArmTotals", "Arms", "Evidence"]
+__all__ = ["AnalysisResult", "Analyst", "ArmTotals", "Arms", "Evidence", "Window"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class Arms:
     weight: float  # percent of eligible units on the candidate
     weight_changed_s: float  # when the weight last changed
     check_srm: bool  # the policy keeps a fixed split the SRM check can test
+    #: Measurements the policy asks for (analysis runs, metric checks); none: judge the window.
+    measure: tuple[MeasurementRequest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,8 @@ class AnalysisResult:
     verdict: Verdict | None
     reason: str
     numbers: dict[str, float] = field(default_factory=dict)
+    #: One per requested measurement (``Arms.measure``), in request order.
+    measurements: tuple[Measurement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,17 @@ class ArmTotals:
 
     requests: int
     clicks: int
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A settled analysis window with enough candidate traffic to be judged."""
+
+    baseline: WindowStats
+    candidate: WindowStats
+    start_s: float
+    shadow_only: bool  # the candidate only got mirrored copies
+    numbers: dict[str, float]
 
 
 class Evidence(Protocol):
@@ -127,7 +143,9 @@ class Analyst:
             n_units=monitor.n_units,
         )
 
-    def analyse(self, until_s: float, arms: Arms) -> AnalysisResult | None:
+    def open_window(self, until_s: float, arms: Arms) -> Window | AnalysisResult | None:
+        """Settle the window: None without candidate traffic, a skipped result below
+        ``min_requests``, else what a judgement of the window reads."""
         analysis = self.config.analysis
         assert analysis is not None
         window_start = self.monitor.window_start_s
@@ -154,6 +172,14 @@ class Analyst:
                 f"skipped: {observed} candidate requests < min_requests {analysis.min_requests}",
                 numbers,
             )
+        return Window(base, cand, window_start, shadow_only, numbers)
+
+    def analyse(self, until_s: float, arms: Arms) -> AnalysisResult | None:
+        opened = self.open_window(until_s, arms)
+        if not isinstance(opened, Window):
+            return opened
+        base, cand, window_start = opened.baseline, opened.candidate, opened.start_s
+        shadow_only, numbers = opened.shadow_only, opened.numbers
         problems: list[str] = []
         if arms.check_srm and arms.weight_changed_s <= window_start:
             srm = self._srm(base, cand, arms.weight, numbers)

@@ -27,6 +27,12 @@ and runs the whole simulator.  What must hold, request by request:
     ``flush_on_change``, nor after rollback + TTL under ``ttl_only``, except to the units
     draining on it.
 
+Policies read from a manifest (Argo Rollouts, Flagger) take their rollout from the shipped
+manifest scenario as it is (their steps, analysis runs and checks are the manifest's) and vary
+the sticky unit, rollback mode, serving, cache and faults; their decisions follow the
+manifest's own clocks (analysis runs, webhooks), so (e) and (f) are checked for the lab's
+own policies only.
+
 Misrouting faults are left out: a router bug breaks (a)–(d) on purpose (the SRM check's job).
 Hypothesis runs derandomized; the default run is a few examples per policy, ``-m slow``
 many more.
@@ -516,7 +522,65 @@ def _invariants(policy: str, drawn: tuple[dict[str, Any], int]) -> None:
         check(run)
 
 
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+#: Policies a manifest configures, and the shipped scenario whose manifest each example uses.
+MANIFEST_POLICIES = {
+    "argo_canary": "argo_canary_inline_analysis.toml",
+    "argo_blue_green": "argo_blue_green_analysis.toml",
+    "flagger": "flagger_canary_step_weights.toml",
+}
+LAB_POLICIES = sorted(set(POLICIES) - set(MANIFEST_POLICIES))
+
+
+def test_every_policy_is_checked() -> None:
+    assert set(MANIFEST_POLICIES) <= set(POLICIES)
+    assert all(POLICIES[p].schedules_measurements for p in MANIFEST_POLICIES)
+    assert not any(POLICIES[p].schedules_measurements for p in LAB_POLICIES)
+
+
+@cache
+def manifest_rollout(policy: str) -> Any:
+    return load_scenario(ROOT / "scenarios" / MANIFEST_POLICIES[policy]).rollout
+
+
+@st.composite
+def manifest_rollouts(draw: st.DrawFn, policy: str) -> tuple[dict[str, Any], int]:
+    """A manifest's rollout as shipped, under drawn units, rollback modes, serving and faults."""
+    changes, replication = draw(rollouts("big_bang"))
+    own = manifest_rollout(policy)
+    sticky = changes["rollout"]["sticky_by"]
+    rollout = own.model_copy(
+        update={
+            "sticky_by": sticky,
+            "on_rollback_sessions": changes["rollout"]["on_rollback_sessions"],
+        }
+    )
+    return {**changes, "rollout": rollout}, replication
+
+
+def _manifest_invariants(policy: str, drawn: tuple[dict[str, Any], int]) -> None:
+    changes, replication = drawn
+    run = simulate(changes, replication)
+    for check in ALL:
+        if check is not check_decisions_at_boundaries:
+            check(run)
+
+
+@pytest.mark.parametrize("policy", sorted(MANIFEST_POLICIES))
+@FAST
+@given(data=st.data())
+def test_manifest_rollout_invariants(policy: str, data: st.DataObject) -> None:
+    _manifest_invariants(policy, data.draw(manifest_rollouts(policy)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", sorted(MANIFEST_POLICIES))
+@SLOW
+@given(data=st.data())
+def test_manifest_rollout_invariants_full(policy: str, data: st.DataObject) -> None:
+    _manifest_invariants(policy, data.draw(manifest_rollouts(policy)))
+
+
+@pytest.mark.parametrize("policy", LAB_POLICIES)
 @FAST
 @given(data=st.data())
 def test_rollout_invariants(policy: str, data: st.DataObject) -> None:
@@ -524,7 +588,7 @@ def test_rollout_invariants(policy: str, data: st.DataObject) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("policy", LAB_POLICIES)
 @SLOW
 @given(data=st.data())
 def test_rollout_invariants_full(policy: str, data: st.DataObject) -> None:
@@ -539,7 +603,7 @@ def _fault_from_first_exposure(policy: str, drawn: tuple[dict[str, Any], int]) -
         check(run)
 
 
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("policy", LAB_POLICIES)
 @FAST
 @given(data=st.data())
 def test_a_fault_from_first_exposure_is_rolled_back_in_time(
@@ -549,7 +613,7 @@ def test_a_fault_from_first_exposure_is_rolled_back_in_time(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("policy", LAB_POLICIES)
 @SLOW
 @given(data=st.data())
 def test_a_fault_from_first_exposure_is_rolled_back_in_time_full(
