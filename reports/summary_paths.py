@@ -116,7 +116,7 @@ _USER_SEGMENTS = ("cold", "light", "heavy")
 _ROLLOUT_NUMBERS = _leaves(
     "policy", "outcome", "final_weight", "max_candidate_weight", "analyses", "failures",
     "first_exposure_s", "time_to_detect_s", "time_to_rollback_s", "time_to_promote_s",
-    "rollback_at_s", "first_failure_at_s", "promote_at_s", "kill_switch_at_s",
+    "rollback_at_s", "first_failure_at_s", "promote_at_s", "kill_switch_at_s", "waiting_for",
 )  # fmt: skip
 _DRIFT_TEST = _leaves("psi", "ks_statistic", "ks_p_value", "live_samples", "alert", "status")
 _SERVED = {
