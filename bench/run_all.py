@@ -27,6 +27,8 @@ ORDER = [
     "metrics_bench",
     "report_bench",
     "sweep_bench",
+    "aa_bench",
+    "manifest_bench",
 ]
 
 

@@ -32,6 +32,7 @@ from lab.artifacts import code_fingerprint, model_key
 from lab.builder import VersionBuilder, default_threads, model_spec
 from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
 from lab.drift import drift_summary
+from lab.manifests.evidence import evidence_for
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
 from lab.scenario import Fault, LognormalLatency, ModelSettings, Scenario
 from lab.sources import LogTruth, Source, build_source
@@ -526,7 +527,7 @@ def simulate_prepared(
         if later
         else None
     )
-    analyst = Analyst(rollout, monitor)
+    analyst = evidence_for(rollout, monitor, horizon_s=tr.duration)
     controller = RolloutController(
         rollout,
         analyst,

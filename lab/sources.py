@@ -18,8 +18,6 @@ so that factor-space metrics (intra-list diversity) still have item vectors.
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,7 +36,9 @@ from lab.artifacts import (
     world_key,
 )
 from lab.calibration import LoggedFeedback
+from lab.footprint import check_log_run
 from lab.offpolicy_log import LoggedImpressions, read_logged_impressions
+from lab.paths import expand_path, resolve_input_path
 from lab.scenario import LogSource, Scenario
 from lab.versions import ClickTruth
 from replay.artifact_store import Artifact, ArtifactStore
@@ -64,26 +64,6 @@ from replay.training import active_ids
 from replay.windows import WindowSpec, split_windows
 
 __all__ = ["LogTruth", "Source", "build_source", "expand_path"]
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def expand_path(text: str, *, source: str, field: str) -> str:
-    """``${VAR}`` and ``${VAR:-default}`` from the environment; a missing variable is an error."""
-
-    def one(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        value = os.environ.get(name)
-        if value is None:
-            if default is not None:
-                return default
-            raise UserInputError(
-                f"{source}: {field} uses ${{{name}}}, which is not set "
-                f"(export {name}=... or pass --log PATH)"
-            )
-        return value
-
-    return _VAR.sub(one, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,11 +305,7 @@ def _window(spec: Any) -> WindowSpec:
 
 
 def _resolve(text: str, *, source: str, field: str, base_dir: Path | None) -> str:
-    path = expand_path(text, source=source, field=field)
-    # A relative path in a scenario file is relative to that file, like an include.
-    if base_dir is not None and not Path(path).is_absolute() and not Path(path).exists():
-        path = str(base_dir / path)
-    return path
+    return resolve_input_path(text, source=source, field=field, base_dir=base_dir)
 
 
 def _genres(
@@ -395,12 +371,18 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
     log = scenario.traffic.log
     assert log is not None
     table = _read(log, source=source, base_dir=base_dir)
+    check_log_run(
+        scenario, table.n_users, table.n_items, table.accounting["input_rows"], source=source
+    )
     split = split_windows(
         table,
         train=_window(log.train),
         replay=_window(log.replay),
         update=_window(log.update) if log.update is not None else None,
         source=source,
+        prefix="traffic.log.",
+        allow_overlap=log.allow_overlap,
+        allow_setting="traffic.log.allow_overlap",
     )
     n_users, n_items = table.n_users, table.n_items
     train = (split.train.start, split.train.end)

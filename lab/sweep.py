@@ -45,6 +45,7 @@ import polars as pl
 from lab.overrides import parse_override
 from lab.pipeline import Prepared, RunResult, prepare, simulate_prepared
 from lab.scenario import Scenario, load_scenario
+from lab.version import lab_version
 from replay.artifact_store import ArtifactStore
 from replay.errors import UserInputError
 from sim.stats import wilson_interval
@@ -619,16 +620,6 @@ def worker_setup() -> None:
     except ImportError:
         return
     tqdm.set_lock(threading.RLock())
-
-
-def lab_version() -> str:
-    """The installed rollout-lab version (workers of a cluster must match the client's)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("rollout-lab")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # --------------------------------------------------------------------------- running

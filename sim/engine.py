@@ -17,8 +17,16 @@ Per request the engine does as little as possible (DESIGN section 2):
 
 Fallback chain (``serving.fallback``): ``baseline`` re-sends the request to the baseline's
 servers with a fresh timeout, ``stale_cache`` serves any cached list for the user whatever its
-age or version, ``popular`` serves the popularity list; when the chain is exhausted the request
-is dropped.  Every arrival ends as exactly one of served / fallback / dropped.
+age, of a version still in service, ``popular`` serves the popularity list; when the chain is
+exhausted the request is dropped.  Every arrival ends as exactly one of served / fallback /
+dropped.
+
+A version is *in service* while new requests may be routed to it: production, and the
+candidate while it holds buckets.  A rolled-back version is out of service: its lists are
+never served from the cache again except to units draining on it, and never stored under a
+user's key (``flush_on_change``, ``ttl_only``), where the user's next request on another
+version would find it.  Under ``flush_on_change`` a list is also kept only if its unit is
+still routed to its version when it is served (a request in flight across a flush).
 """
 
 from __future__ import annotations
@@ -242,8 +250,29 @@ def simulate(
     rec_shadow_result = records.shadow_result
     rec_shadow_latency = records.shadow_latency_ms
 
+    flushes = cache_plan.invalidation == "flush_on_change"
+    plan_unit, plan_bucket, plan_eligible = plan.unit, plan.assign_bucket, plan.eligible
+
     def cache_key(version: int, user: int) -> int:
         return version * n_users + user if versioned else user
+
+    def routed_now(i: int) -> int:
+        """The version request ``i``'s unit would be routed to if it arrived now."""
+        if routing.slow:
+            return route(
+                routing, int(plan_unit[i]), int(plan_bucket[i]), bool(plan_eligible[i]), env.now
+            )
+        if plan_eligible[i] and plan_bucket[i] < routing.candidate_threshold:
+            return routing.candidate
+        return routing.baseline
+
+    def keeps(i: int, version: int) -> bool:
+        """Whether ``version``'s list, just served for request ``i``, goes into the cache."""
+        if versioned:
+            return True  # its own key: only requests routed to ``version`` read it
+        if version != int(rec_version[i]) or not _in_service(routing, version):
+            return False
+        return not flushes or routed_now(i) == version
 
     # --- completion of one request --------------------------------------------------------
 
@@ -252,7 +281,7 @@ def simulate(
         rec_served_by[i] = version
         rec_latency[i] = (now - t_arrival) * 1000.0
         rec_result[i] = SERVED if chain_pos == 0 else FALLBACK
-        if cache is not None and (versioned or version == int(rec_version[i])):
+        if cache is not None and keeps(i, version):
             cache.store(cache_key(version, user), version, now)
 
     def fail(i: int, version: int, t_arrival: float, chain_pos: int, user: int, why: int) -> None:
@@ -268,13 +297,7 @@ def simulate(
                 return
             if step == "stale_cache" and cache is not None:
                 got = _any_cached(
-                    cache,
-                    user,
-                    versioned,
-                    n_users,
-                    int(rec_version[i]),
-                    routing.baseline,
-                    len(versions),
+                    cache, user, versioned, n_users, int(rec_version[i]), routing, len(versions)
                 )
                 if got >= 0:
                     end_fallback(i, t_arrival, got, STALE)
@@ -472,21 +495,34 @@ def _drop_event(action: Callable[[Attempt], None], attempt: Attempt, _event: Any
     action(attempt)
 
 
+def _in_service(routing: Routing, version: int) -> bool:
+    """Whether new requests may be routed to ``version`` (see the module docstring)."""
+    return version == routing.baseline or (
+        version == routing.candidate and routing.candidate_threshold > 0
+    )
+
+
 def _any_cached(
     cache: LruCache,
     user: int,
     versioned: bool,
     n_users: int,
     assigned: int,
-    baseline: int,
+    routing: Routing,
     n_versions: int,
 ) -> int:
-    """Version of any list cached for ``user`` (assigned first, then baseline, then others)."""
+    """Version of a list cached for ``user``, of any age, from a version in service or the
+    one the request drains on (assigned first, then baseline, then others); ``-1`` if none."""
+
+    def servable(v: int) -> bool:
+        return _in_service(routing, v) or v == assigned == routing.drain_version
+
     if not versioned:
-        return cache.peek_any(user)
+        got = cache.peek_any(user)
+        return got if got >= 0 and servable(got) else -1
+    baseline = routing.baseline
     order = [assigned, baseline, *[v for v in range(n_versions) if v not in (assigned, baseline)]]
     for v in order:
-        got = cache.peek_any(v * n_users + user)
-        if got >= 0:
-            return got
+        if servable(v) and cache.peek_any(v * n_users + user) >= 0:
+            return v
     return -1

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from multiprocessing import get_context
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -432,10 +432,18 @@ def execute(args: argparse.Namespace) -> int:
     # Validate every grid point before starting an engine: a bad value costs nothing.
     plan = plan_sweep(args.scenario, overrides(args), axes, args.seeds, cache=cache)
     out = args.out if args.out is not None else Path("runs") / f"{slug(plan.base.name)}-sweep"
+    created = not out.exists()
     prepare_sweep_out(out, args.force)
     kind, runner = _engine(args, workers)
     started = time.perf_counter()
-    with runner:
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(runner)
+        except BaseException:
+            if created:  # an engine that cannot start leaves no empty --out folder behind
+                with suppress(OSError):
+                    out.rmdir()
+            raise
         slots = runner.slots  # a remote cluster's size is known once connected
         plan = plan.chunked(slots=slots, chunk_size=args.chunk_size)
         store = PartStore(out, plan)
