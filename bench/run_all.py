@@ -18,7 +18,18 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["throughput", "log_bench", "models_bench", "metrics_bench", "report_bench", "sweep_bench"]
+ORDER = [
+    "throughput",
+    "cli_bench",
+    "scale_bench",
+    "log_bench",
+    "models_bench",
+    "metrics_bench",
+    "report_bench",
+    "sweep_bench",
+    "aa_bench",
+    "manifest_bench",
+]
 
 
 def main(argv: list[str]) -> int:
@@ -35,6 +46,8 @@ def main(argv: list[str]) -> int:
             failed.append(name)
             continue
         args = [sys.executable, str(script)]
+        if name == "scale_bench":
+            args.append("--readme")  # the README's scaling table is this run's
         if name == "models_bench":
             data = os.environ.get("ROLLOUT_LAB_MOVIELENS")
             if not data:

@@ -58,6 +58,8 @@ _ANALYSIS_STYLE = {
     "fail": ("#c0392b", "v"),
     "inconclusive": ("#8c96a3", "o"),
     "skipped": ("#c8ced6", "."),
+    # A measurement of an analysis run still going (Argo Rollouts): no verdict yet.
+    "measured": ("#8c96a3", "|"),
 }
 
 
@@ -75,7 +77,8 @@ def _minutes(values: Sequence[float]) -> list[float]:
 
 
 def analysis_result(decision: dict[str, Any]) -> str:
-    """``pass``, ``fail``, ``inconclusive`` or ``skipped`` from an analysis decision's reason."""
+    """``pass``, ``fail``, ``inconclusive``, ``skipped`` or ``measured`` from an analysis
+    decision's reason."""
     head = str(decision["reason"]).split(":", 1)[0].strip()
     return head if head in _ANALYSIS_STYLE else "inconclusive"
 

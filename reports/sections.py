@@ -226,6 +226,17 @@ def glance(summary: dict[str, Any], storms: Sequence[dict[str, Any]] = ()) -> st
         )
     else:
         items.append(f"<b>Outcome</b> {esc(outcome)}; no routing decision was taken.")
+    if rollout.get("waiting_for"):
+        items.append(f"<b>Waiting</b>: {esc(rollout['waiting_for'])}.")
+    manifest = summary["scenario"]["settings"]["rollout"].get("manifest")
+    if isinstance(manifest, list):
+        manifest = ", ".join(manifest)
+    if manifest:
+        notes = summary["scenario"]["settings"]["rollout"].get("manifest_notes") or []
+        items.append(
+            f"<b>Manifest</b> {esc(manifest)}: {len(notes)} of its fields change nothing in "
+            "the lab (listed under rollout.manifest_notes in the resolved scenario)."
+        )
     timings = [
         (label, rollout.get(key))
         for key, label in (

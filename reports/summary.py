@@ -351,6 +351,11 @@ def build_summary(
         "requests_per_wall_s": n / sim_wall if sim_wall > 0 else 0.0,
         # Training the re-seeded baseline of the stability noise floor (part of prepare_s).
         "noise_floor_training_s": prepared.training_s.get(NOISE_FLOOR),
+        # Parts of prepare_s: the world (or log), implicit's training calls (0 when every
+        # version came from the artifact cache), top-K scoring.
+        "world_s": result.timing.get("world_s", 0.0),
+        "training_s": result.timing.get("training_s", 0.0),
+        "top_k_s": result.timing.get("top_k_s", 0.0),
         **(extra_timing or {}),
     }
     if reproducible:

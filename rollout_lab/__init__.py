@@ -22,6 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from lab.artifacts import open_store
     from lab.operating import ReplicationOutcome, operating_characteristics, replicate
     from lab.pipeline import Prepared, prepare, simulate_prepared
     from lab.scenario import Scenario, load_scenario, parse_scenario
@@ -37,6 +38,7 @@ _PUBLIC = {
     "Scenario": "lab.scenario",
     "UserInputError": "replay.errors",
     "load_scenario": "lab.scenario",
+    "open_store": "lab.artifacts",
     "operating_characteristics": "lab.operating",
     "parse_scenario": "lab.scenario",
     "prepare": "lab.pipeline",
@@ -52,6 +54,7 @@ __all__ = [
     "Scenario",
     "UserInputError",
     "load_scenario",
+    "open_store",
     "operating_characteristics",
     "parse_scenario",
     "prepare",

@@ -75,6 +75,9 @@ class Routing:
     #: (the end of its sessions in flight on the rolled-back version) stay on ``drain_version``.
     drain_until_s: npt.NDArray[np.float64] | None = None
     drain_version: int = -1
+    #: A promotion decided for every user, targeted segments or not (Flagger's A/B tests end
+    #: so); until then only eligible units can see the candidate.
+    everyone: bool = False
     slow: bool = False
 
     def remember_units(self, n_units: int) -> None:
@@ -85,6 +88,12 @@ class Routing:
     def forget_units(self) -> None:
         """End the experiment's stickiness (a promotion or a rollback decided for everyone)."""
         self.memory = None
+        self._update()
+
+    def open_to_everyone(self, everyone: bool = True) -> None:
+        """From now on the candidate's buckets hold every unit, not only the targeted ones
+        (``False``: targeting again, for the next release)."""
+        self.everyone = everyone
         self._update()
 
     def set_misroute(self, threshold: int) -> None:
@@ -99,14 +108,19 @@ class Routing:
 
     def _update(self) -> None:
         self.slow = (
-            self.memory is not None or self.misroute_threshold > 0 or self.drain_until_s is not None
+            self.memory is not None
+            or self.misroute_threshold > 0
+            or self.drain_until_s is not None
+            or self.everyone
         )
 
 
 def route(routing: Routing, unit: int, bucket: int, eligible: bool, t_s: float) -> int:
-    """The version for one arrival when ``routing.slow``: drains, memory, misrouting."""
+    """The version for one arrival when ``routing.slow``: drains, memory, misrouting, and
+    targeting lifted by a promotion for everyone."""
     if routing.drain_until_s is not None and t_s <= routing.drain_until_s[unit]:
         return routing.drain_version
+    eligible = eligible or routing.everyone
     threshold = routing.candidate_threshold
     memory = routing.memory
     if memory is not None:
@@ -164,7 +178,7 @@ def final_versions(
     The vectorized twin of the engine's routing (fast path and :func:`route`), for stating
     where a run left its users; misrouting faults are ignored (they are not a decision).
     """
-    on_candidate = eligible & (bucket < routing.candidate_threshold)
+    on_candidate = (eligible | routing.everyone) & (bucket < routing.candidate_threshold)
     if routing.memory is not None:
         seen = routing.memory[unit]
         on_candidate = np.where(

@@ -13,7 +13,8 @@ pure function of its numbers, tested against a table of cases
   :func:`difference_verdict`, :func:`comparison_phrase`;
 * p-values that never print as 0: :func:`p_value_text`;
 * drift: :func:`drift_status` from PSI against its alert threshold and the KS p-value;
-* latency against its budget: :func:`budget_phrase`; guardrails: :func:`guardrail_verdict`;
+* latency against its budget: :func:`budget_phrase`; guardrails: :func:`guardrail_verdict`,
+  :func:`guardrail_breach`;
 * calibration warnings: :func:`calibration_warnings`;
 * a seed-noise floor too low to compare against: :func:`noise_floor_warning`;
 * the rollout's decision for a reader: :func:`decision_verdict`, :func:`decision_action`,
@@ -42,6 +43,7 @@ __all__ = [
     "drift_status",
     "expectations_headline",
     "gate_state",
+    "guardrail_breach",
     "guardrail_verdict",
     "interval_side",
     "noise_floor_warning",
@@ -332,3 +334,31 @@ def decision_action(outcome: str, candidate: str, *, projected: bool = False) ->
             "to decide sooner (projected times below)."
         )
     return f"Keep the rollout of {candidate} running until the policy decides."
+
+
+def guardrail_breach(
+    label: str,
+    *,
+    estimate: float,
+    side: Literal["min", "max"],
+    limit: float,
+    bound: float,
+    alpha: float,
+    relative: bool,
+) -> str:
+    """Why a guardrail failed: the estimate, the limit, and the confidence bound beyond it.
+
+    ``bound`` is the lower confidence bound for a ``max`` and the upper one for a ``min``;
+    ``relative`` values are fractions shown as signed percentages.  E.g.
+    ``"latency_ms.p99 181 > max 120 (lower confidence bound 143 at alpha 0.0019)"``.
+    """
+
+    def shown(x: float) -> str:
+        return f"{x:+.1%}" if relative else f"{x:.4g}"
+
+    sign, which = (">", "lower") if side == "max" else ("<", "upper")
+    limit_text = f"{limit:+.1%}" if relative else f"{limit:g}"
+    return (
+        f"{label} {shown(estimate)} {sign} {side} {limit_text} "
+        f"({which} confidence bound {shown(bound)} at alpha {alpha:.2g})"
+    )

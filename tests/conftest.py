@@ -1,4 +1,4 @@
-"""Test-wide environment: headless matplotlib, single-threaded BLAS, a private config dir;
+"""Test-wide environment: headless matplotlib, single-threaded BLAS, private config and cache;
 and every ``summary.json`` the tests write validates against its schema
 (``reports.summary_schema.Summary``), checked once the session's tests have run."""
 
@@ -14,6 +14,8 @@ import pytest
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="rollout-lab-mpl-"))
+# Prepared artifacts go to a throwaway folder: tests never write into the user's own cache.
+os.environ["ROLLOUT_LAB_CACHE"] = tempfile.mkdtemp(prefix="rollout-lab-cache-")
 
 
 @pytest.fixture(scope="session", autouse=True)

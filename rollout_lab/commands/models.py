@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from replay.errors import UserInputError
 from rollout_lab.commands.common import EXIT_OK
 
@@ -85,6 +83,7 @@ def diff_lines(a: tuple[Any, Any], b: tuple[Any, Any], diff: Any) -> list[str]:
 
 
 def execute(args: argparse.Namespace) -> int:
+    import numpy as np
     import scipy.sparse as sp
 
     from replay.registry import Registry, diff_versions

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rollout_lab.commands.common import EXIT_OK, overrides, scenario_options
+from rollout_lab.commands.common import EXIT_OK, cache_options, overrides, scenario_options
 
 NAME = "train"
 
@@ -17,16 +17,21 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--registry", type=Path, default=Path("registry"), help="registry folder")
     p.add_argument("--k", type=int, default=20, help="K of recall@K and NDCG@K (default 20)")
     scenario_options(p)
+    cache_options(p)
 
 
 def execute(args: argparse.Namespace) -> int:
+    from lab.artifacts import open_store
     from lab.lifecycle import register_versions
     from lab.pipeline import prepare
     from lab.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, overrides(args))
     prepared = prepare(
-        scenario, source_name=args.scenario.name, base_dir=args.scenario.resolve().parent
+        scenario,
+        source_name=args.scenario.name,
+        base_dir=args.scenario.resolve().parent,
+        store=open_store(args.cache_dir, enabled=not args.no_cache),
     )
     print(f"holdout metrics at K = {args.k} (recall@{args.k}, NDCG@{args.k}, catalogue coverage)")
     print(

@@ -108,6 +108,8 @@ class RolloutController:
         self.promote_s: float | None = None
         self._finished = False
         self.held = False
+        #: Why the plan is stuck until someone acts (an indefinite pause, a hold), if it is.
+        self._waiting: str | None = None
         self.evidence.restart()
         self._steps = self.policy.plan()
         self.started_s = 0.0
@@ -119,6 +121,7 @@ class RolloutController:
         self._started = False
         self._weight_changed_s = 0.0
         self.routing.drain(-1, None)
+        self.routing.open_to_everyone(False)
 
     # --- Controller protocol (the engine's side) ---------------------------------------------
 
@@ -129,7 +132,7 @@ class RolloutController:
         next_release_s = math.inf if next_release is None else next_release
         if self._finished:
             return next_release
-        wake = min(self._next_analysis_s, next_release_s)
+        wake = min(self._analysis_due_s(), next_release_s)
         if self._step < len(self._steps) and not self.held:
             wake = min(wake, self._step_until_s)
         if self._kill_s is not None:
@@ -156,11 +159,18 @@ class RolloutController:
             self._kill_s = None
             if self.weight > 0 or self.mirror > 0:
                 self._rollback(now_s, self._current_step(), "kill switch")
-        if not self._finished and now_s >= self._next_analysis_s:
-            self._next_analysis_s += self._interval_s or math.inf
+        if not self._finished and now_s >= self._analysis_due_s():
+            if now_s >= self._next_analysis_s:
+                self._next_analysis_s += self._interval_s or math.inf
             self._analyse(now_s, settled_until_s)
         if not self._finished and not self.held and now_s >= self._step_until_s:
             self._run_steps(now_s)
+
+    def _analysis_due_s(self) -> float:
+        """The next analysis: the regular interval, unless the policy schedules its own."""
+        if self._interval_s is None:
+            return math.inf
+        return self.policy.next_analysis_s(self._next_analysis_s)
 
     # --- release trains -----------------------------------------------------------------
 
@@ -200,25 +210,27 @@ class RolloutController:
         while self._step < len(self._steps) and not self._finished:
             step = self._step
             planned = self._steps[step]
+            self.policy.step_started(self, now_s, step)
+            if self._finished:
+                return
             self._step += 1
             value = planned.value
+            note = f"step {step}: {planned.note}" if planned.note else ""
             if planned.kind == "set_weight":
-                self.set_weight(now_s, value, step, f"step {step}: set_weight {value:g}")
-                if value >= 100.0:
+                self.set_weight(now_s, value, step, note or f"step {step}: set_weight {value:g}")
+                if value >= 100.0 and self.policy.promotes_at_full_weight:
                     self.promote(now_s, step, "weight reached 100%")
                     return
+            elif planned.kind == "promote":
+                self.promote(now_s, step, note or f"step {step}: promote")
+                return
             elif planned.kind == "mirror":
-                self.mirror = value
-                self.routing.mirror_threshold = threshold_for(value)
-                what = (
-                    f"mirror {value:g}% of baseline traffic to the candidate"
-                    if value
-                    else "stop mirroring"
-                )
-                self._decide(now_s, step, "mirror", f"step {step}: {what}")
+                self.set_mirror(now_s, value, step, note)
             else:  # pause
                 self._step_until_s = now_s + value
-                self._decide(now_s, step, "pause", f"step {step}: pause {value:g} s")
+                if math.isinf(value):
+                    self._waiting = planned.note or "a pause without a duration"
+                self._decide(now_s, step, "pause", note or f"step {step}: pause {value:g} s")
                 return
 
     # --- actions (``Control``) -----------------------------------------------------------
@@ -234,12 +246,26 @@ class RolloutController:
             self.first_exposure_s = now_s
         self._decide(now_s, step, "set_weight", reason)
 
+    def set_mirror(self, now_s: float, share: float, step: int, reason: str = "") -> None:
+        self.mirror = share
+        self.routing.mirror_threshold = threshold_for(share)
+        what = (
+            f"mirror {share:g}% of baseline traffic to the candidate" if share else "stop mirroring"
+        )
+        self._decide(now_s, step, "mirror", reason or f"step {step}: {what}")
+
+    def end_pause(self, now_s: float) -> None:
+        self._step_until_s = min(self._step_until_s, now_s)
+        self._waiting = None
+
     def promote(self, now_s: float, step: int, reason: str) -> None:
         self.set_weight(now_s, 100.0, step, f"promote: {reason}")
         self.mirror = 0.0
         self.routing.mirror_threshold = 0
         # A promotion is decided for everyone: units remembered on the baseline move too.
         self.routing.forget_units()
+        if self.policy.promotion_reaches_everyone:
+            self.routing.open_to_everyone()
         self.outcome = "promoted"
         self.promote_s = now_s
         self._decide(now_s, step, "promote", reason)
@@ -247,6 +273,11 @@ class RolloutController:
         # can still roll back); a ramp that reached 100 % has nothing left to compare against.
         if not self.policy.analyses_after_promotion or self._interval_s is None:
             self._finished = True
+
+    def rollback(self, now_s: float, step: int, reason: str) -> None:
+        """Roll back now (a policy's own rule, e.g. a rollback webhook), whatever is exposed."""
+        if not self._finished:
+            self._rollback(now_s, step, reason)
 
     def _rollback(self, now_s: float, step: int, reason: str) -> None:
         drained = 0
@@ -263,6 +294,7 @@ class RolloutController:
         self.outcome = "rolled_back"
         self.rollback_s = now_s
         self._finished = True
+        self._waiting = None
         suffix = f"; {drained} units with sessions in progress drain on the candidate"
         self._decide(now_s, step, "rollback", reason + (suffix if drained else ""))
 
@@ -292,11 +324,12 @@ class RolloutController:
             weight=self.weight,
             weight_changed_s=self._weight_changed_s,
             check_srm=self.policy.checks_sample_ratio,
+            measure=self.policy.measurements_due(now_s),
         )
-        result = self.evidence.analyse(settled_until_s, arms)
+        step = self._current_step()
+        result = self.policy.judge(self, now_s, step, self.evidence.analyse(settled_until_s, arms))
         if result is None:
             return
-        step = self._current_step()
         self._decide(now_s, step, "analysis", result.reason, result.numbers)
         if result.verdict is not None:
             self.analyses += 1
@@ -313,10 +346,14 @@ class RolloutController:
                 self.first_failure_s = now_s
             if self.failures >= analysis.failure_limit:
                 if self.config.on_failure == "rollback":
-                    self._rollback(now_s, step, f"failure_limit {analysis.failure_limit} reached")
+                    self._rollback(now_s, step, self.policy.failure_words(analysis.failure_limit))
                 else:
                     self.held = True
                     self.outcome = "held"
+                    self._waiting = (
+                        f"held after failure_limit {analysis.failure_limit} was reached "
+                        "(on_failure = hold): a person must roll back or resume"
+                    )
                     self._decide(
                         now_s,
                         step,
@@ -334,6 +371,10 @@ class RolloutController:
             ):
                 self.held = True
                 self.outcome = "inconclusive"
+                self._waiting = (
+                    "paused after inconclusive analyses: a person must resume or abort, "
+                    "and nobody does in the lab"
+                )
                 self._decide(
                     now_s,
                     step,
@@ -347,6 +388,7 @@ class RolloutController:
             if self.held and self.outcome == "inconclusive":
                 self.held = False
                 self.outcome = "in_progress"
+                self._waiting = None
                 self._decide(now_s, step, "resume", "analysis passed after an inconclusive hold")
         self.policy.after_analysis(self, now_s, step, verdict)
 
@@ -394,4 +436,12 @@ class RolloutController:
             "time_to_promote_s": since_start(self.promote_s),
             "rollback_at_s": self.rollback_s,
             "first_failure_at_s": self.first_failure_s,
+            "waiting_for": self.waiting_for,
         }
+
+    @property
+    def waiting_for(self) -> str | None:
+        """Why an unfinished rollout is stuck, in plain words (None when it is not)."""
+        if self._finished:
+            return None
+        return self._waiting or self.policy.waiting_for()

@@ -6,32 +6,52 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from sim.policies.metric_names import GuardrailMetric
+from sim.policies.run_settings import (
+    AnalysisTemplate,
+    BackgroundAnalysis,
+    BlueGreen,
+    Flagger,
+    Kayenta,
+    LabMetric,
+    MetricBinding,
+    RunRef,
+)
 from sim.schema import Duration, NonNegInt, Percent, PosInt, PositiveDuration, Table, ranged
 
 __all__ = [
+    "STEP_KINDS",
     "Analysis",
     "Bandit",
     "Gate",
     "Guardrail",
     "GuardrailMetric",
+    "PolicyName",
     "Rollout",
     "Segment",
     "Step",
 ]
 
 
+STEP_KINDS = ("set_weight", "pause", "mirror", "analysis", "pause_indefinitely")
+
+
 class Step(Table):
-    """One Argo-like step: exactly one of ``set_weight``, ``pause`` or ``mirror``."""
+    """One Argo-like step: exactly one of ``set_weight``, ``pause``, ``mirror``,
+    ``pause_indefinitely`` (Argo's ``pause: {}``: waits for someone to promote) or
+    ``analysis`` (an inline analysis run the next steps wait for; ``argo_canary`` only)."""
 
     set_weight: Percent | None = None
     pause: PositiveDuration | None = None
     mirror: Percent | None = None
+    analysis: RunRef | None = None
+    pause_indefinitely: Literal[True] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
-        given = [k for k in ("set_weight", "pause", "mirror") if getattr(self, k) is not None]
+        given = [k for k in STEP_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("must set exactly one of set_weight, pause, mirror")
+            raise ValueError(f"must set exactly one of {', '.join(STEP_KINDS)}")
         return self
 
 
@@ -41,6 +61,9 @@ class Analysis(Table):
     inconclusive_limit: PosInt = 3
     consecutive_success_limit: PosInt = 1
     min_requests: NonNegInt = 200
+    #: Probability that guardrails roll back a candidate within every bound, over all of
+    #: them and every planned analysis (see ``sim.bounds.look_alpha``).
+    guardrail_alpha: Annotated[float, ranged(0, 0.5, lo_open=True)] = 0.05
 
 
 class Gate(Table):
@@ -50,25 +73,6 @@ class Gate(Table):
     test: Literal["msprt"] = "msprt"
     alpha: Annotated[float, ranged(0, 0.5, lo_open=True)] = 0.05
     mde_relative: Annotated[float, ranged(0, 10, lo_open=True)] = 0.05
-
-
-GuardrailMetric = Literal[
-    "latency_ms.p50",
-    "latency_ms.p95",
-    "latency_ms.p99",
-    "model_latency_ms.p50",
-    "model_latency_ms.p95",
-    "model_latency_ms.p99",
-    "timeout_rate",
-    "error_rate",
-    "fallback_rate",
-    "cache_hit_rate",
-    "ctr",
-    "abandon_rate",
-    "ece",
-    "diversity",
-    "stability",
-]
 
 
 class Guardrail(Table):
@@ -108,10 +112,22 @@ class Bandit(Table):
     promote_at: Annotated[float, ranged(0.5, 1)] = 0.95
 
 
+PolicyName = Literal[
+    "canary",
+    "staged",
+    "big_bang",
+    "blue_green",
+    "adaptive",
+    "bandit",
+    "shadow_then_canary",
+    "argo_canary",
+    "argo_blue_green",
+    "flagger",
+]
+
+
 class Rollout(Table):
-    policy: Literal[
-        "canary", "staged", "big_bang", "blue_green", "adaptive", "bandit", "shadow_then_canary"
-    ] = "canary"
+    policy: PolicyName = "canary"
     baseline: str = "baseline"
     candidate: str = "candidate"
     sticky_by: Literal["user", "session"] = "user"
@@ -129,3 +145,20 @@ class Rollout(Table):
     target_segments: list[Segment] = []
     kill_switch_at: Duration | None = None
     srm_alpha: Annotated[float, ranged(0, 0.5, lo_open=True)] = 0.001
+    # --- the policies that speak Argo Rollouts and Flagger (sim.policies.run_settings) ----
+    templates: dict[str, AnalysisTemplate] = {}
+    background_analysis: BackgroundAnalysis | None = None
+    blue_green: BlueGreen | None = None
+    flagger: Flagger | None = None
+    kayenta: Kayenta | None = None
+    # --- a manifest in (lab.manifests): the file, and how its names map onto the lab ----
+    manifest: (
+        Annotated[str, Field(min_length=1)]
+        | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+        | None
+    ) = None
+    metric_map: dict[str, MetricBinding | LabMetric] = {}
+    segment_map: dict[str, list[Segment]] = {}
+    webhooks: dict[str, str] = {}
+    #: Fields of the manifest the lab read but that change nothing here (filled on import).
+    manifest_notes: list[str] = []

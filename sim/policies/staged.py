@@ -1,11 +1,14 @@
 """Staged ramp: Argo-like ``set_weight`` / ``pause`` / ``mirror`` steps; promotion when a step
-sets 100 %; ``inconclusive_limit`` inconclusive analyses in a row pause it for a person."""
+sets 100 %; ``inconclusive_limit`` inconclusive analyses in a row pause it for a person, and so
+does a ``pause_indefinitely`` step."""
 
 from __future__ import annotations
 
-from sim.policies.base import PlanStep, Policy
+from sim.policies.base import NOBODY, PlanStep, Policy, plain_step
 
-__all__ = ["Staged"]
+__all__ = ["WAITS_FOR_A_PERSON", "Staged"]
+
+WAITS_FOR_A_PERSON = f"pause without a duration: the ramp waits for someone to resume it, {NOBODY}"
 
 
 class Staged(Policy):
@@ -13,12 +16,5 @@ class Staged(Policy):
     holds_when_inconclusive = True
 
     def plan(self) -> list[PlanStep]:
-        out: list[PlanStep] = []
-        for step in self.config.steps:
-            if step.set_weight is not None:
-                out.append(PlanStep("set_weight", step.set_weight))
-            elif step.pause is not None:
-                out.append(PlanStep("pause", step.pause))
-            elif step.mirror is not None:
-                out.append(PlanStep("mirror", step.mirror))
-        return out
+        steps = (plain_step(s, indefinite=WAITS_FOR_A_PERSON) for s in self.config.steps)
+        return [step for step in steps if step is not None]

@@ -173,11 +173,11 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
     ),
     "step_with_two_actions": (
         "step_with_two_actions.toml: rollout.steps[0] must set exactly one of set_weight, pause, "
-        "mirror, got {'set_weight': 5, 'pause': '5m'}"
+        "mirror, analysis, pause_indefinitely, got {'set_weight': 5, 'pause': '5m'}"
     ),
     "steps_on_canary": (
-        "steps_on_canary.toml: rollout.steps must be empty unless policy = 'staged' "
-        "(policy is 'canary'), got '[...]'"
+        "steps_on_canary.toml: rollout.steps must be empty unless policy is 'staged' or "
+        "'argo_canary' (policy is 'canary'), got '[...]'"
     ),
     "sticky_by_device": (
         "sticky_by_device.toml: rollout.sticky_by must be one of 'user' or 'session', got 'device'"

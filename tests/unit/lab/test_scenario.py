@@ -52,8 +52,8 @@ INVALID = [
     ),
     (
         "rollout.steps=[{set_weight=5}]",
-        "s.toml: rollout.steps must be empty unless policy = 'staged' (policy is 'canary'), "
-        "got '[...]'",
+        "s.toml: rollout.steps must be empty unless policy is 'staged' or 'argo_canary' "
+        "(policy is 'canary'), got '[...]'",
     ),
     (
         'rollout.candidate="nope"',

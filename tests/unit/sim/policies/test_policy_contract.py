@@ -18,6 +18,20 @@ from policy_script import ScriptedEvidence, controller, rollout, run_script
 from sim.policies import POLICIES, ArmTotals, PlanStep, policy_for
 
 INTERVAL_S = 300.0
+
+
+def errors_template(count: int) -> dict[str, Any]:
+    """An analysis template measuring the error rate every interval, ``count`` times."""
+    metric = {
+        "name": "error-rate",
+        "measure": {"metric": "error_rate"},
+        "interval": "5m",
+        "count": count,
+        "success_condition": "result < 0.05",
+    }
+    return {"metrics": [metric]}
+
+
 ANALYSIS = {"interval": "5m", "failure_limit": 2, "inconclusive_limit": 3}
 #: A representative configuration of every policy (gated where the policy can be).
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -38,6 +52,36 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "adaptive": {"ramp": [1, 5, 25, 100]},
     "bandit": {"bandit": {"min_weight": 1, "max_weight": 50, "promote_at": 0.95}},
     "shadow_then_canary": {"shadow_for": "10m", "weight": 10, "gate": {"metric": "ctr"}},
+    "argo_canary": {
+        "steps": [
+            {"set_weight": 5},
+            {"pause": "10m"},
+            {"analysis": {"templates": ["errors"]}},
+            {"set_weight": 25},
+            {"pause_indefinitely": True},
+            {"set_weight": 50},
+        ],
+        "background_analysis": {"templates": ["errors"], "starting_step": 1},
+        "templates": {"errors": errors_template(count=2)},
+    },
+    "argo_blue_green": {
+        "blue_green": {
+            "pre_promotion_analysis": {"templates": ["errors"]},
+            "post_promotion_analysis": {"templates": ["errors"]},
+            "scale_down_delay": "15m",
+        },
+        "templates": {"errors": errors_template(count=3)},
+    },
+    "flagger": {
+        "flagger": {
+            "step_weight": 10,
+            "max_weight": 30,
+            "checks": [{"name": "error-rate", "measure": {"metric": "error_rate"}, "max": 0.05}],
+            "webhooks": [
+                {"name": "promotion gate", "type": "confirm-promotion", "opens_at": "20m"}
+            ],
+        }
+    },
 }
 ITEMS = st.sampled_from(["pass", "fail", "inconclusive", "skip", None])
 
