@@ -324,6 +324,8 @@ class RolloutNumbers(Block):
     time_to_promote_s: Number
     rollback_at_s: Number
     first_failure_at_s: Number
+    #: why an unfinished rollout is stuck, in plain words; None when it is not
+    waiting_for: str | None = None
 
 
 class ReleaseNumbers(RolloutNumbers):
@@ -528,6 +530,11 @@ class Timing(Block):
     requests_per_wall_s: float
     noise_floor_training_s: Number
     report_s: Number = None
+    #: preparation's phases: the world (or log) and history, inside implicit's training calls
+    #: (0 when every version came from the artifact cache), top-K list scoring
+    world_s: Number = None
+    training_s: Number = None
+    top_k_s: Number = None
 
 
 class Expectation(Block):
