@@ -160,7 +160,8 @@ class ArtifactStore:
             os.replace(tmp, path)
         except OSError as error:
             _remove(Path(tmp))
-            if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            # A cache that cannot be written only costs a rebuild next time: the run goes on.
+            if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES):
                 return False
             raise
         self.evict(keep=path)

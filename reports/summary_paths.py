@@ -195,7 +195,7 @@ SUMMARY_TREE: Final[dict[str, Any]] = {
     },
     "timing": _leaves(
         "wall_s", "prepare_s", "simulate_s", "sim_s", "requests_per_wall_s",
-        "noise_floor_training_s", "report_s",
+        "noise_floor_training_s", "report_s", "world_s", "training_s", "top_k_s",
     ),
     "verdict": _leaves("passed", "expectations"),
 }  # fmt: skip
