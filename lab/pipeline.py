@@ -18,6 +18,7 @@ own, so changing the service-time law does not change which users arrive when.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
 from lab.drift import drift_summary
 from lab.manifests.evidence import evidence_for
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
-from lab.scenario import Fault, LognormalLatency, ModelSettings, Scenario
+from lab.scenario import Fault, Latency, LognormalLatency, ModelSettings, Scenario, stage_order
 from lab.sources import LogTruth, Source, build_source
 from lab.versions import PopularTables, VersionTables
 from replay.artifact_store import ArtifactStore
@@ -51,11 +52,12 @@ from sim.engine import CachePlan, EngineOutcome, EnginePlan, VersionPlan, simula
 from sim.faults import FaultWindow
 from sim.metrics.diversity import intra_list_diversity
 from sim.metrics.stability import jaccard_at_k
-from sim.monitor import Monitor, RequestTruth
+from sim.monitor import Monitor, RequestTruth, Retrieval
 from sim.policies import POLICIES, Analyst, RolloutController
 from sim.records import POPULAR, Records
 from sim.router import final_versions, stable_buckets
 from sim.servers import ServiceTime
+from sim.stages import DEGRADE_CODES, StagePlan
 from sim.users import CascadeUsers
 
 __all__ = [
@@ -380,12 +382,37 @@ def prepare(
 
 
 def _service(settings: ModelSettings, scenario: Scenario) -> ServiceTime:
-    law = settings.latency or scenario.serving.latency
+    return _law(settings.latency or scenario.serving.latency)
+
+
+def _law(law: Latency) -> ServiceTime:
     if isinstance(law, LognormalLatency):
         return ServiceTime("lognormal", p50_ms=law.p50_ms, p99_ms=law.p99_ms)
     if law.kind == "exponential":
         return ServiceTime("exponential", mean_ms=law.mean_ms)
     return ServiceTime("empirical", samples_ms=tuple(law.samples_ms))
+
+
+def _stage_plans(settings: ModelSettings, scenario: Scenario) -> tuple[StagePlan, ...]:
+    """The version's serving path in the order requests pass it (empty: one pool)."""
+    stages = settings.stages or scenario.serving.stages
+    if stages is None:
+        return ()
+    plans = []
+    for k in stage_order(stages, ("stages",)):
+        stage = stages[k]
+        timeout_ms = stage.timeout_ms
+        plans.append(
+            StagePlan(
+                name=stage.name,
+                service=_law(stage.latency),
+                replicas=stage.replicas,
+                concurrency=stage.concurrency,
+                timeout_s=math.inf if timeout_ms is None else timeout_ms / 1000.0,
+                degrade=DEGRADE_CODES[stage.degrade],
+            )
+        )
+    return tuple(plans)
 
 
 def _fault_windows(faults: list[Fault], names: list[str]) -> tuple[FaultWindow, ...]:
@@ -461,6 +488,7 @@ def simulate_prepared(
                 concurrency=settings.concurrency or scenario.serving.concurrency,
                 cold_factor=cold.factor if cold else 1.0,
                 cold_length_s=cold.length if cold else 0.0,
+                stages=_stage_plans(settings, scenario),
             )
         )
     cache = scenario.cache
@@ -488,6 +516,7 @@ def simulate_prepared(
             cache.ttl,
             cache.invalidation,
             cache.hit_latency_ms / 1000.0,
+            coalesce=cache.coalesce,
         ),
         duration_s=tr.duration,
         faults=_fault_windows(scenario.faults, names),
@@ -512,6 +541,7 @@ def simulate_prepared(
         eligible=eligible,
         request_truth=_request_truth(prepared, stream),
         list_quality=_list_quality(prepared, versions, stream),
+        retrieval=Retrieval({v: t.items for v, t in enumerate(versions)}, prepared.item_popularity),
     )
 
     def install(v: int, tables: VersionTables) -> None:
@@ -520,6 +550,8 @@ def simulate_prepared(
         versions[v] = tables
         monitor.relevance[v] = tables.relevance
         monitor.predicted[v] = tables.predicted
+        if monitor.retrieval is not None:
+            monitor.retrieval.items[v] = tables.items
         quality = _list_quality(prepared, [versions[0], tables], stream)
         for metric, per_version in quality.items():
             monitor.list_quality[metric][v] = per_version[1]

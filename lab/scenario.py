@@ -22,7 +22,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -55,6 +57,15 @@ __all__ = [
     "parse_scenario",
     "read_scenario_text",
 ]
+
+
+def _drop_none(dumped: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Leave unset optional settings out of the resolved scenario, so summaries of scenarios
+    that do not use them stay byte-identical to what they were before the settings existed."""
+    for key in keys:
+        if dumped.get(key) is None:
+            dumped.pop(key, None)
+    return dumped
 
 
 # --- traffic ---------------------------------------------------------------------------
@@ -252,6 +263,80 @@ class ColdStart(Table):
     length: PositiveDuration = 300.0
 
 
+class Stage(Table):
+    """One stage of a version's serving path (retrieval, feature fetch, ranking, ...).
+
+    A request passes the stages in order, each a pool of ``replicas`` x ``concurrency``
+    servers with its own latency law.  ``timeout_ms`` bounds the time spent in this stage
+    (queue plus service; the request's ``serving.timeout_ms`` still bounds the whole path).
+    When the stage's own timeout passes, ``degrade`` says what follows: ``fail`` (a timeout,
+    the fallback chain runs), ``skip`` (go on to the next stage without this one's work) or
+    ``retrieval_order`` (answer at once with the retrieval-order list).  A degraded answer
+    shows the version's own items re-ordered by popularity.
+    """
+
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    after: str | None = None
+    replicas: PosInt = 1
+    concurrency: PosInt = 8
+    latency: Latency
+    timeout_ms: PositiveMs | None = None
+    degrade: Literal["fail", "skip", "retrieval_order"] = "fail"
+
+
+def stage_order(stages: Sequence[Stage], loc: tuple[str | int, ...]) -> list[int]:
+    """Indices of ``stages`` in the order a request passes them.
+
+    Without any ``after`` the list order is the path; with ``after`` the stages must form one
+    chain (every stage but the first names the one before it).  Raises ``Inconsistent``
+    for duplicate names, unknown stages, branches and cycles.
+    """
+    names = [s.name for s in stages]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise Inconsistent((*loc, i, "name"), "must be unique among the stages", name)
+    if all(s.after is None for s in stages):
+        return list(range(len(stages)))
+    index = {name: i for i, name in enumerate(names)}
+    following: dict[int, int] = {}
+    for i, stage in enumerate(stages):
+        if stage.after is None:
+            continue
+        if stage.after not in index:
+            raise Inconsistent(
+                (*loc, i, "after"), f"must name another stage ({', '.join(names)})", stage.after
+            )
+        before = index[stage.after]
+        if before == i:
+            raise Inconsistent((*loc, i, "after"), "must name another stage", stage.after)
+        if before in following:
+            raise Inconsistent(
+                (*loc, i, "after"),
+                f"must not follow {stage.after!r}, which {names[following[before]]!r} already "
+                "follows (the stages form one chain)",
+                stage.after,
+            )
+        following[before] = i
+    roots = [i for i, s in enumerate(stages) if s.after is None]
+    if len(roots) != 1:
+        where = next(i for i, s in enumerate(stages) if s.after is not None)
+        raise Inconsistent(
+            (*loc, where, "after"),
+            "must make the stages one chain without a cycle (exactly one stage without "
+            f"'after'; found {len(roots)})",
+            stages[where].after,
+        )
+    order = [roots[0]]
+    while order[-1] in following:
+        order.append(following[order[-1]])
+    if len(order) != len(stages):
+        stray = next(i for i in range(len(stages)) if i not in order)
+        raise Inconsistent(
+            (*loc, stray, "after"), "must not form a cycle of stages", stages[stray].after
+        )
+    return order
+
+
 class ModelSettings(Table):
     algorithm: Literal["als", "bpr", "lmf", "popularity", "random"] = "als"
     factors: PosInt = 32
@@ -270,6 +355,18 @@ class ModelSettings(Table):
     replicas: PosInt | None = None
     concurrency: PosInt | None = None
     cold_start: ColdStart | None = None
+    # This version's own serving path (else ``serving.stages``, else one pool).
+    stages: Annotated[list[Stage], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _stage_chain(self) -> ModelSettings:
+        if self.stages is not None:
+            stage_order(self.stages, ("stages",))
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _drop_none(handler(self), ("stages",))
 
 
 Fallback = Literal["baseline", "stale_cache", "popular"]
@@ -284,6 +381,18 @@ class Serving(Table):
     fallback: list[Fallback] = ["baseline", "popular"]
     fallback_latency_ms: Annotated[float, ranged(0, math.inf)] = 2.0
     budget_ms: PositiveMs = 100.0
+    # Unset: each version is one pool (replicas x concurrency, one latency law).
+    stages: Annotated[list[Stage], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _stage_chain(self) -> Serving:
+        if self.stages is not None:
+            stage_order(self.stages, ("stages",))
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _drop_none(handler(self), ("stages",))
 
 
 class Cache(Table):
@@ -292,6 +401,15 @@ class Cache(Table):
     ttl: PositiveDuration = 600.0
     invalidation: Literal["versioned_keys", "flush_on_change", "ttl_only"] = "versioned_keys"
     hit_latency_ms: Annotated[float, ranged(0, math.inf)] = 1.0
+    # Single flight: concurrent misses for one (version, user) share one model call.
+    coalesce: bool = False
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if not self.coalesce:
+            out.pop("coalesce", None)  # summaries of runs without it stay as they were
+        return out
 
 
 class Metrics(Table):
@@ -527,9 +645,19 @@ class Scenario(Table):
                     )
 
     def _faults_fit(self, versions: set[str]) -> None:
-        """A replica crash takes down at most the replicas the version has."""
+        """A replica crash takes down at most the replicas the version has; faults on a
+        version's servers need one pool (a staged path has one per stage)."""
         candidate = self.models[self.rollout.candidate]
         for i, fault in enumerate(self.faults):
+            model = self.models.get(fault.version, candidate)
+            staged = model.stages is not None or self.serving.stages is not None
+            if staged and fault.kind in ("latency_spike", "replica_crash", "capacity_loss"):
+                raise Inconsistent(
+                    ("faults", i, "kind"),
+                    f"must not act on servers of {fault.version}, whose serving path has "
+                    "stages (slow a stage down with its own latency instead)",
+                    fault.kind,
+                )
             if fault.kind != "replica_crash":
                 continue
             model = self.models.get(fault.version, candidate)

@@ -32,6 +32,7 @@ from reports.quality import (
 )
 from reports.releases import releases_block
 from reports.segment_quality import add_segment_quality
+from reports.topology import coalescing_block, serving_path_block
 from sim.stats import wilson_interval
 
 __all__ = [
@@ -325,6 +326,9 @@ def build_summary(
                     "p99": _num(np.percentile(lat, 99, method="inverted_cdf")),
                 },
             }
+        path = serving_path_block(result, v)
+        if path is not None:
+            block["serving_path"] = path
         versions[name] = block
     cache = result.outcome.cache
     cache_block: dict[str, Any] = {"enabled": cache is not None}
@@ -341,6 +345,8 @@ def build_summary(
             hit_rate=_num(s.hits / lookups if lookups else None),
             flush_times_s=[_num(t) for t in result.outcome.flush_times_s],
         )
+        if scenario.cache.coalesce:
+            cache_block["single_flight"] = coalescing_block(result)
     n = frame.height
     sim_wall = result.timing.get("simulate_s", 0.0)
     timing = {

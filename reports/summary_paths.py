@@ -87,6 +87,10 @@ _VERSION: dict[str, Any] = {
         },
     },
     "shadow": {"requests": LEAF, "latency_ms": _LATENCY},
+    # Staged serving paths: the stages are a list (read them whole); the counts are scalars.
+    "serving_path": _leaves(
+        "stages", "answers", "degraded_answers", "degraded_rate", "degraded_list"
+    ),
 }  # fmt: skip
 
 _DIFFERENCE = _leaves("difference", "difference_ci95", "relative_lift")
@@ -134,7 +138,7 @@ SUMMARY_TREE: Final[dict[str, Any]] = {
     "cache": _leaves(
         "enabled", "hits", "misses", "expired", "stale_serves", "evictions", "flushes",
         "hit_rate", "flush_times_s",
-    ),
+    ) | {"single_flight": _leaves("coalesced", "coalesced_rate_of_misses")},
     "rollout": {
         **_ROLLOUT_NUMBERS,
         **_leaves("promoted_releases", "production"),

@@ -262,6 +262,28 @@ class Shadow(Block):
     latency_ms: ShadowLatency
 
 
+class StageBlock(Block):
+    name: str
+    entered: int
+    completed: int
+    timeouts: int
+    degraded: int
+    sojourn_ms_mean: Number
+    sojourn_ms_p50: Number
+    sojourn_ms_p99: Number
+    degraded_first_here: int
+
+
+class ServingPath(Block):
+    """A staged serving path: its stages in order and the answers served degraded."""
+
+    stages: list[StageBlock]
+    answers: int
+    degraded_answers: int
+    degraded_rate: Number
+    degraded_list: str
+
+
 class Version(Block):
     role: Literal["baseline", "candidate", "release", "other"]
     requests: int
@@ -283,6 +305,7 @@ class Version(Block):
     model: ModelInfo
     quality: Quality
     shadow: Shadow | None = None
+    serving_path: ServingPath | None = None
 
 
 class Served(Block):
@@ -299,6 +322,11 @@ class Served(Block):
 # --- cache, rollout, releases, decisions, windows -------------------------------------------
 
 
+class SingleFlight(Block):
+    coalesced: int
+    coalesced_rate_of_misses: Number
+
+
 class Cache(Block):
     enabled: bool
     hits: int | None = None
@@ -309,6 +337,7 @@ class Cache(Block):
     flushes: int | None = None
     hit_rate: Number = None
     flush_times_s: list[float | None] | None = None
+    single_flight: SingleFlight | None = None
 
 
 class RolloutNumbers(Block):

@@ -58,6 +58,7 @@ from sim.records import (
 )
 from sim.router import Routing, route
 from sim.servers import ServerPool, ServiceSampler, ServiceTime
+from sim.stages import FAIL, SKIP, StageCounters, StagePlan
 
 __all__ = ["Attempt", "CachePlan", "Controller", "EnginePlan", "VersionPlan", "simulate"]
 
@@ -72,6 +73,8 @@ class VersionPlan:
     concurrency: int
     cold_factor: float = 1.0
     cold_length_s: float = 0.0
+    # A serving path of stages in tandem (``sim.stages``); empty: one pool as above.
+    stages: tuple[StagePlan, ...] = ()
 
     @property
     def capacity(self) -> int:
@@ -85,6 +88,7 @@ class CachePlan:
     ttl_s: float
     invalidation: str  # versioned_keys | flush_on_change | ttl_only
     hit_latency_s: float
+    coalesce: bool = False  # single flight: one model call per (version, user) in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,29 @@ class Attempt:
         self.granted = False  # let in by the servers (in service, or done)
 
 
+class StagedAttempt(Attempt):
+    """An attempt on a staged serving path: where it is and whether it degraded."""
+
+    __slots__ = ("degraded", "entered", "stage", "stage_deadline")
+
+    def __init__(
+        self,
+        i: int,
+        version: int,
+        t_arrival: float,
+        t_start: float,
+        deadline: float,
+        chain_pos: int,
+        user: int,
+        shadow: bool,
+    ) -> None:
+        super().__init__(i, version, t_arrival, t_start, deadline, chain_pos, user, shadow)
+        self.stage = 0
+        self.entered = t_start  # when it joined the current stage's queue
+        self.stage_deadline = deadline
+        self.degraded = -1  # first stage whose own timeout degraded the answer
+
+
 class _Clock(simpy.Environment):
     """SimPy's environment, whose clock may also move to a time before anything is due.
 
@@ -190,6 +217,9 @@ class EngineOutcome:
     cache: LruCache | None
     flush_times_s: list[float] = field(default_factory=list)
     events_processed: int = 0
+    # Per version (index), per stage in path order: users' requests through that stage.
+    stages: dict[int, list[StageCounters]] = field(default_factory=dict)
+    coalesced: int = 0  # misses answered by another request's model call
 
 
 def simulate(
@@ -224,10 +254,26 @@ def simulate(
     ]
     # Filled in below, once ``start_service`` exists (a pool starts what it lets in).
     servers: list[ServerPool] = []
+    # Staged serving paths: per version its stages (None: one pool), their pools, samplers.
+    paths: list[tuple[StagePlan, ...] | None] = [v.stages or None for v in versions]
+    # Spawned only when some version has stages: one-pool runs draw exactly as before.
+    stage_streams = rng_service.spawn(2 * len(versions)) if any(paths) else []
+    stage_samplers = [_stage_samplers(v, r) for v, r in zip(versions, stage_streams, strict=False)]
+    shadow_stage_samplers = [
+        _stage_samplers(v, r)
+        for v, r in zip(versions, stage_streams[len(versions) :], strict=False)
+    ]
+    stage_pools: list[list[ServerPool]] = []
     cache_plan = plan.cache
     cache = LruCache(cache_plan.capacity, cache_plan.ttl_s) if cache_plan.enabled else None
     versioned = cache_plan.invalidation == "versioned_keys"
     outcome = EngineOutcome(records, cache)
+    counters = outcome.stages
+    for v, path in enumerate(paths):
+        if path is not None:
+            counters[v] = [StageCounters(stage.name) for stage in path]
+    # Single flight: key (version * n_users + user) -> [leader's row, waiting rows...].
+    inflight: dict[int, list[int]] | None = {} if cache_plan.coalesce and cache else None
 
     n_users = plan.n_users
     routing.baseline, routing.candidate = plan.baseline, plan.candidate
@@ -249,6 +295,9 @@ def simulate(
     rec_shadow = records.shadow
     rec_shadow_result = records.shadow_result
     rec_shadow_latency = records.shadow_latency_ms
+    rec_degraded = records.degraded
+    rec_coalesced = records.coalesced
+    plan_t = plan.t_s
 
     flushes = cache_plan.invalidation == "flush_on_change"
     plan_unit, plan_bucket, plan_eligible = plan.unit, plan.assign_bucket, plan.eligible
@@ -283,11 +332,42 @@ def simulate(
         rec_result[i] = SERVED if chain_pos == 0 else FALLBACK
         if cache is not None and keeps(i, version):
             cache.store(cache_key(version, user), version, now)
+        if inflight is not None and chain_pos == 0:
+            answer_waiters(i, version, user, -1)
+
+    def leader_done(i: int, version: int, user: int) -> list[int]:
+        """The rows that waited for request ``i``'s model call (now over), if it led one."""
+        key = version * n_users + user
+        waiting = inflight.get(key) if inflight is not None else None
+        if waiting is None or waiting[0] != i:
+            return []
+        del inflight[key]  # type: ignore[union-attr]
+        return waiting[1:]
+
+    def answer_waiters(i: int, version: int, user: int, degraded: int) -> None:
+        """The leader's list (degraded or not) answers every request that waited for it."""
+        now = env.now
+        for j in leader_done(i, version, user):
+            rec_served_by[j] = version
+            rec_latency[j] = (now - plan_t[j]) * 1000.0
+            rec_result[j] = SERVED
+            rec_degraded[j] = degraded
 
     def fail(i: int, version: int, t_arrival: float, chain_pos: int, user: int, why: int) -> None:
-        """An attempt failed: record why (first failure only) and walk the fallback chain."""
+        """An attempt failed: record why (first failure only) and walk the fallback chain.
+
+        A single-flight leader's failure is every waiter's: each walks its own chain."""
         if rec_failure[i] == NO_FAILURE:
             rec_failure[i] = why
+        if inflight is not None and chain_pos == 0:
+            waiting = leader_done(i, version, user)
+            walk_chain(i, version, t_arrival, chain_pos, user)
+            for j in waiting:
+                fail(j, version, float(plan_t[j]), 0, user, why)
+            return
+        walk_chain(i, version, t_arrival, chain_pos, user)
+
+    def walk_chain(i: int, version: int, t_arrival: float, chain_pos: int, user: int) -> None:
         pos = chain_pos
         while pos < len(chain):
             step = chain[pos]
@@ -331,6 +411,12 @@ def simulate(
                 rec_shadow_result[i] = DROPPED
             else:
                 fail(i, version, t_arrival, chain_pos, user, SERVER_ERROR)
+            return
+        if paths[version] is not None:
+            deadline = t_start + timeout_s
+            enter_stage(
+                StagedAttempt(i, version, t_arrival, t_start, deadline, chain_pos, user, shadow), 0
+            )
             return
         if queue_limit and len(server.waiting) >= queue_limit:
             if shadow:
@@ -398,7 +484,108 @@ def simulate(
                 TIMEOUT,
             )
 
+    # --- staged serving paths (sim.stages) --------------------------------------------------
+
+    def enter_stage(attempt: StagedAttempt, k: int) -> None:
+        version = attempt.version
+        stage = paths[version][k]  # type: ignore[index]
+        pool = stage_pools[version][k]
+        now = env.now
+        if queue_limit and len(pool.waiting) >= queue_limit:
+            stage_failed(attempt, QUEUE_FULL)
+            return
+        attempt.stage = k
+        attempt.entered = now
+        attempt.granted = False
+        attempt.stage_deadline = min(now + stage.timeout_s, attempt.deadline)
+        if not attempt.shadow:
+            counters[version][k].entered += 1
+        pool.request(attempt)  # starts it now if let in
+        if not attempt.granted:
+            timer = env.timeout(attempt.stage_deadline - now)
+            timer.callbacks.append(partial(stage_queue_deadline, attempt, k))
+
+    def stage_queue_deadline(attempt: StagedAttempt, k: int, _event: Any) -> None:
+        if attempt.stage != k or attempt.granted:
+            return  # let in before the deadline: service is under way
+        stage_pools[attempt.version][k].cancel(attempt)
+        stage_timed_out(attempt, k)
+
+    def start_stage(attempt: StagedAttempt) -> None:
+        now = env.now
+        version, k = attempt.version, attempt.stage
+        if attempt.chain_pos == 0 and not attempt.shadow:
+            rec_wait[attempt.i] += (now - attempt.entered) * 1000.0  # waits add up over stages
+        sampler = (shadow_stage_samplers if attempt.shadow else stage_samplers)[version][k]
+        service_s = sampler.next_s(now)
+        done = env.timeout(service_s)
+        if now + service_s <= attempt.stage_deadline:
+            done.callbacks.append(partial(stage_done, attempt, k))
+        else:
+            # The stage gives up at its deadline; its server still works the whole time.
+            done.callbacks.append(partial(_release, stage_pools[version][k]))
+            late = env.timeout(attempt.stage_deadline - now)
+            late.callbacks.append(partial(_stage_late, stage_timed_out, attempt, k))
+
+    def stage_done(attempt: StagedAttempt, k: int, _event: Any) -> None:
+        stage_pools[attempt.version][k].release()
+        if not attempt.shadow:
+            c = counters[attempt.version][k]
+            c.completed += 1
+            c.sojourn_ms.append((env.now - attempt.entered) * 1000.0)
+        next_stage(attempt, k)
+
+    def next_stage(attempt: StagedAttempt, k: int) -> None:
+        if k + 1 < len(paths[attempt.version]):  # type: ignore[arg-type]
+            enter_stage(attempt, k + 1)
+        else:
+            finish_path(attempt)
+
+    def stage_timed_out(attempt: StagedAttempt, k: int) -> None:
+        """Stage ``k``'s own timeout degrades the answer if the stage says so; the request's
+        overall timeout (or a stage that may not degrade) is a timeout of the attempt."""
+        stage = paths[attempt.version][k]  # type: ignore[index]
+        if not attempt.shadow:
+            counters[attempt.version][k].timeouts += 1
+        if attempt.stage_deadline < attempt.deadline and stage.degrade != FAIL:
+            if not attempt.shadow:
+                counters[attempt.version][k].degraded += 1
+            if attempt.degraded < 0:
+                attempt.degraded = k
+            if stage.degrade == SKIP:
+                next_stage(attempt, k)
+            else:
+                finish_path(attempt)
+            return
+        stage_failed(attempt, TIMEOUT)
+
+    def stage_failed(attempt: StagedAttempt, why: int) -> None:
+        i = attempt.i
+        if attempt.shadow:
+            rec_shadow_result[i] = DROPPED
+            rec_shadow_latency[i] = (env.now - attempt.t_start) * 1000.0
+        else:
+            fail(i, attempt.version, attempt.t_arrival, attempt.chain_pos, attempt.user, why)
+
+    def finish_path(attempt: StagedAttempt) -> None:
+        i, version = attempt.i, attempt.version
+        if attempt.shadow:
+            rec_shadow_result[i] = SERVED
+            rec_shadow_latency[i] = (env.now - attempt.t_start) * 1000.0
+            return
+        if attempt.degraded < 0:
+            finish_served(i, version, attempt.t_arrival, attempt.chain_pos, attempt.user)
+            return
+        # A degraded list is shown but never cached: the next request gets a full answer.
+        rec_degraded[i] = attempt.degraded
+        rec_served_by[i] = version
+        rec_latency[i] = (env.now - attempt.t_arrival) * 1000.0
+        rec_result[i] = SERVED if attempt.chain_pos == 0 else FALLBACK
+        if inflight is not None and attempt.chain_pos == 0:
+            answer_waiters(i, version, attempt.user, attempt.degraded)
+
     servers.extend(ServerPool(v.capacity, start_service) for v in versions)
+    stage_pools.extend([ServerPool(st.capacity, start_stage) for st in v.stages] for v in versions)
     faults = FaultState(
         plan.faults, servers, versions, [samplers, shadow_samplers], rng_faults, routing, cache
     )
@@ -452,7 +639,18 @@ def simulate(
                             stats.stale_serves += 1  # type: ignore[union-attr]
                     else:
                         rec_cache[i] = MISS
-                        dispatch(i, version, now, now, 0, user, False)
+                        if inflight is None:
+                            dispatch(i, version, now, now, 0, user, False)
+                        else:
+                            key = version * n_users + user
+                            waiting = inflight.get(key)
+                            if waiting is None:
+                                inflight[key] = [i]  # this request leads the model call
+                                dispatch(i, version, now, now, 0, user, False)
+                            else:
+                                waiting.append(i)
+                                rec_coalesced[i] = True
+                                outcome.coalesced += 1
                 else:
                     dispatch(i, version, now, now, 0, user, False)
                 if version == baseline and mirror[j] < routing.mirror_threshold and eligible[j]:
@@ -486,8 +684,22 @@ def simulate(
     return outcome
 
 
+def _stage_samplers(version: VersionPlan, rng: np.random.Generator) -> list[ServiceSampler]:
+    """One service-time stream per stage of ``version``'s path."""
+    streams = rng.spawn(len(version.stages))
+    return [
+        ServiceSampler(st.service, rng=r) for st, r in zip(version.stages, streams, strict=True)
+    ]
+
+
 def _release(server: ServerPool, _event: Any) -> None:
     server.release()
+
+
+def _stage_late(
+    action: Callable[[Any, int], None], attempt: Attempt, stage: int, _event: Any
+) -> None:
+    action(attempt, stage)
 
 
 def _drop_event(action: Callable[[Attempt], None], attempt: Attempt, _event: Any) -> None:

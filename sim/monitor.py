@@ -33,6 +33,7 @@ from sim.records import (
     TIMEOUT,
     Records,
 )
+from sim.stages import retrieval_order
 from sim.stats import ArmStats, clustered_ratio
 from sim.users import CascadeUsers
 
@@ -41,6 +42,7 @@ __all__ = [
     "RATE_METRICS",
     "Monitor",
     "RequestTruth",
+    "Retrieval",
     "RunningTotals",
     "WindowStats",
 ]
@@ -191,6 +193,24 @@ class RequestTruth:
         return p, hit
 
 
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    """What a degraded answer shows: each version's items in retrieval order (``sim.stages``)."""
+
+    items: dict[int, np.ndarray]  # served_by code -> [n_users, K] items of the version's list
+    popularity: np.ndarray  # [n_items] users per item before the run
+
+    def order(self, served_by: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """``[n, K]`` column order turning each request's list into its retrieval order."""
+        k = next(iter(self.items.values())).shape[1]
+        order = np.tile(np.arange(k), (users.size, 1))
+        for code, table in self.items.items():
+            rows = np.flatnonzero(served_by == code)
+            if rows.size:
+                order[rows] = retrieval_order(table[users[rows]], self.popularity)
+        return order
+
+
 @dataclass(slots=True)
 class RunningTotals:
     """Cumulative counts per version: enough for the sequential test (Bernoulli clicks)."""
@@ -225,6 +245,7 @@ class Monitor:
         eligible: np.ndarray | None = None,
         request_truth: RequestTruth | None = None,
         list_quality: dict[str, list[np.ndarray]] | None = None,
+        retrieval: Retrieval | None = None,
     ) -> None:
         self.records = records
         self.t_s = t_s
@@ -241,6 +262,7 @@ class Monitor:
         # Per version, per user: intra-list diversity and Jaccard@K against the baseline's
         # list, computed once before the run (the lists never change during it).
         self.list_quality = list_quality or {}
+        self.retrieval = retrieval
         size = int(self.unit.max(initial=-1)) + 1
         # Per sticky unit and version: requests and clicks so far (cluster-robust gate).
         self.unit_requests = [np.zeros(size, np.int64) for _ in version_names]
@@ -416,6 +438,12 @@ class Monitor:
             # Replayed logs: the truth is per request (what the user consumed next).
             rel, hit = self.request_truth.relevance(lo, hi, served_by, users)
             rec.hit[lo:hi] = hit
+        degraded = np.flatnonzero(rec.degraded[lo:hi] >= 0)
+        if degraded.size and self.retrieval is not None:
+            # A degraded answer showed the retrieval order of the same items: the users see
+            # (and click) the version's list re-ordered, position by position.
+            order = self.retrieval.order(served_by[degraded], users[degraded])
+            rel[degraded] = np.take_along_axis(rel[degraded], order, axis=1)
         shown = rec.result[lo:hi] != DROPPED
         answer = self.users.respond(rel, rec.latency_ms[lo:hi], shown, rng=self.rng)
         rec.clicks[lo:hi] = answer.clicks

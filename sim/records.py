@@ -7,6 +7,7 @@ Codes (small integers, so the buffers stay a few dozen bytes per request):
     served_by  version index, -1 popularity list, -2 nothing shown
     failure    0 none, 1 timeout, 2 queue full, 3 server error
     shadow     version index mirrored to, -1 none
+    degraded   stage index whose timeout degraded the answer, -1 none
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class Records:
         self.shadow = np.full(n, -1, np.int8)
         self.shadow_result = np.full(n, PENDING, np.uint8)
         self.shadow_latency_ms = np.zeros(n, np.float32)
+        # Staged serving paths: the first stage whose timeout degraded the answer (-1: none).
+        self.degraded = np.full(n, -1, np.int8)
+        # Single-flight cache misses: answered by another request's model call for the key.
+        self.coalesced = np.zeros(n, np.bool_)
         # Filled by the user model when a window settles (see sim.users).
         self.clicks = np.zeros(n, np.uint8)
         self.click_pos = np.full(n, -1, np.int8)
