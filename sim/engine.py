@@ -273,7 +273,9 @@ def simulate(
         if path is not None:
             counters[v] = [StageCounters(stage.name) for stage in path]
     # Single flight: key (version * n_users + user) -> [leader's row, waiting rows...].
-    inflight: dict[int, list[int]] | None = {} if cache_plan.coalesce and cache else None
+    inflight: dict[int, list[int]] | None = (
+        {} if cache_plan.coalesce and cache is not None else None
+    )
 
     n_users = plan.n_users
     routing.baseline, routing.candidate = plan.baseline, plan.candidate
