@@ -412,6 +412,61 @@ class Cache(Table):
         return out
 
 
+class BurnRateAlert(Table):
+    """Fire when the burn rate over ``long`` and over ``short`` both reach ``burn_rate``."""
+
+    long: PositiveDuration
+    short: PositiveDuration
+    burn_rate: Annotated[float, ranged(0, math.inf, lo_open=True)]
+
+    @model_validator(mode="after")
+    def _windows_in_order(self) -> BurnRateAlert:
+        if self.short >= self.long:
+            raise Inconsistent(
+                ("short",),
+                f"must be shorter than long ({format_duration(self.long)})",
+                format_duration(self.short),
+            )
+        return self
+
+
+#: The SRE workbook's page (2 % of a 30-day budget in 1 h) and ticket (5 % in 6 h).
+DEFAULT_ALERTS = [
+    BurnRateAlert(long=3600.0, short=300.0, burn_rate=14.4),
+    BurnRateAlert(long=21600.0, short=1800.0, burn_rate=6.0),
+]
+
+
+class SloSettings(Table):
+    """A service-level objective over all traffic (``sim.slo``): the share ``target`` of
+    requests answered within ``threshold_ms`` (latency) or answered by a model (availability)
+    over ``period``, with burn-rate alerts on its error budget."""
+
+    name: Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[a-z][a-z0-9_]*$")]
+    kind: Literal["latency", "availability"]
+    target: Annotated[float, ranged(0, 1, lo_open=True, hi_open=True)]
+    threshold_ms: PositiveMs | None = None
+    period: PositiveDuration = 30 * 86400.0
+    alerts: list[BurnRateAlert] = DEFAULT_ALERTS
+
+    @model_validator(mode="after")
+    def _threshold(self) -> SloSettings:
+        if self.kind == "latency" and self.threshold_ms is None:
+            raise Inconsistent(("threshold_ms",), "must be set for a latency SLO", None)
+        if self.kind == "availability" and self.threshold_ms is not None:
+            raise Inconsistent(
+                ("threshold_ms",), "must be unset for an availability SLO", self.threshold_ms
+            )
+        for i, alert in enumerate(self.alerts):
+            if alert.long > self.period:
+                raise Inconsistent(
+                    ("alerts", i, "long"),
+                    f"must be at most the SLO's period ({format_duration(self.period)})",
+                    format_duration(alert.long),
+                )
+        return self
+
+
 class Metrics(Table):
     """Optional measurements that cost extra work before the run."""
 
@@ -487,6 +542,14 @@ class Scenario(Table):
     release_train: ReleaseTrain | None = None
     metrics: Metrics = Metrics()
     expect: dict[str, ExpectValue] = {}
+    slos: list[SloSettings] = []
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if not self.slos:
+            out.pop("slos", None)  # summaries of runs without SLOs stay as they were
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -623,6 +686,10 @@ class Scenario(Table):
                 "lists)",
                 self.cache.invalidation,
             )
+        slo_names = [slo.name for slo in self.slos]
+        for i, name in enumerate(slo_names):
+            if name in slo_names[:i]:
+                raise Inconsistent(("slos", i, "name"), "must be unique among the SLOs", name)
         if self.users.list_size > self.traffic.items:
             raise Inconsistent(
                 ("users", "list_size"),

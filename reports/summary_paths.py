@@ -202,6 +202,8 @@ SUMMARY_TREE: Final[dict[str, Any]] = {
         "noise_floor_training_s", "report_s", "world_s", "training_s", "top_k_s",
     ),
     "verdict": _leaves("passed", "expectations"),
+    # Keyed by the scenario's SLO names (data): open below.
+    "slos": OPEN,
 }  # fmt: skip
 
 

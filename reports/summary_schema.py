@@ -327,6 +327,39 @@ class SingleFlight(Block):
     coalesced_rate_of_misses: Number
 
 
+class SloAlert(Block):
+    long_s: float
+    short_s: float
+    burn_rate: float
+    fired: bool
+    first_fired_at_s: Number
+    firing_s: Number
+
+
+class SloVersion(Block):
+    requests: int
+    compliance: Number
+    burn_rate: Number
+
+
+class SloBlock(Block):
+    """One SLO over all traffic: compliance, burn rate, error budget spent, alerts."""
+
+    kind: Literal["latency", "availability"]
+    target: float
+    threshold_ms: Number
+    period_s: float
+    requests: int
+    good: int
+    compliance: Number
+    burn_rate: Number
+    budget_spent: Number
+    budget_spent_since_exposure: Number
+    alerts: list[SloAlert]
+    alerts_fired: int
+    versions: dict[VersionName, SloVersion]
+
+
 class Cache(Block):
     enabled: bool
     hits: int | None = None
@@ -603,6 +636,9 @@ class Summary(Block):
     data: Data
     timing: Timing
     verdict: Verdict | None = None
+    slos: dict[str, SloBlock] | None = Field(
+        default=None, description="Declared SLOs: error budget and burn-rate alerts (by name)"
+    )
 
 
 def summary_json_schema() -> dict[str, Any]:

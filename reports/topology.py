@@ -1,6 +1,6 @@
-"""Summary blocks of the serving topology: a version's stages and degraded answers, and the
-cache's single-flight counts.  Present only when a scenario uses them, so summaries of
-scenarios without stages or coalescing are unchanged."""
+"""Summary blocks of the serving topology: a version's stages and degraded answers, the
+cache's single-flight counts, and the SLOs' error budgets.  Present only when a scenario
+uses them, so summaries of scenarios without stages, coalescing or SLOs are unchanged."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 
 from lab.pipeline import RunResult
+from lab.scenario import SloSettings
 from reports.numbers import num
 from sim.records import BYPASS, MISS
+from sim.slo import BurnAlert, Slo, alert_firings, budget_spent, burn_rate, good_requests
 
-__all__ = ["coalescing_block", "serving_path_block"]
+__all__ = ["coalescing_block", "serving_path_block", "slo_blocks", "slo_plan"]
 
 
 def serving_path_block(result: RunResult, v: int) -> dict[str, Any] | None:
@@ -53,3 +55,88 @@ def coalescing_block(result: RunResult) -> dict[str, Any]:
             result.outcome.coalesced / max(int(np.count_nonzero(records.cache == MISS)), 1)
         ),
     }
+
+
+#: How often the burn-rate alerts are evaluated over the run (simulated seconds).
+ALERT_STEP_S = 10.0
+
+
+def slo_plan(settings: SloSettings) -> Slo:
+    return Slo(
+        name=settings.name,
+        kind=settings.kind,
+        target=settings.target,
+        period_s=settings.period,
+        threshold_ms=settings.threshold_ms or 0.0,
+        alerts=tuple(BurnAlert(a.long, a.short, a.burn_rate) for a in settings.alerts),
+    )
+
+
+def slo_blocks(result: RunResult) -> dict[str, Any]:
+    """Per SLO over all traffic: compliance, burn rate and error budget spent during the
+    run and since the candidate's first exposure, per version, and each alert rule's firing
+    (evaluated every ``ALERT_STEP_S``)."""
+    scenario = result.scenario
+    records = result.monitor.records
+    t_s = result.stream.t_s
+    names = [v.name for v in result.versions]
+    end_s = float(scenario.traffic.duration or (t_s[-1] if t_s.size else 0.0))
+    exposed = result.controller.first_exposure_s
+    at = np.arange(ALERT_STEP_S, end_s + ALERT_STEP_S / 2, ALERT_STEP_S)
+    out: dict[str, Any] = {}
+    for settings in scenario.slos:
+        slo = slo_plan(settings)
+        good = good_requests(slo, records)
+        bad = ~good
+        total, n_bad = int(good.size), int(np.count_nonzero(bad))
+        since = t_s >= exposed if exposed is not None else np.zeros(t_s.size, bool)
+        alerts = []
+        for alert in slo.alerts:
+            firing = alert_firings(t_s, bad, slo.target, alert, at)
+            alerts.append(
+                {
+                    "long_s": alert.long_s,
+                    "short_s": alert.short_s,
+                    "burn_rate": alert.rate,
+                    "fired": bool(firing.any()),
+                    "first_fired_at_s": num(float(at[firing][0]) if firing.any() else None),
+                    "firing_s": num(float(np.count_nonzero(firing)) * ALERT_STEP_S),
+                }
+            )
+        per_version = {}
+        for v, name in enumerate(names):
+            mine = records.version == v
+            n = int(np.count_nonzero(mine))
+            if n:
+                bad_v = int(np.count_nonzero(bad & mine))
+                per_version[name] = {
+                    "requests": n,
+                    "compliance": num(1.0 - bad_v / n),
+                    "burn_rate": num(burn_rate(bad_v, n, slo.target)),
+                }
+        out[slo.name] = {
+            "kind": slo.kind,
+            "target": slo.target,
+            "threshold_ms": settings.threshold_ms,
+            "period_s": slo.period_s,
+            "requests": total,
+            "good": total - n_bad,
+            "compliance": num(1.0 - n_bad / total if total else None),
+            "burn_rate": num(burn_rate(n_bad, total, slo.target)),
+            "budget_spent": num(budget_spent(n_bad, total, slo.target, end_s, slo.period_s)),
+            "budget_spent_since_exposure": num(
+                budget_spent(
+                    int(np.count_nonzero(bad & since)),
+                    int(np.count_nonzero(since)),
+                    slo.target,
+                    end_s - exposed,
+                    slo.period_s,
+                )
+                if exposed is not None
+                else None
+            ),
+            "alerts": alerts,
+            "alerts_fired": sum(a["fired"] for a in alerts),
+            "versions": per_version,
+        }
+    return out
