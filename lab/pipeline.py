@@ -36,6 +36,7 @@ from lab.drift import drift_summary
 from lab.manifests.evidence import evidence_for
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
 from lab.scenario import Fault, Latency, LognormalLatency, ModelSettings, Scenario, stage_order
+from lab.slos import slo_plan
 from lab.sources import LogTruth, Source, build_source
 from lab.versions import PopularTables, VersionTables
 from replay.artifact_store import ArtifactStore
@@ -541,6 +542,7 @@ def simulate_prepared(
         eligible=eligible,
         request_truth=_request_truth(prepared, stream),
         list_quality=_list_quality(prepared, versions, stream),
+        slos={s.name: slo_plan(s) for s in scenario.slos},
         retrieval=Retrieval({v: t.items for v, t in enumerate(versions)}, prepared.item_popularity),
     )
 

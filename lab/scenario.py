@@ -49,6 +49,7 @@ from sim.schema import (
     Table,
     ranged,
 )
+from sim.slo import slo_of_metric
 
 __all__ = [
     "MAX_SCENARIO_BYTES",
@@ -690,6 +691,14 @@ class Scenario(Table):
         for i, name in enumerate(slo_names):
             if name in slo_names[:i]:
                 raise Inconsistent(("slos", i, "name"), "must be unique among the SLOs", name)
+        for i, rail in enumerate(self.rollout.guardrails):
+            slo = slo_of_metric(rail.metric)
+            if slo is not None and slo not in slo_names:
+                raise Inconsistent(
+                    ("rollout", "guardrails", i, "metric"),
+                    f"must name a declared SLO ([[slos]]: {', '.join(slo_names) or 'none'})",
+                    rail.metric,
+                )
         if self.users.list_size > self.traffic.items:
             raise Inconsistent(
                 ("users", "list_size"),

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from lab.pipeline import RunResult
-from lab.scenario import SloSettings
+from lab.slos import slo_plan
 from reports.numbers import num
 from sim.records import BYPASS, MISS
-from sim.slo import BurnAlert, Slo, alert_firings, budget_spent, burn_rate, good_requests
+from sim.slo import alert_firings, budget_spent, burn_rate, good_requests
 
-__all__ = ["coalescing_block", "serving_path_block", "slo_blocks", "slo_plan"]
+__all__ = ["coalescing_block", "serving_path_block", "slo_blocks"]
 
 
 def serving_path_block(result: RunResult, v: int) -> dict[str, Any] | None:
@@ -59,17 +59,6 @@ def coalescing_block(result: RunResult) -> dict[str, Any]:
 
 #: How often the burn-rate alerts are evaluated over the run (simulated seconds).
 ALERT_STEP_S = 10.0
-
-
-def slo_plan(settings: SloSettings) -> Slo:
-    return Slo(
-        name=settings.name,
-        kind=settings.kind,
-        target=settings.target,
-        period_s=settings.period,
-        threshold_ms=settings.threshold_ms or 0.0,
-        alerts=tuple(BurnAlert(a.long, a.short, a.burn_rate) for a in settings.alerts),
-    )
 
 
 def slo_blocks(result: RunResult) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.metrics.calibration import expected_calibration_error
+from sim.policies.metric_names import slo_of_metric
 from sim.records import (
     DROPPED,
     FALLBACK,
@@ -33,6 +34,7 @@ from sim.records import (
     TIMEOUT,
     Records,
 )
+from sim.slo import Slo, burn_rate, good_requests
 from sim.stages import retrieval_order
 from sim.stats import ArmStats, clustered_ratio
 from sim.users import CascadeUsers
@@ -57,6 +59,7 @@ _RATE_EVENTS: dict[str, Callable[[Records, np.ndarray], np.ndarray]] = {
     "fallback_rate": lambda rec, idx: (rec.result[idx] == FALLBACK) | (rec.result[idx] == DROPPED),
     "abandon_rate": lambda rec, idx: rec.abandoned[idx],
     "cache_hit_rate": lambda rec, idx: rec.cache[idx] == HIT,
+    "degraded_rate": lambda rec, idx: rec.degraded[idx] >= 0,
 }
 # Rates over a subset of the requests: the hit rate is per cache lookup.
 _RATE_COUNTED: dict[str, Callable[[Records, np.ndarray], np.ndarray]] = {
@@ -106,6 +109,10 @@ class WindowStats:
     model_latency_p50_ms: float = float("nan")
     model_latency_p95_ms: float = float("nan")
     model_latency_p99_ms: float = float("nan")
+    # Answers a staged path served degraded (``sim.stages``), and each declared SLO's burn
+    # rate over the version's requests (bad share / (1 - target), ``sim.slo``).
+    degraded: int = 0
+    slo_burn: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def shadow_metric(self, name: str) -> float | None:
         """The same metric measured on mirrored (shadow) copies, where it exists there."""
@@ -142,7 +149,11 @@ class WindowStats:
             "ece": self.ece,
             "diversity": self.diversity,
             "stability": self.stability,
+            "degraded_rate": self.degraded / n,
         }
+        slo = slo_of_metric(name)
+        if slo is not None:
+            return self.slo_burn.get(slo, float("nan"))
         return values[name]
 
 
@@ -246,6 +257,7 @@ class Monitor:
         request_truth: RequestTruth | None = None,
         list_quality: dict[str, list[np.ndarray]] | None = None,
         retrieval: Retrieval | None = None,
+        slos: dict[str, Slo] | None = None,
     ) -> None:
         self.records = records
         self.t_s = t_s
@@ -263,6 +275,7 @@ class Monitor:
         # list, computed once before the run (the lists never change during it).
         self.list_quality = list_quality or {}
         self.retrieval = retrieval
+        self.slos = slos or {}
         size = int(self.unit.max(initial=-1)) + 1
         # Per sticky unit and version: requests and clicks so far (cluster-robust gate).
         self.unit_requests = [np.zeros(size, np.int64) for _ in version_names]
@@ -364,6 +377,12 @@ class Monitor:
             if metric not in _SHADOW_RATES:
                 raise ValueError(f"{metric} is not measured on mirrored copies")
             return self._clustered(rows, rec.shadow_result[rows] == DROPPED)
+        slo = slo_of_metric(metric)
+        if slo is not None:
+            # Burn rate: each bad request counts 1 / (1 - target), so the mean is the rate.
+            plan = self.slos[slo]
+            bad = ~good_requests(plan, rec, rows)
+            return self._clustered(rows, bad / (1.0 - plan.target))
         counted = _RATE_COUNTED.get(metric)
         if counted is not None:
             rows = rows[counted(rec, rows)]
@@ -494,4 +513,11 @@ class Monitor:
             model_latency_p50_ms=m50,
             model_latency_p95_ms=m95,
             model_latency_p99_ms=m99,
+            degraded=int(np.count_nonzero(rec.degraded[mine] >= 0)),
+            slo_burn={
+                name: burn_rate(
+                    int(np.count_nonzero(~good_requests(slo, rec, mine))), mine.size, slo.target
+                )
+                for name, slo in self.slos.items()
+            },
         )

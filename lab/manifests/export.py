@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -24,12 +24,14 @@ from replay.errors import UserInputError
 from sim.policies.run_settings import (
     AnalysisTemplate,
     FlaggerCheck,
+    LabMetric,
     MetricBinding,
     RunMetric,
     RunRef,
     Webhook,
 )
 from sim.policies.settings import Guardrail, Rollout
+from sim.slo import slo_of_metric
 
 __all__ = ["export_argo", "export_flagger"]
 
@@ -152,11 +154,17 @@ def _guardrail_template(rollout: Rollout) -> tuple[AnalysisTemplate, list[str]]:
     metrics = [
         _guardrail_metric(i, guard, analysis.interval, analysis.failure_limit)
         for i, guard in enumerate(rollout.guardrails)
+        if slo_of_metric(guard.metric) is None
     ]
     notes = [
         f"guardrails: failure_limit {analysis.failure_limit} counts failed analyses over all "
         "guardrails in the lab, each metric's own failureLimit in Argo Rollouts"
     ]
+    notes.extend(
+        f"guardrails: {guard.metric} (an SLO's burn rate) left out: no provider query measures it"
+        for guard in rollout.guardrails
+        if slo_of_metric(guard.metric) is not None
+    )
     return AnalysisTemplate(metrics=metrics), notes
 
 
@@ -172,7 +180,8 @@ def _guardrail_metric(i: int, guard: Guardrail, interval: float, failure_limit: 
         conditions.append(f"result <= {1 + guard.max_relative_to_baseline!r}")
     if guard.min_relative_to_baseline is not None:
         conditions.append(f"result >= {1 + guard.min_relative_to_baseline!r}")
-    binding = MetricBinding(metric=guard.metric, of="ratio" if relative else "candidate")
+    metric = cast(LabMetric, guard.metric)  # SLO burn rates are left out by the caller
+    binding = MetricBinding(metric=metric, of="ratio" if relative else "candidate")
     return RunMetric(
         name=f"guardrail-{i}-{guard.metric.replace('.', '-').replace('_', '-')}",
         measure=binding,

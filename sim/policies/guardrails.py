@@ -51,6 +51,7 @@ from sim.bounds import (
 )
 from sim.monitor import LIST_MEANS, RATE_METRICS
 from sim.policies.settings import Guardrail, Rollout
+from sim.slo import slo_of_metric
 from sim.stats import ArmStats
 from sim.wording import guardrail_breach
 
@@ -170,14 +171,14 @@ class GuardrailJudge:
             return quantile_bounds(latencies, QUANTILES[metric], alpha)
         if metric == "ece":
             return calibration_error_bounds(*monitor.window_predictions(version), alpha)
-        if metric in RATE_METRICS or metric in LIST_MEANS:
+        if metric in RATE_METRICS or metric in LIST_MEANS or slo_of_metric(metric):
             return mean_bounds(self._stats(metric, version, shadow), alpha)
         raise ValueError(f"no evidence for guardrail metric {metric!r}")
 
     def _relative(
         self, metric: str, baseline: int, candidate: int, shadow: bool, alpha: float
     ) -> Bounds:
-        if metric in RATE_METRICS or metric in LIST_MEANS:
+        if metric in RATE_METRICS or metric in LIST_MEANS or slo_of_metric(metric):
             control = self._stats(metric, baseline, False)
             return relative_change_bounds(control, self._stats(metric, candidate, shadow), alpha)
         # Quantiles and ECE: a ratio of the two versions' bounds, each at half the level.

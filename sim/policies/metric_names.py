@@ -4,9 +4,13 @@ request counts)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
-__all__ = ["GuardrailMetric", "LabMetric"]
+from pydantic import AfterValidator
+
+from sim.slo import SLO_METRIC, slo_of_metric
+
+__all__ = ["SLO_METRIC", "GuardrailMetric", "LabMetric", "RailMetric", "slo_of_metric"]
 
 GuardrailMetric = Literal[
     "latency_ms.p50",
@@ -24,7 +28,21 @@ GuardrailMetric = Literal[
     "ece",
     "diversity",
     "stability",
+    "degraded_rate",
 ]
 #: Success rate: requests served without timeout or error (no fallback); request counts and
 #: rates per second: what a provider query such as Flagger's request-success-rate reads.
 LabMetric = Literal[GuardrailMetric, "success_rate", "requests", "request_rate_per_s"]
+
+_RAIL_NAMES = frozenset(get_args(GuardrailMetric))
+
+
+def _rail_metric(value: str) -> str:
+    if value in _RAIL_NAMES or SLO_METRIC.match(value):
+        return value
+    names = ", ".join(repr(n) for n in get_args(GuardrailMetric))
+    raise ValueError(f"must be one of {names} or 'slo.<name>.burn_rate'")
+
+
+#: What a guardrail may bound: a window metric, or a declared SLO's burn rate.
+RailMetric = Annotated[str, AfterValidator(_rail_metric)]

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from sim.policies.metric_names import GuardrailMetric
+from sim.policies.metric_names import GuardrailMetric, RailMetric
 from sim.policies.run_settings import (
     AnalysisTemplate,
     BackgroundAnalysis,
@@ -78,7 +78,7 @@ class Gate(Table):
 class Guardrail(Table):
     """Bound on a candidate metric: absolute (``min``/``max``) or relative to the baseline."""
 
-    metric: GuardrailMetric
+    metric: RailMetric
     min: float | None = None
     max: float | None = None
     min_relative_to_baseline: float | None = None

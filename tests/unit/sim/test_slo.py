@@ -131,3 +131,21 @@ def test_slo_settings_mistakes_are_one_line() -> None:
         )
         == "s.toml: slos[0].alerts[0].long must be at most the SLO's period (1d), got '2d'"
     )
+
+
+def test_a_guardrail_may_bound_a_declared_slos_burn_rate() -> None:
+    data = copy.deepcopy(BASE)
+    data["slos"] = [{"name": "fast", "kind": "latency", "target": 0.995, "threshold_ms": 100}]
+    data["rollout"] = {
+        "analysis": {"interval": "5m"},
+        "guardrails": [{"metric": "slo.fast.burn_rate", "max": 14.4}],
+    }
+    scenario = parse_scenario(copy.deepcopy(data), source="s.toml")
+    assert scenario.rollout.guardrails[0].metric == "slo.fast.burn_rate"
+    data["rollout"]["guardrails"][0]["metric"] = "slo.slow.burn_rate"
+    with pytest.raises(UserInputError) as info:
+        parse_scenario(data, source="s.toml")
+    assert str(info.value) == (
+        "s.toml: rollout.guardrails[0].metric must name a declared SLO ([[slos]]: fast), "
+        "got 'slo.slow.burn_rate'"
+    )
