@@ -358,6 +358,8 @@ class ModelSettings(Table):
     cold_start: ColdStart | None = None
     # This version's own serving path (else ``serving.stages``, else one pool).
     stages: Annotated[list[Stage], Field(min_length=1)] | None = None
+    # Declared memory per replica (else from the factor tables, see ``Resources``).
+    memory_mb: PositiveMs | None = None
 
     @model_validator(mode="after")
     def _stage_chain(self) -> ModelSettings:
@@ -367,7 +369,7 @@ class ModelSettings(Table):
 
     @model_serializer(mode="wrap")
     def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _drop_none(handler(self), ("stages",))
+        return _drop_none(handler(self), ("stages", "memory_mb"))
 
 
 Fallback = Literal["baseline", "stale_cache", "popular"]
@@ -468,6 +470,16 @@ class SloSettings(Table):
         return self
 
 
+class Resources(Table):
+    """Memory footprints and the cost of the replicas over the run (``reports.topology``).
+
+    A version's footprint per replica is its ``models.NAME.memory_mb`` when declared, else
+    its factor tables, (users + items) x factors x 4 bytes, plus ``overhead_mb``.
+    """
+
+    overhead_mb: Annotated[float, ranged(0, math.inf)] = 256.0
+
+
 class Metrics(Table):
     """Optional measurements that cost extra work before the run."""
 
@@ -542,6 +554,7 @@ class Scenario(Table):
     faults: list[Fault] = []
     release_train: ReleaseTrain | None = None
     metrics: Metrics = Metrics()
+    resources: Resources | None = None
     expect: dict[str, ExpectValue] = {}
     slos: list[SloSettings] = []
 
@@ -550,7 +563,7 @@ class Scenario(Table):
         out: dict[str, Any] = handler(self)
         if not self.slos:
             out.pop("slos", None)  # summaries of runs without SLOs stay as they were
-        return out
+        return _drop_none(out, ("resources",))
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -32,7 +32,12 @@ from reports.quality import (
 )
 from reports.releases import releases_block
 from reports.segment_quality import add_segment_quality
-from reports.topology import coalescing_block, serving_path_block, slo_blocks
+from reports.topology import (
+    coalescing_block,
+    resources_block,
+    serving_path_block,
+    slo_blocks,
+)
 from sim.stats import wilson_interval
 
 __all__ = [
@@ -470,6 +475,8 @@ def build_summary(
     }
     if scenario.slos:
         summary["slos"] = slo_blocks(result)
+    if scenario.resources is not None:
+        summary["resources"] = resources_block(result)
     decision = _rounded(decision_block(summary, gate_projection(result)))
     # Right after the outcome: the first thing a reader (or a notebook) looks for.
     out: dict[str, Any] = {}

@@ -204,6 +204,15 @@ SUMMARY_TREE: Final[dict[str, Any]] = {
     "verdict": _leaves("passed", "expectations"),
     # Keyed by the scenario's SLO names (data): open below.
     "slos": OPEN,
+    "resources": {
+        **_leaves("overhead_mb", "replica_hours", "gb_hours"),
+        "versions": {
+            VERSIONS: _leaves(
+                "footprint_gb", "footprint", "replicas", "from_s", "to_s", "replica_hours",
+                "gb_hours",
+            )
+        },
+    },
 }  # fmt: skip
 
 

@@ -360,6 +360,25 @@ class SloBlock(Block):
     versions: dict[VersionName, SloVersion]
 
 
+class ResourceVersion(Block):
+    footprint_gb: Number
+    footprint: Literal["declared", "factor tables"]
+    replicas: int
+    from_s: Number
+    to_s: Number
+    replica_hours: Number
+    gb_hours: Number
+
+
+class Resources(Block):
+    """Replica memory and cost over the run (``[resources]``)."""
+
+    overhead_mb: float
+    versions: dict[VersionName, ResourceVersion]
+    replica_hours: Number
+    gb_hours: Number
+
+
 class Cache(Block):
     enabled: bool
     hits: int | None = None
@@ -636,6 +655,7 @@ class Summary(Block):
     data: Data
     timing: Timing
     verdict: Verdict | None = None
+    resources: Resources | None = None
     slos: dict[str, SloBlock] | None = Field(
         default=None, description="Declared SLOs: error budget and burn-rate alerts (by name)"
     )

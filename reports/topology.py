@@ -10,11 +10,12 @@ import numpy as np
 
 from lab.pipeline import RunResult
 from lab.slos import slo_plan
+from lab.versions import VersionTables
 from reports.numbers import num
 from sim.records import BYPASS, MISS
 from sim.slo import alert_firings, budget_spent, burn_rate, good_requests
 
-__all__ = ["coalescing_block", "serving_path_block", "slo_blocks"]
+__all__ = ["coalescing_block", "resources_block", "serving_path_block", "slo_blocks"]
 
 
 def serving_path_block(result: RunResult, v: int) -> dict[str, Any] | None:
@@ -129,3 +130,66 @@ def slo_blocks(result: RunResult) -> dict[str, Any]:
             "versions": per_version,
         }
     return out
+
+
+def resources_block(result: RunResult) -> dict[str, Any]:
+    """Replica memory and cost over the run: per version its footprint per replica, its
+    replicas, when they ran and what that cost in replica-hours and GB-hours.
+
+    A version's replicas run while it is deployed: the baseline from the start until a
+    promotion retires it, the candidate from the start until a rollback removes it, a later
+    release of a train from its release time; the others to the end of the run.  Both
+    versions' replicas exist during the overlap (blue-green's preview, a canary), which is
+    what an update window costs beyond the steady state.
+    """
+    scenario = result.scenario
+    resources = scenario.resources
+    assert resources is not None
+    controller = result.controller
+    end_s = float(scenario.traffic.duration or 0.0)
+    starts = {r.name: r.at_s for r in result.prepared.releases[1:]}
+    versions: dict[str, Any] = {}
+    replica_hours = gb_hours = 0.0
+    for v, table in enumerate(result.versions):
+        name = table.name
+        settings = scenario.models.get(name) or scenario.models[scenario.rollout.candidate]
+        gb = _footprint_bytes(table, settings.memory_mb, resources.overhead_mb) / 2**30
+        stages = settings.stages or scenario.serving.stages
+        replicas = (
+            sum(s.replicas for s in stages)
+            if stages is not None
+            else settings.replicas or scenario.serving.replicas
+        )
+        start = starts.get(name, 0.0)
+        stop = end_s
+        if v == 0 and controller.promote_s is not None:
+            stop = controller.promote_s
+        elif v == 1 and controller.rollback_s is not None:
+            stop = controller.rollback_s
+        hours = max(stop - start, 0.0) / 3600.0
+        replica_hours += replicas * hours
+        gb_hours += replicas * gb * hours
+        versions[name] = {
+            "footprint_gb": num(gb),
+            "footprint": "declared" if settings.memory_mb is not None else "factor tables",
+            "replicas": replicas,
+            "from_s": num(start),
+            "to_s": num(stop),
+            "replica_hours": num(replicas * hours),
+            "gb_hours": num(replicas * gb * hours),
+        }
+    return {
+        "overhead_mb": resources.overhead_mb,
+        "versions": versions,
+        "replica_hours": num(replica_hours),
+        "gb_hours": num(gb_hours),
+    }
+
+
+def _footprint_bytes(table: VersionTables, memory_mb: float | None, overhead_mb: float) -> float:
+    """Declared, else (users + items) x factors x 4 bytes (float32 factors) + overhead."""
+    if memory_mb is not None:
+        return memory_mb * 2**20
+    model = table.model
+    rows = model.user_factors.shape[0] + model.item_factors.shape[0]
+    return float(rows * model.user_factors.shape[1] * 4) + overhead_mb * 2**20
