@@ -35,7 +35,15 @@ from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
 from lab.drift import drift_summary
 from lab.manifests.evidence import evidence_for
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
-from lab.scenario import Fault, Latency, LognormalLatency, ModelSettings, Scenario, stage_order
+from lab.scenario import (
+    Autoscaler,
+    Fault,
+    Latency,
+    LognormalLatency,
+    ModelSettings,
+    Scenario,
+    stage_order,
+)
 from lab.slos import slo_plan
 from lab.sources import LogTruth, Source, build_source
 from lab.versions import PopularTables, VersionTables
@@ -49,6 +57,7 @@ from replay.training import (
     TrainedModel,
     train,
 )
+from sim.autoscaler import AutoscalerPlan
 from sim.engine import CachePlan, EngineOutcome, EnginePlan, VersionPlan, simulate
 from sim.faults import FaultWindow
 from sim.metrics.diversity import intra_list_diversity
@@ -416,6 +425,19 @@ def _stage_plans(settings: ModelSettings, scenario: Scenario) -> tuple[StagePlan
     return tuple(plans)
 
 
+def _autoscaler_plan(settings: Autoscaler | None) -> AutoscalerPlan | None:
+    if settings is None:
+        return None
+    return AutoscalerPlan(
+        target_utilisation=settings.target_utilisation,
+        min_replicas=settings.min_replicas,
+        max_replicas=settings.max_replicas,
+        stabilisation_s=settings.stabilisation,
+        scale_up_delay_s=settings.scale_up_delay,
+        sync_s=settings.sync,
+    )
+
+
 def _fault_windows(faults: list[Fault], names: list[str]) -> tuple[FaultWindow, ...]:
     return tuple(
         FaultWindow(
@@ -490,6 +512,7 @@ def simulate_prepared(
                 cold_factor=cold.factor if cold else 1.0,
                 cold_length_s=cold.length if cold else 0.0,
                 stages=_stage_plans(settings, scenario),
+                autoscaler=_autoscaler_plan(settings.autoscaler or scenario.serving.autoscaler),
             )
         )
     cache = scenario.cache

@@ -338,6 +338,30 @@ def stage_order(stages: Sequence[Stage], loc: tuple[str | int, ...]) -> list[int
     return order
 
 
+class Autoscaler(Table):
+    """Scale a version's replicas on demand (``sim.autoscaler``): every ``sync``, replicas =
+    ceil(ready x (in service + waiting) / capacity / ``target_utilisation``) within
+    [``min_replicas``, ``max_replicas``]; new replicas take ``scale_up_delay`` to load; scaling
+    down follows the largest wish of the last ``stabilisation``."""
+
+    target_utilisation: Annotated[float, ranged(0, 1, lo_open=True)] = 0.6
+    min_replicas: PosInt = 1
+    max_replicas: PosInt
+    stabilisation: Duration = 300.0
+    scale_up_delay: Duration = 30.0
+    sync: PositiveDuration = 15.0
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaler:
+        if self.min_replicas > self.max_replicas:
+            raise Inconsistent(
+                ("min_replicas",),
+                f"must be at most max_replicas ({self.max_replicas})",
+                self.min_replicas,
+            )
+        return self
+
+
 class ModelSettings(Table):
     algorithm: Literal["als", "bpr", "lmf", "popularity", "random"] = "als"
     factors: PosInt = 32
@@ -360,6 +384,7 @@ class ModelSettings(Table):
     stages: Annotated[list[Stage], Field(min_length=1)] | None = None
     # Declared memory per replica (else from the factor tables, see ``Resources``).
     memory_mb: PositiveMs | None = None
+    autoscaler: Autoscaler | None = None
 
     @model_validator(mode="after")
     def _stage_chain(self) -> ModelSettings:
@@ -369,7 +394,7 @@ class ModelSettings(Table):
 
     @model_serializer(mode="wrap")
     def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _drop_none(handler(self), ("stages", "memory_mb"))
+        return _drop_none(handler(self), ("stages", "memory_mb", "autoscaler"))
 
 
 Fallback = Literal["baseline", "stale_cache", "popular"]
@@ -386,6 +411,7 @@ class Serving(Table):
     budget_ms: PositiveMs = 100.0
     # Unset: each version is one pool (replicas x concurrency, one latency law).
     stages: Annotated[list[Stage], Field(min_length=1)] | None = None
+    autoscaler: Autoscaler | None = None
 
     @model_validator(mode="after")
     def _stage_chain(self) -> Serving:
@@ -395,7 +421,7 @@ class Serving(Table):
 
     @model_serializer(mode="wrap")
     def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _drop_none(handler(self), ("stages",))
+        return _drop_none(handler(self), ("stages", "autoscaler"))
 
 
 class Cache(Table):
@@ -645,6 +671,7 @@ class Scenario(Table):
                 )
         self._bounds_in_order()
         self._faults_fit(versions)
+        self._autoscalers_fit()
         for name, model in self.models.items():
             if model.parent is None and (model.update == "copy" or model.calibration == "inherit"):
                 raise Inconsistent(
@@ -732,6 +759,38 @@ class Scenario(Table):
                     raise Inconsistent(
                         ("rollout", "guardrails", i, low), f"must be at most {high} ({hi:g})", lo
                     )
+
+    def _autoscalers_fit(self) -> None:
+        """An autoscaler scales one pool within bounds that hold the version's replicas."""
+        for name, model in self.models.items():
+            scaler = model.autoscaler or self.serving.autoscaler
+            if scaler is None:
+                continue
+            where: tuple[str | int, ...] = (
+                ("models", name, "autoscaler") if model.autoscaler else ("serving", "autoscaler")
+            )
+            replicas = model.replicas or self.serving.replicas
+            if model.stages is not None or self.serving.stages is not None:
+                raise Inconsistent(
+                    where, f"must not be set for {name}, whose serving path has stages", "{...}"
+                )
+            if not scaler.min_replicas <= replicas <= scaler.max_replicas:
+                field = "max_replicas" if replicas > scaler.max_replicas else "min_replicas"
+                bound = "at least" if field == "max_replicas" else "at most"
+                raise Inconsistent(
+                    (*where, field),
+                    f"must be {bound} the replicas {name} starts with ({replicas})",
+                    getattr(scaler, field),
+                )
+        for i, fault in enumerate(self.faults):
+            model = self.models.get(fault.version, self.models[self.rollout.candidate])
+            scaled = model.autoscaler or self.serving.autoscaler
+            if scaled and fault.kind in ("replica_crash", "capacity_loss"):
+                raise Inconsistent(
+                    ("faults", i, "kind"),
+                    f"must not change the replicas of {fault.version}, which an autoscaler scales",
+                    fault.kind,
+                )
 
     def _faults_fit(self, versions: set[str]) -> None:
         """A replica crash takes down at most the replicas the version has; faults on a

@@ -33,6 +33,7 @@ from reports.quality import (
 from reports.releases import releases_block
 from reports.segment_quality import add_segment_quality
 from reports.topology import (
+    autoscaler_block,
     coalescing_block,
     resources_block,
     serving_path_block,
@@ -334,6 +335,9 @@ def build_summary(
         path = serving_path_block(result, v)
         if path is not None:
             block["serving_path"] = path
+        scaling = autoscaler_block(result, v)
+        if scaling is not None:
+            block["autoscaler"] = scaling
         versions[name] = block
     cache = result.outcome.cache
     cache_block: dict[str, Any] = {"enabled": cache is not None}

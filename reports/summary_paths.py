@@ -91,6 +91,10 @@ _VERSION: dict[str, Any] = {
     "serving_path": _leaves(
         "stages", "answers", "degraded_answers", "degraded_rate", "degraded_list"
     ),
+    "autoscaler": _leaves(
+        "min_replicas_seen", "max_replicas_seen", "peak_desired", "changes", "mean_replicas",
+        "timeline",
+    ),
 }  # fmt: skip
 
 _DIFFERENCE = _leaves("difference", "difference_ci95", "relative_lift")

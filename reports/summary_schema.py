@@ -284,6 +284,17 @@ class ServingPath(Block):
     degraded_list: str
 
 
+class AutoscalerBlock(Block):
+    """Ready replicas over time under the version's autoscaler."""
+
+    min_replicas_seen: int
+    max_replicas_seen: int
+    peak_desired: int
+    changes: int
+    mean_replicas: Number
+    timeline: list[list[float | int | None]]
+
+
 class Version(Block):
     role: Literal["baseline", "candidate", "release", "other"]
     requests: int
@@ -306,6 +317,7 @@ class Version(Block):
     quality: Quality
     shadow: Shadow | None = None
     serving_path: ServingPath | None = None
+    autoscaler: AutoscalerBlock | None = None
 
 
 class Served(Block):

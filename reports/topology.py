@@ -15,7 +15,13 @@ from reports.numbers import num
 from sim.records import BYPASS, MISS
 from sim.slo import alert_firings, budget_spent, burn_rate, good_requests
 
-__all__ = ["coalescing_block", "resources_block", "serving_path_block", "slo_blocks"]
+__all__ = [
+    "autoscaler_block",
+    "coalescing_block",
+    "resources_block",
+    "serving_path_block",
+    "slo_blocks",
+]
 
 
 def serving_path_block(result: RunResult, v: int) -> dict[str, Any] | None:
@@ -167,16 +173,22 @@ def resources_block(result: RunResult) -> dict[str, Any]:
         elif v == 1 and controller.rollback_s is not None:
             stop = controller.rollback_s
         hours = max(stop - start, 0.0) / 3600.0
-        replica_hours += replicas * hours
-        gb_hours += replicas * gb * hours
+        trace = result.outcome.autoscalers.get(v)
+        if trace is not None:  # the autoscaler's replicas over time, not a fixed count
+            seconds = trace.replica_seconds(stop) - trace.replica_seconds(start)
+            replicas = max(n for _, n in trace.timeline)
+        else:
+            seconds = replicas * hours * 3600.0
+        replica_hours += seconds / 3600.0
+        gb_hours += seconds / 3600.0 * gb
         versions[name] = {
             "footprint_gb": num(gb),
             "footprint": "declared" if settings.memory_mb is not None else "factor tables",
             "replicas": replicas,
             "from_s": num(start),
             "to_s": num(stop),
-            "replica_hours": num(replicas * hours),
-            "gb_hours": num(replicas * gb * hours),
+            "replica_hours": num(seconds / 3600.0),
+            "gb_hours": num(seconds / 3600.0 * gb),
         }
     return {
         "overhead_mb": resources.overhead_mb,
@@ -193,3 +205,20 @@ def _footprint_bytes(table: VersionTables, memory_mb: float | None, overhead_mb:
     model = table.model
     rows = model.user_factors.shape[0] + model.item_factors.shape[0]
     return float(rows * model.user_factors.shape[1] * 4) + overhead_mb * 2**20
+
+
+def autoscaler_block(result: RunResult, v: int) -> dict[str, Any] | None:
+    """Version ``v``'s autoscaler: ready replicas over time and how far it scaled."""
+    trace = result.outcome.autoscalers.get(v)
+    if trace is None:
+        return None
+    counts = [n for _, n in trace.timeline]
+    end_s = float(result.scenario.traffic.duration or 0.0)
+    return {
+        "min_replicas_seen": min(counts),
+        "max_replicas_seen": max(counts),
+        "peak_desired": trace.peak_desired,
+        "changes": len(counts) - 1,
+        "mean_replicas": num(trace.replica_seconds(end_s) / end_s if end_s else None),
+        "timeline": [[num(t), n] for t, n in trace.timeline],
+    }

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 import simpy
 
+from sim.autoscaler import AutoscalerPlan, AutoscalerTrace, run_autoscaler
 from sim.cache import LruCache
 from sim.faults import FaultState, FaultWindow
 from sim.records import (
@@ -75,6 +76,7 @@ class VersionPlan:
     cold_length_s: float = 0.0
     # A serving path of stages in tandem (``sim.stages``); empty: one pool as above.
     stages: tuple[StagePlan, ...] = ()
+    autoscaler: AutoscalerPlan | None = None  # None: a fixed number of replicas
 
     @property
     def capacity(self) -> int:
@@ -220,6 +222,8 @@ class EngineOutcome:
     # Per version (index), per stage in path order: users' requests through that stage.
     stages: dict[int, list[StageCounters]] = field(default_factory=dict)
     coalesced: int = 0  # misses answered by another request's model call
+    # Per autoscaled version (index): its ready replicas over time.
+    autoscalers: dict[int, AutoscalerTrace] = field(default_factory=dict)
 
 
 def simulate(
@@ -678,6 +682,20 @@ def simulate(
 
     if faults.active:
         faults.install(env)
+    for v, version_plan in enumerate(versions):
+        if version_plan.autoscaler is not None:
+            trace = outcome.autoscalers[v] = AutoscalerTrace()
+            env.process(
+                run_autoscaler(
+                    env,
+                    servers[v],
+                    version_plan.replicas,
+                    version_plan.concurrency,
+                    version_plan.autoscaler,
+                    plan.duration_s,
+                    trace,
+                )
+            )
     env.process(arrivals())
     env.process(control())
     env.run()
