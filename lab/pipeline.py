@@ -35,6 +35,7 @@ from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
 from lab.drift import drift_summary
 from lab.manifests.evidence import evidence_for
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
+from lab.resources import memory_plan
 from lab.scenario import (
     Autoscaler,
     Fault,
@@ -60,6 +61,7 @@ from replay.training import (
 from sim.autoscaler import AutoscalerPlan
 from sim.engine import CachePlan, EngineOutcome, EnginePlan, VersionPlan, simulate
 from sim.faults import FaultWindow
+from sim.memory import MemoryPlan
 from sim.metrics.diversity import intra_list_diversity
 from sim.metrics.stability import jaccard_at_k
 from sim.monitor import Monitor, RequestTruth, Retrieval
@@ -146,6 +148,8 @@ class Prepared:
     # Wall seconds of preparation's parts: ``world_s`` (world and history, or the log),
     # ``training_s`` (inside implicit's calls, for the versions trained rather than loaded).
     phases: dict[str, float] = field(default_factory=dict)
+    # Nodes of finite memory and both versions' footprints (``[resources]`` with nodes).
+    memory: MemoryPlan | None = None
 
     def top_k_s(self) -> float:
         """Wall seconds spent scoring top-K lists so far (preparation and traffic)."""
@@ -388,6 +392,12 @@ def prepare(
         noise_floor=floor_tables,
         builder=builder,
         phases={"world_s": world_s, "training_s": builder.trained_s},
+        memory=memory_plan(
+            scenario,
+            tables[scenario.rollout.baseline],
+            tables[scenario.rollout.candidate],
+            source_name,
+        ),
     )
 
 
@@ -544,6 +554,7 @@ def simulate_prepared(
         ),
         duration_s=tr.duration,
         faults=_fault_windows(scenario.faults, names),
+        memory=prepared.memory,
     )
     relevance = {v: t.relevance for v, t in enumerate(versions)}
     relevance[POPULAR] = prepared.popular.relevance

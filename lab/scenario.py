@@ -504,6 +504,23 @@ class Resources(Table):
     """
 
     overhead_mb: Annotated[float, ranged(0, math.inf)] = 256.0
+    # Nodes of finite memory (both or neither): the baseline's and the candidate's replicas
+    # are placed on them; a replica without room is killed and restarts ``restart_delay``
+    # later (``sim.memory``).
+    nodes: PosInt | None = None
+    node_memory_gb: PositiveMs | None = None
+    restart_delay: PositiveDuration = 30.0
+
+    @model_validator(mode="after")
+    def _nodes_whole(self) -> Resources:
+        if (self.nodes is None) != (self.node_memory_gb is None):
+            missing = "node_memory_gb" if self.node_memory_gb is None else "nodes"
+            raise Inconsistent((missing,), "must be set with nodes and node_memory_gb", None)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _drop_none(handler(self), ("nodes", "node_memory_gb"))
 
 
 class Metrics(Table):
@@ -672,6 +689,7 @@ class Scenario(Table):
         self._bounds_in_order()
         self._faults_fit(versions)
         self._autoscalers_fit()
+        self._nodes_fit()
         for name, model in self.models.items():
             if model.parent is None and (model.update == "copy" or model.calibration == "inherit"):
                 raise Inconsistent(
@@ -759,6 +777,40 @@ class Scenario(Table):
                     raise Inconsistent(
                         ("rollout", "guardrails", i, low), f"must be at most {high} ({hi:g})", lo
                     )
+
+    def _nodes_fit(self) -> None:
+        """Replicas on nodes: one pool per version, two versions, declared footprints that
+        fit on a node (footprints from factor sizes are checked once the models exist)."""
+        resources = self.resources
+        if resources is None or resources.node_memory_gb is None:
+            return
+        node_mb = resources.node_memory_gb * 1024
+        for name, model in self.models.items():
+            if model.memory_mb is not None and model.memory_mb > node_mb:
+                raise Inconsistent(
+                    ("models", name, "memory_mb"),
+                    f"must fit on a node (resources.node_memory_gb = "
+                    f"{resources.node_memory_gb:g}, {node_mb:g} MB)",
+                    model.memory_mb,
+                )
+            if model.stages or self.serving.stages or model.autoscaler or self.serving.autoscaler:
+                raise Inconsistent(
+                    ("resources", "nodes"),
+                    "must be unset with stages or an autoscaler (nodes hold one fixed pool "
+                    "per version)",
+                    resources.nodes,
+                )
+        if self.release_train is not None:
+            raise Inconsistent(
+                ("resources", "nodes"), "must be unset with a release train", resources.nodes
+            )
+        for i, fault in enumerate(self.faults):
+            if fault.kind in ("replica_crash", "capacity_loss"):
+                raise Inconsistent(
+                    ("faults", i, "kind"),
+                    "must not change replicas placed on resources.nodes (out-of-memory kills do)",
+                    fault.kind,
+                )
 
     def _autoscalers_fit(self) -> None:
         """An autoscaler scales one pool within bounds that hold the version's replicas."""

@@ -210,10 +210,13 @@ SUMMARY_TREE: Final[dict[str, Any]] = {
     "slos": OPEN,
     "resources": {
         **_leaves("overhead_mb", "replica_hours", "gb_hours"),
+        "nodes": _leaves(
+            "nodes", "node_memory_gb", "restart_delay_s", "first_oom_kill_s", "peak_gb"
+        ),
         "versions": {
             VERSIONS: _leaves(
                 "footprint_gb", "footprint", "replicas", "from_s", "to_s", "replica_hours",
-                "gb_hours",
+                "gb_hours", "oom_kills", "replica_hours_lost_to_oom",
             )
         },
     },

@@ -380,12 +380,23 @@ class ResourceVersion(Block):
     to_s: Number
     replica_hours: Number
     gb_hours: Number
+    oom_kills: int | None = None
+    replica_hours_lost_to_oom: Number = None
+
+
+class NodesBlock(Block):
+    nodes: int
+    node_memory_gb: float
+    restart_delay_s: float
+    first_oom_kill_s: Number
+    peak_gb: list[float | None]
 
 
 class Resources(Block):
     """Replica memory and cost over the run (``[resources]``)."""
 
     overhead_mb: float
+    nodes: NodesBlock | None
     versions: dict[VersionName, ResourceVersion]
     replica_hours: Number
     gb_hours: Number

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from lab.pipeline import RunResult
+from lab.resources import footprint_bytes
 from lab.slos import slo_plan
-from lab.versions import VersionTables
 from reports.numbers import num
 from sim.records import BYPASS, MISS
 from sim.slo import alert_firings, budget_spent, burn_rate, good_requests
@@ -155,11 +155,12 @@ def resources_block(result: RunResult) -> dict[str, Any]:
     end_s = float(scenario.traffic.duration or 0.0)
     starts = {r.name: r.at_s for r in result.prepared.releases[1:]}
     versions: dict[str, Any] = {}
+    names = [t.name for t in result.versions]
     replica_hours = gb_hours = 0.0
     for v, table in enumerate(result.versions):
         name = table.name
         settings = scenario.models.get(name) or scenario.models[scenario.rollout.candidate]
-        gb = _footprint_bytes(table, settings.memory_mb, resources.overhead_mb) / 2**30
+        gb = footprint_bytes(table, settings.memory_mb, resources.overhead_mb) / 2**30
         stages = settings.stages or scenario.serving.stages
         replicas = (
             sum(s.replicas for s in stages)
@@ -190,21 +191,27 @@ def resources_block(result: RunResult) -> dict[str, Any]:
             "replica_hours": num(seconds / 3600.0),
             "gb_hours": num(seconds / 3600.0 * gb),
         }
+    memory = result.outcome.memory
+    if memory is not None:
+        for v, name in enumerate(names[:2]):
+            versions[name]["oom_kills"] = memory.oom_kills[v]
+            versions[name]["replica_hours_lost_to_oom"] = num(memory.down_seconds[v] / 3600.0)
+    nodes = None
+    if memory is not None and resources.node_memory_gb is not None:
+        nodes = {
+            "nodes": resources.nodes,
+            "node_memory_gb": resources.node_memory_gb,
+            "restart_delay_s": resources.restart_delay,
+            "first_oom_kill_s": num(memory.first_kill_s),
+            "peak_gb": [num(b / 2**30) for b in memory.node_peak_bytes],
+        }
     return {
         "overhead_mb": resources.overhead_mb,
+        "nodes": nodes,
         "versions": versions,
         "replica_hours": num(replica_hours),
         "gb_hours": num(gb_hours),
     }
-
-
-def _footprint_bytes(table: VersionTables, memory_mb: float | None, overhead_mb: float) -> float:
-    """Declared, else (users + items) x factors x 4 bytes (float32 factors) + overhead."""
-    if memory_mb is not None:
-        return memory_mb * 2**20
-    model = table.model
-    rows = model.user_factors.shape[0] + model.item_factors.shape[0]
-    return float(rows * model.user_factors.shape[1] * 4) + overhead_mb * 2**20
 
 
 def autoscaler_block(result: RunResult, v: int) -> dict[str, Any] | None:

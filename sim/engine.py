@@ -43,6 +43,7 @@ import simpy
 from sim.autoscaler import AutoscalerPlan, AutoscalerTrace, run_autoscaler
 from sim.cache import LruCache
 from sim.faults import FaultState, FaultWindow
+from sim.memory import MemoryPlan, MemoryTrace, Nodes
 from sim.records import (
     DROPPED,
     FALLBACK,
@@ -115,6 +116,7 @@ class EnginePlan:
     cache: CachePlan
     duration_s: float
     faults: tuple[FaultWindow, ...] = ()
+    memory: MemoryPlan | None = None  # replicas on nodes of finite memory (``sim.memory``)
 
     @property
     def settle_s(self) -> float:
@@ -224,6 +226,7 @@ class EngineOutcome:
     coalesced: int = 0  # misses answered by another request's model call
     # Per autoscaled version (index): its ready replicas over time.
     autoscalers: dict[int, AutoscalerTrace] = field(default_factory=dict)
+    memory: MemoryTrace | None = None
 
 
 def simulate(
@@ -676,12 +679,33 @@ def simulate(
             before = (routing.candidate_threshold, routing.candidate, routing.baseline)
             controller.tick(env.now, env.now - settle_s)
             changed = before != (routing.candidate_threshold, routing.candidate, routing.baseline)
+            if nodes is not None:
+                # A rolled-back candidate's stack leaves; the old one once a promotion is final.
+                if getattr(controller, "rollback_s", None) is not None:
+                    nodes.retire(plan.candidate)
+                elif getattr(controller, "promote_s", None) is not None and getattr(
+                    controller, "finished", False
+                ):
+                    nodes.retire(plan.baseline)
             if changed and cache is not None and cache_plan.invalidation == "flush_on_change":
                 cache.flush()
                 outcome.flush_times_s.append(env.now)
 
     if faults.active:
         faults.install(env)
+    nodes: Nodes | None = None
+    if plan.memory is not None:
+        outcome.memory = MemoryTrace()
+        pair = (versions[plan.baseline], versions[plan.candidate])
+        nodes = Nodes(
+            env,
+            plan.memory,
+            [servers[plan.baseline], servers[plan.candidate]],
+            (pair[0].replicas, pair[1].replicas),
+            (pair[0].concurrency, pair[1].concurrency),
+            outcome.memory,
+            until_s=plan.duration_s,
+        )
     for v, version_plan in enumerate(versions):
         if version_plan.autoscaler is not None:
             trace = outcome.autoscalers[v] = AutoscalerTrace()
@@ -699,6 +723,8 @@ def simulate(
     env.process(arrivals())
     env.process(control())
     env.run()
+    if nodes is not None:
+        nodes.settle()
     if progress is not None:
         progress(n, n)
     return outcome
