@@ -176,26 +176,16 @@ class Attempt:
 
 
 class StagedAttempt(Attempt):
-    """An attempt on a staged serving path: where it is and whether it degraded."""
+    """An attempt on a staged serving path: where it is and whether it degraded (set by
+    the engine when it enters a stage; ``degraded`` -1 until a stage's timeout degrades it).
+    """
 
     __slots__ = ("degraded", "entered", "stage", "stage_deadline")
 
-    def __init__(
-        self,
-        i: int,
-        version: int,
-        t_arrival: float,
-        t_start: float,
-        deadline: float,
-        chain_pos: int,
-        user: int,
-        shadow: bool,
-    ) -> None:
-        super().__init__(i, version, t_arrival, t_start, deadline, chain_pos, user, shadow)
-        self.stage = 0
-        self.entered = t_start  # when it joined the current stage's queue
-        self.stage_deadline = deadline
-        self.degraded = -1  # first stage whose own timeout degraded the answer
+    stage: int
+    entered: float  # when it joined the current stage's queue
+    stage_deadline: float
+    degraded: int  # first stage whose own timeout degraded the answer
 
 
 class _Clock(simpy.Environment):
@@ -423,9 +413,11 @@ def simulate(
             return
         if paths[version] is not None:
             deadline = t_start + timeout_s
-            enter_stage(
-                StagedAttempt(i, version, t_arrival, t_start, deadline, chain_pos, user, shadow), 0
+            staged = StagedAttempt(
+                i, version, t_arrival, t_start, deadline, chain_pos, user, shadow
             )
+            staged.degraded = -1
+            enter_stage(staged, 0)
             return
         if queue_limit and len(server.waiting) >= queue_limit:
             if shadow:
