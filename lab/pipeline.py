@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from lab.attributes import RunAttributes, read_run_attributes, target_users
 from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
 from lab.drift import drift_summary
 from lab.manifests.evidence import evidence_for
@@ -131,6 +132,10 @@ class Prepared:
     calibration_sample: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     # Release versions built during runs, by lineage, so replications reuse them.
     release_memo: dict[tuple[str, ...], BuiltRelease] = field(default_factory=dict)
+    # The scenario's item and user attribute tables, read against this run's ids.
+    attributes: RunAttributes = field(default_factory=RunAttributes)
+    # bool [n_users]: users ``rollout.target`` lets see the candidate (None: no such rule).
+    targeted: np.ndarray | None = None
 
     @property
     def noise_floor_items(self) -> np.ndarray | None:
@@ -288,6 +293,10 @@ def prepare(
     started = time.perf_counter()
     rng = seeded_streams(scenario.seed)
     source = build_source(scenario, rng, source=source_name, base_dir=base_dir)
+    attributes = read_run_attributes(
+        scenario.attributes, source, source=source_name, base_dir=base_dir
+    )
+    targeted = target_users(scenario.rollout.target, attributes.users, source=source_name)
     if scenario.traffic.duration != source.duration_s:
         # A replayed log fixes the run's length; the resolved scenario says so.
         traffic = scenario.traffic.model_copy(update={"duration": source.duration_s})
@@ -371,6 +380,8 @@ def prepare(
         prepare_s=time.perf_counter() - started,
         training_s=training_s,
         noise_floor=noise_floor,
+        attributes=attributes,
+        targeted=targeted,
     )
 
 
@@ -438,6 +449,9 @@ def simulate_prepared(
         eligible = np.isin(prepared.user_segment[stream.user], wanted)
     else:
         eligible = np.ones(len(stream), dtype=bool)
+    if prepared.targeted is not None:
+        # Targeting by user attribute: decided per request before the run, like segments.
+        eligible &= prepared.targeted[stream.user]
     # Later releases of a train get their versions when they start; until then their slots
     # hold the candidate's tables (nothing is routed to a release before it starts).
     later = [r.name for r in prepared.releases[1:]]

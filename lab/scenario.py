@@ -324,6 +324,44 @@ class Fault(Table):
     replicas: PosInt = 1
 
 
+# --- attribute tables ------------------------------------------------------------------
+
+
+class AttributeTableSettings(Table):
+    """A CSV or Parquet table with one row per id and any columns (see ``replay.attributes``).
+
+    ``multi_valued`` names the columns whose cells hold several values and their separator
+    (``{ genres = "|" }``); ``categorical`` the columns to group by (default: every
+    multi-valued column and every text column with at most 100 distinct values).
+    """
+
+    path: Annotated[str, Field(min_length=1)]
+    id: Annotated[str, Field(min_length=1)]
+    multi_valued: dict[str, Annotated[str, Field(min_length=1)]] = {}
+    categorical: list[Annotated[str, Field(min_length=1)]] | None = None
+
+
+class ItemAttributes(AttributeTableSettings):
+    """Item attributes: genre, provider, price band, release date...; ``provider`` names the
+    column whose groups the provider-fairness table compares (exposure against catalogue
+    and popularity share)."""
+
+    id: Annotated[str, Field(min_length=1)] = "item"
+    provider: Annotated[str, Field(min_length=1)] | None = None
+
+
+class UserAttributes(AttributeTableSettings):
+    """User attributes: country, platform, cohort...; groups for segments, fairness and
+    ``rollout.target``."""
+
+    id: Annotated[str, Field(min_length=1)] = "user"
+
+
+class Attributes(Table):
+    items: ItemAttributes | None = None
+    users: UserAttributes | None = None
+
+
 def _expect_value(value: object) -> object:
     if isinstance(value, str | bool | int | float):
         return value
@@ -357,6 +395,7 @@ class Scenario(Table):
     faults: list[Fault] = []
     release_train: ReleaseTrain | None = None
     metrics: Metrics = Metrics()
+    attributes: Attributes = Attributes()
     expect: dict[str, ExpectValue] = {}
 
     @model_validator(mode="after")
@@ -492,6 +531,21 @@ class Scenario(Table):
                 "lists)",
                 self.cache.invalidation,
             )
+        if self.rollout.target and self.attributes.users is None:
+            raise Inconsistent(
+                ("rollout", "target"),
+                "needs a user attribute table ([attributes.users] with a path)",
+                dict(self.rollout.target),
+            )
+        items = self.attributes.items
+        if items is not None and items.provider is not None:
+            listed = items.categorical
+            if listed is not None and items.provider not in listed:
+                raise Inconsistent(
+                    ("attributes", "items", "provider"),
+                    f"must be one of attributes.items.categorical ({', '.join(listed)})",
+                    items.provider,
+                )
         if self.users.list_size > self.traffic.items:
             raise Inconsistent(
                 ("users", "list_size"),

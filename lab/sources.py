@@ -53,7 +53,7 @@ from replay.synthetic import (
 from replay.training import active_ids
 from replay.windows import WindowSpec, split_windows
 
-__all__ = ["LogTruth", "Source", "build_source", "expand_path"]
+__all__ = ["LogTruth", "Source", "build_source", "expand_path", "resolve_path"]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -123,6 +123,10 @@ class Source:
     feedback: LoggedFeedback | None = None
     #: Interactions users make on their own during ``[start_s, end_s)`` of the run (synthetic).
     organic: Callable[[float, float, np.random.Generator], sp.csr_matrix] | None = None
+    #: Raw ids of the dense users and items (replayed logs); ``None``: the dense index is the
+    #: id (synthetic worlds), which is what attribute tables name.
+    user_ids: pl.Series | None = None
+    item_ids: pl.Series | None = None
 
 
 def _matrices(
@@ -264,7 +268,8 @@ def _window(spec: Any) -> WindowSpec:
     return WindowSpec(start=spec.start, end=spec.end)
 
 
-def _resolve(text: str, *, source: str, field: str, base_dir: Path | None) -> str:
+def resolve_path(text: str, *, source: str, field: str, base_dir: Path | None) -> str:
+    """``text`` with ``${VAR}`` expanded; relative paths are relative to the scenario file."""
     path = expand_path(text, source=source, field=field)
     # A relative path in a scenario file is relative to that file, like an include.
     if base_dir is not None and not Path(path).is_absolute() and not Path(path).exists():
@@ -284,7 +289,7 @@ def _genres(
             return None, ()
     else:
         path = Path(
-            _resolve(log.genres, source=source, field="traffic.log.genres", base_dir=base_dir)
+            resolve_path(log.genres, source=source, field="traffic.log.genres", base_dir=base_dir)
         )
     try:
         movies = pl.read_csv(
@@ -318,7 +323,7 @@ def _genres(
 
 
 def _read(log: LogSource, *, source: str, base_dir: Path | None) -> EventTable:
-    path = _resolve(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
+    path = resolve_path(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
     spec = LogSpec(
         path=path,
         format=log.format,
@@ -401,7 +406,7 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         return s.t_s[has], s.truth_items[s.truth_ptr[:-1][has]].astype(np.int64)
 
     accounting = dict(table.accounting)
-    log_path = _resolve(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
+    log_path = resolve_path(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
     item_genres, genre_names = _genres(log, table, log_path, source=source, base_dir=base_dir)
     impressions = None
     cols = log.columns
@@ -446,6 +451,8 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         genre_names=genre_names,
         impressions=impressions,
         feedback=feedback,
+        user_ids=table.user_ids,
+        item_ids=table.item_ids,
         data={
             "source": "log",
             "path": str(log.path),

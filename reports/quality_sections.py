@@ -14,6 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from reports.attribute_sections import (
+    attribute_accounting,
+    attribute_quality,
+    provider_fairness,
+    user_groups,
+)
 from reports.page import table as html_table
 from reports.sections import ci_pct, ci_pp, esc, fmt, pct, pp, verdict_html
 
@@ -386,9 +392,10 @@ def segment_extras(summary: dict[str, Any]) -> str:
 ADDITIONS: dict[str, tuple[Callable[[dict[str, Any]], str], ...]] = {
     "engagement": (hit_at_k, off_policy, window_deltas),
     "calibration": (genre_calibration,),
-    "diversity": (genre_diversity,),
+    "diversity": (genre_diversity, attribute_quality, provider_fairness),
     "stability": (noise_floor, churn),
-    "segments": (segment_extras, popularity_buckets, worst_overall),
+    "segments": (segment_extras, popularity_buckets, worst_overall, user_groups),
+    "data": (attribute_accounting,),
 }
 
 

@@ -16,6 +16,7 @@ import polars as pl
 from lab.offpolicy_log import offpolicy_block
 from lab.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
 from replay.calibration import ClickCalibrator
+from reports.attributes import by_attribute_blocks, fairness_block, user_group_blocks
 from reports.buckets import bucket_block, worst_group
 from reports.exposure import exposure
 from reports.numbers import num as _num
@@ -238,6 +239,7 @@ def build_summary(
     columns = RequestColumns.from_frame(frame, names)
     shown = exposure(result, columns.user, columns.served_by, columns.hit)
     quality = quality_blocks(result, columns, shown)
+    by_attribute = by_attribute_blocks(result, columns.served_by)
     versions: dict[str, Any] = {}
     for v, name in enumerate(names):
         block = _version_block(frame, name, scenario.serving.budget_ms)
@@ -256,6 +258,8 @@ def build_summary(
             "calibration": None if table.calibrator is None else _calibrator(table.calibrator),
         }
         block["quality"] = quality[name]
+        if by_attribute[name]:
+            block["quality"]["by_attribute"] = by_attribute[name]
         shadow = frame.filter(pl.col("shadow") == name)
         if shadow.height:
             lat = shadow["shadow_latency_ms"].to_numpy()
@@ -338,6 +342,9 @@ def build_summary(
     add_segment_quality(segments, columns, prepared.user_segment, SEGMENTS, per_user)
     add_segment_quality(tenure, columns, tenure_of, ("new", "returning"), per_user)
     segments["tenure"] = tenure
+    segments["by_attribute"] = user_group_blocks(
+        result, columns.user, columns.version, columns.clicks
+    )
     segments["worst_overall"] = worst_group(
         segments["by_segment"], segments["item_popularity"]["by_bucket"], tenure["by_segment"]
     )
@@ -380,12 +387,15 @@ def build_summary(
             if prepared.source.impressions is not None
             else None
         ),
+        # Provider fairness by the item attribute table's provider column; null without one.
+        "fairness": fairness_block(result, columns.served_by, prepared.attributes),
         "drift": _rounded(result.drift) if result.drift else None,
         "data": {
             "source": scenario.traffic.source,
             "users": prepared.world.n_users,
             "items": prepared.world.n_items,
             "history_events": prepared.history_events,
+            "attributes": _rounded(prepared.attributes.summary()),
             # Replayed logs: row accounting (kept + skipped.* == input_rows) and windows.
             **{
                 key: _json_ready(_nest(value) if isinstance(value, dict) else value)
