@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export OPENBLAS_NUM_THREADS := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup browser demo test test-slow check lint bench clean
+.PHONY: setup browser demo test test-slow hostile check lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ browser:
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# Every hostile input through the real CLI, two at a time; prints a total.
+hostile: setup
+	$(BIN)/python -m tests.reliability.hostile
 
 lint: setup
 	$(BIN)/ruff check replay sim lab reports rollout_lab tests bench

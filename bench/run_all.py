@@ -20,11 +20,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ORDER = [
     "throughput",
+    "cli_bench",
+    "scale_bench",
     "log_bench",
     "models_bench",
     "metrics_bench",
     "report_bench",
     "sweep_bench",
+    "aa_bench",
     "manifest_bench",
 ]
 
@@ -43,6 +46,8 @@ def main(argv: list[str]) -> int:
             failed.append(name)
             continue
         args = [sys.executable, str(script)]
+        if name == "scale_bench":
+            args.append("--readme")  # the README's scaling table is this run's
         if name == "models_bench":
             data = os.environ.get("ROLLOUT_LAB_MOVIELENS")
             if not data:

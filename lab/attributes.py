@@ -21,8 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from lab.paths import resolve_input_path
 from lab.scenario import Attributes, AttributeTableSettings
-from lab.sources import Source, resolve_path
+from lab.sources import Source
 from replay.attributes import Attribute, AttributeSpec, AttributeTable, Kind, read_attributes
 from replay.errors import UserInputError
 
@@ -69,7 +70,9 @@ def _read(
     base_dir: Path | None,
 ) -> AttributeTable:
     field = f"attributes.{kind}s"
-    path = resolve_path(settings.path, source=source, field=f"{field}.path", base_dir=base_dir)
+    path = resolve_input_path(
+        settings.path, source=source, field=f"{field}.path", base_dir=base_dir
+    )
     spec = AttributeSpec(
         path=path,
         kind=kind,

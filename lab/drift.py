@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.metrics.drift import ks_two_sample, population_stability_index
+from sim.metrics.drift import PSIResult, ks_two_sample, population_stability_index, psi_on_bins
 from sim.wording import drift_status
 
 __all__ = ["ALERT_PSI", "drift_summary"]
@@ -40,19 +40,24 @@ def _sample(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rng.choice(values, _MAX_SAMPLE, replace=False)
 
 
-def _compare(reference: np.ndarray, live: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+def _compare(
+    reference: np.ndarray, live: np.ndarray, rng: np.random.Generator
+) -> tuple[dict[str, Any], PSIResult | None]:
+    """The block of one distribution, and its PSI bins (for the windows) when it has them."""
+    block: dict[str, Any]
     if reference.size < 10 or live.size < 10:
-        return {
+        block = {
             "psi": None,
             "ks_statistic": None,
             "ks_p_value": None,
             "live_samples": int(live.size),
         }
+        return block, None
     psi = population_stability_index(reference.astype(np.float64), live.astype(np.float64))
     ks = ks_two_sample(
         _sample(reference, rng).astype(np.float64), _sample(live, rng).astype(np.float64)
     )
-    return {
+    block = {
         "psi": round(float(psi.psi), 6),
         "ks_statistic": round(float(ks.statistic), 6),
         "ks_p_value": float(f"{ks.pvalue:.6g}"),
@@ -61,6 +66,7 @@ def _compare(reference: np.ndarray, live: np.ndarray, rng: np.random.Generator) 
         # alert / small shift / ok: PSI decides the size, KS qualifies (sim.wording).
         "status": drift_status(float(psi.psi), ALERT_PSI, float(ks.pvalue)),
     }
+    return block, psi
 
 
 def drift_summary(
@@ -75,9 +81,15 @@ def drift_summary(
     window_edges_s: list[float],
     rng: np.random.Generator,
 ) -> dict[str, Any]:
-    """The ``drift`` block of ``summary.json``."""
+    """The ``drift`` block of ``summary.json``.
+
+    The reference is binned once: every window's PSI reuses the run's bins (the same
+    numbers as binning it again, at the cost of the window alone).
+    """
     reference_items = item_popularity[history_items]
     live_items = item_popularity[consumed_items]
+    items_block, bins = _compare(reference_items, live_items, rng)
+    users_block, _ = _compare(history_counts[history_users], history_counts[users], rng)
     click_times = consumed_t_s
     windows = []
     bounds = [0.0, *window_edges_s]
@@ -85,9 +97,11 @@ def drift_summary(
         mask = (click_times >= lo) & (click_times < hi)
         if mask.sum() < 50:
             continue
-        psi = population_stability_index(
-            reference_items.astype(np.float64), live_items[mask].astype(np.float64)
-        )
+        if bins is None:  # a reference too small for bins has no window PSI either
+            bins = population_stability_index(
+                reference_items.astype(np.float64), live_items[mask].astype(np.float64)
+            )
+        psi = psi_on_bins(bins, live_items[mask].astype(np.float64))
         windows.append(
             {
                 "t_start_s": lo,
@@ -97,8 +111,8 @@ def drift_summary(
             }
         )
     return {
-        "item_popularity": _compare(reference_items, live_items, rng),
-        "user_activity": _compare(history_counts[history_users], history_counts[users], rng),
+        "item_popularity": items_block,
+        "user_activity": users_block,
         "windows": windows,
         "alert_threshold_psi": ALERT_PSI,
     }

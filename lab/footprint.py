@@ -14,17 +14,21 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Callable
+import stat
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+from replay.errors import UserInputError, shown
 
-from replay.errors import UserInputError
+if TYPE_CHECKING:  # numpy loads when an estimate is made: refusals and --help stay fast
+    import numpy as np
+    import numpy.typing as npt
 
-if TYPE_CHECKING:
     from lab.scenario import Scenario
 
 __all__ = [
@@ -32,10 +36,13 @@ __all__ = [
     "Estimate",
     "MemoryLimit",
     "Part",
+    "check_log_run",
     "check_memory",
+    "estimate_models",
     "estimate_run",
     "expected_requests",
     "format_size",
+    "memory_guard",
     "memory_limit",
     "parse_size",
 ]
@@ -65,7 +72,8 @@ _UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+# ASCII only: Python's \d and float() also take other scripts' digits ("٨GB").
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$", re.ASCII)
 
 
 def parse_size(text: str, *, source: str = "--max-memory") -> int:
@@ -73,10 +81,12 @@ def parse_size(text: str, *, source: str = "--max-memory") -> int:
     match = _SIZE.match(text)
     unit = match.group(2).lower() if match else ""
     if match is None or unit not in _UNITS:
-        raise UserInputError(f"{source} must be a size such as 8GB, 512MB or 1.5GiB, got {text!r}")
+        raise UserInputError(
+            f"{source} must be a size such as 8GB, 512MB or 1.5GiB, got {shown(text)}"
+        )
     size = float(match.group(1)) * _UNITS[unit]
     if not math.isfinite(size) or size < 1:
-        raise UserInputError(f"{source} must be at least 1 byte, got {text!r}")
+        raise UserInputError(f"{source} must be at least 1 byte, got {shown(text)}")
     return int(size)
 
 
@@ -126,30 +136,37 @@ def memory_limit(option: str | None = None, environ: dict[str, str] | None = Non
 
 # --- resource estimate -------------------------------------------------------------------
 
-# Bytes per unit, measured as peak resident memory of whole runs (see tests/reliability):
-#: interpreter, numpy, polars, scipy, implicit, matplotlib and the report
+# Bytes per unit, fitted to the peak resident memory of whole runs of the scaling table
+# (bench/scale_bench.py: 10k x 2k to 1M x 100k; the estimate stays within 30 % of the peak):
+#: interpreter, numpy, polars, scipy, implicit, matplotlib and the report; the history
+#: sampler's blocks (at most 65,536 pool slots or 4 M scores at a time) fit in it too
 BASE_BYTES = 250e6
-#: one history block scores min(users, 2,048) users against every item: float32 logits,
-#: float64 Gumbel noise and its float32 copy, or the int64 argpartition of the logits
-BLOCK_USERS = 2048
-BYTES_PER_BLOCK_CELL = 16
-#: one history event: sampled ids, the polars event table, sorted copies, three CSR matrices
-BYTES_PER_HISTORY_EVENT = 80
-#: one request: the stream, routing buckets, records, the monitor, the per-request frame,
-#: the summary's columns and the report's aggregates
-BYTES_PER_REQUEST = 350
+#: one history event: its user, item and time, the train / update / all CSR matrices and
+#: the user and item arrays the run keeps
+BYTES_PER_HISTORY_EVENT = 48
+#: one request: the stream, routing buckets, records, the monitor and the per-request frame
+#: (about 250 B, kept), plus the summary's per-request columns while it is built (450 B)
+BYTES_PER_REQUEST = 700
 #: one candidate session drawn at the peak rate before thinning (start, uniform, accept)
 BYTES_PER_CANDIDATE_SESSION = 24
-#: per version and user x list slot: items int32, true relevance and scores float32, plus
-#: the scoring pass's own items and scores
-BYTES_PER_TABLE_CELL = 20
-#: per model, (users + items) x factors float32: the factors, their update copies
-BYTES_PER_FACTOR = 12
+#: per table (each version, the noise floor) and user x list slot: items int32, true
+#: relevance and scores float32, the stored list int32
+BYTES_PER_TABLE_CELL = 16
+#: per table and user: predicted click, readiness, the popular list's truth (amortised)
+BYTES_PER_TABLE_ROW = 10
+#: per model, (users + items) x factors float32, and the world's own per user and item
+BYTES_PER_FACTOR = 4
+BYTES_PER_WORLD_ROW = 72
+#: per model, factors x factors: the Gram matrix of the factors (float32) and the copy its
+#: solve works on, whatever the number of users and items
+BYTES_PER_GRAM_CELL = 8
 #: one row of a replayed log: raw text columns, normalized columns, the canonical table,
 #: training matrices, replayed requests and their records
 BYTES_PER_LOG_ROW = 400
 #: bytes per row of a Parquet log when its row count cannot be read from its footer
 PARQUET_BYTES_PER_ROW = 8
+#: uncompressed / compressed size assumed for a gzip log over 4 GiB (its trailer wraps)
+GZIP_RATIO = 10
 #: simulation events per request, at most: the arrival, a server request, its service
 #: timeout and its deadline timer
 EVENTS_PER_REQUEST = 4
@@ -195,6 +212,8 @@ def _simpson(
     cells: int,
 ) -> float:
     """Composite Simpson rule of ``rate`` over ``[start, end]`` (``cells`` rounded up to even)."""
+    import numpy as np
+
     if end <= start:
         return 0.0
     cells += cells % 2
@@ -212,6 +231,8 @@ def expected_requests(scenario: Scenario) -> tuple[float, float]:
     between the rate's breakpoints; sessions cut off at the end of the run are not
     subtracted.  Candidate sessions = peak rate / mean requests per session x duration.
     """
+    import numpy as np
+
     traffic = scenario.traffic
     arrivals, duration = traffic.arrivals, traffic.duration
     if arrivals is None or duration is None:
@@ -241,7 +262,8 @@ def expected_requests(scenario: Scenario) -> tuple[float, float]:
                 out = out * (1.0 + (factor - 1.0) * np.clip((t - at) / length, 0.0, 1.0))
             return np.asarray(out, dtype=np.float64)
 
-        total += _simpson(rate, start, end, min(20_000, max(64, int(cycles * 64))))
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd rates: inf, then refused
+            total += _simpson(rate, start, end, min(20_000, max(64, int(cycles * 64))))
     boost = math.prod(max(factor, 1.0) for _at, factor, _length in (*crowds, *ramps))
     peak = mean * (1.0 + amplitude) * boost
     candidates = peak / traffic.session.mean_requests * duration
@@ -249,12 +271,22 @@ def expected_requests(scenario: Scenario) -> tuple[float, float]:
 
 
 def _log_rows(path: Path) -> float | None:
-    """Rows of a log file, estimated from its size and its first 64 kB (None if unreadable)."""
+    """Rows of a log file, estimated from its size and its first 64 kB (None if unreadable or
+    not a regular file: a pipe must not be consumed by this first look)."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        size = info.st_size
         with path.open("rb") as handle:
             head = handle.read(65_536)
-    except OSError:
+            if head[:2] == b"\x1f\x8b" and size >= 18:
+                # gzip: the trailer holds the uncompressed size modulo 2^32
+                handle.seek(-4, os.SEEK_END)
+                stored = int.from_bytes(handle.read(4), "little")
+                size = stored if stored >= size else size * GZIP_RATIO
+                head = zlib.decompressobj(wbits=31).decompress(head, 65_536)
+    except (OSError, zlib.error):
         return None
     if head[:4] == b"PAR1":
         try:
@@ -271,20 +303,18 @@ def _log_rows(path: Path) -> float | None:
 
 
 def _log_path(scenario: Scenario, base_dir: Path | None, source: str) -> Path | None:
-    from lab.sources import expand_path
+    from lab.paths import resolve_input_path
 
     log = scenario.traffic.log
     if log is None:
         return None
     try:
-        text = expand_path(log.path, source=source, field="traffic.log.path")
+        text = resolve_input_path(
+            log.path, source=source, field="traffic.log.path", base_dir=base_dir
+        )
     except UserInputError:
         return None  # the run reports the unset variable itself
-    path = Path(text)
-    # Relative log paths are relative to the scenario file when not found from here.
-    if base_dir is not None and not path.is_absolute() and not path.exists():
-        path = base_dir / path
-    return path
+    return Path(text)
 
 
 def estimate_run(
@@ -296,19 +326,24 @@ def estimate_run(
     history events ~ U x min(history_events_per_user, I), R expected requests, C candidate
     sessions)::
 
-        base                                       BASE_BYTES
-        history sampling block  min(U, 2048) x I x BYTES_PER_BLOCK_CELL
-        history events          H x BYTES_PER_HISTORY_EVENT
-        model factors           sum over models (U + I) x F x BYTES_PER_FACTOR
-        top-K tables            (V + 1) x U x K x BYTES_PER_TABLE_CELL
-        requests                R x BYTES_PER_REQUEST + C x BYTES_PER_CANDIDATE_SESSION
+        base                                   BASE_BYTES
+        history events      H x BYTES_PER_HISTORY_EVENT
+        model factors       (U + I) x (sum over trained models F x BYTES_PER_FACTOR
+                                        + BYTES_PER_WORLD_ROW)
+        top-K tables        T x U x (K x BYTES_PER_TABLE_CELL + BYTES_PER_TABLE_ROW)
+        requests            R x BYTES_PER_REQUEST + C x BYTES_PER_CANDIDATE_SESSION
+
+    The noise floor (``metrics.noise_floor``) is one more trained model and one more table
+    (T = versions + 1 with it).  Nothing scales with users x items: the history sampler and
+    the top-K search work in blocks of bounded size.
 
     Replayed logs: rows (file size / mean line length of the first 64 kB, or the Parquet
     row count) x BYTES_PER_LOG_ROW.  Requests of a log are at most its rows.
     """
     tr = scenario.traffic
     parts = [Part("the interpreter and its libraries", BASE_BYTES)]
-    n_models = len(scenario.models)
+    floor = scenario.metrics.noise_floor
+    n_tables = len(scenario.models) + int(floor)
     k = scenario.users.list_size
     if tr.source == "log":
         path = _log_path(scenario, base_dir, source)
@@ -323,18 +358,17 @@ def estimate_run(
                     "replay a shorter log (cut it to the time span you need)",
                 )
             )
+        parts.append(_training_part(scenario))
     else:
         users, items = tr.users, tr.items
         history = users * min(tr.history_events_per_user, items)
         requests, candidates = expected_requests(scenario)
-        factors = sum(model.factors for model in scenario.models.values())
+        models = scenario.models.values()
+        factors = sum(m.factors for m in models if m.update != "copy" or m.parent is None)
+        if floor:
+            factors += scenario.models[scenario.rollout.baseline].factors
+        parts.append(_training_part(scenario))
         parts += [
-            Part(
-                "history sampling",
-                min(users, BLOCK_USERS) * items * BYTES_PER_BLOCK_CELL,
-                f"min(traffic.users, {BLOCK_USERS:,}) x traffic.items scores at a time",
-                "lower traffic.items",
-            ),
             Part(
                 "history events",
                 history * BYTES_PER_HISTORY_EVENT,
@@ -343,14 +377,14 @@ def estimate_run(
             ),
             Part(
                 "model factors",
-                (users + items) * factors * BYTES_PER_FACTOR,
-                "(traffic.users + traffic.items) x factors, per model",
-                "lower traffic.users or models.NAME.factors",
+                (users + items) * (factors * BYTES_PER_FACTOR + BYTES_PER_WORLD_ROW),
+                "(traffic.users + traffic.items) x factors, per trained model",
+                "lower traffic.users, traffic.items or models.NAME.factors",
             ),
             Part(
                 "top-K tables",
-                (n_models + 1) * users * k * BYTES_PER_TABLE_CELL,
-                f"traffic.users x users.list_size, {n_models + 1} tables",
+                n_tables * users * (k * BYTES_PER_TABLE_CELL + BYTES_PER_TABLE_ROW),
+                f"traffic.users x users.list_size, {n_tables} tables",
                 "lower traffic.users or users.list_size",
             ),
             Part(
@@ -361,6 +395,71 @@ def estimate_run(
             ),
         ]
     return Estimate(tuple(parts), requests, requests * EVENTS_PER_REQUEST)
+
+
+def _training_part(scenario: Scenario) -> Part:
+    squares = sum(model.factors**2 for model in scenario.models.values())
+    return Part(
+        "model training",
+        squares * BYTES_PER_GRAM_CELL,
+        "models.NAME.factors squared, per model (the factors' Gram matrix)",
+        "lower models.NAME.factors",
+    )
+
+
+def estimate_models(scenario: Scenario, users: int, items: int, rows: int) -> Estimate:
+    """A replayed log's run once the log is read and its users and items are known:
+    the rows, the model factors and the top-K tables (as :func:`estimate_run` counts them
+    for synthetic worlds)."""
+    factors = sum(model.factors for model in scenario.models.values())
+    tables = len(scenario.models) + 1
+    k = scenario.users.list_size
+    parts = (
+        Part("the interpreter and its libraries", BASE_BYTES),
+        Part(
+            "the replayed log",
+            rows * BYTES_PER_LOG_ROW,
+            f"{rows:,} rows",
+            "replay a shorter log (cut it to the time span you need)",
+        ),
+        _training_part(scenario),
+        Part(
+            "model factors",
+            (users + items) * factors * BYTES_PER_FACTOR,
+            f"({users:,} users + {items:,} items in the log) x factors, per model",
+            "replay a log with fewer users and items, or lower models.NAME.factors",
+        ),
+        Part(
+            "top-K tables",
+            tables * users * k * BYTES_PER_TABLE_CELL,
+            f"{users:,} users x users.list_size, {tables} tables",
+            "replay a log with fewer users, or lower users.list_size",
+        ),
+    )
+    return Estimate(parts, float(rows), float(rows) * EVENTS_PER_REQUEST)
+
+
+#: The limit of the run being prepared in this context (``memory_guard``), for the checks
+#: that can only be made once a replayed log is read.
+_ACTIVE_LIMIT: ContextVar[MemoryLimit | None] = ContextVar("rollout_lab_memory_limit", default=None)
+
+
+@contextmanager
+def memory_guard(limit: MemoryLimit) -> Iterator[None]:
+    """Make ``limit`` the one :func:`check_log_run` enforces while the block runs."""
+    token = _ACTIVE_LIMIT.set(limit)
+    try:
+        yield
+    finally:
+        _ACTIVE_LIMIT.reset(token)
+
+
+def check_log_run(scenario: Scenario, users: int, items: int, rows: int, *, source: str) -> None:
+    """Refuse, before any model is built, a replayed log whose users and items make the models
+    too big for the active limit (no limit active: nothing to check)."""
+    limit = _ACTIVE_LIMIT.get()
+    if limit is not None:
+        check_memory(estimate_models(scenario, users, items, rows), limit, source=source)
 
 
 def check_memory(estimate: Estimate, limit: MemoryLimit, *, source: str) -> None:

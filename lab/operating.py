@@ -6,6 +6,11 @@ Each replication yields the policy's outcome and timings, the gate's final decis
 users who saw the candidate, and — for comparison — whether a naive fixed-horizon z-test
 peeked at every analysis would have declared a difference at some peek.
 
+Guardrails get the same comparison: whether guardrails read on each window's point estimate
+(an unguarded dashboard threshold) would have reached ``failure_limit``, beside what the
+evidence-based guardrails did (``sim.policies.guardrails``).  :func:`library_guardrails`
+collects every guardrail a folder of scenarios uses, to switch them all on in an A/A.
+
 Given what is true about the candidate (``same``, ``better`` or ``worse`` than the baseline),
 the replications become rates with Wilson 95 % intervals: false rollback and false
 "better" rates for an A/A, power for a true lift, missed-regression rate for a bad
@@ -14,16 +19,31 @@ candidate, and time to decision.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from lab.pipeline import Prepared, simulate_prepared
+from lab.scenario import Scenario, load_scenario
+from sim.monitor import WindowStats
+from sim.policies.settings import Guardrail
 from sim.stats import ArmStats, wilson_interval, z_test
+from sim.users import list_click_probability
 
-__all__ = ["ReplicationOutcome", "operating_characteristics", "replicate", "replication_outcome"]
+__all__ = [
+    "ReplicationOutcome",
+    "library_guardrails",
+    "operating_characteristics",
+    "reference_scenario",
+    "replicate",
+    "replication_outcome",
+    "true_ctr_lift",
+    "with_mde_at_true_lift",
+]
 
 Truth = Literal["same", "better", "worse"]
 
@@ -41,6 +61,9 @@ class ReplicationOutcome:
     requests: int
     naive_peeks: int
     naive_false_alarm: bool  # the fixed-horizon z-test hit p < alpha at some peek
+    failures: int  # failed analyses
+    # Guardrails read on each window's point estimate would have reached failure_limit.
+    naive_guardrail_rollback: bool
 
 
 def replication_outcome(prepared: Prepared, replication: int) -> ReplicationOutcome:
@@ -52,6 +75,12 @@ def replication_outcome(prepared: Prepared, replication: int) -> ReplicationOutc
     alpha = controller.config.gate.alpha if controller.config.gate else 0.05
     peeks, alarm = _naive_peeking(result.monitor.windows, alpha)
     gate = result.analyst.gate_test
+    analysis = controller.config.analysis
+    naive_failures = _point_estimate_failures(
+        result.monitor.windows[:-1],  # the last window is the run's tail, not an analysis
+        controller.config.guardrails,
+        min_requests=analysis.min_requests if analysis else 0,
+    )
     return ReplicationOutcome(
         replication=replication,
         outcome=controller.outcome,
@@ -64,6 +93,8 @@ def replication_outcome(prepared: Prepared, replication: int) -> ReplicationOutc
         requests=len(result.stream),
         naive_peeks=peeks,
         naive_false_alarm=alarm,
+        failures=controller.failures,
+        naive_guardrail_rollback=analysis is not None and naive_failures >= analysis.failure_limit,
     )
 
 
@@ -85,6 +116,128 @@ def _naive_peeking(windows: list[list[Any]], alpha: float) -> tuple[int, bool]:
         if p_value < alpha:
             return peeks, True
     return peeks, False
+
+
+def _point_estimate_failures(
+    windows: list[list[WindowStats]], guardrails: Sequence[Guardrail], *, min_requests: int
+) -> int:
+    """Windows in which some guardrail's point estimate is beyond its bound.
+
+    The baseline is version 0 and the candidate version 1; windows where the candidate had
+    fewer than ``min_requests`` requests are skipped, as analyses skip them.
+    """
+    failed = 0
+    for window in windows:
+        base, cand = window[0], window[1]
+        if cand.requests == 0 or cand.requests < min_requests:
+            continue
+        failed += any(_point_breach(g, base, cand) for g in guardrails)
+    return failed
+
+
+def _point_breach(guard: Guardrail, base: WindowStats, cand: WindowStats) -> bool:
+    value = cand.metric(guard.metric)
+    if not math.isfinite(value):
+        return False
+    if (guard.max is not None and value > guard.max) or (
+        guard.min is not None and value < guard.min
+    ):
+        return True
+    reference = base.metric(guard.metric)
+    if not (math.isfinite(reference) and reference > 0):
+        return False
+    change = value / reference - 1.0
+    top, bottom = guard.max_relative_to_baseline, guard.min_relative_to_baseline
+    return (top is not None and change > top) or (bottom is not None and change < bottom)
+
+
+def library_guardrails(folder: Path) -> list[Guardrail]:
+    """Every guardrail bound the scenarios in ``folder`` use, the tightest one per metric.
+
+    One guardrail per metric and kind of bound (``min``, ``max`` and the two relative
+    ones): the largest minimum and the smallest maximum any scenario sets, which are the
+    ones an unchanged candidate is likeliest to breach by chance.
+    """
+    tightest: dict[tuple[str, str], float] = {}
+    pick = {"min": max, "max": min, "min_relative_to_baseline": max}
+    for path in sorted(folder.glob("*.toml")):
+        for guard in load_scenario(path).rollout.guardrails:
+            for field in ("min", "max", "min_relative_to_baseline", "max_relative_to_baseline"):
+                value = getattr(guard, field)
+                if value is None:
+                    continue
+                key = (guard.metric, field)
+                tightest[key] = pick.get(field, min)(tightest.get(key, value), value)
+    return [
+        Guardrail.model_validate({"metric": metric, field: value})
+        for (metric, field), value in sorted(tightest.items())
+    ]
+
+
+def true_ctr_lift(prepared: Prepared) -> float:
+    """The candidate's true relative CTR lift over the baseline, users weighted by activity.
+
+    From the world's true click probabilities of each version's list (synthetic worlds):
+    Σ_u a_u P_cand(click | u) / Σ_u a_u P_base(click | u) − 1, a_u the user's activity.
+    """
+    world = prepared.world
+    users = np.arange(world.n_users)
+    decay = prepared.scenario.users.position_decay
+    clicks = []
+    for tables in prepared.versions[:2]:
+        tables.ensure(users)
+        clicks.append(
+            np.average(list_click_probability(tables.relevance, decay), weights=world.activity)
+        )
+    return float(clicks[1] / clicks[0] - 1.0)
+
+
+def with_mde_at_true_lift(prepared: Prepared) -> Prepared:
+    """The same prepared run with the gate's minimum detectable effect at the true lift."""
+    scenario = prepared.scenario
+    gate = scenario.rollout.gate
+    if gate is None:
+        raise ValueError("the scenario has no gate to tune")
+    tuned = gate.model_copy(update={"mde_relative": true_ctr_lift(prepared)})
+    rollout = scenario.rollout.model_copy(update={"gate": tuned})
+    return replace(prepared, scenario=scenario.model_copy(update={"rollout": rollout}))
+
+
+def reference_scenario(
+    scenarios: Path,
+    *,
+    lift: bool = False,
+    weight: float = 50.0,
+    alpha: float = 0.05,
+    overrides: Sequence[str] = (),
+) -> Scenario:
+    """The setup the analysis's operating characteristics are measured on.
+
+    ``scenarios/aa_test.toml`` (the candidate is the baseline itself) with every guardrail
+    of the library on (:func:`library_guardrails`), the gate and the guardrail budget at
+    ``alpha``, 5,000 users and 1,000 items at 40 requests/s with a CTR near 0.3 (click offset
+    −1), 40 minutes on a canary of ``weight`` %.  ``lift``: instead, a candidate with a true
+    CTR lift of about 10 % (``click_lift`` 0.1) on 20,000 users for 80 minutes at 50 % —
+    power grows with independent units, not with requests per user; tune its gate with
+    :func:`with_mde_at_true_lift`.  ``overrides`` (``--set`` syntax) apply last.  Used by
+    ``tests/validation/test_rollout_oc.py`` and ``bench/aa_bench.py``.
+    """
+    settings = [
+        "traffic.users=5000",
+        "traffic.items=1000",
+        "traffic.arrivals.mean_rate_per_s=40",
+        "users.click_offset=-1.0",
+        f"rollout.gate.alpha={alpha}",
+        f"rollout.analysis.guardrail_alpha={alpha}",
+    ]
+    if lift:
+        settings += ["traffic.duration=80m", "traffic.users=20000"]
+        settings += ["models.candidate.click_lift=0.1", "rollout.weight=50"]
+    else:
+        settings += ["traffic.duration=40m", f"rollout.weight={weight:g}"]
+    scenario = load_scenario(scenarios / "aa_test.toml", [*settings, *overrides])
+    guarded = scenario.rollout.model_copy(update={"guardrails": library_guardrails(scenarios)})
+    return scenario.model_copy(update={"rollout": guarded})
 
 
 def replicate(prepared: Prepared, replications: Iterable[int]) -> list[ReplicationOutcome]:
@@ -121,6 +274,10 @@ def operating_characteristics(outcomes: list[ReplicationOutcome], truth: Truth) 
     said_better = sum(o.gate_decision == "better" for o in outcomes)
     said_worse = sum(o.gate_decision == "worse" for o in outcomes)
     naive = sum(o.naive_false_alarm for o in outcomes)
+    naive_guardrails = sum(o.naive_guardrail_rollback for o in outcomes)
+    gate_rollbacks = sum(
+        o.outcome == "rolled_back" and o.gate_decision == "worse" for o in outcomes
+    )
     block: dict[str, Any] = {
         "truth": truth,
         "replications": total,
@@ -129,6 +286,10 @@ def operating_characteristics(outcomes: list[ReplicationOutcome], truth: Truth) 
         "gate_better": _rate(said_better, total),
         "gate_worse": _rate(said_worse, total),
         "naive_peeking_any_difference": _rate(naive, total),
+        # Rolled back with the gate undecided or better: guardrails (or the SRM check) did it.
+        "rolled_back_by_analyses": _rate(rolled_back - gate_rollbacks, total),
+        "analyses_failed": _rate(sum(o.failures > 0 for o in outcomes), total),
+        "naive_guardrails_rolled_back": _rate(naive_guardrails, total),
         "time_to_rollback": _times([o.rollback_s for o in outcomes]),
         "time_to_promote": _times([o.promote_s for o in outcomes]),
         "time_to_detect": _times([o.first_failure_s for o in outcomes]),
@@ -138,6 +299,7 @@ def operating_characteristics(outcomes: list[ReplicationOutcome], truth: Truth) 
     }
     if truth == "same":
         block["false_rollback"] = block["rolled_back"]
+        block["false_promotion"] = block["promoted"]
         block["false_better"] = block["gate_better"]
     elif truth == "better":
         block["power"] = block["gate_better"]

@@ -6,7 +6,7 @@ import re
 import tomllib
 from typing import Any
 
-from replay.errors import UserInputError
+from replay.errors import UserInputError, shown
 
 __all__ = ["apply_override", "dotted", "parse_override"]
 
@@ -39,6 +39,17 @@ def _split_path(path: str) -> list[str | int]:
     return tokens
 
 
+def _check_keys(path: list[str | int], key: str) -> None:
+    """No setting name, and no summary path an expectation names, holds '=' or a control
+    character: a quoted key with one is a mistyped ``--set`` (two '=' in one option)."""
+    for part in path:
+        if isinstance(part, str) and ("=" in part or not part.isprintable()):
+            raise UserInputError(
+                f"--set path {shown(key)} has a key holding '=' or a control character: write one "
+                "--set PATH=VALUE per setting, with the '=' outside quotes"
+            )
+
+
 def _split_assignment(text: str) -> tuple[str, str, str]:
     in_quotes = False
     for pos, char in enumerate(text):
@@ -60,21 +71,22 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     key, sep, raw = _split_assignment(text)
     key = key.strip()
     if not sep or not key:
-        raise UserInputError(f"--set expects dotted.path=value, got {text!r}")
+        raise UserInputError(f"--set expects dotted.path=value, got {shown(text)}")
     try:
         path = _split_path(key)
     except ValueError:
         raise UserInputError(
-            f"--set path must look like section.key or list[0].key, got {key!r}"
+            f"--set path must look like section.key or list[0].key, got {shown(key)}"
         ) from None
+    _check_keys(path, key)
     raw = raw.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except (RecursionError, ValueError) as exc:
         if not isinstance(exc, tomllib.TOMLDecodeError):
             raise UserInputError(
-                f"--set {key}: value is nested too deep or holds a number too long, got "
-                f"{raw[:40]!r}..."
+                f"--set {shown(key)}: value is nested too deep or holds a number too long, got "
+                f"{shown(raw)}"
             ) from None
         value = raw
     return path, value

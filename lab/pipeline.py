@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
+from lab.artifacts import code_fingerprint, model_key
 from lab.attributes import RunAttributes, read_run_attributes, target_users
+from lab.builder import VersionBuilder, default_threads, model_spec
 from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
 from lab.drift import drift_summary
 from lab.manifests.evidence import evidence_for
@@ -37,19 +38,15 @@ from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_sch
 from lab.scenario import Fault, LognormalLatency, ModelSettings, Scenario
 from lab.sources import LogTruth, Source, build_source
 from lab.versions import PopularTables, VersionTables
+from replay.artifact_store import ArtifactStore
 from replay.calibration import ClickCalibrator
 from replay.requests import RequestStream
 from replay.synthetic import (
     SyntheticWorld,
 )
 from replay.training import (
-    ModelSpec,
     TrainedModel,
-    fine_tune,
-    inject_fault,
-    retrain,
     train,
-    warm_start,
 )
 from sim.engine import CachePlan, EngineOutcome, EnginePlan, VersionPlan, simulate
 from sim.faults import FaultWindow
@@ -136,6 +133,25 @@ class Prepared:
     attributes: RunAttributes = field(default_factory=RunAttributes)
     # bool [n_users]: users ``rollout.target`` lets see the candidate (None: no such rule).
     targeted: np.ndarray | None = None
+    # How the versions were built and named, and the artifact store they came from and new
+    # list rows go to (release versions built during runs go through it too).
+    builder: VersionBuilder | None = None
+    # Wall seconds of preparation's parts: ``world_s`` (world and history, or the log),
+    # ``training_s`` (inside implicit's calls, for the versions trained rather than loaded).
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def top_k_s(self) -> float:
+        """Wall seconds spent scoring top-K lists so far (preparation and traffic)."""
+        floor = () if self.noise_floor is None else (self.noise_floor,)
+        built = tuple(release.tables for release in self.release_memo.values())
+        return float(sum(t.list_store.scoring_s for t in (*self.versions, *floor, *built)))
+
+    def save_lists(self) -> None:
+        """Add the top-K rows scored since preparing to the artifact store (if any)."""
+        floor = () if self.noise_floor is None else (self.noise_floor,)
+        built = tuple(release.tables for release in self.release_memo.values())
+        for tables in (*self.versions, *floor, *built):
+            tables.list_store.save()
 
     @property
     def noise_floor_items(self) -> np.ndarray | None:
@@ -165,18 +181,6 @@ class RunResult:
     versions: tuple[VersionTables, ...] = ()
 
 
-def _spec(settings: ModelSettings, seed: int) -> ModelSpec:
-    return ModelSpec(
-        algorithm=settings.algorithm,
-        factors=settings.factors,
-        regularization=settings.regularization,
-        iterations=settings.iterations,
-        alpha=settings.alpha,
-        learning_rate=settings.learning_rate,
-        seed=seed,
-    )
-
-
 def _model_order(scenario: Scenario) -> list[str]:
     """Models in an order where every parent comes before its children."""
     done: list[str] = []
@@ -197,38 +201,6 @@ def _segments(counts: np.ndarray) -> np.ndarray:
     segment[counts < 5] = 0
     segment[(counts >= 5) & (counts >= heavy_from)] = 2
     return segment
-
-
-def _build_model(
-    name: str,
-    settings: ModelSettings,
-    seed: int,
-    models: dict[str, TrainedModel],
-    matrices: dict[str, Any],
-    *,
-    rng: np.random.Generator,
-) -> tuple[TrainedModel, sp.csr_matrix]:
-    """Train or update one version; returns the model and the interactions it has seen."""
-    spec = _spec(settings, seed)
-    if settings.parent is None:
-        model, seen = train(spec, matrices["train"]), matrices["train"]
-    else:
-        parent = models[settings.parent]
-        seen = matrices["all"]
-        if settings.update == "copy":
-            model = parent
-        elif settings.update == "warm_start":
-            model = warm_start(parent, seen, matrices["update_users"], matrices["update_items"])
-        elif settings.update == "fine_tune":
-            model = fine_tune(parent, seen, max(1, settings.iterations // 3))
-        else:
-            model = retrain(spec, seen)
-    if settings.fault is not None:
-        parent_model = models.get(settings.parent) if settings.parent else None
-        model = inject_fault(
-            model, settings.fault, rng=rng, scale=settings.fault_scale, parent=parent_model
-        )
-    return model, seen
 
 
 def _calibrator(
@@ -254,7 +226,7 @@ def _calibrator(
 def _noise_floor(
     scenario: Scenario,
     seed: int,
-    source: Source,
+    builder: VersionBuilder,
     popular_items: np.ndarray,
     calibrator: ClickCalibrator | None,
     sample: np.ndarray,
@@ -264,20 +236,25 @@ def _noise_floor(
     Its click calibration is the baseline's (only its lists are used), and no shared generator is
     drawn from, so turning the noise floor on or off changes no other number of the run.
     """
+    source = builder.source
     matrices = source.matrices
-    model = train(_spec(scenario.models[scenario.rollout.baseline], seed), matrices["train"])
+    spec = model_spec(scenario.models[scenario.rollout.baseline], seed)
+    key = model_key("train", builder.code, data=source.data_key("train"), spec=spec)
+    model = builder.model(key, lambda: train(spec, matrices["train"], threads=builder.threads))
+    n_users, k = source.world.n_users, scenario.users.list_size
     tables = VersionTables(
         NOISE_FLOOR,
         model,
         seen=matrices["train"],
         consumed=matrices["all"],
         truth=source.truth,
-        n_users=source.world.n_users,
+        n_users=n_users,
         popular_items=popular_items,
-        k=scenario.users.list_size,
+        k=k,
         click_lift=0.0,
         parent=None,
         update=None,
+        list_store=builder.lists(key, source.data_key("all"), n_users, k, model, matrices["all"]),
     )
     if calibrator is not None:
         tables.calibrator = calibrator.inherited(NOISE_FLOOR)
@@ -286,13 +263,33 @@ def _noise_floor(
 
 
 def prepare(
-    scenario: Scenario, *, source_name: str = "scenario", base_dir: Path | None = None
+    scenario: Scenario,
+    *,
+    source_name: str = "scenario",
+    base_dir: Path | None = None,
+    store: ArtifactStore | None = None,
+    threads: int | None = None,
+    noise_floor: bool | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> Prepared:
-    """Build the world (or read the log), and train every version."""
+    """Build the world (or read the log), and train every version.
+
+    store        where worlds, trained versions and top-K lists are reused from and saved
+                 to (``lab.artifacts``); None builds everything here
+    threads      threads for ALS training (same factors whatever the number); default: every
+                 CPU this process may use
+    noise_floor  override ``metrics.noise_floor`` (sweeps never read the noise floor)
+    stage        told, in words, each part of the preparation as it starts (the world, each
+                 version's training, calibration and top-K lists, the noise floor): progress
+                 for the CLI
+    """
+    say = stage or (lambda _text: None)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     started = time.perf_counter()
     rng = seeded_streams(scenario.seed)
-    source = build_source(scenario, rng, source=source_name, base_dir=base_dir)
+    say("reading the log" if scenario.traffic.source == "log" else "building the world")
+    source = build_source(scenario, rng, source=source_name, base_dir=base_dir, store=store)
+    world_s = time.perf_counter() - started
     attributes = read_run_attributes(
         scenario.attributes, source, source=source_name, base_dir=base_dir
     )
@@ -301,6 +298,7 @@ def prepare(
         # A replayed log fixes the run's length; the resolved scenario says so.
         traffic = scenario.traffic.model_copy(update={"duration": source.duration_s})
         scenario = scenario.model_copy(update={"traffic": traffic})
+    builder = VersionBuilder(source, store, code_fingerprint(), threads or default_threads())
     world = source.world
     matrices = source.matrices
     n_users = world.n_users
@@ -313,9 +311,11 @@ def prepare(
     models: dict[str, TrainedModel] = {}
     tables: dict[str, VersionTables] = {}
     seeds = rng["models"].integers(0, 2**31 - 1, size=len(scenario.models))
-    for name, seed in zip(_model_order(scenario), seeds, strict=True):
+    built = _model_order(scenario)
+    for index, (name, seed) in enumerate(zip(built, seeds, strict=True)):
         settings = scenario.models[name]
-        model, seen = _build_model(name, settings, int(seed), models, matrices, rng=rng["models"])
+        say(f"training {name} ({index + 1} of {len(built)})")
+        model, seen, key = builder.version(name, settings, int(seed), models, rng=rng["models"])
         models[name] = model
         tables[name] = VersionTables(
             name,
@@ -329,6 +329,7 @@ def prepare(
             click_lift=settings.click_lift,
             parent=settings.parent,
             update=settings.update if settings.parent else None,
+            list_store=builder.lists(key, source.data_key("all"), n_users, k, model, all_matrix),
         )
     # Calibrate every version on the same validation sample of users, drawn by activity,
     # before any traffic: predictions then never depend on which replication ran first.
@@ -336,6 +337,7 @@ def prepare(
     sample = calibration_rng.choice(
         n_users, size=min(3_000, n_users), replace=False, p=world.activity / world.activity.sum()
     )
+    say("calibrating clicks and scoring top-K lists")
     for name in _model_order(scenario):
         tables[name].calibrator = _calibrator(
             scenario.models[name], tables, name, source, rng=calibration_rng
@@ -346,18 +348,19 @@ def prepare(
     popular = PopularTables(popular_items, truth, n_users)
     popular.ensure(sample, tables[scenario.rollout.baseline])
     training_s = {name: m.training_seconds for name, m in models.items()}
-    noise_floor = None
-    if scenario.metrics.noise_floor:
+    floor_tables = None
+    if scenario.metrics.noise_floor if noise_floor is None else noise_floor:
+        say("training the noise floor (baseline, seed + 1)")
         baseline_seed = int(seeds[_model_order(scenario).index(scenario.rollout.baseline)])
-        noise_floor = _noise_floor(
+        floor_tables = _noise_floor(
             scenario,
             baseline_seed + 1,
-            source,
+            builder,
             popular_items,
             tables[scenario.rollout.baseline].calibrator,
             sample,
         )
-        training_s[NOISE_FLOOR] = noise_floor.model.training_seconds
+        training_s[NOISE_FLOOR] = floor_tables.model.training_seconds
     counts = np.asarray(all_matrix.getnnz(axis=1), dtype=np.int64)
     if source.live_world is None:
         # Replayed logs have no latent truth: factor-space metrics use the baseline's items.
@@ -379,7 +382,9 @@ def prepare(
         calibration_sample=sample,
         prepare_s=time.perf_counter() - started,
         training_s=training_s,
-        noise_floor=noise_floor,
+        noise_floor=floor_tables,
+        builder=builder,
+        phases={"world_s": world_s, "training_s": builder.trained_s},
         attributes=attributes,
         targeted=targeted,
     )
@@ -536,7 +541,8 @@ def simulate_prepared(
     factory = (
         ReleaseFactory(
             scenario,
-            prepared.source,
+            prepared.builder
+            or VersionBuilder(prepared.source, None, code_fingerprint(), default_threads()),
             versions,
             sample=prepared.calibration_sample,
             memo=prepared.release_memo,
@@ -545,7 +551,7 @@ def simulate_prepared(
         if later
         else None
     )
-    analyst = evidence_for(rollout, monitor)
+    analyst = evidence_for(rollout, monitor, horizon_s=tr.duration)
     controller = RolloutController(
         rollout,
         analyst,
@@ -677,11 +683,30 @@ def run(
     source_name: str = "scenario",
     base_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    store: ArtifactStore | None = None,
+    threads: int | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Prepare and simulate one scenario; ``result.timing`` has each phase's wall seconds."""
+    """Prepare and simulate one scenario; ``result.timing`` has each phase's wall seconds.
+
+    ``progress(done, total)`` follows the simulated requests, ``stage(text)`` the preparation;
+    ``store`` and ``threads``: see ``prepare``; the lists scored for this run's traffic are
+    saved to the store afterwards.
+    """
     started = time.perf_counter()
-    prepared = prepare(scenario, source_name=source_name, base_dir=base_dir)
+    prepared = prepare(
+        scenario,
+        source_name=source_name,
+        base_dir=base_dir,
+        store=store,
+        threads=threads,
+        stage=stage,
+    )
     result = simulate_prepared(prepared, progress=progress)
+    prepared.save_lists()
     result.timing["prepare_s"] = prepared.prepare_s + result.timing["scoring_s"]
+    result.timing.update(prepared.phases, top_k_s=prepared.top_k_s())
+    if prepared.builder is not None:  # release versions trained during the run count too
+        result.timing["training_s"] = prepared.builder.trained_s
     result.timing["wall_s"] = time.perf_counter() - started
     return result

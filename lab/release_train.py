@@ -20,13 +20,15 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
 
+from lab.artifacts import derived_key, model_key
+from lab.builder import VersionBuilder
 from lab.calibration import fit_on_simulated_feedback
 from lab.scenario import Scenario
-from lab.sources import Source
 from lab.versions import VersionTables
 from replay.training import TrainedModel, active_ids, fine_tune, retrain, warm_start
 from sim.policies.release_train import Release as ScheduledRelease
@@ -66,26 +68,32 @@ class BuiltRelease:
     tables: VersionTables
     lineage: tuple[str, ...]
     data_until_s: float
+    model_key: str  # its key in the artifact store (``lab.artifacts.model_key``)
 
 
 class ReleaseFactory:
     """Builds release versions at their scheduled time (the controller's ``ReleaseBuilder``).
 
     ``install(slot, tables)`` is called with every version built, so the run can serve it.
+    Versions are built through ``builder`` (and its artifact store), keyed by their parent
+    and by the data they saw: everything before the run plus the organic consumption up to
+    their time, which the scenario's seed and the train's interval fix.
     """
 
     def __init__(
         self,
         scenario: Scenario,
-        source: Source,
+        builder: VersionBuilder,
         versions: list[VersionTables],
         *,
         sample: np.ndarray,
         memo: dict[tuple[str, ...], BuiltRelease],
         install: Callable[[int, VersionTables], None],
     ) -> None:
+        source = builder.source
         assert scenario.release_train is not None and source.organic is not None
         self.scenario = scenario
+        self.builder = builder
         self.source = source
         self.versions = versions
         self.sample = sample
@@ -96,6 +104,11 @@ class ReleaseFactory:
         self.lineage: dict[int, tuple[str, ...]] = {i: (t.name,) for i, t in enumerate(versions)}
         self.data_until_s: dict[int, float] = dict.fromkeys(range(len(versions)), 0.0)
         self.parents: dict[int, str] = {}
+        # The model key of every version slot built so far (``lab.artifacts``).
+        self.keys: dict[int, str] = {
+            i: builder.keys.get(t.name, derived_key("unbuilt", t.name))
+            for i, t in enumerate(versions)
+        }
 
     def _organic(self, start_s: float, end_s: float) -> sp.csr_matrix:
         """Organic consumption in ``[start_s, end_s)``, one fixed draw per train interval.
@@ -124,6 +137,7 @@ class ReleaseFactory:
             built = self._train(release, parent, at_s, key)
             self.memo[key] = built
         self.lineage[release.version] = built.lineage
+        self.keys[release.version] = built.model_key
         self.data_until_s[release.version] = built.data_until_s
         self.parents[release.version] = self.versions[parent].name
         self.versions[release.version] = built.tables
@@ -138,15 +152,36 @@ class ReleaseFactory:
         parent_tables = self.versions[parent]
         base: sp.csr_matrix = self.source.matrices["all"]
         seen = sp.csr_matrix(base + self._organic(0.0, at_s), dtype=np.float32)
-        since = self._organic(self.data_until_s[parent], at_s)
-        model: TrainedModel = parent_tables.model
+        since_s = self.data_until_s[parent]
+        since = self._organic(since_s, at_s)
+        code = self.builder.code
+        seen_key = derived_key(
+            self.source.data_key("all"), "organic", self.scenario.seed, self.every, at_s
+        )
+        rounds = max(1, settings.iterations // 3)
+        parent_key = self.keys[parent]
         if train.update == "warm_start":
-            users, items = active_ids(since)
-            model = warm_start(model, seen, users, items)
+            model_id = model_key(
+                "warm_start", code, data=seen_key, parent=parent_key, since_s=since_s
+            )
         elif train.update == "fine_tune":
-            model = fine_tune(model, seen, max(1, settings.iterations // 3))
+            model_id = model_key(
+                "fine_tune", code, data=seen_key, parent=parent_key, iterations=rounds
+            )
         else:
-            model = retrain(model.spec, seen)
+            model_id = model_key("retrain", code, data=seen_key, spec=parent_tables.model.spec)
+        model = self.builder.model(
+            model_id,
+            partial(
+                _update,
+                train.update,
+                parent_tables.model,
+                seen,
+                since,
+                rounds,
+                self.builder.threads,
+            ),
+        )
         name = release_name(self.scenario.rollout.candidate, release.number)
         tables = VersionTables(
             name,
@@ -160,6 +195,14 @@ class ReleaseFactory:
             click_lift=settings.click_lift,
             parent=parent_tables.name,
             update=train.update,
+            list_store=self.builder.lists(
+                model_id,
+                seen_key,
+                self.source.world.n_users,
+                self.scenario.users.list_size,
+                model,
+                seen,
+            ),
         )
         lineage_tag = zlib.crc32("/".join(key).encode("utf-8"))
         calibration = np.random.default_rng(
@@ -169,4 +212,21 @@ class ReleaseFactory:
             tables, self.source.world.activity, rng=calibration
         )
         tables.ensure(self.sample)
-        return BuiltRelease(tables, key, at_s)
+        return BuiltRelease(tables, key, at_s, model_id)
+
+
+def _update(
+    how: str,
+    parent: TrainedModel,
+    seen: sp.csr_matrix,
+    since: sp.csr_matrix,
+    rounds: int,
+    threads: int,
+) -> TrainedModel:
+    """A release from its parent: warm start on what users did ``since``, or more."""
+    if how == "warm_start":
+        users, items = active_ids(since)
+        return warm_start(parent, seen, users, items, threads=threads)
+    if how == "fine_tune":
+        return fine_tune(parent, seen, rounds, threads=threads)
+    return retrain(parent.spec, seen, threads=threads)

@@ -29,10 +29,12 @@ from pydantic import (
 from lab.manifests.checks import check_rollout
 from lab.manifests.loading import apply_manifest
 from lab.overrides import apply_override, dotted, parse_override
-from replay.errors import UserInputError
-from replay.log_formats import Columns, LogFormat, TimestampUnit
+from replay.errors import UserInputError, shown
+from replay.files import read_regular_bytes
+from replay.log_columns import Columns
+from replay.log_formats import LogFormat, TimestampUnit
 from sim.durations import format_duration
-from sim.faults import FaultKind
+from sim.fault_kinds import FaultKind
 from sim.policies.settings import Rollout
 from sim.schema import (
     Duration,
@@ -46,7 +48,13 @@ from sim.schema import (
     ranged,
 )
 
-__all__ = ["Scenario", "load_scenario", "parse_scenario"]
+__all__ = [
+    "MAX_SCENARIO_BYTES",
+    "Scenario",
+    "load_scenario",
+    "parse_scenario",
+    "read_scenario_text",
+]
 
 
 # --- traffic ---------------------------------------------------------------------------
@@ -120,6 +128,8 @@ class LogSource(Table):
     train: LogWindow = LogWindow(end=0.7)
     update: LogWindow | None = LogWindow(start=0.7, end=0.8)
     replay: LogWindow = LogWindow(start=0.8)
+    #: Train, update and replay windows may share time only when this is set (leakage).
+    allow_overlap: bool = False
     speedup: Annotated[float, ranged(0, math.inf, lo_open=True)] = 1.0
     rate_per_s: Annotated[float, ranged(0, math.inf, lo_open=True)] | None = None
     requests: Literal["event", "session_start"] = "event"
@@ -246,7 +256,8 @@ class ModelSettings(Table):
     algorithm: Literal["als", "bpr", "lmf", "popularity", "random"] = "als"
     factors: PosInt = 32
     regularization: Annotated[float, ranged(0, math.inf)] = 0.05
-    iterations: PosInt = 15
+    # More than a thousand sweeps never changes a model; 1e10 would run for ever.
+    iterations: Annotated[int, ranged(1, 1_000)] = 15
     alpha: Annotated[float, ranged(0, math.inf, lo_open=True)] = 10.0
     learning_rate: Annotated[float, ranged(0, 10, lo_open=True)] = 0.01
     parent: str | None = None
@@ -476,6 +487,8 @@ class Scenario(Table):
                     f"must name a model in [models] or a release ({', '.join(sorted(versions))})",
                     fault.version,
                 )
+        self._bounds_in_order()
+        self._faults_fit(versions)
         for name, model in self.models.items():
             if model.parent is None and (model.update == "copy" or model.calibration == "inherit"):
                 raise Inconsistent(
@@ -553,6 +566,34 @@ class Scenario(Table):
                 self.users.list_size,
             )
         return self
+
+    def _bounds_in_order(self) -> None:
+        """A guardrail whose lower bound is above its upper bound can never pass."""
+        for i, rail in enumerate(self.rollout.guardrails):
+            for low, high in (
+                ("min", "max"),
+                ("min_relative_to_baseline", "max_relative_to_baseline"),
+            ):
+                lo, hi = getattr(rail, low), getattr(rail, high)
+                if lo is not None and hi is not None and lo > hi:
+                    raise Inconsistent(
+                        ("rollout", "guardrails", i, low), f"must be at most {high} ({hi:g})", lo
+                    )
+
+    def _faults_fit(self, versions: set[str]) -> None:
+        """A replica crash takes down at most the replicas the version has."""
+        candidate = self.models[self.rollout.candidate]
+        for i, fault in enumerate(self.faults):
+            if fault.kind != "replica_crash":
+                continue
+            model = self.models.get(fault.version, candidate)
+            replicas = model.replicas or self.serving.replicas
+            if fault.replicas > replicas:
+                raise Inconsistent(
+                    ("faults", i, "replicas"),
+                    f"must be at most the replicas {fault.version} has ({replicas})",
+                    fault.replicas,
+                )
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -649,7 +690,7 @@ def _describe(error: Any, source: str, data: Any) -> str:
     cause = ctx.get("error")
     if isinstance(cause, Inconsistent):
         loc = _strip_tags(error["loc"], data) + cause.loc
-        return f"{source}: {dotted(loc)} {cause.expectation}, got {cause.value!r}"
+        return f"{source}: {dotted(loc)} {cause.expectation}, got {shown(cause.value)}"
     loc = _strip_tags(error["loc"], data)
     path = dotted(loc) or "(top level)"
     kind = error["type"]
@@ -666,13 +707,13 @@ def _describe(error: Any, source: str, data: Any) -> str:
     if kind == "union_tag_not_found":
         return f"{source}: {path}.kind is required (one of the kinds documented in README)"
     if kind == "literal_error":
-        return f"{source}: {path} must be one of {ctx.get('expected')}, got {value!r}"
+        return f"{source}: {path} must be one of {ctx.get('expected')}, got {shown(value)}"
     if kind == "value_error":
         message = str(cause) if cause is not None else error["msg"].removeprefix("Value error, ")
         if message.startswith(("must", "update_window")):
             if message.startswith("update_window"):
                 return f"{source}: {path + '.' if path != '(top level)' else ''}{message}"
-            return f"{source}: {path} {message}, got {value!r}"
+            return f"{source}: {path} {message}, got {shown(value)}"
         return f"{source}: {path}: {message}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         sign = {
@@ -682,13 +723,13 @@ def _describe(error: Any, source: str, data: Any) -> str:
             "less_than": "<",
         }[kind]
         bound = next(iter(ctx.values()), "")
-        return f"{source}: {path} must be {sign} {bound}, got {value!r}"
+        return f"{source}: {path} must be {sign} {bound}, got {shown(value)}"
     if kind in ("too_short", "too_long"):
-        return f"{source}: {path} {error['msg'].lower()}, got {value!r}"
+        return f"{source}: {path} {error['msg'].lower()}, got {shown(value)}"
     word = _TYPE_WORDS.get(kind)
     if word:
-        return f"{source}: {path} must be {word}, got {value!r}"
-    return f"{source}: {path} {error['msg'].lower()}, got {value!r}"
+        return f"{source}: {path} must be {word}, got {shown(value)}"
+    return f"{source}: {path} {error['msg'].lower()}, got {shown(value)}"
 
 
 def parse_scenario(
@@ -711,20 +752,35 @@ def parse_scenario(
         raise UserInputError(_describe(errors[0], source, data)) from None
 
 
+#: A scenario file larger than this is refused before it is read (a long ``samples_ms``
+#: list of measured latencies fits many times over).
+MAX_SCENARIO_BYTES = 4 * 1024 * 1024
+
+
+def read_scenario_text(file: Path) -> str:
+    """The text of a scenario file: a regular file of at most ``MAX_SCENARIO_BYTES``, UTF-8,
+    with a leading byte-order mark (written by some Windows editors) dropped."""
+    if file.is_dir():
+        raise UserInputError(f"{file}: is a folder, expected a scenario .toml file")
+    if not file.exists() and not file.is_symlink():
+        raise UserInputError(f"{file}: no such scenario file (check the path)")
+    data = read_regular_bytes(
+        file, label=str(file), what="a scenario", max_bytes=MAX_SCENARIO_BYTES
+    )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserInputError(
+            f"{file.name}: cannot read scenario file (UnicodeDecodeError)"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     """Read, override and validate a scenario file; every failure is one ``UserInputError`` line."""
     file = Path(path)
     source = file.name
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserInputError(f"{file}: no such scenario file (check the path)") from None
-    except IsADirectoryError:
-        raise UserInputError(f"{file}: is a folder, expected a scenario .toml file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserInputError(
-            f"{file}: cannot read scenario file ({exc.__class__.__name__})"
-        ) from None
+    text = read_scenario_text(file)
     try:
         data = tomllib.loads(text)
     except (RecursionError, ValueError) as exc:

@@ -18,8 +18,6 @@ so that factor-space metrics (intra-list diversity) still have item vectors.
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,17 +28,29 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from lab.artifacts import (
+    code_fingerprint,
+    derived_key,
+    world_artifact,
+    world_from_artifact,
+    world_key,
+)
 from lab.calibration import LoggedFeedback
+from lab.footprint import check_log_run
 from lab.offpolicy_log import LoggedImpressions, read_logged_impressions
+from lab.paths import expand_path, resolve_input_path
 from lab.scenario import LogSource, Scenario
 from lab.versions import ClickTruth
+from replay.artifact_store import Artifact, ArtifactStore
 from replay.errors import UserInputError
 from replay.events import EventTable, interaction_matrix
 from replay.log_traffic import LogTraffic, replay_requests
 from replay.logs import LogSpec, read_log
+from replay.registry import data_fingerprint
 from replay.requests import RequestStream
 from replay.synthetic import (
     ArrivalShape,
+    History,
     SyntheticWorld,
     WorldSpec,
     drift_popularity,
@@ -53,27 +63,7 @@ from replay.synthetic import (
 from replay.training import active_ids
 from replay.windows import WindowSpec, split_windows
 
-__all__ = ["LogTruth", "Source", "build_source", "expand_path", "resolve_path"]
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def expand_path(text: str, *, source: str, field: str) -> str:
-    """``${VAR}`` and ``${VAR:-default}`` from the environment; a missing variable is an error."""
-
-    def one(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        value = os.environ.get(name)
-        if value is None:
-            if default is not None:
-                return default
-            raise UserInputError(
-                f"{source}: {field} uses ${{{name}}}, which is not set "
-                f"(export {name}=... or pass --log PATH)"
-            )
-        return value
-
-    return _VAR.sub(one, text)
+__all__ = ["LogTruth", "Source", "build_source", "expand_path"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +117,14 @@ class Source:
     #: id (synthetic worlds), which is what attribute tables name.
     user_ids: pl.Series | None = None
     item_ids: pl.Series | None = None
+    #: Keys naming the data in ``matrices`` (``lab.artifacts``); filled on first use for logs.
+    data_keys: dict[str, str] = field(default_factory=dict)
+
+    def data_key(self, name: str) -> str:
+        """A key that changes exactly when ``matrices[name]`` does (its data fingerprint)."""
+        if name not in self.data_keys:
+            self.data_keys[name] = data_fingerprint(self.matrices[name])
+        return self.data_keys[name]
 
 
 def _matrices(
@@ -144,6 +142,33 @@ def _matrices(
     return {
         "train": train_matrix,
         "all": everything,
+        "update": update_matrix,
+        "update_users": update_users,
+        "update_items": update_items,
+    }
+
+
+def _history_matrices(
+    history: History, n_users: int, n_items: int, update_window_s: float
+) -> dict[str, Any]:
+    """``_matrices`` of a synthetic history: train before the update window, update in it."""
+    in_update = history.offsets_s >= -update_window_s
+
+    def matrix(mask: np.ndarray | None) -> sp.csr_matrix:
+        users = history.users if mask is None else history.users[mask]
+        items = history.items if mask is None else history.items[mask]
+        ones = np.ones(users.shape[0], np.float32)
+        # A user's items are distinct: no duplicates to sum.
+        return sp.csr_matrix(
+            sp.coo_matrix((ones, (users, items)), shape=(n_users, n_items)).tocsr(),
+            dtype=np.float32,
+        )
+
+    update_matrix = matrix(in_update)
+    update_users, update_items = active_ids(update_matrix)
+    return {
+        "train": matrix(~in_update),
+        "all": matrix(None),
         "update": update_matrix,
         "update_users": update_users,
         "update_items": update_items,
@@ -169,9 +194,9 @@ def _arrival_shape(scenario: Scenario) -> ArrivalShape:
     )
 
 
-def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Source:
+def _draw_world(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Artifact:
+    """The latent truth, the live (drifted) world and the history, from their two streams."""
     tr = scenario.traffic
-    assert tr.duration is not None
     world = make_world(
         WorldSpec(tr.users, tr.items, tr.latent_factors, tr.popularity_skew, tr.taste_signal),
         rng=rng["world"],
@@ -191,11 +216,25 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
     )
     # Live traffic may follow a drifted world: the truth users click by, not what models saw.
     live_world = drift_popularity(world, tr.popularity_drift, rng=rng["history"])
-    start, update_start, zero = window_edges(tr.history, tr.update_window)
-    events = history.events
-    matrices = _matrices(
-        events, world.n_users, world.n_items, (start, update_start), (update_start, zero)
+    return world_artifact(world, live_world, history)
+
+
+def _synthetic(
+    scenario: Scenario, rng: dict[str, np.random.Generator], store: ArtifactStore | None
+) -> Source:
+    tr = scenario.traffic
+    assert tr.duration is not None
+    code = code_fingerprint()
+    key = world_key(scenario, code)
+    # A fresh world goes through the same arrays as a stored one: same numbers either way.
+    artifact = (
+        store.fetch("world", key, lambda: _draw_world(scenario, rng))
+        if store is not None
+        else _draw_world(scenario, rng)
     )
+    world, live_world, history = world_from_artifact(artifact)
+    start, update_start, zero = window_edges(tr.history, tr.update_window)
+    matrices = _history_matrices(history, world.n_users, world.n_items, tr.update_window)
     shape = _arrival_shape(scenario)
     duration = tr.duration
 
@@ -230,7 +269,7 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
         matrix = sp.coo_matrix((ones, (repeated, items)), shape=(world.n_users, world.n_items))
         return sp.csr_matrix(matrix.tocsr(), dtype=np.float32)
 
-    history_rate_per_s = events.height / tr.history
+    history_rate_per_s = len(history) / tr.history
 
     def organic(start_s: float, end_s: float, organic_rng: np.random.Generator) -> sp.csr_matrix:
         """What users consume on their own during the run, at the history's pace."""
@@ -247,8 +286,8 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
         world=world,
         truth=ClickTruth(live_world, scenario.users.click_offset, scenario.users.position_decay),
         matrices=matrices,
-        history_users=events["user"].to_numpy().astype(np.int32),
-        history_items=events["item"].to_numpy().astype(np.int32),
+        history_users=history.users,
+        history_items=history.items,
         requests=requests,
         consumption=consumption,
         duration_s=duration,
@@ -258,9 +297,10 @@ def _synthetic(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Sourc
             "holdout": (zero, zero + timedelta(seconds=duration)),
         },
         holdout=holdout,
-        data={"source": "synthetic", "history_events": events.height},
+        data={"source": "synthetic", "history_events": len(history)},
         live_world=live_world,
         organic=organic,
+        data_keys={name: derived_key(key, name) for name in ("train", "all", "update")},
     )
 
 
@@ -268,13 +308,8 @@ def _window(spec: Any) -> WindowSpec:
     return WindowSpec(start=spec.start, end=spec.end)
 
 
-def resolve_path(text: str, *, source: str, field: str, base_dir: Path | None) -> str:
-    """``text`` with ``${VAR}`` expanded; relative paths are relative to the scenario file."""
-    path = expand_path(text, source=source, field=field)
-    # A relative path in a scenario file is relative to that file, like an include.
-    if base_dir is not None and not Path(path).is_absolute() and not Path(path).exists():
-        path = str(base_dir / path)
-    return path
+def _resolve(text: str, *, source: str, field: str, base_dir: Path | None) -> str:
+    return resolve_input_path(text, source=source, field=field, base_dir=base_dir)
 
 
 def _genres(
@@ -289,7 +324,7 @@ def _genres(
             return None, ()
     else:
         path = Path(
-            resolve_path(log.genres, source=source, field="traffic.log.genres", base_dir=base_dir)
+            _resolve(log.genres, source=source, field="traffic.log.genres", base_dir=base_dir)
         )
     try:
         movies = pl.read_csv(
@@ -323,7 +358,7 @@ def _genres(
 
 
 def _read(log: LogSource, *, source: str, base_dir: Path | None) -> EventTable:
-    path = resolve_path(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
+    path = _resolve(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
     spec = LogSpec(
         path=path,
         format=log.format,
@@ -340,12 +375,18 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
     log = scenario.traffic.log
     assert log is not None
     table = _read(log, source=source, base_dir=base_dir)
+    check_log_run(
+        scenario, table.n_users, table.n_items, table.accounting["input_rows"], source=source
+    )
     split = split_windows(
         table,
         train=_window(log.train),
         replay=_window(log.replay),
         update=_window(log.update) if log.update is not None else None,
         source=source,
+        prefix="traffic.log.",
+        allow_overlap=log.allow_overlap,
+        allow_setting="traffic.log.allow_overlap",
     )
     n_users, n_items = table.n_users, table.n_items
     train = (split.train.start, split.train.end)
@@ -406,7 +447,7 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         return s.t_s[has], s.truth_items[s.truth_ptr[:-1][has]].astype(np.int64)
 
     accounting = dict(table.accounting)
-    log_path = resolve_path(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
+    log_path = _resolve(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
     item_genres, genre_names = _genres(log, table, log_path, source=source, base_dir=base_dir)
     impressions = None
     cols = log.columns
@@ -483,7 +524,9 @@ def build_source(
     *,
     source: str,
     base_dir: Path | None = None,
+    store: ArtifactStore | None = None,
 ) -> Source:
+    """The scenario's world and traffic; a synthetic world comes from ``store`` if it has it."""
     if scenario.traffic.source == "log":
         return _replayed(scenario, source=source, base_dir=base_dir)
-    return _synthetic(scenario, rng)
+    return _synthetic(scenario, rng, store)

@@ -13,9 +13,10 @@ Determinism: grid point ``g`` of a sweep whose scenario has root seed ``S`` runs
 
 and replication ``r`` of it is ``simulate_prepared(prepare(scenario_g), replication=r)``,
 whose traffic, service and user randomness come from
-``SeedSequence(seed_g, spawn_key=(stream, r))``.  A worker scores every user's top-K lists
-once, in one batch, before its first replication of a grid point, so no replication depends
-on which replications ran before it in the same worker.  Records are sorted by
+``SeedSequence(seed_g, spawn_key=(stream, r))``.  A user's top-K list does not depend on
+which users it was scored with (``replay.topk``), so lists are scored lazily and shared
+through the artifact store, and no replication depends on which replications ran before it
+in the same worker, or which worker prepared its grid point.  Records are sorted by
 ``(point, replication)`` before anything is written, so the table is the same whatever the
 number of workers, the chunking, the completion order or the engine; only ``wall_s`` (wall
 seconds) differs between runs.
@@ -44,12 +45,15 @@ import polars as pl
 from lab.overrides import parse_override
 from lab.pipeline import Prepared, RunResult, prepare, simulate_prepared
 from lab.scenario import Scenario, load_scenario
+from lab.version import lab_version
+from replay.artifact_store import ArtifactStore
 from replay.errors import UserInputError
 from sim.stats import wilson_interval
 
 __all__ = [
     "OUTCOMES",
     "RECORD_SCHEMA",
+    "ArtifactCache",
     "GridAxis",
     "GridPoint",
     "PartStore",
@@ -220,13 +224,32 @@ class GridPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class ArtifactCache:
+    """Where a sweep's workers share prepared artifacts: a store folder and its size bound."""
+
+    root: str
+    max_bytes: int
+
+    def open(self) -> ArtifactStore:
+        return ArtifactStore(Path(self.root), max_bytes=self.max_bytes)
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
-    """What one worker call does: train (or reuse) a grid point, run some replications."""
+    """What one worker call does: prepare (or load) a grid point, run some replications.
+
+    ``cache``: the artifact store every worker prepares through (a grid point is then built
+    once, by the first worker that needs it, under the store's lock, while the others wait
+    and load it), or None (every worker builds its points itself).  ``threads``: ALS threads
+    the builder may use (the other workers wait meanwhile).
+    """
 
     point: GridPoint
     replications: tuple[int, ...]
     source_name: str
     base_dir: str | None
+    cache: ArtifactCache | None = None
+    threads: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +264,9 @@ class SweepPlan:
     replications: int
     chunk_size: int
     tasks: tuple[Task, ...]
+    #: The sweep's own ``--set`` options (and ``--seed``, ``--log``), before the grid.
+    overrides: tuple[str, ...] = ()
+    cache: ArtifactCache | None = None
 
     @property
     def planned(self) -> int:
@@ -254,12 +280,17 @@ class SweepPlan:
             raise UserInputError(f"--chunk-size must be at least 1, got {chunk_size}")
         chunk = chunk_size or auto_chunk(len(self.points), self.replications, slots)
         chunk = min(chunk, self.replications)
+        # With a shared store one worker builds a point while the others wait on it: the
+        # builder may use their cores for training (the same factors whatever the threads).
+        threads = max(1, slots // len(self.points)) if self.cache is not None else 1
         tasks = tuple(
             Task(
                 point,
                 tuple(range(first, min(first + chunk, self.replications))),
                 self.scenario_file,
                 self.base_dir,
+                self.cache,
+                threads,
             )
             for point in self.points
             for first in range(0, self.replications, chunk)
@@ -271,7 +302,8 @@ def auto_chunk(points: int, replications: int, slots: int) -> int:
     """Replications per task: about two tasks per worker slot, no more splitting than that.
 
     Two tasks per slot keep workers busy when grid points take unequal time; splitting a
-    grid point further would only make more workers train the same point.
+    grid point further would only make more workers load (or, without a cache, train) the
+    same point.
     """
     if points >= 2 * slots:
         return replications
@@ -287,11 +319,12 @@ def plan_sweep(
     *,
     slots: int = 1,
     chunk_size: int | None = None,
+    cache: ArtifactCache | None = None,
 ) -> SweepPlan:
     """Validate every grid point's scenario and cut the work into tasks for ``slots`` workers.
 
     A scenario or grid value that does not validate raises :class:`UserInputError` naming
-    the grid point, before anything runs.
+    the grid point, before anything runs.  ``cache``: the store workers prepare through.
     """
     if isinstance(replications, bool) or replications < 1:
         raise UserInputError(f"--seeds must be at least 1, got {replications}")
@@ -318,6 +351,8 @@ def plan_sweep(
         replications=replications,
         chunk_size=replications,
         tasks=(),
+        overrides=tuple(overrides),
+        cache=cache,
     )
     return plan.chunked(slots=slots, chunk_size=chunk_size)
 
@@ -502,7 +537,7 @@ def failed_result(task: Task, error: str, wall_s: float = 0.0) -> TaskResult:
     return TaskResult(task.point.index, task.replications, records, 0.0, wall_s)
 
 
-# The last grid point this worker thread trained: tasks of the same point that land on the
+# The last grid point this worker thread prepared: tasks of the same point that land on the
 # same worker reuse it.  Per thread, because a replication fills lazily built tables.
 _CACHE = threading.local()
 
@@ -511,17 +546,19 @@ def _prepared(task: Task) -> tuple[Prepared, float]:
     cached = getattr(_CACHE, "entry", None)
     if cached is not None and cached[0] == task.point.key:
         return cached[1], 0.0
-    _CACHE.entry = None  # let the previous point's tables go before training the next
+    _CACHE.entry = None  # let the previous point's tables go before preparing the next
     started = time.perf_counter()
     base_dir = Path(task.base_dir) if task.base_dir is not None else None
-    prepared = prepare(task.point.scenario, source_name=task.source_name, base_dir=base_dir)
-    # Score every user's lists now, in one batch: BLAS rounding depends on a row's place in
-    # the block it is multiplied in, so scoring lazily per replication would make a
-    # replication's lists depend on which replications this worker ran before it.
-    everyone = np.arange(prepared.world.n_users)
-    for tables in prepared.versions:
-        tables.ensure(everyone)
-    prepared.popular.ensure(everyone, prepared.versions[0])
+    # Replications never read the noise floor: it is neither trained nor loaded.  Top-K
+    # rows do not depend on the users scored with them, so they are scored lazily.
+    prepared = prepare(
+        task.point.scenario,
+        source_name=task.source_name,
+        base_dir=base_dir,
+        store=task.cache.open() if task.cache is not None else None,
+        threads=task.threads,
+        noise_floor=False,
+    )
     _CACHE.entry = (task.point.key, prepared)
     return prepared, time.perf_counter() - started
 
@@ -564,6 +601,7 @@ def run_task(task: Task, *, replicate: Replicate = simulate_prepared) -> TaskRes
                     wall_s=round(time.perf_counter() - rep_started, 4),
                 )
             records.append(record)
+        prepared.save_lists()  # rows scored here serve the point's other tasks
     return TaskResult(
         point.index, task.replications, tuple(records), prepare_s, time.perf_counter() - started
     )
@@ -585,16 +623,6 @@ def worker_setup() -> None:
     except ImportError:
         return
     tqdm.set_lock(threading.RLock())
-
-
-def lab_version() -> str:
-    """The installed rollout-lab version (workers of a cluster must match the client's)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("rollout-lab")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # --------------------------------------------------------------------------- running
@@ -851,6 +879,7 @@ def sweep_summary(
             "description": plan.base.description,
             "file": plan.scenario_file,
             "root_seed": plan.base.seed,
+            "overrides": list(plan.overrides),
             "settings": plan.base.model_dump(mode="json"),
         },
         "grid": {

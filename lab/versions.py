@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from lab.list_store import ListStore
 from replay.calibration import ClickCalibrator, item_scores, list_features
 from replay.synthetic import SyntheticWorld
 from replay.topk import top_k
@@ -98,6 +99,7 @@ class VersionTables:
         click_lift: float,
         parent: str | None,
         update: str | None,
+        list_store: ListStore | None = None,
     ) -> None:
         self.name = name
         self.model = model
@@ -112,10 +114,11 @@ class VersionTables:
         self.calibrator: ClickCalibrator | None = None
         self.popularity_fallback_users = 0
         self._seen_rows = np.asarray(seen.getnnz(axis=1))
-        self._consumed = consumed
         self.truth = truth
         self.popular_items = popular_items
         self._k = k
+        # The run's lists (filtering ``consumed``), scored once per user and shareable.
+        self.list_store = list_store or ListStore(model, consumed, k, n_users)
 
     def lists(
         self,
@@ -129,10 +132,14 @@ class VersionTables:
         run) holds; users the version never saw interact get the popularity list
         (``popular``, default: the run's), as a service would serve them.
         """
-        result = top_k(self.model, users, self._consumed if consumed is None else consumed, self._k)
-        chosen = result.items.copy()
-        no_history = self.no_history(users) | result.unknown
+        no_history = self.no_history(users) | (users >= self.model.n_users)
+        chosen = np.empty((users.size, self._k), np.int32)
         chosen[no_history] = self.popular_items if popular is None else popular
+        known = users[~no_history]
+        if consumed is None:
+            chosen[~no_history] = self.list_store.rows(known)
+        else:
+            chosen[~no_history] = top_k(self.model, known, consumed, self._k).items
         return chosen, no_history
 
     def no_history(self, users: np.ndarray) -> np.ndarray:

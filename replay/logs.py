@@ -33,7 +33,9 @@ Reading is lazy (``polars.scan_*``) and columnar; no Python object is made per e
 from __future__ import annotations
 
 import math
+import os
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,10 @@ import polars as pl
 
 from replay.errors import InternalError, UserInputError, must_be
 from replay.events import EventTable
-from replay.log_formats import Columns, LogFormat, TimestampUnit
+from replay.files import check_regular_file
+from replay.log_columns import Columns
+from replay.log_formats import LogFormat, TimestampUnit
+from replay.parquet_check import verify_parquet
 from replay.sessions import gap_sessions, keyed_sessions
 from replay.validation import (
     SKIP_REASONS,
@@ -55,6 +60,7 @@ from replay.validation import (
     no_rows_left_error,
     reason_code,
     skip_reason_expr,
+    timestamp_outliers,
     timestamp_present_expr,
     timestamp_us_expr,
     weight_expr,
@@ -176,23 +182,45 @@ class _Source:
 # format detection
 
 
+GZIP_MAGIC: Final[bytes] = b"\x1f\x8b"
+
+
 def _first_bytes(path: Path, label: str, size: int = 65_536) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(size)
-    except FileNotFoundError:
-        raise UserInputError(
-            f"{label}: log file must exist, got no such file (check the path)"
-        ) from None
-    except IsADirectoryError:
+    """The first ``size`` bytes of the log's content (decompressed when it is gzip)."""
+    if os.path.isdir(path):
         raise UserInputError(
             f"{label}: log path must be a file, got a directory (point to the log file in it)"
-        ) from None
+        )
+    if not path.exists() and not path.is_symlink():
+        raise UserInputError(f"{label}: log file must exist, got no such file (check the path)")
+    # A pipe or a device would block, never end, or be consumed by this first look.
+    check_regular_file(path, label=label, what="log file")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(size)
     except OSError as error:
         raise UserInputError(
             f"{label}: log file must be readable, got {type(error).__name__}: {error.strerror}"
             " (check permissions)"
         ) from None
+    if head[:2] != GZIP_MAGIC:
+        return head
+    inflate = zlib.decompressobj(wbits=31)
+    try:
+        return inflate.decompress(head, size)
+    except zlib.error as error:
+        raise UserInputError(
+            f"{label}: gzip-compressed log must decompress, got {error} (the file is damaged: "
+            "compress it again)"
+        ) from None
+
+
+def _suffix(path: Path) -> str:
+    """The extension that says the format: ``.csv`` for ``ratings.csv.gz``."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
 
 
 def _first_line(head: bytes) -> str:
@@ -223,7 +251,7 @@ def detect_format(path: Path | str) -> LogFormat:
     if head[:4] == b"PAR1":
         return "parquet"
     line = _first_line(head)
-    suffix = path.suffix.lower()
+    suffix = _suffix(path)
     if line.lstrip().startswith("{"):
         return "ndjson"
     fields = line.split("\t")
@@ -372,7 +400,7 @@ def _missing_column_error(
 
 
 def _scan_text(path: Path, label: str, fmt: str, spec: LogSpec) -> _Source:
-    suffix = path.suffix.lower()
+    suffix = _suffix(path)
     tabbed = fmt in ("movielens_udata", "recbole_inter") or (fmt == "csv" and suffix == ".tsv")
     delimiter = spec.delimiter or ("\t" if tabbed else ",")
     head = _first_bytes(path, label)
@@ -427,6 +455,11 @@ def _scan_text(path: Path, label: str, fmt: str, spec: LogSpec) -> _Source:
     return _select_roles(label, frame, names, default_event)
 
 
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == GZIP_MAGIC
+
+
 def _scan_parquet(path: Path, label: str, spec: LogSpec) -> _Source:
     try:
         frame = pl.scan_parquet(path)
@@ -439,6 +472,7 @@ def _scan_parquet(path: Path, label: str, spec: LogSpec) -> _Source:
             "set traffic.log.format (or --log-format) to the file's real format",
         ) from None
     names = _resolve_columns(label, found, "parquet", spec.columns, None)
+    verify_parquet(path, label=label, columns=names.values())
     return _select_roles(label, frame, names, spec.default_event or "interaction")
 
 
@@ -446,6 +480,11 @@ def _scan_ndjson(path: Path, label: str, spec: LogSpec) -> _Source:
     head = _first_bytes(path, label)
     if not head.strip():
         raise _empty_file_error(label, head)
+    if _is_gzip(path):
+        raise UserInputError(
+            f"{label}: NDJSON must be uncompressed, got a gzip-compressed file (gunzip it first; "
+            "compressed CSV, u.data and .inter files are read as they are)"
+        )
     try:
         found = pl.scan_ndjson(path, infer_schema_length=_SAMPLE_ROWS).collect_schema().names()
     except (pl.exceptions.PolarsError, OSError) as error:
@@ -827,6 +866,10 @@ def read_log(spec: LogSpec) -> EventTable:
         raise no_rows_left_error(
             source.label, accounting(input_rows, skipped), _example(source, normalized, top)
         )
+    outliers = timestamp_outliers(frame["ts_us"].to_numpy())
+    if outliers is not None:
+        skipped["outlier_timestamp"] = int(outliers.sum())
+        frame = frame.filter(pl.Series(~outliers))
     constant_event = None if has_event else source.default_event
     events, user_ids, item_ids, duplicates = _canonical(
         frame, spec, constant_event, has_session, resolution_us

@@ -7,9 +7,10 @@ item is
 
 with ``x_u, y_i ~ N(0, I / latent_factors)`` and a popularity bias ``b_i = -skew * ln(rank_i)``
 (a Zipf-like head; the most popular item has ``b = 0``).  The interaction history before the
-run is sampled from these affinities,
-so a model trained on it can be judged against the truth, and simulated users click with a
-probability that depends on the same affinity (see ``sim.users``).
+run is sampled from these affinities (``replay.sampling``: popularity-proposal pools, so the
+cost grows with the interactions drawn, not with users x items), so a model trained on it
+can be judged against the truth, and simulated users click with a probability that depends
+on the same affinity (see ``sim.users``).
 
 Traffic is a non-homogeneous Poisson process of sessions (diurnal shape, flash crowds),
 each with ``1 + Geometric`` requests separated by exponential think times.  Everything is
@@ -19,18 +20,18 @@ vectorized numpy: no Python object per event or per request.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 
-from replay.events import EventTable
 from replay.requests import RequestStream
+from replay.sampling import AliasTable, sample_distinct, sample_one
 
 __all__ = [
     "ArrivalShape",
+    "History",
     "SyntheticWorld",
     "WorldSpec",
     "drift_popularity",
@@ -58,13 +59,23 @@ class WorldSpec:
 
 @dataclass(frozen=True, slots=True)
 class SyntheticWorld:
-    """Ground truth: latent factors, popularity bias and per-user activity weights."""
+    """Ground truth: latent factors, popularity bias and per-user activity weights.
+
+    ``popularity`` (derived) draws items with probability ``∝ exp(item_bias)``: the
+    proposal every sampler of the world's consumption starts from.
+    """
 
     user_factors: FloatArray  # [users, latent_factors]
     item_factors: FloatArray  # [items, latent_factors]
     item_bias: FloatArray  # [items]
     activity: npt.NDArray[np.float64]  # [users], mean 1
     signal: float
+    popularity: AliasTable = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        bias = np.asarray(self.item_bias, dtype=np.float64)
+        weights = np.exp(bias - bias.max()) if bias.size else np.ones(1)
+        object.__setattr__(self, "popularity", AliasTable.from_weights(weights))
 
     @property
     def n_users(self) -> int:
@@ -119,79 +130,48 @@ def make_world(spec: WorldSpec, *, rng: np.random.Generator) -> SyntheticWorld:
     return SyntheticWorld(user_factors, item_factors, item_bias, activity, spec.signal)
 
 
+@dataclass(frozen=True, slots=True)
+class History:
+    """Interactions before time zero, one entry each, grouped by user in sampling order.
+
+    users      int32   [n]
+    items      int32   [n]  distinct within a user
+    offsets_s  float64 [n]  when, in seconds relative to time zero (negative)
+    """
+
+    users: npt.NDArray[np.int32]
+    items: npt.NDArray[np.int32]
+    offsets_s: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+
 def generate_history(
     world: SyntheticWorld,
     *,
     history_s: float,
     events_per_user: float,
     rng: np.random.Generator,
-    chunk_users: int = 2048,
     new_items: npt.NDArray[np.bool_] | None = None,
     new_items_since_s: float = 0.0,
-) -> EventTable:
+) -> History:
     """Interactions before time zero, sampled from the true affinities.
 
-    Each user has ``Poisson(events_per_user * activity_u)`` distinct items, drawn without
-    replacement with probability proportional to ``exp(a(u, i))`` (Gumbel top-k), at uniform
-    times in ``[-history_s, 0)``.  Items flagged in ``new_items`` arrived recently: their
-    interactions all fall in ``[-new_items_since_s, 0)``, so a model trained before that
-    has never seen them (cold-start items).
+    Each user has ``Poisson(events_per_user * activity_u)`` distinct items (at most the
+    catalogue), drawn without replacement with probability proportional to ``exp(a(u, i))``
+    (``replay.sampling.sample_distinct``), at uniform times in ``[-history_s, 0)``.  Items
+    flagged in ``new_items`` arrived recently: their interactions all fall in
+    ``[-new_items_since_s, 0)``, so a model trained before that has never seen them
+    (cold-start items).
     """
-    n_users, n_items = world.n_users, world.n_items
-    counts = np.minimum(rng.poisson(events_per_user * world.activity), n_items).astype(np.int64)
-    users_out: list[npt.NDArray[np.int64]] = []
-    items_out: list[npt.NDArray[np.int64]] = []
-    for start in range(0, n_users, chunk_users):
-        stop = min(start + chunk_users, n_users)
-        block = np.arange(start, stop)
-        need = counts[start:stop]
-        top = int(need.max(initial=0))
-        if top == 0:
-            continue
-        logits = world.signal * (world.user_factors[block] @ world.item_factors.T)
-        logits += world.item_bias
-        logits += rng.gumbel(size=logits.shape).astype(np.float32)
-        picked = (
-            np.argpartition(-logits, top - 1, axis=1)[:, :top]
-            if top < n_items
-            else (np.argsort(-logits, axis=1))
-        )
-        order = np.take_along_axis(logits, picked, axis=1).argsort(axis=1)[:, ::-1]
-        picked = np.take_along_axis(picked, order, axis=1)
-        keep = np.arange(top)[None, :] < need[:, None]
-        users_out.append(np.broadcast_to(block[:, None], picked.shape)[keep])
-        items_out.append(picked[keep])
-    users = np.concatenate(users_out) if users_out else np.zeros(0, np.int64)
-    items = np.concatenate(items_out) if items_out else np.zeros(0, np.int64)
+    counts = np.minimum(rng.poisson(events_per_user * world.activity), world.n_items)
+    users, items = sample_distinct(world, counts, rng=rng)
     offsets_s = np.asarray(rng.uniform(-history_s, 0.0, users.shape[0]), dtype=np.float64)
     if new_items is not None and new_items.any():
         fresh = new_items[items]
         offsets_s[fresh] = rng.uniform(-new_items_since_s, 0.0, int(fresh.sum()))
-    offsets_us = offsets_s * 1e6
-    events = (
-        pl.DataFrame(
-            {
-                "user": users.astype(np.uint32),
-                "item": items.astype(np.uint32),
-                "ts": (np.int64(SYNTHETIC_EPOCH.timestamp() * 1e6) + offsets_us.astype(np.int64)),
-                "weight": np.ones(users.shape[0], np.float32),
-            }
-        )
-        .with_columns(
-            pl.col("ts").cast(pl.Datetime("us", "UTC")),
-            pl.lit("view").alias("event"),
-        )
-        .sort(["ts", "user", "item"])
-        .with_columns(_sessions(pl.col("user"), pl.col("ts"), gap_s=1800.0))
-        .select(["user", "item", "ts", "event", "weight", "session"])
-    )
-    return EventTable(
-        events=events,
-        user_ids=pl.Series("user_id", np.arange(n_users, dtype=np.int64)),
-        item_ids=pl.Series("item_id", np.arange(n_items, dtype=np.int64)),
-        source="synthetic",
-        accounting={"input_rows": events.height, "kept": events.height},
-    )
+    return History(users, items, offsets_s)
 
 
 def sample_consumption(
@@ -199,31 +179,14 @@ def sample_consumption(
     users: npt.NDArray[np.integer],
     *,
     rng: np.random.Generator,
-    chunk: int = 1024,
 ) -> npt.NDArray[np.int64]:
     """One item each of ``users`` would consume on their own, ``P(i) ∝ exp(a(u, i))``.
 
-    Gumbel-max over the whole catalogue, in chunks; this is the organic behaviour drift is
+    Importance resampling from the world's popularity (``replay.sampling.sample_one``), so
+    the cost does not grow with the catalogue; this is the organic behaviour drift is
     measured on (what users want now, not what a model chose to show them).
     """
-    out = np.empty(users.shape[0], np.int64)
-    for start in range(0, users.shape[0], chunk):
-        block = users[start : start + chunk]
-        logits = world.signal * (world.user_factors[block] @ world.item_factors.T) + world.item_bias
-        # Gumbel noise as -log(-log U) in float32: half the memory of numpy's float64 draw.
-        noise = rng.random(logits.shape, dtype=np.float32)
-        np.maximum(noise, np.float32(1e-12), out=noise)
-        logits -= np.log(-np.log(noise))
-        out[start : start + chunk] = logits.argmax(axis=1)
-    return out
-
-
-def _sessions(user: pl.Expr, ts: pl.Expr, *, gap_s: float) -> pl.Expr:
-    """Dense session ids: a new session when a user's gap exceeds ``gap_s`` (rows time-sorted)."""
-    gap = ts.diff().over(user).dt.total_microseconds()
-    new = gap.is_null() | (gap > int(gap_s * 1e6))
-    # Number sessions in order of their first event: cumulative count of session starts.
-    return (new.cast(pl.UInt32).cum_sum() - 1).cast(pl.UInt32).alias("session")
+    return sample_one(world, users, rng=rng)
 
 
 @dataclass(frozen=True, slots=True)

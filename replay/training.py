@@ -16,9 +16,12 @@ Interaction matrices are users x items ``scipy.sparse.csr_matrix`` (``interactio
 builds them).  implicit trains silently transposed when handed items x users, so updates
 insist that the matrix covers the parent's users x items shape.
 
-Determinism: implicit models are built with ``num_threads=1`` and an int ``random_state``,
-and fitted inside ``threadpool_limits(1, "blas")``; the same spec on the same matrix gives
-bit-identical factors.
+Determinism: implicit models are built with an int ``random_state`` and fitted inside
+``threadpool_limits(1, "blas")``; the same spec on the same matrix gives bit-identical
+factors.  ``threads`` (every entry point's keyword) parallelises ALS only: its solver
+re-solves each user (item) alone given the other side's factors, so any number of threads
+gives the same bits.  BPR and LMF always run one thread: their parallel SGD updates race
+(Hogwild), so their results would depend on thread timing.
 """
 
 from __future__ import annotations
@@ -251,7 +254,7 @@ def active_ids(window: object) -> tuple[Int64Array, Int64Array]:
 # --- implicit glue -------------------------------------------------------------------------
 
 
-def _implicit_model(spec: ModelSpec, iterations: int | None = None) -> Any:
+def _implicit_model(spec: ModelSpec, iterations: int | None = None, threads: int = 1) -> Any:
     """A CPU implicit model for ``spec`` (never the GPU one: we want bit-reproducible runs).
 
     Call inside ``threadpool_limits(1, "blas")``: implicit warns at construction when BLAS
@@ -267,7 +270,7 @@ def _implicit_model(spec: ModelSpec, iterations: int | None = None) -> Any:
         "regularization": spec.regularization,
         "dtype": np.float32,
         "iterations": spec.iterations if iterations is None else iterations,
-        "num_threads": 1,
+        "num_threads": _threads(spec, threads),
         "random_state": spec.seed,
     }
     if spec.algorithm == "als":
@@ -277,6 +280,13 @@ def _implicit_model(spec: ModelSpec, iterations: int | None = None) -> Any:
     if spec.algorithm == "lmf":
         return LogisticMatrixFactorization(learning_rate=spec.learning_rate, **common)
     raise InternalError(f"no implicit model for algorithm {spec.algorithm!r}")
+
+
+def _threads(spec: ModelSpec, threads: int) -> int:
+    """Threads implicit may use for ``spec``: ALS's exact per-row solves only (module doc)."""
+    if not _is_int(threads) or threads < 1:
+        raise must_be("training", "threads", "an integer >= 1", threads)
+    return int(threads) if spec.algorithm == "als" else 1
 
 
 def to_implicit(model: TrainedModel) -> Any:
@@ -305,10 +315,11 @@ def _fit(
     *,
     iterations: int | None = None,
     start_from: tuple[Float32Array, Float32Array] | None = None,
+    threads: int = 1,
 ) -> tuple[Float32Array, Float32Array]:
     """Run implicit's ``fit``; with ``start_from``, from those factors instead of random."""
     with threadpool_limits(1, "blas"):
-        instance = _implicit_model(spec, iterations)
+        instance = _implicit_model(spec, iterations, threads)
         if start_from is not None:
             instance.user_factors, instance.item_factors = start_from
         instance.fit(matrix, show_progress=False)
@@ -386,7 +397,7 @@ def _covering_matrix(parent: TrainedModel, user_items_all: object, source: str) 
 # --- public training entry points ----------------------------------------------------------
 
 
-def train(spec: ModelSpec, user_items: sp.csr_matrix) -> TrainedModel:
+def train(spec: ModelSpec, user_items: sp.csr_matrix, *, threads: int = 1) -> TrainedModel:
     """Fit ``spec`` from scratch on users x items ``user_items``.
 
     ``training_seconds`` covers the fit alone (not input validation).
@@ -398,7 +409,7 @@ def train(spec: ModelSpec, user_items: sp.csr_matrix) -> TrainedModel:
     popularity = _item_popularity(matrix, n_items)
     start = time.perf_counter()
     if spec.algorithm in ("als", "bpr", "lmf"):
-        users, items = _fit(spec, matrix)
+        users, items = _fit(spec, matrix, threads=threads)
     elif spec.algorithm == "popularity":
         users = np.ones((n_users, 1), dtype=np.float32)
         items = popularity.astype(np.float32)[:, None]
@@ -410,9 +421,9 @@ def train(spec: ModelSpec, user_items: sp.csr_matrix) -> TrainedModel:
     return TrainedModel(spec, users, items, popularity, seconds)
 
 
-def retrain(spec: ModelSpec, user_items_all: sp.csr_matrix) -> TrainedModel:
+def retrain(spec: ModelSpec, user_items_all: sp.csr_matrix, *, threads: int = 1) -> TrainedModel:
     """Full retrain on every interaction so far (the slow, reference way to update)."""
-    return train(spec, user_items_all)
+    return train(spec, user_items_all, threads=threads)
 
 
 def warm_start(
@@ -422,6 +433,7 @@ def warm_start(
     update_items: npt.ArrayLike,
     *,
     rng: np.random.Generator | None = None,
+    threads: int = 1,
 ) -> TrainedModel:
     """Update an ALS parent with implicit's ``partial_fit_users`` / ``partial_fit_items``.
 
@@ -456,7 +468,7 @@ def warm_start(
     _zero_untouched(user_factors, parent.n_users, users)
     _zero_untouched(item_factors, parent.n_items, items)
     with threadpool_limits(1, "blas"):
-        instance = _implicit_model(parent.spec)
+        instance = _implicit_model(parent.spec, threads=threads)
         instance.user_factors = user_factors
         instance.item_factors = item_factors
         if users.size:
@@ -493,6 +505,7 @@ def fine_tune(
     *,
     learning_rate: float | None = None,
     rng: np.random.Generator | None = None,
+    threads: int = 1,
 ) -> TrainedModel:
     """Run ``iterations`` more epochs of the parent's algorithm, starting from its factors.
 
@@ -533,7 +546,9 @@ def fine_tune(
         items = _grow_normal(parent.item_factors, n_items, generator)
     else:
         grown = _grown_factors(parent, n_users, n_items, rng)
-        users, items = _fit(spec, matrix, iterations=int(iterations), start_from=grown)
+        users, items = _fit(
+            spec, matrix, iterations=int(iterations), start_from=grown, threads=threads
+        )
     seconds = time.perf_counter() - start
     return TrainedModel(spec, users, items, popularity, seconds)
 

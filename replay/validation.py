@@ -14,6 +14,12 @@ problems, the first reason in :data:`SKIP_REASONS` wins:
                         allowed types is given)
     non_finite_weight   weight missing, not a number, NaN, +-inf, or too large for float32
     negative_weight     weight < 0
+    outlier_timestamp   a valid timestamp far outside the bulk of the log (a last line cut off
+                        mid-timestamp, "...,151", or a clock reset): more than
+                        max(p99 - p1, 1 day) before the 1st or after the 99th percentile of the
+                        valid timestamps (logs of at least 100 rows; see
+                        :func:`timestamp_outliers`), so that one row cannot stretch the log's
+                        span that fractional windows are cut from
     duplicate           same (user, item, timestamp) as an earlier kept row (policy "first")
 
 The readers in :mod:`replay.logs` bring every source to the *normalized* columns below,
@@ -32,11 +38,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, Literal
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from replay.errors import InternalError, UserInputError
 
 __all__ = [
+    "OUTLIER_MIN_ROWS",
     "SKIP_REASONS",
     "TS_END_US",
     "TimestampMode",
@@ -46,6 +55,7 @@ __all__ = [
     "no_rows_left_error",
     "reason_code",
     "skip_reason_expr",
+    "timestamp_outliers",
     "timestamp_present_expr",
     "timestamp_us_expr",
     "weight_expr",
@@ -59,8 +69,30 @@ SKIP_REASONS: Final[tuple[str, ...]] = (
     "unknown_event_type",
     "non_finite_weight",
     "negative_weight",
+    "outlier_timestamp",
     "duplicate",
 )
+
+#: Logs shorter than this are not checked for outlier timestamps (too few rows to tell).
+OUTLIER_MIN_ROWS: Final[int] = 100
+_DAY_US: Final[int] = 86_400 * 1_000_000
+
+
+def timestamp_outliers(ts_us: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_] | None:
+    """Rows whose timestamp lies more than ``max(p99 - p1, 1 day)`` outside ``[p1, p99]``.
+
+    p1 and p99 are order statistics of the valid timestamps (the lower / higher neighbours,
+    no interpolation), so a handful of corrupt rows cannot move them.  None when no row is
+    an outlier or the log has fewer than ``OUTLIER_MIN_ROWS`` rows.
+    """
+    n = int(ts_us.shape[0])
+    if n < OUTLIER_MIN_ROWS:
+        return None
+    low, high = np.quantile(ts_us, [0.01, 0.99], method="inverted_cdf")
+    margin = max(int(high) - int(low), _DAY_US)
+    mask = (ts_us < int(low) - margin) | (ts_us > int(high) + margin)
+    return mask if bool(mask.any()) else None
+
 
 # Valid event times are [1970-01-01, 2100-01-01) UTC, in microseconds since the epoch.
 TS_END_S: Final[int] = 4_102_444_800

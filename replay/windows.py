@@ -37,6 +37,7 @@ __all__ = [
     "Window",
     "WindowSpec",
     "WindowSplit",
+    "check_disjoint",
     "log_span",
     "parse_duration",
     "resolve_time",
@@ -290,6 +291,26 @@ DEFAULT_TRAIN: Final[WindowSpec] = WindowSpec(start=None, end=0.8)
 DEFAULT_REPLAY: Final[WindowSpec] = WindowSpec(start=0.8, end=None)
 
 
+def _overlap(a: Window, b: Window) -> bool:
+    return max(a.start, b.start) < min(a.end, b.end)
+
+
+def check_disjoint(
+    windows: dict[str, Window | None], *, source: str, prefix: str = "", allow: str = ""
+) -> None:
+    """Refuse two windows that share time: a model judged on (or updated from) events it
+    was trained on is leakage, and its results look better than they are."""
+    named = [(name, w) for name, w in windows.items() if w is not None]
+    for i, (first, a) in enumerate(named):
+        for second, b in named[i + 1 :]:
+            if _overlap(a, b):
+                hint = f" or set {allow} = true" if allow else ""
+                raise UserInputError(
+                    f"{source}: {prefix}{first} {a} and {prefix}{second} {b} overlap: events "
+                    f"of one would also be in the other (leakage); make them disjoint{hint}"
+                )
+
+
 def split_windows(
     table: EventTable,
     *,
@@ -297,19 +318,41 @@ def split_windows(
     replay: WindowSpec | str = DEFAULT_REPLAY,
     update: WindowSpec | str | None = None,
     source: str = "windows",
+    prefix: str = "",
+    allow_overlap: bool = False,
+    allow_setting: str = "",
 ) -> WindowSplit:
     """Cut a table (sorted by ``ts``) into windows; by default the first 80% of its time span
-    trains and the last 20% is replayed."""
+    trains and the last 20% is replayed.
+
+    The windows must not overlap unless ``allow_overlap`` (``allow_setting`` names the
+    setting in the message), and the train window must hold events.  ``prefix`` is put
+    before window names in messages (``"traffic.log."``).
+    """
     events = table.events
     log_start, log_end = log_span(events)
 
     def resolve(spec: WindowSpec | str, name: str) -> Window:
-        return resolve_window(spec, log_start=log_start, log_end=log_end, source=source, field=name)
+        return resolve_window(
+            spec, log_start=log_start, log_end=log_end, source=source, field=prefix + name
+        )
 
     train_w = resolve(train, "train")
     replay_w = resolve(replay, "replay")
     update_w = None if update is None else resolve(update, "update")
+    if not allow_overlap:
+        check_disjoint(
+            {"train": train_w, "update": update_w, "replay": replay_w},
+            source=source,
+            prefix=prefix,
+            allow=allow_setting,
+        )
     train_events = _slice(events, train_w)
+    if train_events.height == 0:
+        raise UserInputError(
+            f"{source}: {prefix}train {train_w} holds no events of the log, which spans "
+            f"{Window(log_start, log_end)} (move the train window into the log's span)"
+        )
     replay_events = _slice(events, replay_w)
     update_events = None if update_w is None else _slice(events, update_w)
     before = (

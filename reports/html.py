@@ -1,8 +1,9 @@
 """The HTML report: one self-contained static file, readable without JavaScript.
 
-Layout, top to bottom: the verdict banner (expectations and rollout outcome), a few
-sentences "at a glance", a table of contents, then the sections of
-:data:`reports.sections.SECTIONS`.  Figures are inline PNG data URIs; the page has no
+Layout, top to bottom: the decision (verdict, reason, next step, projected time to decision
+when undecided), the expectations banner, the run's facts, a few sentences "at a glance", a
+table of contents, then the sections of
+:data:`reports.sections.SECTIONS`.  Figures are inline SVG (text kept as text); the page has no
 script and fetches nothing from the network.  Every string that comes from the user
 (scenario name, description, version names, decision reasons, settings) is escaped.  The
 report embeds aggregates, never raw per-request data, so its size does not grow with the
@@ -15,10 +16,11 @@ from typing import Any
 
 import polars as pl
 
+from reports.lead import decision_box
 from reports.page import page
 from reports.quality_sections import ADDITIONS, glance_items
 from reports.sections import Section, esc, glance, render_sections
-from reports.summary import timeline
+from reports.summary import miss_storms, shadow_timeline, timeline
 from sim import wording
 
 __all__ = ["render_report"]
@@ -81,9 +83,9 @@ def _with_additions(section: Section, summary: dict[str, Any]) -> Section:
     return Section(section.anchor, section.title, section.body + extra) if extra else section
 
 
-def _glance(summary: dict[str, Any]) -> str:
+def _glance(summary: dict[str, Any], storms: list[dict[str, Any]]) -> str:
     items = "".join(f"<li>{item}</li>" for item in glance_items(summary))
-    page = glance(summary)
+    page = glance(summary, storms)
     return page.replace("</ul>", items + "</ul>", 1) if items else page
 
 
@@ -97,9 +99,13 @@ def render_report(
     """
     scenario = summary["scenario"]
     duration_s = float(scenario["settings"]["traffic"]["duration"])
-    tl = timeline(frame, _bucket_seconds(duration_s))
+    bucket_s = _bucket_seconds(duration_s)
+    tl = timeline(frame, bucket_s)
+    shadow = shadow_timeline(frame, bucket_s)
+    storms = miss_storms(frame, list(summary["cache"].get("flush_times_s") or []))
     sections = [
-        _with_additions(s, summary) for s in render_sections(summary, verdict, tl, duration_s)
+        _with_additions(s, summary)
+        for s in render_sections(summary, verdict, tl, duration_s, shadow)
     ]
     timing = summary["timing"]
     req = summary["requests"]
@@ -110,7 +116,12 @@ and its seed.</footer>"""
         title=f"rollout-lab report: {scenario['name']}",
         heading=scenario["name"],
         description=scenario["description"],
-        top=[_facts(summary), _banner(summary, verdict), _glance(summary)],
+        top=[
+            decision_box(summary),
+            _banner(summary, verdict),
+            _facts(summary),
+            _glance(summary, storms),
+        ],
         sections=[(s.anchor, s.title, s.body) for s in sections],
         footer=footer,
     )

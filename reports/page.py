@@ -30,17 +30,28 @@ nav{font-size:.85rem;margin:8px 0}
 nav a{display:inline-block;margin:2px 4px 2px 0;padding:2px 8px;border:1px solid #cfd6de;
 border-radius:12px;color:#1f5fa8;text-decoration:none;background:#fff}
 .scroll{overflow-x:auto}
-table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0}
+table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0;max-width:100%}
 th,td{border:1px solid #dde2e8;padding:4px 8px;text-align:right;vertical-align:top}
 th{background:#eef1f5;font-weight:600}
 td.l,th.l{text-align:left}
 .ci{color:#5b6878;font-size:.8rem;white-space:nowrap}
+td .ci{display:block}
 .nums{color:#5b6878;font-size:.75rem;margin-top:2px}
 .ok{color:#23804a;font-weight:600}.bad{color:#b83227;font-weight:700}
 .tag{color:#fff;border-radius:4px;padding:0 6px;font-size:.8rem}
 figure{margin:4px 0 8px}
 figcaption{color:#5b6878;font-size:.8rem;max-width:900px}
-img{max-width:100%;height:auto;border:1px solid #e3e7ec;border-radius:4px;background:#fff}
+svg.figure{display:block;box-sizing:content-box;max-width:calc(100% - 2px);height:auto;
+border:1px solid #e3e7ec;border-radius:4px;
+background:#fff}
+.decision{background:#fff;border:1px solid #dde2e8;border-left:8px solid #4a5a6e;border-radius:8px;
+padding:10px 18px;margin:12px 0}
+.tone-pass{border-left-color:#23804a}.tone-fail{border-left-color:#b83227}
+.decision .verdict{font-size:1.3rem;font-weight:700;margin:.1rem 0 .3rem}
+.decision p{margin:.3rem 0}
+.g{display:inline-block;border-radius:4px;padding:0 5px;font-size:.8rem;font-weight:600}
+.g-pass{background:#d7f0df;color:#1b5e36}.g-fail{background:#f8d9d5;color:#8a231b}
+.g-inconclusive{background:#e6e9ee;color:#3b4756}.g-skipped{background:#f3f5f8;color:#5b6878}
 .row{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .grow{flex:1 1 360px;min-width:0}
 pre{background:#f7f8fa;border:1px solid #dde2e8;padding:8px;overflow:auto;font-size:.8rem}

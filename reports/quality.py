@@ -757,7 +757,11 @@ def segments_block(
         hits = hit_rates(hit, cell, cells, method=hit_method)
     deltas: dict[str, dict[str, Any]] = {}
     versions_present = set(frame["version"].unique().to_list())
-    if {baseline, candidate} <= versions_present and baseline != candidate:
+    if (
+        {baseline, candidate} <= versions_present
+        and baseline != candidate
+        and _both_in_one(frame, "segment", baseline, candidate)
+    ):
         delta = metrics.worst_segment_delta(
             frame, "segment", baseline=baseline, candidate=candidate
         )
@@ -788,6 +792,12 @@ def segments_block(
             "candidate_vs_baseline": deltas.get(name),
         }
     return block
+
+
+def _both_in_one(frame: pl.DataFrame, segment: str, baseline: str, candidate: str) -> bool:
+    """Some segment holds requests of both versions (a very short run may have none)."""
+    seen = frame.filter(pl.col("version").is_in([baseline, candidate])).group_by(segment)
+    return bool((seen.agg(pl.col("version").n_unique())["version"] == 2).any())
 
 
 def _ratio(numerator: npt.ArrayLike, denominator: npt.ArrayLike) -> FloatArray:

@@ -21,7 +21,7 @@ from reports.attribute_sections import (
     user_groups,
 )
 from reports.page import table as html_table
-from reports.sections import ci_pct, ci_pp, esc, fmt, pct, pp, verdict_html
+from reports.sections import ci_pct, ci_pp, esc, final_roles, fmt, pct, pp, verdict_html
 
 __all__ = ["ADDITIONS", "glance_items"]
 
@@ -314,31 +314,34 @@ def popularity_buckets(summary: dict[str, Any]) -> str:
     if not block:
         return ""
     names = list(summary["versions"])
-    rows = []
+    rows, hits = [], []
     for bucket, cell in block["by_bucket"].items():
-        row = [
-            f'{esc(bucket)}<div class="nums">{esc(block["rules"][bucket])}</div>',
-            fmt(cell["impressions"]),
-        ]
+        label = f'{esc(bucket)}<div class="nums">{esc(block["rules"][bucket])}</div>'
+        row = [label, fmt(cell["impressions"])]
         for name in names:
             v = cell["versions"].get(name)
             row.append("–" if v is None else pct(v["ctr"], 3) + ci_pct(v["ctr_ci95"], 3))
-        for name in names:
-            v = cell["versions"].get(name)
-            row.append("–" if v is None else pct(v["hit_at_k"], 2))
         d = cell["candidate_vs_baseline"]
         row.append("–" if d is None else pp(d["difference"], 3) + ci_pp(d["difference_ci95"], 3))
         rows.append(row)
+        # hit@K in a table of its own: one table for both grows too wide with many versions.
+        hits.append(
+            [label]
+            + [
+                "–" if (v := cell["versions"].get(name)) is None else pct(v["hit_at_k"], 2)
+                for name in names
+            ]
+        )
     head = [
         "item bucket",
         "item impressions",
         *[f"item CTR {esc(n)}" for n in names],
-        *[f"hit@K {esc(n)}" for n in names],
         f"item CTR {esc(block['candidate'])} − {esc(block['baseline'])}",
     ]
     return (
         "<h3>By item popularity</h3>"
         + html_table(head, rows)
+        + html_table(["item bucket", *[f"hit@K {esc(n)}" for n in names]], hits)
         + _muted(
             "Catalogue thirds by training popularity (users per item before time zero): head, "
             "torso, tail. Item CTR = clicks on the bucket's items / list slots showing them "
@@ -403,8 +406,7 @@ def glance_items(summary: dict[str, Any]) -> list[str]:
     """Extra "at a glance" sentences: the candidate against the noise floor, hit@K."""
     items: list[str] = []
     versions = summary["versions"]
-    base = next((n for n, v in versions.items() if v["role"] == "baseline"), None)
-    cand = next((n for n, v in versions.items() if v["role"] == "candidate"), None)
+    base, cand = final_roles(summary)
     if base is None or cand is None:
         return items
     q = versions[cand].get("quality") or {}
@@ -415,7 +417,7 @@ def glance_items(summary: dict[str, Any]) -> list[str]:
         interval = "" if low is None or high is None else f" [{pct(low, 0)}, {pct(high, 0)}]"
         warned = floor.get("warnings")
         items.append(
-            f"<b>Noise floor</b> retraining {esc(base)} with another seed keeps "
+            f"<b>Noise floor</b> retraining {esc(s['against'])} with another seed keeps "
             f"{pct(floor['jaccard_at_k'], 0)}{interval} of its items; {esc(cand)} keeps "
             f"{pct(s['jaccard_at_k'], 0)}, i.e. {rel['change_ratio']:.2f}× the seed noise's "
             "change"

@@ -15,7 +15,9 @@ from typing import Any
 import polars as pl
 
 from reports import figures
+from reports.analysis_grid import analysis_grid
 from reports.page import table as html_table
+from reports.svg import figure_html
 from sim import wording
 
 __all__ = [
@@ -42,6 +44,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("expectations", "Expectations"),
     ("versions", "Versions"),
     ("timeline", "Rollout timeline"),
+    ("analyses", "Analysis grid"),
     ("latency", "Latency against the budget"),
     ("cache", "Cache"),
     ("engagement", "Engagement"),
@@ -114,9 +117,8 @@ def minutes(t_s: Any) -> str:
     return "–" if t_s is None else f"{t_s / 60:.1f}"
 
 
-def _figure(src: str, alt: str, caption: str = "") -> str:
-    cap = f"<figcaption>{caption}</figcaption>" if caption else ""
-    return f'<figure><img src="{src}" alt="{esc(alt)}">{cap}</figure>'
+def _figure(svg: str, caption: str = "") -> str:
+    return figure_html(svg, caption)
 
 
 def _muted(text: str) -> str:
@@ -143,13 +145,74 @@ def _roles(summary: dict[str, Any]) -> tuple[str | None, str | None]:
     return base, cand
 
 
-def glance(summary: dict[str, Any]) -> str:
-    """Five to seven sentences that answer "what happened" before any table."""
+def final_roles(summary: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The versions the run ended with: the one in production and the candidate being rolled
+    out behind it (a release train's last release), as ``routing`` records them; the
+    scenario's roles for summaries without it."""
+    routing = summary.get("routing") or {}
+    base, cand = routing.get("baseline"), routing.get("candidate")
+    if base in summary["versions"] and cand in summary["versions"] and base != cand:
+        return base, cand
+    return _roles(summary)
+
+
+def _train_items(summary: dict[str, Any]) -> list[str]:
+    """A release train in two sentences: what became of each release, and the last one
+    against the version in production during its window."""
+    releases = summary.get("releases") or []
+    if not releases:
+        return []
+    fates = ", ".join(f"{esc(r['version'])} {esc(r['outcome'])}" for r in releases)
+    production = (summary.get("routing") or {}).get("baseline") or releases[-1]["production"]
+    items = [
+        f"<b>Release train</b> {wording.count_noun(len(releases), 'release')}: {fates}; in "
+        f"production at the end: <b>{esc(production)}</b>."
+    ]
+    last = releases[-1]
+    lift = last.get("ctr_vs_production")
+    if lift is not None and lift["difference_ci95"][0] is not None:
+        low, high = lift["difference_ci95"]
+        items.append(
+            f"<b>Engagement</b> release {last['release']} ({esc(last['version'])}) against "
+            f"{esc(last['production'])} over its window ({minutes(last['started_s'])}–"
+            f"{minutes(last['ended_s'])} min): CTR {pct(last['window']['ctr'])} vs "
+            f"{pct(last['production_window']['ctr'])}, {pp(lift['difference'])}"
+            f"{ci_pp(lift['difference_ci95'])} (95% CI), "
+            f"{wording.comparison_phrase(low, high, 'production')}."
+        )
+    return items
+
+
+def _storm_items(storms: Sequence[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """Cache flushes followed by a miss storm, each tied to the routing decision behind it."""
+    hits = [s for s in storms if s["storm"]]
+    if not hits:
+        return []
+    routing = [
+        (n, d) for n, d in numbered_decisions(summary["decisions"]) if d["action"] != "analysis"
+    ]
+    parts = []
+    for storm in hits:
+        before = [(n, d) for n, d in routing if d["t_s"] <= storm["t_s"] + 1e-6]
+        cause = f" ({esc(before[-1][1]['action'])}, #{before[-1][0]})" if before else ""
+        parts.append(
+            f"at {minutes(storm['t_s'])} min{cause} the hit rate fell from "
+            f"{pct(storm['before'], 0)} to {pct(storm['after'], 0)} in the next "
+            f"{storm['after_window_s']:g} s"
+        )
+    lead = "a miss storm" if len(hits) == 1 else f"{len(hits)} miss storms"
+    return [f"<b>Cache</b> {lead} after flushes: " + "; ".join(parts) + "."]
+
+
+def glance(summary: dict[str, Any], storms: Sequence[dict[str, Any]] = ()) -> str:
+    """Five to seven sentences that answer "what happened" before any table, about the
+    versions the run ended with (:func:`final_roles`)."""
     versions = summary["versions"]
     rollout = summary["rollout"]
     budget = summary["scenario"]["settings"]["serving"]["budget_ms"]
-    base, cand = _roles(summary)
-    items: list[str] = []
+    base, cand = final_roles(summary)
+    train = _train_items(summary)
+    items: list[str] = train[:1]
     routing = [
         (n, d) for n, d in numbered_decisions(summary["decisions"]) if d["action"] != "analysis"
     ]
@@ -196,10 +259,13 @@ def glance(summary: dict[str, Any]) -> str:
             counts[r] = counts.get(r, 0) + 1
         parts = esc(wording.tally(sorted(counts.items())))
         items.append(f"<b>Analyses</b> {len(analyses)}: {parts}.")
+    items += _storm_items(storms, summary)
     if base is not None and cand is not None:
         b, c = versions[base], versions[cand]
         lift = c["quality"]["engagement"]["ctr_vs_baseline"]
-        if lift is not None and lift["difference_ci95"][0] is not None:
+        # A release train's last release was judged against production: sentence above.
+        items += train[1:]
+        if not train and lift is not None and lift["difference_ci95"][0] is not None:
             low, high = lift["difference_ci95"]
             verdict = wording.comparison_phrase(low, high, "the baseline's")
             items.append(
@@ -209,9 +275,7 @@ def glance(summary: dict[str, Any]) -> str:
                 f"{verdict}."
             )
         p99c, p99b = c["latency_ms"]["p99"], b["latency_ms"]["p99"]
-        phrase = wording.budget_phrase(
-            {name: v["latency_ms"]["p99"] for name, v in versions.items()}, budget
-        )
+        phrase = wording.budget_phrase({cand: p99c, base: p99b}, budget)
         items.append(
             f"<b>Latency</b> p99 {esc(cand)} {fmt(p99c)} ms, {esc(base)} {fmt(p99b)} ms against a "
             f"{budget:g} ms budget"
@@ -221,7 +285,7 @@ def glance(summary: dict[str, Any]) -> str:
         if stab is not None and stab["jaccard_at_k"] is not None:
             items.append(
                 f"<b>Stability</b> {esc(cand)}'s top-{stab['k']} lists share "
-                f"{pct(stab['jaccard_at_k'], 0)} of items with {esc(base)}'s "
+                f"{pct(stab['jaccard_at_k'], 0)} of items with {esc(stab['against'])}'s "
                 f"(Jaccard@{stab['k']}, mean over {stab['users']:,} users); "
                 f"RBO {stab['rbo']:.2f}."
             )
@@ -244,7 +308,8 @@ def glance(summary: dict[str, Any]) -> str:
     if worst is not None:
         rule = summary["segments"]["rules"][worst["segment"]]
         items.append(
-            f"<b>Segments</b> the candidate does worst with {esc(worst['segment'])} users "
+            f"<b>Segments</b> {esc(summary['segments']['candidate'])} does worst with "
+            f"{esc(worst['segment'])} users "
             f"({esc(rule)}): CTR {pp(worst['difference'])}{ci_pp(worst['difference_ci95'])}; "
             f"{verdict_html(worst['difference_ci95'])}."
         )
@@ -308,21 +373,100 @@ def versions_table(summary: dict[str, Any]) -> str:
         if logged is not None
         else ""
     )
-    return html_table(head, rows, left=2) + _muted(
-        "Requests are attributed to the version they were assigned to (intention to treat); "
-        "CTR = clicked lists / lists shown." + source
+    return (
+        html_table(head, rows, left=2)
+        + _muted(
+            "Requests are attributed to the version they were assigned to (intention to "
+            "treat); CTR = clicked lists / lists shown." + source
+        )
+        + releases_table(summary)
     )
 
 
+def releases_table(summary: dict[str, Any]) -> str:
+    """A release train release by release (``summary["releases"]``), or ''."""
+    releases = summary.get("releases") or []
+    if not releases:
+        return ""
+    rows = []
+    for r in releases:
+        mine, theirs, lift = r["window"], r["production_window"], r["ctr_vs_production"]
+        rows.append(
+            [
+                f"{r['release']}: {esc(r['version'])}",
+                esc(r["parent"] or "–"),
+                esc(r["production"]),
+                minutes(r["started_s"]),
+                esc(r["outcome"]),
+                minutes(r["time_to_decision_s"]),
+                fmt(mine["requests"]),
+                pct(mine["ctr"]) + ci_pct(mine["ctr_ci95"]),
+                "–" if lift is None else pp(lift["difference"]) + ci_pp(lift["difference_ci95"]),
+                f"{fmt(mine['latency_p99_ms'])} ({fmt(theirs['latency_p99_ms'])})",
+            ]
+        )
+    head = [
+        "release",
+        "parent",
+        "behind",
+        "started (min)",
+        "outcome",
+        "to decision (min)",
+        "requests",
+        "CTR [95% CI]",
+        "CTR − behind",
+        "p99 ms (behind)",
+    ]
+    return (
+        "<h3>Releases</h3>"
+        + html_table(head, rows, left={0, 1, 2, 4})
+        + _muted(
+            "Each release rolls out behind the version in production when it starts and is "
+            "compared with it over its own window (its start to the next release's), by "
+            "assigned version; the difference has a normal 95% interval over requests. "
+            "Parent: the version it was updated from; to decision: from its first exposure "
+            "to its promotion or rollback."
+        )
+    )
+
+
+def release_version(summary: dict[str, Any], release: int) -> str:
+    """The candidate version of ``release`` (the scenario's candidate without a train)."""
+    for name, block in (summary["rollout"].get("releases") or {}).items():
+        if block.get("release") == release:
+            return str(name)
+    return str(summary["scenario"]["settings"]["rollout"]["candidate"])
+
+
+def focus_end_s(decisions: Sequence[dict[str, Any]], duration_s: float) -> float | None:
+    """Where the timeline's main panel ends when the rollout settled early, else None.
+
+    The rollout is over at its last decision (routing or analysis); when that comes before
+    half the run, the panel shows up to a little after it (a fifth more, at least 5 % of the
+    run) and a second panel the whole run, so the idle tail does not take most of the width.
+    """
+    if not decisions or duration_s <= 0:
+        return None
+    last_s = max(float(d["t_s"]) for d in decisions)
+    if last_s > 0.5 * duration_s:
+        return None
+    return min(duration_s, last_s + max(0.2 * last_s, 0.05 * duration_s))
+
+
 def timeline(
-    summary: dict[str, Any], tl: pl.DataFrame, names: Sequence[str], duration_s: float
+    summary: dict[str, Any],
+    tl: pl.DataFrame,
+    shadow: pl.DataFrame,
+    names: Sequence[str],
+    duration_s: float,
 ) -> str:
     decisions = summary["decisions"]
     numbered = numbered_decisions(decisions)
     marks = [(n, d) for n, d in numbered if d["action"] != "analysis"]
     drift_windows = (summary.get("drift") or {}).get("windows") or []
     alerts = [(w["t_start_s"], w["t_end_s"]) for w in drift_windows if w.get("alert")]
-    img = figures.share_figure(tl, names, decisions, marks, duration_s, alerts)
+    focus = focus_end_s(decisions, duration_s)
+    svg = figures.share_figure(tl, shadow, names, decisions, marks, duration_s, alerts, focus)
     rows = [
         [
             str(n),
@@ -330,23 +474,33 @@ def timeline(
             f'{figures.DECISION_COLOURS.get(d["action"], "#999")}">{esc(d["action"])}</span>',
             minutes(d["t_s"]),
             f"{d['weight']:g}%",
+            esc(release_version(summary, d.get("release", 1))),
             esc(d["reason"]),
         ]
         for n, d in marks
     ]
     table = (
-        html_table(["#", "action", "t (min)", "weight", "reason"], rows, left={0, 1, 4})
+        html_table(
+            ["#", "action", "t (min)", "weight", "version", "reason"], rows, left={0, 1, 4, 5}
+        )
         if rows
         else _muted("No routing decisions.")
     )
+    focus_text = (
+        f" The rollout settled by {minutes(focus)} min: the left panel shows it, the right "
+        "panel the whole run (shaded: the part on the left)."
+        if focus is not None
+        else ""
+    )
     return (
         _figure(
-            img,
-            "Traffic share by version over simulated time, with numbered routing decisions",
-            "Solid: share of requests per version; dashed: the candidate weight the policy set; "
+            svg,
+            "Solid: share of requests per version; dotted: mirrored (shadow) copies per "
+            "request, which users never see; dashed: the candidate weight the policy set; "
             "dotted verticals: routing decisions, numbered as in the table and the decision "
             "trace; markers at the bottom: analyses (▲ pass, ▼ fail, ● inconclusive, · skipped)"
-            + ("; purple bands: drift alerts." if alerts else "."),
+            + ("; purple bands: drift alerts." if alerts else ".")
+            + focus_text,
         )
         + table
     )
@@ -394,7 +548,7 @@ def latency(summary: dict[str, Any], tl: pl.DataFrame, names: Sequence[str]) -> 
         "fallbacks",
     ]
     return (
-        _figure(img, "Latency percentiles by version against the budget")
+        _figure(img)
         + html_table(head, rows)
         + _muted(
             f"Exact order statistics of every request's latency; budget {budget:g} ms. "
@@ -443,11 +597,7 @@ def cache(summary: dict[str, Any], tl: pl.DataFrame, names: Sequence[str]) -> st
         flush_text = _muted(f"Flushes (invalidation events) at {shown}{more} min.")
     else:
         flush_text = _muted("No cache flushes (invalidation events) in this run.")
-    return (
-        _figure(img, "Cache hit rate by version over simulated time, with flushes")
-        + counters
-        + flush_text
-    )
+    return _figure(img) + counters + flush_text
 
 
 def engagement(summary: dict[str, Any]) -> str:
@@ -483,7 +633,7 @@ def engagement(summary: dict[str, Any]) -> str:
         "abandoned sessions",
     ]
     return (
-        _figure(img, "CTR by version with 95% confidence intervals")
+        _figure(img)
         + html_table(head, rows)
         + _muted(
             "CTR: Wilson 95% intervals; difference and lift against the baseline: delta-method "
@@ -550,12 +700,9 @@ def calibration(summary: dict[str, Any]) -> str:
     )
     return (
         warning_list
-        + '<div class="row">'
-        + _figure(img, "Calibration reliability diagram per version")
-        + '<div class="grow">'
+        + _figure(img)
         + html_table(head, rows)
         + bins
-        + "</div></div>"
         + _muted(
             "Predicted P(click on the list) of the serving version (its click calibrator on "
             "features of the list, see Model provenance) against observed clicks, on requests "
@@ -709,7 +856,7 @@ def segments(summary: dict[str, Any], names: Sequence[str]) -> str:
         worst_text
         + html_table(head, rows)
         + _tenure(summary, names)
-        + _figure(img, "CTR by user segment and version")
+        + _figure(img)
         + _muted(
             "Segments by history length (interactions before time zero), as rollout targeting "
             "defines them: cold < 5, heavy ≥ the 75th percentile of the others, light in "
@@ -750,7 +897,6 @@ def drift(summary: dict[str, Any]) -> str:
     figure = (
         _figure(
             figures.drift_figure(windows, threshold),
-            "Item-popularity drift per analysis window",
         )
         if len(windows) >= 2
         else ""
@@ -849,6 +995,7 @@ def decision_trace(summary: dict[str, Any]) -> str:
             [
                 str(n),
                 esc(d["action"]),
+                esc(release_version(summary, d.get("release", 1))),
                 esc(d["reason"]) + (f'<div class="nums">{numbers}</div>' if numbers else ""),
                 minutes(d["t_s"]),
                 str(d["step"]),
@@ -856,7 +1003,9 @@ def decision_trace(summary: dict[str, Any]) -> str:
             ]
         )
     return html_table(
-        ["#", "action", "reason (numbers it saw)", "t (min)", "step", "weight"], rows, left=3
+        ["#", "action", "version", "reason (numbers it saw)", "t (min)", "step", "weight"],
+        rows,
+        left=4,
     )
 
 
@@ -908,13 +1057,15 @@ def render_sections(
     verdict: dict[str, Any] | None,
     tl: pl.DataFrame,
     duration_s: float,
+    shadow: pl.DataFrame,
 ) -> list[Section]:
     """Every section of :data:`SECTIONS`, in order."""
     names = list(summary["versions"])
     bodies = {
         "expectations": lambda: expectations(verdict),
         "versions": lambda: versions_table(summary),
-        "timeline": lambda: timeline(summary, tl, names, duration_s),
+        "timeline": lambda: timeline(summary, tl, shadow, names, duration_s),
+        "analyses": lambda: analysis_grid(summary, numbered_decisions(summary["decisions"])),
         "latency": lambda: latency(summary, tl, names),
         "cache": lambda: cache(summary, tl, names),
         "engagement": lambda: engagement(summary),

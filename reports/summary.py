@@ -18,6 +18,7 @@ from lab.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
 from replay.calibration import ClickCalibrator
 from reports.attributes import by_attribute_blocks, fairness_block, user_group_blocks
 from reports.buckets import bucket_block, worst_group
+from reports.decision import decision_block, gate_projection
 from reports.exposure import exposure
 from reports.numbers import num as _num
 from reports.quality import (
@@ -30,10 +31,18 @@ from reports.quality import (
     window_ece,
     window_series,
 )
+from reports.releases import releases_block
 from reports.segment_quality import add_segment_quality
 from sim.stats import wilson_interval
 
-__all__ = ["SCHEMA_VERSION", "build_summary", "dumps", "timeline"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "build_summary",
+    "dumps",
+    "miss_storms",
+    "shadow_timeline",
+    "timeline",
+]
 
 SCHEMA_VERSION = 1
 
@@ -186,6 +195,54 @@ def timeline(frame: pl.DataFrame, bucket_s: float) -> pl.DataFrame:
     )
 
 
+def miss_storms(
+    frame: pl.DataFrame,
+    flush_times_s: list[float],
+    *,
+    before_s: float = 300.0,
+    after_s: float = 60.0,
+    drop: float = 0.1,
+) -> list[dict[str, Any]]:
+    """The cache's hit rate around each flush: over the ``before_s`` seconds before it and the
+    ``after_s`` seconds after it (all versions' lookups); ``storm`` when it fell by more than
+    ``drop`` (10 percentage points).  A flush with no lookups on a side is left out."""
+    lookups = frame.filter(pl.col("cache").cast(pl.String).is_in(["hit", "miss", "stale"]))
+    t = lookups["t_s"].to_numpy()
+    hit = (lookups["cache"].cast(pl.String) == "hit").to_numpy()
+    out: list[dict[str, Any]] = []
+    for flush in flush_times_s:
+        before = hit[(t >= flush - before_s) & (t < flush)]
+        after = hit[(t >= flush) & (t < flush + after_s)]
+        if before.size == 0 or after.size == 0:
+            continue
+        rate_before, rate_after = float(before.mean()), float(after.mean())
+        out.append(
+            {
+                "t_s": flush,
+                "before": rate_before,
+                "after": rate_after,
+                "after_window_s": after_s,
+                "storm": rate_before - rate_after > drop,
+            }
+        )
+    return out
+
+
+def shadow_timeline(frame: pl.DataFrame, bucket_s: float) -> pl.DataFrame:
+    """Mirrored (shadow) copies per bucket of ``bucket_s`` simulated seconds and target
+    version: ``bucket_s``, ``shadow`` (the version mirrored to), ``copies``."""
+    return (
+        frame.filter(pl.col("shadow").cast(pl.String) != "none")
+        .with_columns(
+            (pl.col("t_s") // bucket_s * bucket_s).alias("bucket_s"),
+            pl.col("shadow").cast(pl.String),
+        )
+        .group_by(["bucket_s", "shadow"])
+        .agg(pl.len().alias("copies"))
+        .sort(["bucket_s", "shadow"])
+    )
+
+
 def _windows(result: RunResult, columns: RequestColumns, names: list[str]) -> dict[str, Any]:
     """The monitor's window series plus ECE per window and the candidate's CTR delta."""
     windows = result.monitor.windows
@@ -234,6 +291,8 @@ def build_summary(
     prepared = result.prepared
     names = [v.name for v in result.versions]
     roles = {scenario.rollout.baseline: "baseline", scenario.rollout.candidate: "candidate"}
+    # A release train's later releases are candidates of their own release.
+    roles.update({r.name: "release" for r in prepared.releases[1:]})
     results = frame["result"].value_counts()
     counts = dict(zip(results["result"].to_list(), results["count"].to_list(), strict=True))
     columns = RequestColumns.from_frame(frame, names)
@@ -296,6 +355,11 @@ def build_summary(
         "requests_per_wall_s": n / sim_wall if sim_wall > 0 else 0.0,
         # Training the re-seeded baseline of the stability noise floor (part of prepare_s).
         "noise_floor_training_s": prepared.training_s.get(NOISE_FLOOR),
+        # Parts of prepare_s: the world (or log), implicit's training calls (0 when every
+        # version came from the artifact cache), top-K scoring.
+        "world_s": result.timing.get("world_s", 0.0),
+        "training_s": result.timing.get("training_s", 0.0),
+        "top_k_s": result.timing.get("top_k_s", 0.0),
         **(extra_timing or {}),
     }
     if reproducible:
@@ -348,7 +412,7 @@ def build_summary(
     segments["worst_overall"] = worst_group(
         segments["by_segment"], segments["item_popularity"]["by_bucket"], tenure["by_segment"]
     )
-    return {
+    summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "scenario": {
             "name": scenario.name,
@@ -370,6 +434,9 @@ def build_summary(
         "cache": cache_block,
         "rollout": rollout,
         "routing": _rounded(result.final_routing),
+        "releases": releases_block(
+            rollout, frame, scenario.rollout.baseline, float(scenario.traffic.duration or 0.0)
+        ),
         "decisions": [d.as_dict() for d in result.controller.decisions],
         "windows": _windows(result, columns, names),
         "segments": segments,
@@ -405,6 +472,14 @@ def build_summary(
         },
         "timing": {k: _num(v, 4) for k, v in timing.items()},
     }
+    decision = _rounded(decision_block(summary, gate_projection(result)))
+    # Right after the outcome: the first thing a reader (or a notebook) looks for.
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        out[key] = value
+        if key == "outcome":
+            out["decision"] = decision
+    return out
 
 
 def dumps(summary: dict[str, Any]) -> str:

@@ -1,8 +1,8 @@
 """The sweep report (``sweep.html``): one static page over every grid point's replications.
 
 Built from ``sweep.json`` (the per-point aggregates) and the replication table
-(``sweep.parquet``).  Like ``report.html`` it is self-contained: figures are inline PNG data
-URIs drawn with matplotlib, there is no script, nothing is fetched, and every string that
+(``sweep.parquet``).  Like ``report.html`` it is self-contained: figures are inline SVG drawn
+with matplotlib (``reports.svg``), there is no script, nothing is fetched, and every string that
 can come from the user (scenario name and description, grid keys and values, errors) is
 escaped.  Top to bottom: a banner (complete, failures, or interrupted), the outcome
 distribution per grid point, operating characteristics (rollback and promotion rates
@@ -13,22 +13,25 @@ replications, how to reproduce one replication alone, and the resolved scenario.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
-import re
+import shlex
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib
+import polars as pl
 
 from reports.page import page, table
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
-import polars as pl
+from reports.svg import (
+    FULL_WIDTH_PX,
+    figure_html,
+    legend_outside,
+    literal,
+    new_figure,
+    style,
+    to_svg,
+)
 
 __all__ = ["SECTIONS", "render_sweep_report"]
 
@@ -53,7 +56,6 @@ OUTCOME_COLOURS = {
 }
 _SERIES = ["#1f5fa8", "#d9641e", "#2a9d4b", "#8e44ad", "#c0392b", "#7f8c8d"]
 _MAX_SERIES = len(_SERIES)
-_DPI = 80
 
 
 # --------------------------------------------------------------------------- formatting
@@ -80,10 +82,11 @@ def _pct(value: Any, digits: int = 1) -> str:
 
 
 def _ci(ci: Sequence[Any], scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
+    """The interval on its own line under the value, so that wide tables stay narrow."""
     if not ci or ci[0] is None or ci[1] is None:
         return ""
     low, high = ci[0] * scale, ci[1] * scale
-    return f' <span class="ci">[{low:.{digits}g}{unit}, {high:.{digits}g}{unit}]</span>'
+    return f'<br><span class="ci">[{low:.{digits}g}{unit}, {high:.{digits}g}{unit}]</span>'
 
 
 def _mean_ci(stats: dict[str, Any], scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
@@ -98,61 +101,63 @@ def _sweep_table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int =
     return table(head, rows, left)
 
 
-def _figure(src: str, caption: str) -> str:
+def _figure(svg: str, caption: str) -> str:
     """An inline figure; ``caption`` is HTML (callers escape what came from the user)."""
-    alt = html.escape(re.sub(r"<[^>]+>", "", caption), quote=True)
-    return f'<figure><img src="{src}" alt="{alt}"><figcaption>{caption}</figcaption></figure>'
-
-
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _label_text(value: object) -> str:
-    """A label matplotlib shows literally (``$`` would start mathtext)."""
-    return str(value).replace("$", r"\$")
+    return figure_html(svg, caption)
 
 
 def _scaled(value: float | None, scale: float) -> float | None:
     return None if value is None else value * scale
 
 
-def _point_name(block: dict[str, Any]) -> str:
-    return f"{block['point']}: {block['label']}" if block["label"] else str(block["point"])
+def _values_label(block: dict[str, Any], keys: Sequence[str], width: int = 18) -> str:
+    """A grid point named by its values (the keys are on the axis), wrapped to ``width``."""
+    if not keys:
+        return "all"
+    text = ", ".join(_value_text(block["grid"][k]) for k in keys)
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 # --------------------------------------------------------------------------- figures
 
 
-def _outcome_figure(points: Sequence[dict[str, Any]]) -> str:
-    height = max(1.6, 0.34 * len(points) + 0.9)
-    fig, ax = plt.subplots(figsize=(9.0, height))
-    names = [_label_text(_point_name(b)) for b in points]
-    left = [0.0] * len(points)
-    for outcome, colour in OUTCOME_COLOURS.items():
-        shares = [
-            b["outcomes"][outcome] / b["replications"] if b["replications"] else 0.0 for b in points
-        ]
-        ax.barh(range(len(points)), shares, left=left, color=colour, label=outcome, height=0.7)
-        left = [a + s for a, s in zip(left, shares, strict=True)]
-    ax.set_yticks(range(len(points)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("share of finished replications")
-    ax.set_title("Rollout outcome by grid point")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    return _png(fig)
+def _outcome_figure(points: Sequence[dict[str, Any]], keys: Sequence[str]) -> str:
+    with style():
+        fig, (ax,) = new_figure(FULL_WIDTH_PX, max(160, 34 * len(points) + 110))
+        names = [literal(_values_label(b, keys, 40)) for b in points]
+        left = [0.0] * len(points)
+        for outcome, colour in OUTCOME_COLOURS.items():
+            shares = [
+                b["outcomes"][outcome] / b["replications"] if b["replications"] else 0.0
+                for b in points
+            ]
+            ax.barh(range(len(points)), shares, left=left, color=colour, label=outcome, height=0.7)
+            left = [a + s for a, s in zip(left, shares, strict=True)]
+        ax.set_yticks(range(len(points)), names)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("share of finished replications")
+        ax.set_ylabel(literal(", ".join(keys)) if keys else "grid point")
+        ax.set_title("Rollout outcome by grid point")
+        legend_outside(fig, ax)
+        return to_svg(fig, "outcomes", "Rollout outcome by grid point")
 
 
 def _numeric(values: Sequence[Any]) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
-def _oc_figure(summary: dict[str, Any], key: str) -> str:
-    """Rollback and promotion rate against ``key``, one line per setting of the other keys."""
+def _oc_figure(summary: dict[str, Any], key: str, index: int) -> str:
+    """Rollback and promotion rate against ``key``, one line per setting of the other keys.
+
+    Numeric settings sit at their values with ticks at exactly the grid's values (integers
+    stay integers); others are evenly spaced categories.  Rates span [0, 1] with room above
+    and below, so a rate of 0 or 1 is never drawn on the frame.
+    """
     grid = summary["grid"]
     values = grid["values"][key]
     others = [k for k in grid["keys"] if k != key]
@@ -160,93 +165,99 @@ def _oc_figure(summary: dict[str, Any], key: str) -> str:
     position = {json.dumps(v, sort_keys=True): i for i, v in enumerate(values)}
     series: dict[str, list[dict[str, Any]]] = {}
     for block in summary["points"]:
-        name = ", ".join(f"{k}={block['grid'][k]}" for k in others) or "all"
+        name = ", ".join(f"{k}={_value_text(block['grid'][k])}" for k in others) or "all"
         series.setdefault(name, []).append(block)
-    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.4), sharey=True)
-    for i, (name, blocks) in enumerate(list(series.items())[:_MAX_SERIES]):
-        for ax, outcome in zip(axes, ("rolled_back", "promoted"), strict=True):
-            xs, ys, lows, highs = [], [], [], []
-            for block in blocks:
-                rate = block["rates"][outcome]
-                if rate["rate"] is None:
-                    continue
-                value = block["grid"][key]
-                xs.append(value if numeric else position[json.dumps(value, sort_keys=True)])
-                ys.append(rate["rate"])
-                lows.append(rate["rate"] - rate["ci95"][0])
-                highs.append(rate["ci95"][1] - rate["rate"])
-            ax.errorbar(
-                xs,
-                ys,
-                yerr=[lows, highs],
-                color=_SERIES[i],
-                marker="o",
-                ms=4,
-                capsize=3,
-                label=_label_text(name),
-            )
-    for ax, title in zip(axes, ("Rollback rate", "Promotion rate"), strict=True):
-        ax.set_title(_label_text(f"{title} against {key}"), fontsize=10)
-        ax.set_xlabel(_label_text(key))
-        ax.set_ylim(-0.03, 1.03)
-        if not numeric:
-            ax.set_xticks(range(len(values)), [_label_text(v) for v in values], fontsize=8)
-    axes[0].set_ylabel("share of replications (95% Wilson)")
-    if len(series) > 1:
-        axes[1].legend(fontsize=7, loc="best")
-    return _png(fig)
+    with style():
+        fig, axes = new_figure(FULL_WIDTH_PX, 330, columns=2, sharey=True)
+        for i, (name, blocks) in enumerate(list(series.items())[:_MAX_SERIES]):
+            for ax, outcome in zip(axes, ("rolled_back", "promoted"), strict=True):
+                xs, ys, lows, highs = [], [], [], []
+                for block in blocks:
+                    rate = block["rates"][outcome]
+                    if rate["rate"] is None:
+                        continue
+                    value = block["grid"][key]
+                    xs.append(value if numeric else position[json.dumps(value, sort_keys=True)])
+                    ys.append(rate["rate"])
+                    lows.append(rate["rate"] - rate["ci95"][0])
+                    highs.append(rate["ci95"][1] - rate["rate"])
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=[lows, highs],
+                    color=_SERIES[i],
+                    marker="o",
+                    ms=5,
+                    capsize=3,
+                    label=literal(name) if ax is axes[0] else None,
+                )
+        for ax, title in zip(axes, ("Rollback rate", "Promotion rate"), strict=True):
+            ax.set_title(literal(f"{title} against {key}"))
+            ax.set_xlabel(literal(key))
+            ax.set_ylim(-0.1, 1.1)
+            ax.grid(alpha=0.3)
+            if numeric:
+                ax.set_xticks(values, [_value_text(v) for v in values])
+                span = (max(values) - min(values)) or 1
+                ax.set_xlim(min(values) - 0.1 * span, max(values) + 0.1 * span)
+            else:
+                ax.set_xticks(range(len(values)), [literal(_value_text(v)) for v in values])
+                ax.set_xlim(-0.5, len(values) - 0.5)
+        axes[0].set_ylabel("share of replications")
+        if len(series) > 1:
+            legend_outside(fig, axes[0])
+        return to_svg(fig, f"operating-{index}", f"Rollback and promotion rate against {key}")
 
 
 def _strip_figure(
     table: pl.DataFrame,
-    points: Sequence[dict[str, Any]],
+    summary: dict[str, Any],
     column: str,
     *,
     scale: float,
     ylabel: str,
     title: str,
 ) -> str:
-    """Every replication's value by grid point (coloured by outcome), mean ± 95% t interval."""
-    fig, ax = plt.subplots(figsize=(9.0, 3.2))
-    ok = table.filter((pl.col("status") == "ok") & pl.col(column).is_not_null())
-    n_reps = max(ok["replication"].to_list(), default=0) + 1
-    seen: set[str] = set()
-    for x, block in enumerate(points):
-        rows = ok.filter(pl.col("point") == block["point"])
-        for row in rows.select("replication", "outcome", column).iter_rows():
-            replication, outcome, value = row
-            # Spread the dots by replication index: deterministic, no random jitter.
-            offset = (replication / max(1, n_reps - 1) - 0.5) * 0.5 if n_reps > 1 else 0.0
-            ax.plot(
-                x + offset,
-                value * scale,
-                "o",
-                ms=3.5,
-                alpha=0.75,
-                color=OUTCOME_COLOURS.get(outcome, "#333"),
-                label=outcome if outcome not in seen else None,
-            )
-            seen.add(outcome)
-        stats = block[column]
-        if stats["mean"] is not None:
-            low, high = stats["ci95"]
-            mean = stats["mean"] * scale
-            err = [[mean - low * scale], [high * scale - mean]] if low is not None else None
-            ax.errorbar([x], [mean], yerr=err, fmt="_", color="#1d2733", ms=14, capsize=4)
-    names = [_point_name(b) for b in points]
-    rotation = 20
-    if max((len(n) for n in names), default=0) > 28:
-        names = [str(b["point"]) for b in points]  # long labels: the tables name the points
-        ax.set_xlabel("grid point")
-        rotation = 0
-    ax.set_xticks(
-        range(len(points)), [_label_text(n) for n in names], fontsize=8, rotation=rotation
-    )
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    if seen:
-        ax.legend(fontsize=7, loc="best")
-    return _png(fig)
+    """Every replication's value by grid point (coloured by outcome), mean ± 95% t interval;
+    grid points are named by their values."""
+    points = summary["points"]
+    keys = summary["grid"]["keys"]
+    with style():
+        fig, (ax,) = new_figure(FULL_WIDTH_PX, 320)
+        ok = table.filter((pl.col("status") == "ok") & pl.col(column).is_not_null())
+        n_reps = max(ok["replication"].to_list(), default=0) + 1
+        seen: set[str] = set()
+        for x, block in enumerate(points):
+            rows = ok.filter(pl.col("point") == block["point"])
+            for row in rows.select("replication", "outcome", column).iter_rows():
+                replication, outcome, value = row
+                # Spread the dots by replication index: deterministic, no random jitter.
+                offset = (replication / max(1, n_reps - 1) - 0.5) * 0.5 if n_reps > 1 else 0.0
+                ax.plot(
+                    x + offset,
+                    value * scale,
+                    "o",
+                    ms=4,
+                    alpha=0.75,
+                    color=OUTCOME_COLOURS.get(outcome, "#333"),
+                    label=outcome if outcome not in seen else None,
+                )
+                seen.add(outcome)
+            stats = block[column]
+            if stats["mean"] is not None:
+                low, high = stats["ci95"]
+                mean = stats["mean"] * scale
+                err = [[mean - low * scale], [high * scale - mean]] if low is not None else None
+                ax.errorbar([x], [mean], yerr=err, fmt="_", color="#1d2733", ms=16, capsize=4)
+        ax.set_xticks(range(len(points)), [literal(_values_label(b, keys)) for b in points])
+        ax.set_xlim(-0.6, len(points) - 0.4)
+        ax.set_xlabel(literal(", ".join(keys)) if keys else "grid point")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3, axis="y")
+        if seen:
+            legend_outside(fig, ax)
+        return to_svg(fig, f"strip-{column.replace('_', '-')}", title)
 
 
 # --------------------------------------------------------------------------- sections
@@ -303,7 +314,7 @@ def _outcomes(summary: dict[str, Any]) -> str:
     body = _sweep_table(head, rows)
     if any(b["replications"] for b in points):
         body += _figure(
-            _outcome_figure(points),
+            _outcome_figure(points, summary["grid"]["keys"]),
             "Share of each grid point's finished replications by rollout outcome.",
         )
     return body
@@ -327,9 +338,9 @@ def _operating(summary: dict[str, Any]) -> str:
     several = len(summary["grid"]["keys"]) > 1
     if not any(b["replications"] for b in summary["points"]):
         return body
-    for key in keys:
+    for index, key in enumerate(keys):
         body += _figure(
-            _oc_figure(summary, key),
+            _oc_figure(summary, key, index),
             f"Rollback and promotion rate against <code>{_esc(key)}</code> with 95% Wilson "
             "intervals (replications are independent, so each rate is a binomial proportion)"
             + ("; one line per setting of the other grid keys." if several else "."),
@@ -376,7 +387,7 @@ def _decision(summary: dict[str, Any], table: pl.DataFrame) -> str:
         body += _figure(
             _strip_figure(
                 table,
-                summary["points"],
+                summary,
                 "time_to_decision_s",
                 scale=1 / 60,
                 ylabel="minutes",
@@ -421,7 +432,7 @@ def _exposure(summary: dict[str, Any], table: pl.DataFrame) -> str:
         body += _figure(
             _strip_figure(
                 table,
-                summary["points"],
+                summary,
                 "users_exposed",
                 scale=1.0,
                 ylabel="users",
@@ -434,15 +445,20 @@ def _exposure(summary: dict[str, Any], table: pl.DataFrame) -> str:
 
 
 def _engagement(summary: dict[str, Any], table: pl.DataFrame) -> str:
-    rows = []
+    engagement_rows, latency_rows = [], []
     for b in summary["points"]:
-        rows.append(
+        point = [_esc(b["point"]), _esc(b["label"] or "–")]
+        engagement_rows.append(
             [
-                _esc(b["point"]),
-                _esc(b["label"] or "–"),
+                *point,
                 _mean_ci(b["candidate_ctr"], 100, 3, "%"),
                 _mean_ci(b["baseline_ctr"], 100, 3, "%"),
                 _mean_ci(b["ctr_difference"], 100, 3, " pp"),
+            ]
+        )
+        latency_rows.append(
+            [
+                *point,
                 _mean_ci(b["candidate_p99_ms"], digits=4),
                 _mean_ci(b["baseline_p99_ms"], digits=4),
                 _mean_ci(b["candidate_timeout_rate"], 100, 3, "%"),
@@ -450,19 +466,21 @@ def _engagement(summary: dict[str, Any], table: pl.DataFrame) -> str:
                 _mean_ci(b["dropped"], digits=4),
             ]
         )
-    head = [
-        "point",
-        "grid",
-        "candidate CTR",
-        "baseline CTR",
-        "CTR difference",
-        "candidate p99 ms",
-        "baseline p99 ms",
-        "candidate timeouts",
-        "fallbacks",
-        "dropped",
-    ]
-    body = _sweep_table(head, rows)
+    body = "<h3>Engagement</h3>" + _sweep_table(
+        ["point", "grid", "candidate CTR", "baseline CTR", "CTR difference"], engagement_rows
+    )
+    body += "<h3>Latency</h3>" + _sweep_table(
+        [
+            "point",
+            "grid",
+            "candidate p99 ms",
+            "baseline p99 ms",
+            "candidate timeouts",
+            "fallbacks",
+            "dropped",
+        ],
+        latency_rows,
+    )
     body += (
         '<p class="muted">Per replication, by assigned version (as in summary.json); here the '
         "mean over replications with a 95% Student-t interval, i.e. how much the number varies "
@@ -472,7 +490,7 @@ def _engagement(summary: dict[str, Any], table: pl.DataFrame) -> str:
         body += _figure(
             _strip_figure(
                 table,
-                summary["points"],
+                summary,
                 "ctr_difference",
                 scale=100.0,
                 ylabel="percentage points",
@@ -485,7 +503,7 @@ def _engagement(summary: dict[str, Any], table: pl.DataFrame) -> str:
         body += _figure(
             _strip_figure(
                 table,
-                summary["points"],
+                summary,
                 "candidate_p99_ms",
                 scale=1.0,
                 ylabel="ms",
@@ -514,22 +532,42 @@ def _failures(summary: dict[str, Any]) -> str:
     return _sweep_table(["point", "grid", "error", "replication", "seed"], rows, left=3)
 
 
+#: Grid points whose command the reproduce section spells out.
+MAX_COMMANDS = 20
+
+
+def reproduce_command(summary: dict[str, Any], block: dict[str, Any]) -> str:
+    """The ``rollout-lab run`` command whose run is replication 0 of grid point ``block``:
+    the point's seed, the sweep's own ``--set`` options, then the point's grid values (the
+    order the sweep applied them), each argument quoted for a POSIX shell."""
+    scenario = summary["scenario"]
+    sets = [o for o in scenario.get("overrides") or [] if not o.startswith("seed=")]
+    sets += [f"{k}={_value_text(v)}" for k, v in block["grid"].items()]
+    words = ["rollout-lab", "run", scenario["file"], "--seed", str(block["seed"])]
+    for item in sets:
+        words += ["--set", item]
+    return " ".join(shlex.quote(w) for w in words)
+
+
 def _reproduce(summary: dict[str, Any]) -> str:
-    example = summary["points"][0] if summary["points"] else None
-    if example is None:
+    points = summary["points"]
+    if not points:
         return ""
-    sets = " ".join(
-        f"--set {_esc(k)}={_esc(json.dumps(v) if not isinstance(v, str) else v)}"
-        for k, v in example["grid"].items()
+    commands = "\n".join(reproduce_command(summary, b) for b in points[:MAX_COMMANDS])
+    more = (
+        f'<p class="muted">The first {MAX_COMMANDS} of {len(points)} grid points; the others '
+        "follow the same pattern with their seed and grid values (sweep.json).</p>"
+        if len(points) > MAX_COMMANDS
+        else ""
     )
     return (
-        "<p>Replication 0 of grid point <i>g</i> is the run "
-        f"<code>rollout-lab run {_esc(summary['scenario']['file'])} --seed SEED "
-        "--set KEY=VALUE …</code> with the point's seed and grid values (plus the sweep's own "
-        "<code>--set</code> options); e.g. point 0: <code>--seed "
-        f"{_esc(example['seed'])} {sets}</code>. Replication <i>r</i> draws its traffic, "
-        "service times and user responses from <code>SeedSequence(seed, spawn_key=(stream, "
-        "r))</code> on the same trained versions.</p>"
+        "<p>Replication 0 of each grid point is this single run (its seed, the sweep's own "
+        "<code>--set</code> options, then its grid values):</p>"
+        f"<pre>{_esc(commands)}</pre>"
+        + more
+        + '<p class="muted">Replication <i>r</i> draws its traffic, service times and user '
+        "responses from <code>SeedSequence(seed, spawn_key=(stream, r))</code> on the same "
+        "trained versions.</p>"
     )
 
 

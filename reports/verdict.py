@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from replay.errors import UserInputError
+from replay.errors import UserInputError, shown
 
 __all__ = ["Expectation", "check_expectations", "parse_expectation"]
 
@@ -28,31 +28,50 @@ class Expectation:
     metric: str
     op: str
     target: float | str | bool
+    #: the condition as the scenario wrote it (``"== 0"``, not ``"== 0.0"``)
+    written: str = ""
 
     @property
     def condition(self) -> str:
-        return f"{self.op} {self.target}"
+        return self.written or f"{self.op} {self.target}"
+
+
+#: Text that starts like a condition but with an operator that does not exist ("=< 5").
+_OPERATOR_LIKE = re.compile(r"^\s*[<>=!~]")
+
+
+def _as_written(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def parse_expectation(metric: str, value: object, *, source: str) -> Expectation:
+    """One ``[expect]`` entry; an unknown operator or a non-number after ``<`` is refused."""
     if isinstance(value, bool):
-        return Expectation(metric, "==", value)
+        return Expectation(metric, "==", value, f"== {_as_written(value)}")
     if isinstance(value, int | float):
-        return Expectation(metric, "==", float(value))
+        return Expectation(metric, "==", float(value), f"== {_as_written(value)}")
     text = str(value)
     match = _CONDITION.match(text)
     if match is None:
-        return Expectation(metric, "==", text)
+        if _OPERATOR_LIKE.match(text):
+            raise UserInputError(
+                f"{source}: expect.{metric} must start with one of < <= > >= == != or be a plain "
+                f"value, got {shown(text)}"
+            )
+        return Expectation(metric, "==", text, f"== {text.strip()}")
     op, raw = match.groups()
     try:
         target: float | str = float(raw)
     except ValueError:
         if op not in ("==", "!="):
             raise UserInputError(
-                f"{source}: expect.{metric} must compare with a number after {op!r}, got {text!r}"
+                f"{source}: expect.{metric} must compare with a number after {op!r}, got "
+                f"{shown(text)}"
             ) from None
         target = raw.strip("\"'")
-    return Expectation(metric, op, target)
+    return Expectation(metric, op, target, f"{op} {raw}")
 
 
 def _lookup(summary: dict[str, Any], path: str, *, source: str) -> Any:

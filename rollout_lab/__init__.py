@@ -5,10 +5,11 @@ Python surface, declared here so that a notebook starts with ``import rollout_la
 
     import rollout_lab
 
-    scenario = rollout_lab.load_scenario("scenarios/quickstart.toml", ["traffic.duration=30m"])
-    result = rollout_lab.run(scenario)
+    result = rollout_lab.run("scenarios/quickstart.toml", set={"traffic.duration": "30m"})
+    result                               # in a notebook: the report, inline
+    result.summary()["decision"]         # summary.json as a dict
+    result.decisions, result.windows     # polars DataFrames
     result.requests                      # polars DataFrame, one row per request
-    result.controller.decisions          # the decision trace
 
     prepared = rollout_lab.prepare(rollout_lab.load_scenario("scenarios/aa_test.toml"))
     outcomes = rollout_lab.replicate(prepared, range(200))
@@ -21,25 +22,28 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from lab.artifacts import open_store
     from lab.operating import ReplicationOutcome, operating_characteristics, replicate
-    from lab.pipeline import Prepared, RunResult, prepare, run, simulate_prepared
+    from lab.pipeline import Prepared, prepare, simulate_prepared
     from lab.scenario import Scenario, load_scenario, parse_scenario
     from replay.errors import UserInputError
+    from rollout_lab.results import RunResult, run
 
 # Where each public name lives.  Loaded on first use, so that ``rollout-lab --help`` and the
 # cheap refusals never pay for numpy, polars, implicit and matplotlib.
 _PUBLIC = {
     "Prepared": "lab.pipeline",
     "ReplicationOutcome": "lab.operating",
-    "RunResult": "lab.pipeline",
+    "RunResult": "rollout_lab.results",
     "Scenario": "lab.scenario",
     "UserInputError": "replay.errors",
     "load_scenario": "lab.scenario",
+    "open_store": "lab.artifacts",
     "operating_characteristics": "lab.operating",
     "parse_scenario": "lab.scenario",
     "prepare": "lab.pipeline",
     "replicate": "lab.operating",
-    "run": "lab.pipeline",
+    "run": "rollout_lab.results",
     "simulate_prepared": "lab.pipeline",
 }
 
@@ -50,6 +54,7 @@ __all__ = [
     "Scenario",
     "UserInputError",
     "load_scenario",
+    "open_store",
     "operating_characteristics",
     "parse_scenario",
     "prepare",

@@ -68,7 +68,12 @@ class ProgressBar:
     def status(self, text: str) -> None:
         """Show a phase (e.g. "preparing world and models") until the bar takes over."""
         if self.enabled:
-            self._write(f"{self.label}: {text}"[: self._width() - 1])
+            elapsed = self._clock() - self._started
+            self._write(f"{self.label}: {text}  {elapsed:.1f} s"[: self._width() - 1])
+
+    def stage(self, text: str) -> None:
+        """A part of the preparation starts (``lab.pipeline.prepare``'s ``stage``)."""
+        self.status(f"preparing: {text}")
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:

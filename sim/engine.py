@@ -2,28 +2,40 @@
 
 Per request the engine does as little as possible (DESIGN section 2):
 
-* arrivals come from one generator process that sleeps until the next logged/synthetic
-  arrival; routing is one comparison of a precomputed bucket with the current threshold;
+* arrivals come from one generator process; when nothing else is due before the next
+  arrival, the clock moves straight to it (no event at all), otherwise the process sleeps
+  until then; routing is one comparison of a precomputed bucket with the current threshold;
 * a cache hit is handled inline in that loop — no process, no event;
-* a miss becomes a request on the version's ``simpy.Resource`` (replicas x concurrency).  It is
-  driven by callbacks rather than a process per request: a granted request schedules one
-  timeout for its service time; a queued one also arms a deadline timer that cancels it if
-  the client's timeout passes first (the server never works on an abandoned request);
+* a miss becomes a request on the version's servers (``sim.servers.ServerPool``, replicas x
+  concurrency, admitting exactly as ``simpy.Resource`` does, without a request and a release
+  event per request).  It is driven by callbacks rather than a process per request: a
+  request let in schedules one timeout for its service time; a queued one also arms a
+  deadline timer that withdraws it if the client's timeout passes first (the server never
+  works on an abandoned request);
 * a request whose service would end after the client's deadline keeps the server busy for
   the whole service time (the work is wasted) while the client falls back at the deadline.
 
 Fallback chain (``serving.fallback``): ``baseline`` re-sends the request to the baseline's
 servers with a fresh timeout, ``stale_cache`` serves any cached list for the user whatever its
-age or version, ``popular`` serves the popularity list; when the chain is exhausted the request
-is dropped.  Every arrival ends as exactly one of served / fallback / dropped.
+age, of a version still in service, ``popular`` serves the popularity list; when the chain is
+exhausted the request is dropped.  Every arrival ends as exactly one of served / fallback /
+dropped.
+
+A version is *in service* while new requests may be routed to it: production, and the
+candidate while it holds buckets.  A rolled-back version is out of service: its lists are
+never served from the cache again except to units draining on it, and never stored under a
+user's key (``flush_on_change``, ``ttl_only``), where the user's next request on another
+version would find it.  Under ``flush_on_change`` a list is also kept only if its unit is
+still routed to its version when it is served (a request in flight across a flush).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import simpy
@@ -45,7 +57,7 @@ from sim.records import (
     Records,
 )
 from sim.router import Routing, route
-from sim.servers import ServiceSampler, ServiceTime
+from sim.servers import ServerPool, ServiceSampler, ServiceTime
 
 __all__ = ["Attempt", "CachePlan", "Controller", "EnginePlan", "VersionPlan", "simulate"]
 
@@ -118,18 +130,58 @@ class Controller(Protocol):
         ...
 
 
-class Attempt(NamedTuple):
+class Attempt:
     """One try of one request on one version's servers (a fallback makes another)."""
 
-    i: int  # the request's row in the records
-    version: int
-    t_arrival: float  # when the user asked (latency counts from here)
-    t_start: float  # when this try began (its timeout counts from here)
-    deadline: float
-    chain_pos: int  # 0 for the first try, k after k fallback steps
-    user: int
-    shadow: bool  # a mirrored copy: recorded apart, never shown
-    request: simpy.resources.resource.Request
+    __slots__ = (
+        "chain_pos",
+        "deadline",
+        "granted",
+        "i",
+        "shadow",
+        "t_arrival",
+        "t_start",
+        "user",
+        "version",
+    )
+
+    def __init__(
+        self,
+        i: int,
+        version: int,
+        t_arrival: float,
+        t_start: float,
+        deadline: float,
+        chain_pos: int,
+        user: int,
+        shadow: bool,
+    ) -> None:
+        self.i = i  # the request's row in the records
+        self.version = version
+        self.t_arrival = t_arrival  # when the user asked (latency counts from here)
+        self.t_start = t_start  # when this try began (its timeout counts from here)
+        self.deadline = deadline
+        self.chain_pos = chain_pos  # 0 for the first try, k after k fallback steps
+        self.user = user
+        self.shadow = shadow  # a mirrored copy: recorded apart, never shown
+        self.granted = False  # let in by the servers (in service, or done)
+
+
+class _Clock(simpy.Environment):
+    """SimPy's environment, whose clock may also move to a time before anything is due.
+
+    ``advance_to(t)`` is what ``yield env.timeout(t - now)`` does when no event is scheduled
+    before or at ``t`` (the timeout would be the next event): the same order of everything,
+    without creating, scheduling and processing an event.
+    """
+
+    def due(self) -> float:
+        """When the next scheduled event is due (infinity when nothing is)."""
+        queue = self._queue
+        return queue[0][0] if queue else math.inf
+
+    def advance_to(self, t: float) -> None:
+        self._now = t
 
 
 @dataclass(slots=True)
@@ -153,7 +205,7 @@ def simulate(
 
     ``progress(done, total)`` is called after every block of arrivals (for a progress bar).
     """
-    env = simpy.Environment()
+    env = _Clock()
     n = int(plan.t_s.shape[0])
     if records.n != n:
         raise ValueError(f"records hold {records.n} slots for {n} requests")
@@ -170,7 +222,8 @@ def simulate(
         ServiceSampler(v.service, rng=s, cold_factor=v.cold_factor, cold_length_s=v.cold_length_s)
         for v, s in zip(versions, streams[len(versions) :], strict=True)
     ]
-    servers = [simpy.Resource(env, capacity=v.capacity) for v in versions]
+    # Filled in below, once ``start_service`` exists (a pool starts what it lets in).
+    servers: list[ServerPool] = []
     cache_plan = plan.cache
     cache = LruCache(cache_plan.capacity, cache_plan.ttl_s) if cache_plan.enabled else None
     versioned = cache_plan.invalidation == "versioned_keys"
@@ -197,12 +250,29 @@ def simulate(
     rec_shadow_result = records.shadow_result
     rec_shadow_latency = records.shadow_latency_ms
 
-    faults = FaultState(
-        plan.faults, servers, versions, [samplers, shadow_samplers], rng_faults, routing, cache
-    )
+    flushes = cache_plan.invalidation == "flush_on_change"
+    plan_unit, plan_bucket, plan_eligible = plan.unit, plan.assign_bucket, plan.eligible
 
     def cache_key(version: int, user: int) -> int:
         return version * n_users + user if versioned else user
+
+    def routed_now(i: int) -> int:
+        """The version request ``i``'s unit would be routed to if it arrived now."""
+        if routing.slow:
+            return route(
+                routing, int(plan_unit[i]), int(plan_bucket[i]), bool(plan_eligible[i]), env.now
+            )
+        if plan_eligible[i] and plan_bucket[i] < routing.candidate_threshold:
+            return routing.candidate
+        return routing.baseline
+
+    def keeps(i: int, version: int) -> bool:
+        """Whether ``version``'s list, just served for request ``i``, goes into the cache."""
+        if versioned:
+            return True  # its own key: only requests routed to ``version`` read it
+        if version != int(rec_version[i]) or not _in_service(routing, version):
+            return False
+        return not flushes or routed_now(i) == version
 
     # --- completion of one request --------------------------------------------------------
 
@@ -211,7 +281,7 @@ def simulate(
         rec_served_by[i] = version
         rec_latency[i] = (now - t_arrival) * 1000.0
         rec_result[i] = SERVED if chain_pos == 0 else FALLBACK
-        if cache is not None and (versioned or version == int(rec_version[i])):
+        if cache is not None and keeps(i, version):
             cache.store(cache_key(version, user), version, now)
 
     def fail(i: int, version: int, t_arrival: float, chain_pos: int, user: int, why: int) -> None:
@@ -227,13 +297,7 @@ def simulate(
                 return
             if step == "stale_cache" and cache is not None:
                 got = _any_cached(
-                    cache,
-                    user,
-                    versioned,
-                    n_users,
-                    int(rec_version[i]),
-                    routing.baseline,
-                    len(versions),
+                    cache, user, versioned, n_users, int(rec_version[i]), routing, len(versions)
                 )
                 if got >= 0:
                     end_fallback(i, t_arrival, got, STALE)
@@ -268,28 +332,23 @@ def simulate(
             else:
                 fail(i, version, t_arrival, chain_pos, user, SERVER_ERROR)
             return
-        if queue_limit and len(server.queue) >= queue_limit:
+        if queue_limit and len(server.waiting) >= queue_limit:
             if shadow:
                 rec_shadow_result[i] = DROPPED
             else:
                 fail(i, version, t_arrival, chain_pos, user, QUEUE_FULL)
             return
-        request = server.request()
         deadline = t_start + timeout_s
-        attempt = Attempt(
-            i, version, t_arrival, t_start, deadline, chain_pos, user, shadow, request
-        )
-        if request.triggered:
-            start_service(attempt)
-        else:
-            request.callbacks.append(partial(_drop_event, start_service, attempt))
+        attempt = Attempt(i, version, t_arrival, t_start, deadline, chain_pos, user, shadow)
+        server.request(attempt)  # starts it now if let in
+        if not attempt.granted:
             timer = env.timeout(deadline - env.now)
             timer.callbacks.append(partial(_drop_event, queue_deadline, attempt))
 
     def queue_deadline(attempt: Attempt) -> None:
-        if attempt.request.triggered:
-            return  # granted before the deadline: service is under way
-        attempt.request.cancel()
+        if attempt.granted:
+            return  # let in before the deadline: service is under way
+        servers[attempt.version].cancel(attempt)
         i = attempt.i
         if attempt.shadow:
             rec_shadow_result[i] = DROPPED
@@ -311,12 +370,12 @@ def simulate(
             done.callbacks.append(lambda _ev: complete(attempt, server))
         else:
             # The client gives up at its deadline; the server still works the whole time.
-            done.callbacks.append(partial(_release, server, attempt.request))
+            done.callbacks.append(partial(_release, server))
             late = env.timeout(attempt.deadline - now)
             late.callbacks.append(lambda _ev: give_up(attempt))
 
-    def complete(attempt: Attempt, server: simpy.Resource) -> None:
-        server.release(attempt.request)
+    def complete(attempt: Attempt, server: ServerPool) -> None:
+        server.release()
         if attempt.shadow:
             rec_shadow_result[attempt.i] = SERVED
             rec_shadow_latency[attempt.i] = (env.now - attempt.t_start) * 1000.0
@@ -339,10 +398,17 @@ def simulate(
                 TIMEOUT,
             )
 
+    servers.extend(ServerPool(v.capacity, start_service) for v in versions)
+    faults = FaultState(
+        plan.faults, servers, versions, [samplers, shadow_samplers], rng_faults, routing, cache
+    )
+
     # --- processes ------------------------------------------------------------------------
 
     def arrivals() -> Generator[simpy.Event, Any, None]:
         timeout = env.timeout
+        due = env.due
+        advance_to = env.advance_to
         lookup = cache.lookup if cache is not None else None
         stats = cache.stats if cache is not None else None
         for lo in range(0, n, _CHUNK):
@@ -358,7 +424,10 @@ def simulate(
             for j, t in enumerate(times):
                 now = env.now
                 if t > now:
-                    yield timeout(t - now)
+                    if t < due():
+                        advance_to(t)  # nothing happens before it: no event needed
+                    else:
+                        yield timeout(t - now)
                     now = env.now
                 i = lo + j
                 user = users[j]
@@ -417,15 +486,20 @@ def simulate(
     return outcome
 
 
-def _release(
-    server: simpy.Resource, request: simpy.resources.resource.Request, _event: Any
-) -> None:
-    server.release(request)
+def _release(server: ServerPool, _event: Any) -> None:
+    server.release()
 
 
 def _drop_event(action: Callable[[Attempt], None], attempt: Attempt, _event: Any) -> None:
     """SimPy callbacks receive the event; the engine's handlers only need the attempt."""
     action(attempt)
+
+
+def _in_service(routing: Routing, version: int) -> bool:
+    """Whether new requests may be routed to ``version`` (see the module docstring)."""
+    return version == routing.baseline or (
+        version == routing.candidate and routing.candidate_threshold > 0
+    )
 
 
 def _any_cached(
@@ -434,15 +508,21 @@ def _any_cached(
     versioned: bool,
     n_users: int,
     assigned: int,
-    baseline: int,
+    routing: Routing,
     n_versions: int,
 ) -> int:
-    """Version of any list cached for ``user`` (assigned first, then baseline, then others)."""
+    """Version of a list cached for ``user``, of any age, from a version in service or the
+    one the request drains on (assigned first, then baseline, then others); ``-1`` if none."""
+
+    def servable(v: int) -> bool:
+        return _in_service(routing, v) or v == assigned == routing.drain_version
+
     if not versioned:
-        return cache.peek_any(user)
+        got = cache.peek_any(user)
+        return got if got >= 0 and servable(got) else -1
+    baseline = routing.baseline
     order = [assigned, baseline, *[v for v in range(n_versions) if v not in (assigned, baseline)]]
     for v in order:
-        got = cache.peek_any(v * n_users + user)
-        if got >= 0:
-            return got
+        if servable(v) and cache.peek_any(v * n_users + user) >= 0:
+            return v
     return -1

@@ -18,31 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
 
 from sim.cache import LruCache
+from sim.fault_kinds import FAULT_KINDS, FaultKind
 from sim.router import BUCKETS, Routing
-from sim.servers import ServiceSampler
+from sim.servers import ServerPool, ServiceSampler
 
 if TYPE_CHECKING:
     from sim.engine import VersionPlan
 
 __all__ = ["FAULT_KINDS", "FaultKind", "FaultState", "FaultWindow"]
-
-FaultKind = Literal[
-    "latency_spike", "error_burst", "replica_crash", "capacity_loss", "misroute", "cache_loss"
-]
-FAULT_KINDS: tuple[FaultKind, ...] = (
-    "latency_spike",
-    "error_burst",
-    "replica_crash",
-    "capacity_loss",
-    "misroute",
-    "cache_loss",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +53,7 @@ class FaultState:
     def __init__(
         self,
         faults: tuple[FaultWindow, ...],
-        servers: list[simpy.Resource],
+        servers: list[ServerPool],
         versions: Sequence[VersionPlan],
         samplers: list[list[ServiceSampler]],
         rng: np.random.Generator,
@@ -121,7 +110,7 @@ class FaultState:
             else:
                 left = max(0, round(plan.capacity * fault.fraction))
             # Capacity 0 is a version with every replica down: requests queue until timeout.
-            _set_capacity(self.servers[v], left if on else plan.capacity)
+            self.servers[v].set_capacity(left if on else plan.capacity)
         elif fault.kind == "misroute":
             self.routing.set_misroute(round(fault.fraction * BUCKETS) if on else 0)
         elif fault.kind == "cache_loss" and self.cache is not None:
@@ -129,11 +118,3 @@ class FaultState:
                 self.cache.lose_share(fault.fraction)
             else:
                 self.cache.restore_capacity()
-
-
-def _set_capacity(server: simpy.Resource, capacity: int) -> None:
-    """Change a resource's capacity mid-run; running requests finish, queued ones wait for room."""
-    server._capacity = (
-        capacity  # SimPy exposes capacity read-only; the slot is the source of truth.
-    )
-    server._trigger_put(None)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +36,17 @@ from sim.records import (
 from sim.stats import ArmStats, clustered_ratio
 from sim.users import CascadeUsers
 
-__all__ = ["RATE_METRICS", "Monitor", "RequestTruth", "RunningTotals", "WindowStats"]
+__all__ = [
+    "LIST_MEANS",
+    "RATE_METRICS",
+    "Monitor",
+    "RequestTruth",
+    "RunningTotals",
+    "WindowStats",
+]
 
 # Per-request 0/1 events behind the rate metrics guardrails may test.
-_RATE_EVENTS = {
+_RATE_EVENTS: dict[str, Callable[[Records, np.ndarray], np.ndarray]] = {
     "ctr": lambda rec, idx: rec.clicks[idx],
     "timeout_rate": lambda rec, idx: rec.failure[idx] == TIMEOUT,
     "error_rate": lambda rec, idx: (
@@ -46,8 +54,17 @@ _RATE_EVENTS = {
     ),
     "fallback_rate": lambda rec, idx: (rec.result[idx] == FALLBACK) | (rec.result[idx] == DROPPED),
     "abandon_rate": lambda rec, idx: rec.abandoned[idx],
+    "cache_hit_rate": lambda rec, idx: rec.cache[idx] == HIT,
 }
+# Rates over a subset of the requests: the hit rate is per cache lookup.
+_RATE_COUNTED: dict[str, Callable[[Records, np.ndarray], np.ndarray]] = {
+    "cache_hit_rate": lambda rec, idx: np.isin(rec.cache[idx], (HIT, MISS, STALE)),
+}
+# Mirrored copies: the only rate they have is how many were dropped (timeouts and errors).
+_SHADOW_RATES = frozenset({"timeout_rate", "error_rate"})
 RATE_METRICS = frozenset(_RATE_EVENTS)
+#: Per-request means of the version's list for the request's user (precomputed per user).
+LIST_MEANS = frozenset({"diversity", "stability"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,12 +289,17 @@ class Monitor:
         lo = min(int(np.searchsorted(self.t_s, start_s, side="left")), hi)
         return dataclasses.replace(self._window(version, lo, hi, end_s), t_start_s=start_s)
 
-    def _ece(self, mine: np.ndarray) -> float:
+    def _shown(self, mine: np.ndarray) -> np.ndarray:
+        """The rows whose list was shown and looked at (not dropped, not abandoned)."""
         rec = self.records
-        shown = mine[(rec.result[mine] != DROPPED) & ~rec.abandoned[mine]]
+        shown: np.ndarray = mine[(rec.result[mine] != DROPPED) & ~rec.abandoned[mine]]
+        return shown
+
+    def _ece(self, mine: np.ndarray) -> float:
+        shown = self._shown(mine)
         if shown.size == 0:
             return float("nan")
-        return expected_calibration_error(rec.p_click[shown], rec.clicks[shown])
+        return expected_calibration_error(self.records.p_click[shown], self.records.clicks[shown])
 
     def _list_mean(self, name: str, version: int, mine: np.ndarray) -> float:
         per_user = self.list_quality.get(name)
@@ -291,18 +313,69 @@ class Monitor:
         """CTR of everything settled so far, with the variance of a unit-randomised test."""
         return clustered_ratio(self.unit_requests[version], self.unit_clicks[version])
 
-    def clustered_window_rate(self, version: int, metric: str) -> ArmStats:
-        """A per-request rate of the last settled window, clustered by sticky unit."""
+    # --- the last settled window, request by request (guardrails judge on evidence) ------
+
+    def _window_rows(self, version: int, *, shadow: bool = False) -> np.ndarray:
+        """Rows of the last settled window assigned to ``version`` (or mirrored to it)."""
         lo, hi = self.last_slice
-        rec = self.records
-        mine = np.flatnonzero(rec.version[lo:hi] == version) + lo
-        if mine.size == 0:
+        column = self.records.shadow if shadow else self.records.version
+        return np.flatnonzero(column[lo:hi] == version) + lo
+
+    def _clustered(self, rows: np.ndarray, values: np.ndarray) -> ArmStats:
+        """Mean of per-request ``values`` over ``rows``, with a variance clustered by unit."""
+        if rows.size == 0:
             return ArmStats(0, 0.0, 0.0)
-        events = _RATE_EVENTS[metric](rec, mine)
-        _, inverse = np.unique(self.unit[mine], return_inverse=True)
+        _, inverse = np.unique(self.unit[rows], return_inverse=True)
         n_u = np.bincount(inverse)
-        x_u = np.bincount(inverse, weights=events.astype(np.float64))
+        x_u = np.bincount(inverse, weights=values.astype(np.float64))
         return clustered_ratio(n_u, x_u)
+
+    def clustered_window_rate(self, version: int, metric: str, *, shadow: bool = False) -> ArmStats:
+        """A per-request rate of the last settled window, clustered by sticky unit.
+
+        ``shadow``: of the copies mirrored to ``version`` (timeout and error rates only,
+        both read as the share of copies dropped).
+        """
+        rec = self.records
+        rows = self._window_rows(version, shadow=shadow)
+        if shadow:
+            if metric not in _SHADOW_RATES:
+                raise ValueError(f"{metric} is not measured on mirrored copies")
+            return self._clustered(rows, rec.shadow_result[rows] == DROPPED)
+        counted = _RATE_COUNTED.get(metric)
+        if counted is not None:
+            rows = rows[counted(rec, rows)]
+        return self._clustered(rows, _RATE_EVENTS[metric](rec, rows))
+
+    def clustered_window_mean(self, version: int, name: str) -> ArmStats:
+        """Mean list quality (``diversity`` or ``stability``) of the window's requests."""
+        per_user = self.list_quality.get(name)
+        rows = self._window_rows(version)
+        if per_user is None:
+            return ArmStats(0, 0.0, 0.0)
+        values = per_user[version][self.user[rows]]
+        known = np.isfinite(values)
+        return self._clustered(rows[known], values[known])
+
+    def window_latencies(
+        self, version: int, *, shadow: bool = False, model: bool = False
+    ) -> np.ndarray:
+        """Latencies (ms) of the window's requests on ``version`` (or of its mirrored copies).
+
+        ``model``: only the requests the version's model answered (``Records.model_answered``);
+        every mirrored copy is one.
+        """
+        rows = self._window_rows(version, shadow=shadow)
+        if model and not shadow:
+            rows = rows[self.records.model_answered(rows)]
+        column = self.records.shadow_latency_ms if shadow else self.records.latency_ms
+        latencies: np.ndarray = column[rows]
+        return latencies
+
+    def window_predictions(self, version: int) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted click probability, clicked) of the window's shown requests (as ECE)."""
+        shown = self._shown(self._window_rows(version))
+        return self.records.p_click[shown], self.records.clicks[shown]
 
     @property
     def n_units(self) -> int:

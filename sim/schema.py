@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
 from sim.durations import parse_duration
 
@@ -50,9 +50,20 @@ def ranged(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
     return AfterValidator(check)
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# What a scenario file may hold for a duration (the JSON Schema of ``rollout-lab schema``):
+# seconds, or a text like "90s", "10m", "1h30m".
+_DURATION_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "number", "minimum": 0},
+            {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*)+$"},
+        ],
+        "description": "seconds, or a duration such as '250ms', '90s', '10m', '2h', '1h30m'",
+    }
+)
+Duration = Annotated[float, BeforeValidator(parse_duration), _DURATION_SCHEMA]
 PositiveDuration = Annotated[
-    float, BeforeValidator(parse_duration), ranged(0, math.inf, lo_open=True)
+    float, BeforeValidator(parse_duration), ranged(0, math.inf, lo_open=True), _DURATION_SCHEMA
 ]
 Percent = Annotated[float, ranged(0, 100)]
 Fraction = Annotated[float, ranged(0, 1)]

@@ -1,4 +1,5 @@
-"""Service-time distributions of model servers, each knowing its analytic mean.
+"""Model servers: service-time distributions (each knowing its analytic mean) and the pool
+of servers a version's requests wait for.
 
 Samples are drawn in blocks from a per-version ``numpy.random.Generator`` so the event loop
 pays one list index per request, and the stream is reproducible whatever else draws numbers.
@@ -12,11 +13,14 @@ pays one list index per request, and the stream is reproducible whatever else dr
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Z_99", "ServiceSampler", "ServiceTime"]
+__all__ = ["Z_99", "ServerPool", "ServiceSampler", "ServiceTime"]
 
 #: Standard normal 0.99 quantile.
 Z_99 = 2.3263478740408408
@@ -106,3 +110,52 @@ class ServiceSampler:
             self.cold_factor = 1.0  # warm: stop paying for the check
             return 1.0
         return self.cold_factor - (self.cold_factor - 1.0) * elapsed / self.cold_length_s
+
+
+class ServerPool:
+    """A version's servers: ``capacity`` requests in service at once, the others waiting.
+
+    Admission is exactly ``simpy.Resource``'s: a request, a release and a change of capacity
+    each let at most the *oldest* waiting request in, if a slot is free (so after capacity
+    grows, waiting requests are let in one per later request or release, as SimPy does).  A
+    request let in starts at once: ``start(attempt)`` is called right away instead of through
+    a request event and a release event per request, which the engine does not need (one
+    callback chain per event, and SimPy runs those two events at the same simulated time,
+    before anything else due then).
+
+    ``attempt`` is any object with a mutable boolean ``granted``.
+    """
+
+    __slots__ = ("busy", "capacity", "start", "waiting")
+
+    def __init__(self, capacity: int, start: Callable[[Any], None]) -> None:
+        self.capacity = capacity
+        self.busy = 0
+        self.waiting: deque[Any] = deque()
+        self.start = start
+
+    def request(self, attempt: Any) -> None:
+        """Queue ``attempt``, then let the oldest waiting request in if a slot is free."""
+        self.waiting.append(attempt)
+        self._admit()
+
+    def cancel(self, attempt: Any) -> None:
+        """Withdraw a waiting attempt (its client timed out); it never holds a slot."""
+        self.waiting.remove(attempt)
+
+    def release(self) -> None:
+        """A request in service ended: free its slot and let the oldest waiting one in."""
+        self.busy -= 1
+        self._admit()
+
+    def set_capacity(self, capacity: int) -> None:
+        """Replicas crash or return: running requests finish, waiting ones wait for room."""
+        self.capacity = capacity
+        self._admit()
+
+    def _admit(self) -> None:
+        if self.waiting and self.busy < self.capacity:
+            attempt = self.waiting.popleft()
+            attempt.granted = True
+            self.busy += 1
+            self.start(attempt)

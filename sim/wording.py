@@ -13,11 +13,15 @@ pure function of its numbers, tested against a table of cases
   :func:`difference_verdict`, :func:`comparison_phrase`;
 * p-values that never print as 0: :func:`p_value_text`;
 * drift: :func:`drift_status` from PSI against its alert threshold and the KS p-value;
-* latency against its budget: :func:`budget_phrase`; guardrails: :func:`guardrail_verdict`;
+* latency against its budget: :func:`budget_phrase`; guardrails: :func:`guardrail_verdict`,
+  :func:`guardrail_breach`;
 * calibration warnings: :func:`calibration_warnings`;
 * a seed-noise floor too low to compare against: :func:`noise_floor_warning`;
 * fairness: a group's exposure share between versions, :func:`share_change`; the worst user
   group after correcting for the number of groups, :func:`group_harm`.
+* the rollout's decision for a reader: :func:`decision_verdict`, :func:`decision_action`,
+  the gate's state :func:`gate_state`, a duration :func:`about_duration` and the projected
+  time to decision :func:`projected_time`.
 
 Unknown numbers (``None`` or NaN) never produce a judgement: they say so.
 """
@@ -30,18 +34,24 @@ from typing import Literal
 
 __all__ = [
     "IntervalSide",
+    "about_duration",
     "budget_phrase",
     "calibration_warnings",
     "comparison_phrase",
     "count_noun",
+    "decision_action",
+    "decision_verdict",
     "difference_verdict",
     "drift_status",
     "expectations_headline",
+    "gate_state",
     "group_harm",
+    "guardrail_breach",
     "guardrail_verdict",
     "interval_side",
     "noise_floor_warning",
     "p_value_text",
+    "projected_time",
     "share_change",
     "success_streak",
     "tally",
@@ -269,3 +279,114 @@ def group_harm(low: float | None, high: float | None, groups: int) -> str:
         return f"not significant after correcting for {compared} (interval includes 0)"
     word = "worse" if side == "below" else "better"
     return f"significantly {word} even after correcting for {compared} (interval {side} 0)"
+
+
+# --- the decision a reader should take ---------------------------------------------------------
+
+#: Outcome -> (verdict headline, CSS class of the decision box).
+_VERDICTS = {
+    "promoted": ("Promoted", "pass"),
+    "rolled_back": ("Rolled back", "fail"),
+    "held": ("Held after failed analyses", "fail"),
+    "inconclusive": ("Paused: inconclusive", "neutral"),
+    "in_progress": ("Undecided", "neutral"),
+    "superseded": ("Superseded by the next release", "neutral"),
+}
+
+
+def decision_verdict(outcome: str) -> tuple[str, str]:
+    """``(headline, tone)`` of a rollout outcome; tone is ``pass``, ``fail`` or ``neutral``."""
+    return _VERDICTS.get(outcome, (outcome.replace("_", " ").capitalize(), "neutral"))
+
+
+def about_duration(seconds: float | None) -> str:
+    """``"about 40 min"``, ``"about 5 h"``, ``"about 2.5 d"``: two significant figures at
+    most, for a projection whose precision is a few percent; ``"–"`` when unknown."""
+    if not _known(seconds) or seconds is None or seconds < 0:
+        return "–"
+    if seconds < 90 * 60:
+        value, unit = seconds / 60.0, "min"
+    elif seconds < 48 * 3600:
+        value, unit = seconds / 3600.0, "h"
+    else:
+        value, unit = seconds / 86400.0, "d"
+    shown = f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+    return f"about {shown} {unit}"
+
+
+def projected_time(
+    weight: float,
+    median_s: float | None,
+    effect_relative: float,
+    decided_share: float,
+    horizon_s: float,
+) -> str:
+    """One clause of the projected time to decision at ``weight`` %: ``"at 10 % weight the
+    gate needs about 5 h to detect a 5 % lift"``; when fewer than half of the simulated paths
+    decide within the horizon, says that it would most likely not decide within it."""
+    lift = f"{100 * effect_relative:.3g} % lift"
+    if median_s is None:
+        return (
+            f"at {weight:g} % weight the gate would most likely not detect a {lift} within "
+            f"{about_duration(horizon_s).removeprefix('about ')} (it does in "
+            f"{100 * decided_share:.0f} % of simulated runs)"
+        )
+    return f"at {weight:g} % weight the gate needs {about_duration(median_s)} to detect a {lift}"
+
+
+def gate_state(p_value: float | None, alpha: float, analyses: int) -> str:
+    """Why an undecided gate has not decided: ``"after 12 analyses the always-valid p-value
+    is 0.41, above alpha = 0.05"``."""
+    if not _known(p_value) or p_value is None:
+        return f"after {count_noun(analyses, 'analysis')} the gate has not been evaluated"
+    return (
+        f"after {count_noun(analyses, 'analysis')} the gate's always-valid p-value is "
+        f"{p_value_text(p_value)}, {'above' if p_value > alpha else 'at or below'} "
+        f"alpha = {alpha:g}"
+    )
+
+
+def decision_action(outcome: str, candidate: str, *, projected: bool = False) -> str:
+    """The recommended next step for a rollout that ended with ``outcome``."""
+    if outcome == "promoted":
+        return f"Ship {candidate}: it serves all traffic now; keep watching its guardrails."
+    if outcome == "rolled_back":
+        return f"Do not ship {candidate}: fix what failed (above), then rehearse the rollout again."
+    if outcome == "held":
+        return f"Keep {candidate} where it is and investigate the failed analyses before going on."
+    if outcome == "superseded":
+        return f"Nothing to do for {candidate}: the next release replaced it."
+    if projected:
+        return (
+            f"Keep {candidate} at its weight until the gate decides, or give it more traffic "
+            "to decide sooner (projected times below)."
+        )
+    return f"Keep the rollout of {candidate} running until the policy decides."
+
+
+def guardrail_breach(
+    label: str,
+    *,
+    estimate: float,
+    side: Literal["min", "max"],
+    limit: float,
+    bound: float,
+    alpha: float,
+    relative: bool,
+) -> str:
+    """Why a guardrail failed: the estimate, the limit, and the confidence bound beyond it.
+
+    ``bound`` is the lower confidence bound for a ``max`` and the upper one for a ``min``;
+    ``relative`` values are fractions shown as signed percentages.  E.g.
+    ``"latency_ms.p99 181 > max 120 (lower confidence bound 143 at alpha 0.0019)"``.
+    """
+
+    def shown(x: float) -> str:
+        return f"{x:+.1%}" if relative else f"{x:.4g}"
+
+    sign, which = (">", "lower") if side == "max" else ("<", "upper")
+    limit_text = f"{limit:+.1%}" if relative else f"{limit:g}"
+    return (
+        f"{label} {shown(estimate)} {sign} {side} {limit_text} "
+        f"({which} confidence bound {shown(bound)} at alpha {alpha:.2g})"
+    )

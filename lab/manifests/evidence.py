@@ -26,8 +26,11 @@ def evaluate_condition(text: str, result: Any) -> bool:
     return _compiled(text)(result)
 
 
-def evidence_for(rollout: Rollout, monitor: Monitor) -> Analyst:
-    """The evidence for ``rollout``: measured when its policy or a Kayenta judge needs it."""
+def evidence_for(rollout: Rollout, monitor: Monitor, *, horizon_s: float) -> Analyst:
+    """The evidence for ``rollout``: measured when its policy or a Kayenta judge needs it.
+
+    ``horizon_s`` (the run's duration) sets how many analyses the guardrails' error budget
+    is shared across."""
     if POLICIES[rollout.policy].schedules_measurements or rollout.kayenta is not None:
-        return MeasuredAnalyst(rollout, monitor, evaluate=evaluate_condition)
-    return Analyst(rollout, monitor)
+        return MeasuredAnalyst(rollout, monitor, evaluate=evaluate_condition, horizon_s=horizon_s)
+    return Analyst(rollout, monitor, horizon_s=horizon_s)

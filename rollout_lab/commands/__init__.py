@@ -6,6 +6,6 @@ module only parses its own options and does its job.
 
 from __future__ import annotations
 
-from rollout_lab.commands import check, export, models, run, sweep, train, validate
+from rollout_lab.commands import check, export, models, run, schema, sweep, train, validate
 
-COMMANDS = (run, validate, check, sweep, train, models, export)
+COMMANDS = (run, validate, check, sweep, train, models, schema, export)

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from lab.footprint import MEMORY_ENV
+from lab.version import lab_version
 from replay.errors import UserInputError
 from replay.log_formats import LogFormat
-from rollout_lab.outputs import write_atomic
+from rollout_lab.outputs import check_out_file, write_atomic
+
+if TYPE_CHECKING:
+    from reports.junit import Suite
 
 __all__ = [
     "EXIT_EXPECTATION",
     "EXIT_INTERNAL",
     "EXIT_OK",
+    "EXIT_OUTPUT",
     "EXIT_USER",
     "LOG_FORMATS",
+    "MAX_LINE",
+    "cache_options",
+    "check_file_outputs",
+    "error_line",
+    "file_output_options",
     "guard_options",
+    "lab_version",
     "overrides",
     "printable",
     "scenario_files",
@@ -26,9 +38,13 @@ __all__ = [
     "slug",
     "toml_string",
     "write_atomic",
+    "write_file_outputs",
 ]
 
-EXIT_OK, EXIT_EXPECTATION, EXIT_USER, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_EXPECTATION, EXIT_USER, EXIT_INTERNAL, EXIT_OUTPUT = 0, 1, 2, 3, 4
+#: Longest line the CLI prints for one error: values are cut where they are echoed, this is
+#: the backstop for a message that still grew too long.
+MAX_LINE = 1_000
 
 LOG_FORMATS = list(get_args(LogFormat))
 
@@ -79,6 +95,66 @@ def guard_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def cache_options(p: argparse.ArgumentParser) -> None:
+    """``--cache-dir`` and ``--no-cache``, shared by the commands that prepare scenarios."""
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=(
+            "keep prepared worlds, trained versions and top-K lists here for reruns "
+            "(default: $ROLLOUT_LAB_CACHE, else ~/.cache/rollout-lab)"
+        ),
+    )
+    p.add_argument(
+        "--no-cache", action="store_true", help="build everything; read and write no cache"
+    )
+
+
+def file_output_options(p: argparse.ArgumentParser) -> None:
+    """``--markdown FILE``, shared by ``run`` and ``check``."""
+    p.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write a short Markdown summary (for a CI job's step summary)",
+    )
+
+
+def _file_outputs(args: argparse.Namespace) -> list[tuple[str, Path, str]]:
+    from reports.junit import JUNIT_MARKER
+    from reports.markdown import MARKDOWN_MARKER
+
+    wanted = [
+        ("--junit", getattr(args, "junit", None), JUNIT_MARKER),
+        ("--markdown", getattr(args, "markdown", None), MARKDOWN_MARKER),
+    ]
+    return [(option, path, marker) for option, path, marker in wanted if path is not None]
+
+
+def check_file_outputs(args: argparse.Namespace) -> None:
+    """``--junit`` / ``--markdown`` files follow the output rules (``outputs.check_out_file``):
+    checked before anything runs, and again just before they are written."""
+    for option, path, marker in _file_outputs(args):
+        check_out_file(
+            path, option=option, force=getattr(args, "force", False), marker=marker.encode()
+        )
+
+
+def write_file_outputs(args: argparse.Namespace, suites: Sequence[Suite]) -> None:
+    """Write ``--junit`` and ``--markdown`` for ``suites`` (each atomically)."""
+    from reports.junit import junit_xml
+    from reports.markdown import markdown_summary
+
+    check_file_outputs(args)
+    for option, path, _marker in _file_outputs(args):
+        text = junit_xml(suites) if option == "--junit" else markdown_summary(suites)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text)
+
+
 def toml_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -104,6 +180,14 @@ def printable(text: str) -> str:
         ch if ch.isprintable() or ch == "\n" else ch.encode("unicode_escape").decode("ascii")
         for ch in text
     )
+
+
+def error_line(message: str, *, prefix: str = "rollout-lab: error: ") -> str:
+    """One printable line of at most ``MAX_LINE`` characters for stderr."""
+    text = printable(" ".join(message.split()))
+    if len(text) > MAX_LINE:
+        text = text[: MAX_LINE - 1] + "…"
+    return prefix + text
 
 
 def slug(name: str) -> str:

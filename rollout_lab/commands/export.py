@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from replay.errors import UserInputError
 from rollout_lab.commands.common import EXIT_OK, overrides, scenario_options, write_atomic
+from rollout_lab.outputs import check_out_file
+
+# Every exported manifest's first comment line says who wrote it.
+EXPORT_MARKER = b"manifest written by rollout-lab"
 
 NAME = "export"
 
@@ -35,10 +38,9 @@ def execute(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return EXIT_OK
     out: Path = args.out
-    if out.is_dir():
-        raise UserInputError(f"{out}: is a folder; give a file name for the manifest")
-    if out.exists() and not args.force:
-        raise UserInputError(f"{out}: exists; pass --force to replace it")
+    # The output rules of --junit and --markdown: a file is replaced only with --force, and
+    # only when its header says rollout-lab wrote it.
+    check_out_file(out, option="--out", force=args.force, marker=EXPORT_MARKER)
     write_atomic(out, text.encode("utf-8"))
     print(f"wrote {out}")
     return EXIT_OK

@@ -6,22 +6,32 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lab.footprint import MemoryLimit, check_memory, estimate_run, memory_limit
+from lab.footprint import MemoryLimit, memory_guard, memory_limit
+from replay.errors import UserInputError
 from rollout_lab.commands.common import (
     EXIT_EXPECTATION,
     EXIT_OK,
+    cache_options,
+    check_file_outputs,
+    error_line,
+    file_output_options,
     guard_options,
     overrides,
     printable,
     scenario_options,
     slug,
+    write_file_outputs,
 )
-from rollout_lab.outputs import Payload, check_out_dir, commit_run
+from rollout_lab.outputs import Payload, check_out_dir, commit_run, output_names
 from rollout_lab.progress import ProgressBar
 from rollout_lab.signals import RunInterrupted, raise_if_stopped
+
+if TYPE_CHECKING:
+    from replay.artifact_store import ArtifactStore
 
 NAME = "run"
 
@@ -32,14 +42,20 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<name>)")
     scenario_options(p)
     guard_options(p)
+    cache_options(p)
     p.add_argument("--requests-parquet", action="store_true", help="also write requests.parquet")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier run in --out (only the files it wrote, if unchanged)",
+    )
     p.add_argument(
         "--reproducible",
         action="store_true",
         help="write wall-clock timings as 0 so summaries are byte-identical",
     )
     p.add_argument("--quiet", action="store_true", help="print only the report path")
+    file_output_options(p)
 
 
 def _incomplete_note(path: Path) -> str:
@@ -60,36 +76,53 @@ def run_scenario(
     requests_parquet: bool = False,
     limit: MemoryLimit | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
+    store: ArtifactStore | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Path]:
-    """Load, check, simulate, then write report.html (junit.xml, requests.parquet) and
-    summary.json last.
+    """Check, simulate, then write report.html (junit.xml, requests.parquet) and summary.json.
 
-    Before anything runs: the output folder is checked (``outputs.check_out_dir``) and the
-    run's memory estimated against ``limit`` (default ``footprint.memory_limit()``).  Nothing is
-    written until the run is computed; a SIGINT / SIGTERM (``RunInterrupted``) leaves the
-    folder as it was, or marked ``INCOMPLETE`` if it arrives while the files are written.
+    Before anything runs: the scenario and its files pass :func:`preflight.preflight` (the
+    same checks as ``validate``) and the output folder ``outputs.check_out_dir``.  Nothing
+    is written until the run is computed (``outputs.commit_run``); a SIGINT / SIGTERM
+    (``RunInterrupted``) carries the folder and what it holds.
     """
-    from lab.pipeline import run
-    from lab.scenario import load_scenario
-    from reports.html import render_report
-    from reports.junit import junit_xml
-    from reports.summary import build_summary, dumps
-    from reports.verdict import check_expectations
+    from rollout_lab.preflight import preflight, suite_of
 
-    scenario = load_scenario(path, overrides)
+    started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    clock = time.perf_counter()
+    active_limit = limit or memory_limit()
+    checked = preflight(path, overrides, limit=active_limit)
+    scenario = checked.scenario
     target = out if out is not None else Path("runs") / slug(scenario.name)
-    check_out_dir(target, force=force)
-    base_dir = path.resolve().parent
-    estimate = estimate_run(scenario, base_dir=base_dir, source=path.name)
-    check_memory(estimate, limit or memory_limit(), source=path.name)
-
-    def step(done: int, total: int) -> None:
-        raise_if_stopped()
-        if progress is not None:
-            progress(done, total)
-
+    writes = output_names(bool(scenario.expect), requests_parquet)
     try:
-        result = run(scenario, source_name=path.name, base_dir=base_dir, progress=step)
+        check_out_dir(target, force=force, writes=writes)
+        # The simulator and the report load only once every cheap check has passed.
+        from lab.pipeline import run
+        from reports.html import render_report
+        from reports.junit import junit_xml
+        from reports.summary import build_summary, dumps
+        from reports.verdict import check_expectations
+
+        def step(done: int, total: int) -> None:
+            raise_if_stopped()
+            if progress is not None:
+                progress(done, total)
+
+        with memory_guard(active_limit):
+            result = run(
+                scenario,
+                source_name=path.name,
+                base_dir=checked.base_dir,
+                progress=step,
+                stage=stage,
+                store=store,
+            )
+        if result.requests.height == 0:
+            raise UserInputError(
+                f"{path.name}: the run drew no requests, so there is nothing to judge (lengthen "
+                "traffic.duration or raise the arrival rate)"
+            )
         started = time.perf_counter()
         summary = build_summary(result, scenario_file=path.name, reproducible=reproducible)
         verdict = check_expectations(summary, dict(scenario.expect), source=path.name)
@@ -98,19 +131,37 @@ def run_scenario(
             "report.html": render_report(summary, result.requests, verdict)
         }
         if scenario.expect:
-            files["junit.xml"] = junit_xml([(scenario.name, verdict)])
+            suite = suite_of(
+                summary, path, target, time_s=time.perf_counter() - clock, timestamp=started_at
+            )
+            files["junit.xml"] = junit_xml([suite])
         if requests_parquet:
             files["requests.parquet"] = result.requests.write_parquet
         # Always present (the schema promises it); a wall-clock time, so 0 when reproducible.
         summary["timing"]["report_s"] = (
             0.0 if reproducible else round(time.perf_counter() - started, 4)
         )
-        # The folder may have changed while the run computed (another run finished there).
-        check_out_dir(target, force=force)
-        commit_run(target, files, dumps(summary), note=_incomplete_note(path))
+        commit = commit_run(
+            target,
+            files,
+            dumps(summary),
+            note=_incomplete_note(path),
+            force=force,
+            scenario=scenario.name,
+        )
     except RunInterrupted as stop:
-        stop.out = target
+        if stop.out is None:
+            stop.out, stop.folder = target, "unchanged"
         raise
+    for name in commit.left_changed:
+        print(
+            error_line(
+                f"{target / name} is from an earlier run but was changed since: left as it is "
+                "(not part of this run)",
+                prefix="rollout-lab: note: ",
+            ),
+            file=sys.stderr,
+        )
     return summary, verdict, target
 
 
@@ -167,7 +218,11 @@ def _console(summary: dict[str, Any], target: Path, *, reproducible: bool = Fals
 
 
 def execute(args: argparse.Namespace) -> int:
+    from lab.artifacts import open_store
+
     limit = memory_limit(args.max_memory)
+    store = open_store(args.cache_dir, enabled=not args.no_cache)
+    check_file_outputs(args)
     with ProgressBar(sys.stderr, args.scenario.stem, enabled=False if args.quiet else None) as bar:
         bar.status("preparing world and models")
         summary, verdict, target = run_scenario(
@@ -179,7 +234,18 @@ def execute(args: argparse.Namespace) -> int:
             requests_parquet=args.requests_parquet,
             limit=limit,
             progress=bar,
+            stage=bar.stage,
+            store=store,
         )
-    console = _console(summary, target, reproducible=args.reproducible)
-    print(printable(str(target / "report.html") if args.quiet else console))
+    try:
+        if args.markdown is not None:
+            from rollout_lab.preflight import suite_of
+
+            wall_s = float(summary["timing"]["wall_s"] or 0.0)
+            write_file_outputs(args, [suite_of(summary, args.scenario, target, time_s=wall_s)])
+        console = _console(summary, target, reproducible=args.reproducible)
+        print(printable(str(target / "report.html") if args.quiet else console))
+    except RunInterrupted as stop:
+        stop.out, stop.folder = target, "complete"
+        raise
     return EXIT_OK if verdict["passed"] else EXIT_EXPECTATION

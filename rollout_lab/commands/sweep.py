@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from multiprocessing import get_context
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from replay.errors import UserInputError
 from rollout_lab.commands.common import (
     EXIT_OK,
+    cache_options,
     overrides,
     scenario_options,
     slug,
@@ -82,6 +83,7 @@ def add_parser(sub: Any) -> None:
         "--out", type=Path, default=None, help="output folder (default runs/<name>-sweep)"
     )
     scenario_options(p)
+    cache_options(p)
     p.add_argument("--force", action="store_true", help="overwrite an earlier sweep in --out")
     p.add_argument(
         "--reproducible",
@@ -408,7 +410,8 @@ def _table(summary: dict[str, Any]) -> str:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from lab.sweep import PartStore, parse_grid, plan_sweep, run_sweep
+    from lab.artifacts import open_store
+    from lab.sweep import ArtifactCache, PartStore, parse_grid, plan_sweep, run_sweep
 
     axes = parse_grid(args.grid)
     if args.seeds < 1:
@@ -418,13 +421,29 @@ def execute(args: argparse.Namespace) -> int:
         raise UserInputError(f"--workers must be at least 1, got {workers}")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise UserInputError(f"--chunk-size must be at least 1, got {args.chunk_size}")
+    artifacts = open_store(args.cache_dir, enabled=not args.no_cache)
+    # Workers prepare each grid point once, through the store (an absolute path: workers may
+    # run elsewhere).
+    cache = (
+        None
+        if artifacts is None
+        else ArtifactCache(str(artifacts.root.absolute()), artifacts.max_bytes)
+    )
     # Validate every grid point before starting an engine: a bad value costs nothing.
-    plan = plan_sweep(args.scenario, overrides(args), axes, args.seeds)
+    plan = plan_sweep(args.scenario, overrides(args), axes, args.seeds, cache=cache)
     out = args.out if args.out is not None else Path("runs") / f"{slug(plan.base.name)}-sweep"
+    created = not out.exists()
     prepare_sweep_out(out, args.force)
     kind, runner = _engine(args, workers)
     started = time.perf_counter()
-    with runner:
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(runner)
+        except BaseException:
+            if created:  # an engine that cannot start leaves no empty --out folder behind
+                with suppress(OSError):
+                    out.rmdir()
+            raise
         slots = runner.slots  # a remote cluster's size is known once connected
         plan = plan.chunked(slots=slots, chunk_size=args.chunk_size)
         store = PartStore(out, plan)

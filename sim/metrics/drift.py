@@ -16,7 +16,13 @@ from scipy import stats
 from replay.errors import must_be
 from sim.metrics._checks import FloatArray, as_1d_float
 
-__all__ = ["KSResult", "PSIResult", "ks_two_sample", "population_stability_index"]
+__all__ = [
+    "KSResult",
+    "PSIResult",
+    "ks_two_sample",
+    "population_stability_index",
+    "psi_on_bins",
+]
 
 # Above this sample size "auto" switches from the exact p-value to the asymptotic one; the
 # same threshold as scipy.stats.ks_2samp, so both agree on which one a sample gets.
@@ -87,6 +93,20 @@ def population_stability_index(
     c = np.maximum(c, epsilon)
     psi = float(((c - r) * np.log(c / r)).sum())
     return PSIResult(psi, edges, r, c)
+
+
+def psi_on_bins(bins: PSIResult, live: npt.ArrayLike, *, epsilon: float = 1e-4) -> PSIResult:
+    """PSI of another live sample on the bins and reference shares of an earlier result.
+
+    Equal to ``population_stability_index(reference, live)`` for the reference ``bins`` was
+    computed from, without binning the reference again (windows of one run share it).
+    """
+    cur = as_1d_float("psi_on_bins", "live", live)
+    k = bins.inner_edges.shape[0] + 1
+    c = np.bincount(np.searchsorted(bins.inner_edges, cur, side="left"), minlength=k)
+    c = np.maximum(c / cur.shape[0], epsilon)
+    r = bins.reference_share
+    return PSIResult(float(((c - r) * np.log(c / r)).sum()), bins.inner_edges, r, c)
 
 
 def _exact_pvalue(m: int, n: int, d_scaled: int) -> float:

@@ -7,9 +7,11 @@ An analysis, in order:
 * a sample-ratio-mismatch check (chi-square of distinct units per arm against the weight,
   when the weight held still for the whole window and the policy keeps a fixed split) — a
   mismatch fails the analysis;
-* guardrails on the candidate's window (absolute bounds, or bounds relative to the baseline
-  judged by a one-sided non-inferiority test for rates) — any breach fails it.  While the
-  candidate only receives mirrored traffic (shadow phases) guardrails read the shadow copies;
+* guardrails on the candidate's window, each bound judged on evidence (a one-sided
+  confidence bound beyond it, not the point estimate) at a level that shares
+  ``analysis.guardrail_alpha`` across every bound and every planned analysis
+  (``sim.policies.guardrails``) — any breach fails it.  While the candidate only receives
+  mirrored traffic (shadow phases) guardrails read the shadow copies;
 * the primary gate: CTR judged by an always-valid mSPRT on everything seen since the
   candidate first got users (safe to peek at every interval): ``worse`` fails, ``better``
   passes, otherwise the analysis is inconclusive.
@@ -20,19 +22,19 @@ tests substitute a scripted one to check a policy's decisions exactly.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from sim.monitor import RATE_METRICS, Monitor, WindowStats
+from sim.monitor import Monitor, WindowStats
 from sim.policies.decisions import Verdict
+from sim.policies.guardrails import GuardrailBudget, GuardrailJudge
 from sim.policies.measurements import Measurement, MeasurementRequest
-from sim.policies.settings import Guardrail, Rollout
+from sim.policies.settings import Rollout
 from sim.router import drain_deadlines
-from sim.stats import SequentialTest, guardrail_worse, mixing_variance_for_mde, srm_check
+from sim.stats import SequentialTest, mixing_variance_for_mde, srm_check
 
 __all__ = ["AnalysisResult", "Analyst", "ArmTotals", "Arms", "Evidence", "Window"]
 
@@ -103,16 +105,20 @@ class Evidence(Protocol):
 
 
 class Analyst:
-    """``Evidence`` from the monitor: windows, the gate, guardrails and the SRM check."""
+    """``Evidence`` from the monitor: windows, the gate, guardrails and the SRM check.
 
-    def __init__(self, config: Rollout, monitor: Monitor) -> None:
+    ``horizon_s`` is how long analyses can run (the run's duration): it sets how many
+    analyses the guardrail budget is shared across.
+    """
+
+    def __init__(self, config: Rollout, monitor: Monitor, *, horizon_s: float) -> None:
         self.config = config
         self.monitor = monitor
         self.gate_test: SequentialTest | None = None
-
-    @property
-    def _alpha(self) -> float:
-        return self.config.gate.alpha if self.config.gate else 0.05
+        self.guardrail_budget = GuardrailBudget.plan(config, horizon_s)
+        self._judge = (
+            GuardrailJudge(monitor, self.guardrail_budget) if self.guardrail_budget else None
+        )
 
     def restart(self) -> None:
         self.gate_test = None
@@ -179,11 +185,25 @@ class Analyst:
             srm = self._srm(base, cand, arms.weight, numbers)
             if srm:
                 problems.append(srm)
-        problems += [
-            r
-            for g in self.config.guardrails
-            if (r := self._breach(g, base, cand, arms, shadow_only))
-        ]
+        if self._judge is not None:
+            numbers["guardrails.alpha_per_bound"] = self._judge.budget.per_bound
+            for guard in self.config.guardrails:
+                breach = self._judge.breach(
+                    guard,
+                    baseline=arms.baseline,
+                    candidate=arms.candidate,
+                    shadow=shadow_only,
+                    numbers=numbers,
+                )
+                # What the guardrail saw and whether it held, for the report's analysis grid.
+                seen = (
+                    cand.shadow_metric(guard.metric) if shadow_only else cand.metric(guard.metric)
+                )
+                if seen is not None:
+                    numbers[f"guardrail.{guard.metric}"] = seen
+                numbers[f"guardrail.{guard.metric}.breach"] = float(bool(breach))
+                if breach:
+                    problems.append(breach)
         verdict: Verdict = "fail" if problems else "pass"
         reason = "; ".join(problems) if problems else "guardrails ok"
         if self.config.gate is not None and not shadow_only and 0 < arms.weight < 100:
@@ -244,51 +264,3 @@ class Analyst:
             f"always-valid p={result.p_value:.3g})"
         )
         return result.decision, reason, numbers
-
-    def _breach(
-        self, guard: Guardrail, base: WindowStats, cand: WindowStats, arms: Arms, shadow: bool
-    ) -> str:
-        metric = guard.metric
-        if shadow:
-            value_or_none = cand.shadow_metric(metric)
-            if value_or_none is None:
-                return ""  # not observable on mirrored traffic (e.g. CTR): nobody saw it
-            value = value_or_none
-        else:
-            value = cand.metric(metric)
-        label = f"shadow {metric}" if shadow else metric
-        if guard.max is not None and value > guard.max:
-            return f"{label} {value:.4g} > max {guard.max:g}"
-        if guard.min is not None and value < guard.min:
-            return f"{label} {value:.4g} < min {guard.min:g}"
-        if base.requests == 0:
-            return ""
-        bounds = [(guard.min_relative_to_baseline, "min"), (guard.max_relative_to_baseline, "max")]
-        for bound, side in bounds:
-            if bound is None:
-                continue
-            if metric in RATE_METRICS and not shadow:
-                control = self.monitor.clustered_window_rate(arms.baseline, metric)
-                treatment = self.monitor.clustered_window_rate(arms.candidate, metric)
-                result = guardrail_worse(
-                    control,
-                    treatment,
-                    margin=abs(bound),
-                    relative=True,
-                    higher_is_better=side == "min",
-                    alpha=self._alpha,
-                    metric=metric,
-                )
-                if result.worse:
-                    return result.reason
-                continue
-            reference = base.metric(metric)
-            if not (math.isfinite(reference) and reference > 0 and math.isfinite(value)):
-                continue
-            change = value / reference - 1.0
-            if (side == "max" and change > bound) or (side == "min" and change < bound):
-                return (
-                    f"{label} {value:.4g} is {change:+.1%} vs baseline {reference:.4g} "
-                    f"({side} {bound:+.1%})"
-                )
-        return ""

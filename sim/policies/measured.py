@@ -70,8 +70,15 @@ def lab_value(stats: WindowStats, metric: LabMetric, *, shadow: bool = False) ->
 class MeasuredAnalyst(Analyst):
     """``Evidence`` that measures what the policy asks (see the module docstring)."""
 
-    def __init__(self, config: Rollout, monitor: Monitor, *, evaluate: ConditionEvaluator) -> None:
-        super().__init__(config, monitor)
+    def __init__(
+        self,
+        config: Rollout,
+        monitor: Monitor,
+        *,
+        evaluate: ConditionEvaluator,
+        horizon_s: float,
+    ) -> None:
+        super().__init__(config, monitor, horizon_s=horizon_s)
         self.evaluate = evaluate
 
     def analyse(self, until_s: float, arms: Arms) -> AnalysisResult | None:

@@ -61,6 +61,9 @@ class Analysis(Table):
     inconclusive_limit: PosInt = 3
     consecutive_success_limit: PosInt = 1
     min_requests: NonNegInt = 200
+    #: Probability that guardrails roll back a candidate within every bound, over all of
+    #: them and every planned analysis (see ``sim.bounds.look_alpha``).
+    guardrail_alpha: Annotated[float, ranged(0, 0.5, lo_open=True)] = 0.05
 
 
 class Gate(Table):

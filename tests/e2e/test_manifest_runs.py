@@ -78,8 +78,17 @@ def test_export_writes_a_manifest_that_runs_the_same_policy(
     capsys.readouterr()
     assert main(["export", "flagger", str(scenario), "--out", str(target)]) == 2
     assert capsys.readouterr().err == (
-        f"rollout-lab: error: {target}: exists; pass --force to replace it\n"
+        f"rollout-lab: error: --out {target}: exists (pass --force to replace it, or move it "
+        "away)\n"
     )
+    assert main(["export", "flagger", str(scenario), "--out", str(target), "--force"]) == 0
+    # A file the lab did not write is never replaced, --force or not.
+    foreign = tmp_path / "theirs.yaml"
+    foreign.write_text("kind: Canary  # hand-written\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["export", "flagger", str(scenario), "--out", str(foreign), "--force"]) == 2
+    assert "was not written by rollout-lab" in capsys.readouterr().err
+    assert foreign.read_text(encoding="utf-8") == "kind: Canary  # hand-written\n"
     # --rollout takes the policy from the exported file instead of the scenario's manifest.
     assert main(["validate", str(scenario), "--rollout", str(target)]) == 0
     assert main(["export", "argo", str(scenario)]) == 2

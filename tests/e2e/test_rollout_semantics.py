@@ -151,3 +151,26 @@ def test_with_every_release_rolled_back_training_restarts_from_production() -> N
     parents = [r["parent"] for r in releases.values()]
     assert outcomes[0] == "rolled_back", outcomes
     assert parents[1] == "baseline"
+
+
+def test_guardrails_need_evidence_not_a_noisy_point_estimate() -> None:
+    # Before the fix, guardrails read each window's point estimate: on a 5 % A/A canary the
+    # plug-in ECE of a few hundred requests (inflated by its bins' noise) crossed its limit in
+    # window after window and rolled back a candidate identical to the baseline.
+    result = _run(
+        "aa_test",
+        "rollout.weight=5",
+        'rollout.guardrails=[{ metric = "ece", max = 0.03 }]',
+        "rollout.analysis.min_requests=50",
+        "traffic.duration=60m",
+        "users.click_offset=-1.0",
+    )
+    analyses = [d for d in result.controller.decisions if d.action == "analysis"]
+    window_ece = [w[1].ece for w in result.monitor.windows[: len(analyses)]]
+    assert sum(e > 0.03 for e in window_ece) >= 2, window_ece  # the old rule rolls back
+    lowers = [
+        d.numbers["guardrail.ece.lower"] for d in analyses if "guardrail.ece.lower" in d.numbers
+    ]
+    assert lowers and max(lowers) <= 0.03
+    assert result.controller.failures == 0
+    assert result.controller.outcome == "in_progress"

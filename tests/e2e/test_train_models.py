@@ -19,10 +19,16 @@ def test_train_then_list_show_diff(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["train", scenario, "--registry", str(registry), *SMALL]) == 0
     capsys.readouterr()
     assert main(["models", "list", "--registry", str(registry)]) == 0
-    ids = capsys.readouterr().out.split()
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["version", "parent", "created", "(UTC)"]
+    ids = [line.split()[0] for line in table[1:]]
     assert [i.split("@")[0] for i in ids] == ["baseline", "candidate"]
+    assert table[2].split()[1] == "baseline" and table[2].split()[3] == "20"
     assert main(["models", "show", ids[1], "--registry", str(registry)]) == 0
     shown = json.loads(capsys.readouterr().out)
+    # A name stands for its newest version.
+    assert main(["models", "show", "candidate", "--registry", str(registry)]) == 0
+    assert json.loads(capsys.readouterr().out) == shown
     assert shown["parent_id"] == ids[0]
     assert shown["update"] == "warm_start"
     for key in (
@@ -36,13 +42,19 @@ def test_train_then_list_show_diff(tmp_path: Path, capsys: pytest.CaptureFixture
     ):
         assert shown[key] is not None, key
     assert 0 <= shown["metrics"]["recall"] <= 1
-    assert main(["models", "diff", ids[0], ids[1], "--registry", str(registry)]) == 0
-    assert "jaccard_mean" in capsys.readouterr().out
+    assert main(["models", "diff", "baseline", ids[1], "--registry", str(registry)]) == 0
+    diff = capsys.readouterr().out.splitlines()
+    recall = next(line for line in diff if line.startswith("recall@K")).split()
+    a, b, delta = float(recall[1]), float(recall[2]), float(recall[3])
+    assert recall[3][0] in "+-" and not recall[1].startswith("+")
+    assert delta == pytest.approx(b - a, abs=2e-4)
+    lists = next(line for line in diff if line.startswith("lists on"))
+    assert "Jaccard@K 0." in lists or "Jaccard@K 1." in lists
     # Training the same scenario again registers the very same ids (data-time tags, hashes).
     assert main(["train", scenario, "--registry", str(registry), *SMALL]) == 0
     capsys.readouterr()
     assert main(["models", "list", "--registry", str(registry)]) == 0
-    assert capsys.readouterr().out.split() == ids
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ids
 
 
 def test_models_show_unknown_version_is_one_line(
@@ -53,3 +65,37 @@ def test_models_show_unknown_version_is_one_line(
     )
     assert code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_train_names_k_and_flags_a_candidate_worse_than_its_parent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = tmp_path / "registry"
+    # Corrupted factors: the candidate lists much worse items than the baseline it comes from.
+    noisy = [
+        "--set",
+        "models.candidate.fault=noisy_factors",
+        "--set",
+        "models.candidate.fault_scale=3",
+    ]
+    scenario = str(ROOT / "scenarios" / "quickstart.toml")
+    args = ["train", scenario, "--registry", str(registry), "--k", "10", *SMALL, *noisy]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("holdout metrics at K = 10 ")
+    note = next(line for line in out.splitlines() if line.startswith("note: "))
+    assert note.startswith("note: candidate is worse than its parent baseline on the holdout: ")
+    assert "recall@10" in note or "NDCG@10" in note
+
+
+def test_an_ambiguous_prefix_is_one_line_naming_the_candidates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = tmp_path / "registry"
+    scenario = str(ROOT / "scenarios" / "quickstart.toml")
+    assert main(["train", scenario, "--registry", str(registry), *SMALL]) == 0
+    capsys.readouterr()
+    assert main(["models", "show", "ba", "--registry", str(registry)]) == 0
+    assert main(["models", "show", "", "--registry", str(registry)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "matches 2 versions" in err[0]

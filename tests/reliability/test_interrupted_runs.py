@@ -3,10 +3,11 @@ delay (seeded), and what it leaves must never look complete unless it is.
 
 The rule (README, "Safety and limits"): a run folder is complete exactly when it holds
 ``summary.json``; then it also holds ``report.html`` (and ``junit.xml`` when the scenario has
-expectations) and no ``INCOMPLETE``.  Without ``summary.json`` the folder is absent or empty
-(stopped before writing), or holds ``INCOMPLETE`` next to whatever outputs were already
-renamed into place.  No temporary file (``.NAME.tmp``) is ever left behind.  The exit code is
-143 for SIGTERM and 130 for SIGINT, with one line on stderr.
+expectations), the manifest and no ``INCOMPLETE``.  A signal (as opposed to SIGKILL) can no
+longer leave anything in between: before the renames the folder is as it was (absent here),
+during them the signal waits until they are done.  No temporary file is ever left behind.
+The exit code is 143 for SIGTERM and 130 for SIGINT, with one line on stderr that says
+which of the two the folder holds.  A signal after the command has finished is ignored.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 from reliability_support import PYTHON, QUICKSTART, ROOT, SMALL, subprocess_env
 
 from rollout_lab.commands.run import run_scenario
-from rollout_lab.outputs import INCOMPLETE, OUTPUT_FILES, SUMMARY
+from rollout_lab.outputs import INCOMPLETE, MANIFEST, OUTPUT_FILES, SUMMARY
 from rollout_lab.signals import RunInterrupted, stop_on_signals
 
 #: Several seconds of work: world, training, ~200k requests, report.
@@ -46,9 +47,9 @@ def check_folder(out: Path) -> str:
         return "absent"
     names = {path.name for path in out.iterdir()}
     assert not [n for n in names if n.endswith(".tmp")], f"temporary files left: {names}"
-    assert names <= {*OUTPUT_FILES, INCOMPLETE}, names
+    assert names <= {*OUTPUT_FILES, INCOMPLETE, MANIFEST}, names
     if SUMMARY in names:
-        assert INCOMPLETE not in names, names
+        assert INCOMPLETE not in names and MANIFEST in names, names
         assert {"report.html", "junit.xml"} <= names, names
         summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
         requests = summary["requests"]
@@ -93,12 +94,17 @@ def _check_exit(code: int, err: list[str], state: str, signum: int) -> None:
         assert state == "complete"
         return
     if code == -signum:
-        # The default action: the signal came before the CLI installed its handlers (still
-        # importing) or after it restored them (the run was over, the interpreter exiting).
-        assert state in ("absent", "complete")
+        # The default action: the signal came before the CLI installed its handlers (Python
+        # still starting); after the command, signals are ignored.
+        assert state == "absent"
         return
     assert code == 128 + signum, "\n".join([f"exit code {code}", *err])
     assert len(err) == 1 and err[0].startswith(f"rollout-lab: stopped by {name}"), err
+    assert state in ("absent", "complete"), state
+    if state == "complete":
+        assert "it holds the complete new run" in err[0], err
+    else:
+        assert "before writing any output" in err[0], err
 
 
 def _delays(seed: int, count: int) -> list[float]:
@@ -161,3 +167,47 @@ def test_signal_inside_the_simulation_stops_the_run_in_process(tmp_path: Path) -
     assert caught.value.out == out
     assert calls[0] == 0 and calls[-1] > 0
     assert check_folder(out) == "absent"
+
+
+def test_a_signal_after_the_command_has_finished_is_ignored(tmp_path: Path) -> None:
+    """A SIGTERM just after the handlers were restored killed the process with no message;
+    now the process exits with the command's own code."""
+    script = (
+        "import os, signal, sys\n"
+        "from rollout_lab.cli import main\n"
+        f"code = main(['validate', {str(QUICKSTART)!r}], exiting=True)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "print('still here', flush=True)\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", script], capture_output=True, text=True, cwd=ROOT, env=subprocess_env(),
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "still here"
+    assert done.stderr == ""
+
+
+def test_a_signal_while_printing_after_the_commit_says_the_run_is_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import rollout_lab.commands.run as run_command
+    from rollout_lab.cli import main
+
+    def console(summary: dict[str, object], target: Path, **_options: object) -> str:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):
+            pass
+        return "not printed"
+
+    monkeypatch.setattr(run_command, "_console", console)
+    out = tmp_path / "run"
+    code = main(["run", str(QUICKSTART), "--out", str(out), *SMALL])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 143
+    assert err == [
+        f"rollout-lab: stopped by SIGTERM after writing {out}: it holds the complete new run"
+    ]
+    assert check_folder(out) == "complete"

@@ -59,7 +59,7 @@ def test_draws_throttles_and_clears_on_a_terminal() -> None:
         bar(100, 100)  # the last one is always drawn
     frames = stream.getvalue().split("\r\x1b[K")
     assert frames[0] == ""
-    assert frames[1] == "run: preparing world and models"
+    assert frames[1] == "run: preparing world and models  0.0 s"
     assert [f.split("]")[1].split()[0] for f in frames[2:-1]] == ["0%", "60%", "100%"]
     assert frames[-1] == ""  # cleared when closed
 
@@ -81,3 +81,29 @@ def test_cli_prints_no_bar_when_stderr_is_not_a_terminal(
     result = cli("run", str(QUICKSTART), "--out", str(tmp_path / "run"), *SMALL)
     assert result.code == 0
     assert result.err == []
+
+
+def test_stages_show_on_the_status_line_with_the_time_so_far() -> None:
+    stream, clock = Terminal(), Clock()
+    with ProgressBar(stream, "run", clock=clock) as bar:
+        clock.now = 2.5
+        bar.stage("training candidate (2 of 2)")
+    frames = stream.getvalue().split("\r\x1b[K")
+    assert frames[1] == "run: preparing: training candidate (2 of 2)  2.5 s"
+
+
+def test_preparation_tells_each_stage_as_it_starts() -> None:
+    from lab.pipeline import prepare
+    from lab.scenario import load_scenario
+
+    root = Path(__file__).resolve().parents[2]
+    small = ["traffic.users=300", "traffic.items=100", "traffic.duration=2m"]
+    stages: list[str] = []
+    prepare(load_scenario(root / "scenarios" / "quickstart.toml", small), stage=stages.append)
+    assert stages == [
+        "building the world",
+        "training baseline (1 of 2)",
+        "training candidate (2 of 2)",
+        "calibrating clicks and scoring top-K lists",
+        "training the noise floor (baseline, seed + 1)",
+    ]

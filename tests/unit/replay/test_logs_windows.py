@@ -144,6 +144,7 @@ def test_split_windows_counts_cold_users_and_items() -> None:
         train=WindowSpec(None, "2024-01-05"),
         update=WindowSpec("2024-01-05", "+7d"),
         replay=WindowSpec("-3d", None),
+        allow_overlap=True,  # the update window reaches into the replay window
     )
     assert split.train_events.height == 2
     assert split.update_events is not None and split.update_events.height == 2
@@ -171,5 +172,5 @@ def test_split_windows_default_is_80_20() -> None:
 
 def test_window_that_starts_at_the_log_start_has_no_cold_history() -> None:
     table = table_of([(0, 0, day(0)), (1, 1, day(1))])
-    split = split_windows(table, replay=WindowSpec())
+    split = split_windows(table, replay=WindowSpec(), allow_overlap=True)
     assert (split.cold_users, split.cold_items) == (2, 2)

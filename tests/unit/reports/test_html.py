@@ -6,20 +6,19 @@ dollars: the page must show them as text, never as markup.
 
 from __future__ import annotations
 
-import base64
 import copy
-import io
 import re
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
-from PIL import Image
 
 from lab.pipeline import SEGMENTS, RunResult, run
 from lab.scenario import load_scenario
 from reports.html import render_report
 from reports.sections import SECTIONS, fmt, pct, pp
 from reports.summary import build_summary, dumps
+from reports.svg import FULL_WIDTH_PX, MIN_TEXT_PX
 from reports.verdict import check_expectations
 
 NAME = "<script>alert(1)</script>"
@@ -182,22 +181,35 @@ def test_user_strings_are_escaped(tiny: tuple[RunResult, dict[str, Any], str]) -
 def test_page_is_self_contained_and_small(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
     _, _, page = tiny
     assert "http://" not in page and "https://" not in page
-    sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) >= 6 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert re.findall(r'src="([^"]*)"', page) == []
+    assert page.count('<svg class="figure"') >= 6
     for title in ("Traffic share", "Latency percentiles", "Cache hit rate", "CTR by version"):
         assert title in page
     assert len(page.encode("utf-8")) < 1_500_000
 
 
-def test_every_figure_is_a_decodable_png(tiny: tuple[RunResult, dict[str, Any], str]) -> None:
+def test_every_figure_is_inline_svg_with_text_and_its_own_ids(
+    tiny: tuple[RunResult, dict[str, Any], str],
+) -> None:
     _, _, page = tiny
-    payloads = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert payloads
-    for payload in payloads:
-        with Image.open(io.BytesIO(base64.b64decode(payload, validate=True))) as image:
-            assert image.format == "PNG"
-            width, height = image.size
-            assert 200 < width <= 1000 and 100 < height <= 600
+    figures = re.findall(r'<svg class="figure".*?</svg>', page, flags=re.DOTALL)
+    assert figures
+    ids: list[str] = []
+    for figure in figures:
+        root = ElementTree.fromstring(figure)
+        width, height = float(root.get("width", "0")), float(root.get("height", "0"))
+        assert 300 <= width <= FULL_WIDTH_PX and 150 <= height <= 600
+        assert root.get("viewBox") == f"0 0 {width:g} {height:g}"
+        texts = [t for t in root.iter("text") if (t.text or "").strip()]
+        assert texts, "text is kept as text"
+        sizes = [
+            float(m)
+            for t in texts
+            for m in re.findall(r"font-size: ([0-9.]+)px", t.get("style", ""))
+        ]
+        assert sizes and min(sizes) >= MIN_TEXT_PX
+        ids += [e.get("id", "") for e in root.iter() if e.get("id")]
+    assert len(ids) == len(set(ids)), "two figures share an id"
 
 
 def test_drift_placeholder_without_data(tiny: tuple[RunResult, dict[str, Any], str]) -> None:

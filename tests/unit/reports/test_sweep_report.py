@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import polars as pl
 
 from lab.sweep import ReplicationRecord, parse_grid, plan_sweep, records_frame, sweep_summary
-from reports.sweep_report import SECTIONS, render_sweep_report
+from reports.sweep_report import SECTIONS, render_sweep_report, reproduce_command
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIO = ROOT / "scenarios" / "latency_regression_rollback.toml"
@@ -77,9 +79,39 @@ def test_report_is_self_contained_and_escaped() -> None:
     for anchor, title in SECTIONS:
         assert f'<section id="{anchor}"><h2>{title}</h2>' in page
     # Outcomes, two operating-characteristic curves, time to decision, exposure, CTR, p99.
-    assert page.count('<img src="data:image/png;base64,') == 7
+    assert page.count('<svg class="figure"') == 7
     assert "1 of 24 replications failed" in page
     assert "ValueError: &lt;script&gt;" in page
+
+
+def _figure_texts(page: str, name: str) -> list[str]:
+    svg = re.search(rf'<svg class="figure"[^>]*data-figure="{name}".*?</svg>', page, re.DOTALL)
+    assert svg is not None, name
+    root = ElementTree.fromstring(svg.group(0))
+    return [t.text or "" for t in root.iter("text")]
+
+
+def test_grid_values_label_the_points_and_integer_settings_stay_integers() -> None:
+    summary, table = _summary()
+    page = render_sweep_report(summary, table)
+    operating = _figure_texts(page, "operating-0")
+    assert {"1", "2", "3"} <= set(operating)
+    assert not any("." in t for t in operating if t.replace(".", "").isdigit() and float(t) > 1)
+    strip = " ".join(_figure_texts(page, "strip-time-to-decision-s"))
+    assert "1, plain" in strip and "grid point" not in strip
+
+
+def test_reproduce_commands_carry_the_sweeps_own_settings() -> None:
+    summary, table = _summary()
+    page = render_sweep_report(summary, table)
+    block = summary["points"][3]
+    command = reproduce_command(summary, block)
+    assert command.startswith(
+        f"rollout-lab run latency_regression_rollback.toml --seed {block['seed']} "
+    )
+    assert "--set traffic.duration=20m --set rollout.analysis.failure_limit=2" in command
+    assert command.endswith("--set description=plain")
+    assert html.escape(command) in page
 
 
 def test_rates_follow_the_grid() -> None:
@@ -104,4 +136,4 @@ def test_an_empty_sweep_still_renders() -> None:
     summary = sweep_summary(plan, table, interrupted=True, execution={})
     page = render_sweep_report(summary, table)
     assert "0 of 2 replications finished" in page
-    assert "<img" not in page
+    assert "<svg" not in page

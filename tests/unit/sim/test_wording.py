@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import pytest
 
@@ -14,6 +15,7 @@ from sim.wording import (
     difference_verdict,
     drift_status,
     expectations_headline,
+    guardrail_breach,
     guardrail_verdict,
     interval_side,
     noise_floor_warning,
@@ -203,3 +205,47 @@ def test_guardrail_verdict(worse: bool, beyond: bool, text: str) -> None:
         worse=worse, beyond=beyond, side="below", limit_text="-3.0%", alpha=0.05
     )
     assert verdict == text
+
+
+@pytest.mark.parametrize(
+    ("side", "relative", "values", "text"),
+    [
+        (
+            "max",
+            False,
+            (181.23, 120.0, 143.4, 0.00192),
+            "latency_ms.p99 181.2 > max 120 (lower confidence bound 143.4 at alpha 0.0019)",
+        ),
+        (
+            "min",
+            False,
+            (0.12, 0.3, 0.161, 0.01),
+            "latency_ms.p99 0.12 < min 0.3 (upper confidence bound 0.161 at alpha 0.01)",
+        ),
+        (
+            "min",
+            True,
+            (-0.121, -0.05, -0.07, 0.004),
+            "latency_ms.p99 -12.1% < min -5.0% (upper confidence bound -7.0% at alpha 0.004)",
+        ),
+    ],
+)
+def test_guardrail_breach(
+    side: Literal["min", "max"],
+    relative: bool,
+    values: tuple[float, float, float, float],
+    text: str,
+) -> None:
+    estimate, limit, bound, alpha = values
+    assert (
+        guardrail_breach(
+            "latency_ms.p99",
+            estimate=estimate,
+            side=side,
+            limit=limit,
+            bound=bound,
+            alpha=alpha,
+            relative=relative,
+        )
+        == text
+    )

@@ -163,3 +163,69 @@ def test_bad_arguments_are_user_errors(
     arguments.update(kwargs)
     with pytest.raises(UserInputError, match=message):
         top_k(model, **arguments)
+
+
+@pytest.fixture(scope="module")
+def large() -> tuple[TrainedModel, sp.csr_matrix]:
+    """A catalogue wide enough for the pruned search to skip blocks (9,000 items)."""
+    from models_data import clustered
+
+    wide = clustered(400, 9_000, per_user=30, rng=np.random.default_rng(3))
+    return train(ModelSpec("als", factors=16, iterations=4, seed=2), wide), wide
+
+
+def test_pruned_search_gives_the_dense_lists_bit_for_bit(
+    large: tuple[TrainedModel, sp.csr_matrix],
+) -> None:
+    model, wide = large
+    users = np.r_[np.arange(400), [5, 5, 399]]
+    dense = top_k(model, users, wide, 12, prune_above=10**9)
+    pruned = top_k(model, users, wide, 12, prune_above=1_000)
+    assert np.array_equal(pruned.items, dense.items)
+    assert np.array_equal(pruned.scores, dense.scores)
+    unfiltered = top_k(model, users, wide, 12, prune_above=1_000, filter_consumed=False)
+    assert np.array_equal(
+        unfiltered.items, top_k(model, users, wide, 12, filter_consumed=False).items
+    )
+
+
+@pytest.mark.parametrize("prune_above", [1_000, 10**9])
+def test_a_users_list_does_not_depend_on_who_else_is_scored(
+    large: tuple[TrainedModel, sp.csr_matrix], prune_above: int
+) -> None:
+    """Lists are cached and filled lazily, so a row must be the same in any batch."""
+    model, wide = large
+    everyone = top_k(model, np.arange(400), wide, 10, prune_above=prune_above)
+    for batch in ([7], [7, 8], list(range(3, 40)), list(range(150, 399, 2))):
+        alone = top_k(model, np.array(batch), wide, 10, prune_above=prune_above)
+        assert np.array_equal(alone.items, everyone.items[batch])
+        assert np.array_equal(alone.scores, everyone.scores[batch])
+
+
+def test_users_with_zero_factors_get_the_lowest_ids_left() -> None:
+    model = TrainedModel(
+        ModelSpec("als", factors=2),
+        np.zeros((2, 2), np.float32),
+        np.ones((6, 2), np.float32),
+        np.zeros(6, np.int64),
+    )
+    consumed = sp.csr_matrix(np.array([[1, 0, 1, 0, 0, 0], [0] * 6], dtype=np.float32))
+    result = top_k(model, np.array([0, 1]), consumed, 3)
+    assert result.items.tolist() == [[1, 3, 4], [0, 1, 2]]
+    assert result.scores.tolist() == [[0.0] * 3] * 2
+
+
+@pytest.mark.parametrize("prune_above", [1_000, 10**9])
+def test_threads_give_the_same_lists(
+    large: tuple[TrainedModel, sp.csr_matrix], prune_above: int
+) -> None:
+    base, wide = large
+    # 2,400 users (six noisy copies of the 400): enough for the work to be cut in shares.
+    noise = np.random.default_rng(5).normal(0, 0.01, (2_400, base.user_factors.shape[1]))
+    users = np.tile(base.user_factors, (6, 1)) + noise.astype(np.float32)
+    model = TrainedModel(base.spec, users, base.item_factors, base.item_popularity)
+    consumed = sp.vstack([wide] * 6).tocsr()
+    everyone = np.arange(2_400)
+    one = top_k(model, everyone, consumed, 10, prune_above=prune_above)
+    two = top_k(model, everyone, consumed, 10, prune_above=prune_above, threads=2)
+    assert np.array_equal(one.items, two.items) and np.array_equal(one.scores, two.scores)

@@ -11,6 +11,7 @@ from scipy import stats
 
 from replay.errors import UserInputError
 from sim.metrics import ks_two_sample, population_stability_index
+from sim.metrics.drift import psi_on_bins
 
 
 def test_psi_by_hand_two_bins() -> None:
@@ -44,6 +45,17 @@ def test_psi_merges_tied_edges_of_discrete_counts() -> None:
     # PSI = 0.1 ln(0.9/0.8) + (ε − 0.1) ln(ε/0.1) = 0.011778 + 0.690086 = 0.701864
     live = population_stability_index(ref, [0] * 9 + [1])
     assert live.psi == pytest.approx(0.1 * math.log(9 / 8) + (1e-4 - 0.1) * math.log(1e-3))
+
+
+def test_psi_on_earlier_bins_equals_binning_again() -> None:
+    rng = np.random.default_rng(4)
+    reference = rng.poisson(30, 50_000).astype(float)  # discrete, with tied edges
+    bins = population_stability_index(reference, rng.poisson(30, 900))
+    for live in (rng.poisson(33, 400), rng.poisson(20, 5_000), np.full(60, 1e6)):
+        again = population_stability_index(reference, live)
+        ours = psi_on_bins(bins, live)
+        assert ours.psi == again.psi
+        assert np.array_equal(ours.live_share, again.live_share)
 
 
 def test_psi_of_shifted_normal_is_moderate() -> None:

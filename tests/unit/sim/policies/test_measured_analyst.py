@@ -95,7 +95,9 @@ def analyst(candidate: WindowStats = STATS) -> MeasuredAnalyst:
     config = Rollout.model_validate(
         {"policy": "flagger", "analysis": {"interval": "1m"}, "flagger": {"step_weight": 10}}
     )
-    return MeasuredAnalyst(config, StubMonitor(candidate), evaluate=evaluate_condition)  # type: ignore[arg-type]
+    return MeasuredAnalyst(
+        config, StubMonitor(candidate), evaluate=evaluate_condition, horizon_s=3600.0
+    )  # type: ignore[arg-type]
 
 
 def measure(spec: RunMetric | FlaggerCheck, candidate: WindowStats = STATS) -> Any:

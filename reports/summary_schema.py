@@ -1,0 +1,621 @@
+"""``summary.json`` as pydantic models: its one description, next to its builder.
+
+:class:`Summary` validates a summary (``Summary.model_validate(document)``) and gives its
+JSON Schema (``rollout-lab schema summary``), for editors and for programs that read
+summaries.  Every table is closed (``extra="forbid"``): a key the builder adds must be added
+here too, and the tests validate every summary they write, so the two cannot drift apart.
+Tables whose keys are data (version names, segments, skip reasons) are ``dict[str, ...]``;
+the few blocks copied from elsewhere whole (the resolved settings, a replayed log's
+windows, the decisions' numbers) are open.
+
+:func:`summary_tree` derives from the models the dotted paths an expectation may name.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["LEAF", "OPEN", "VERSIONS", "Summary", "summary_json_schema", "summary_tree"]
+
+Number = float | None
+Interval = list[float | None]
+#: A key that is a version's name (the path tree marks it :data:`VERSIONS`).
+VersionName = typing.NewType("VersionName", str)
+
+
+class Block(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenBlock(BaseModel):
+    """A table copied whole from elsewhere: known keys typed, others allowed."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# --- scenario, decision ----------------------------------------------------------------------
+
+
+class ScenarioInfo(Block):
+    name: str
+    description: str
+    seed: int
+    file: str | None
+    settings: dict[str, Any] = Field(description="The resolved scenario, every default filled in")
+
+
+class VarianceModel(Block):
+    a: float
+    b: float
+
+
+class VarianceModels(Block):
+    candidate: VarianceModel
+    baseline: VarianceModel
+    fitted_on: int
+
+
+class ProjectedWeight(Block):
+    weight: float
+    median_s: Number = Field(description="Median time to decision; null beyond the horizon")
+    quartiles_s: Interval
+    decided_share: float
+    horizon_s: float
+
+
+class Projection(Block):
+    metric: Literal["ctr"]
+    effect_relative: float
+    effect_abs: float
+    baseline_ctr: float
+    alpha: float
+    tau2: float
+    interval_s: float
+    observed_weight: float
+    elapsed_s: float
+    variance_model: VarianceModels
+    weights: list[ProjectedWeight]
+    basis: str
+
+
+class Decision(Block):
+    verdict: str
+    tone: Literal["pass", "fail", "neutral"]
+    candidate: str
+    reason: str
+    action: str
+    projected: str | None
+    projection: Projection | None
+
+
+class Requests(Block):
+    arrivals: int
+    served: int
+    fallback: int
+    dropped: int
+    shadow: int
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+
+class Latency(Block):
+    p50: Number
+    p95: Number
+    p99: Number
+    mean: Number
+
+
+class ModelLatency(Latency):
+    requests: int
+
+
+class Calibrator(Block):
+    model: str
+    intercept: Number
+    weights: dict[str, Number]
+    fitted_on: str
+
+
+class ModelInfo(Block):
+    algorithm: str
+    parent: str | None
+    update: str | None
+    factors: int
+    training_s: Number
+    popularity_fallback_users: int
+    platt: None
+    calibration: Calibrator | None
+
+
+class Bin(Block):
+    lower: Number
+    upper: Number
+    count: int
+    mean_predicted: Number
+    observed_rate: Number
+
+
+class CalibrationQuality(Block):
+    basis: str
+    requests: int
+    n_bins: int
+    n_bins_equal_mass: int
+    ece: Number
+    ece_equal_mass: Number
+    slope: Number
+    slope_ci95: Interval
+    slope_users: int
+    intercept: Number
+    mean_predicted: Number
+    observed_rate: Number
+    prediction_range: Interval
+    bins: list[Bin]
+    bins_equal_mass: list[Bin]
+    warnings: list[str]
+
+
+class GenreCalibration(Block):
+    basis: str
+    genres: str | None
+    n_genres: int
+    alpha: float
+    lists: int
+    impressions: int
+    kl: Number
+
+
+class Coverage(Block):
+    catalogue_coverage: Number
+    exposure_gini: Number
+
+
+class Diversity(Block):
+    basis: str
+    factors: str
+    popularity: str
+    lists: int
+    impressions: int
+    intra_list_diversity: Number
+    catalogue_coverage: Number
+    exposure_gini: Number
+    novelty_bits: Number
+    average_recommended_popularity: Number
+    genre_intra_list_diversity: Number
+    genres: str | None
+    if_shown_to_all_traffic: Coverage
+
+
+class NoiseFloor(Block):
+    against: str
+    jaccard_at_k: Number
+    rbo: Number
+    identical_lists: Number
+    jaccard_at_k_ci95: Interval
+    warnings: list[str]
+
+
+class RelativeToFloor(Block):
+    jaccard_difference: Number
+    jaccard_difference_ci95: Interval
+    change_ratio: Number
+
+
+class Stability(Block):
+    against: str
+    users: int
+    k: int
+    jaccard_at_k: Number
+    rbo: Number
+    identical_lists: Number
+    rbo_p: float
+    noise_floor: NoiseFloor | None
+    relative_to_noise_floor: RelativeToFloor | None
+
+
+class Lift(Block):
+    against: str
+    difference: Number
+    difference_ci95: Interval
+    relative_lift: Number
+    relative_lift_ci95: Interval
+
+
+class HitAtK(Block):
+    method: Literal["observed", "expected"]
+    basis: str
+    k: int
+    requests: int
+    rate: Number
+    ci95: Interval
+
+
+class Engagement(Block):
+    sessions: int
+    clicks_per_session: Number
+    clicks_per_session_ci95: Interval
+    abandoned_sessions_fraction: Number
+    abandon_rate_ci95: Interval
+    ctr_vs_baseline: Lift | None
+    hit_at_k: HitAtK | None
+
+
+class Quality(Block):
+    calibration: CalibrationQuality
+    genre_calibration: GenreCalibration
+    diversity: Diversity
+    stability: Stability | None
+    engagement: Engagement
+
+
+class ShadowLatency(Block):
+    p50: Number
+    p99: Number
+
+
+class Shadow(Block):
+    requests: int
+    latency_ms: ShadowLatency
+
+
+class Version(Block):
+    role: Literal["baseline", "candidate", "release", "other"]
+    requests: int
+    users: int
+    served: int
+    fallback: int
+    dropped: int
+    latency_ms: Latency
+    model_latency_ms: ModelLatency
+    slo_under_budget: Number
+    cache_hit_rate: Number
+    stale_rate: Number
+    timeout_rate: Number
+    error_rate: Number
+    clicks: int
+    ctr: Number
+    ctr_ci95: Interval
+    abandon_rate: Number
+    model: ModelInfo
+    quality: Quality
+    shadow: Shadow | None = None
+
+
+class Served(Block):
+    requests: int
+    share_of_requests: Number
+    clicks: int
+    ctr: Number
+    ctr_ci95: Interval
+    latency_ms: ShadowLatency
+    assigned_to: dict[str, int]
+    lists_of: dict[str, int] | None = None
+
+
+# --- cache, rollout, releases, decisions, windows -------------------------------------------
+
+
+class Cache(Block):
+    enabled: bool
+    hits: int | None = None
+    misses: int | None = None
+    expired: int | None = None
+    stale_serves: int | None = None
+    evictions: int | None = None
+    flushes: int | None = None
+    hit_rate: Number = None
+    flush_times_s: list[float | None] | None = None
+
+
+class RolloutNumbers(Block):
+    policy: str
+    outcome: str
+    final_weight: float
+    max_candidate_weight: float
+    analyses: int
+    failures: int
+    first_exposure_s: Number
+    time_to_detect_s: Number
+    time_to_rollback_s: Number
+    time_to_promote_s: Number
+    rollback_at_s: Number
+    first_failure_at_s: Number
+    #: why an unfinished rollout is stuck, in plain words; None when it is not
+    waiting_for: str | None = None
+
+
+class ReleaseNumbers(RolloutNumbers):
+    release: int
+    version: str
+    parent: str | None
+    started_s: Number
+
+
+class Rollout(RolloutNumbers):
+    releases: dict[VersionName, ReleaseNumbers] | None = None
+    promoted_releases: int | None = None
+    production: str | None = None
+
+
+class Routing(Block):
+    at_s: float
+    unit: Literal["user", "session"]
+    units: int
+    baseline: str
+    candidate: str
+    candidate_weight: float
+    share: dict[str, float]
+
+
+class ReleaseWindow(Block):
+    requests: int
+    ctr: Number
+    ctr_ci95: Interval
+    latency_p99_ms: Number
+
+
+class ReleaseLift(Block):
+    difference: Number
+    difference_ci95: Interval
+    relative_lift: Number
+
+
+class Release(Block):
+    release: int
+    version: str
+    parent: str | None
+    production: str
+    started_s: Number
+    ended_s: Number
+    outcome: str
+    time_to_decision_s: Number
+    window: ReleaseWindow
+    production_window: ReleaseWindow
+    ctr_vs_production: ReleaseLift | None
+
+
+class DecisionRecord(Block):
+    t_s: float
+    release: int
+    step: int
+    action: str
+    reason: str
+    weight: float
+    numbers: dict[str, Number] = Field(description="What the rule read, by name")
+
+
+class WindowSeries(Block):
+    requests: list[int | None]
+    latency_p99_ms: list[Number]
+    ctr: list[Number]
+    cache_hit_rate: list[Number]
+    ece: list[Number]
+
+
+class WindowDelta(Block):
+    against: str
+    candidate: str
+    difference: list[Number]
+    difference_ci95: list[Interval]
+
+
+class Windows(Block):
+    t_start_s: list[float]
+    t_end_s: list[float]
+    versions: dict[VersionName, WindowSeries]
+    candidate_vs_baseline: WindowDelta | None
+
+
+# --- segments, churn, off-policy, drift, data, timing, verdict -------------------------------
+
+
+class GroupVersion(Block):
+    impressions: int
+    clicks: int
+    ctr: Number
+    ctr_ci95: Interval
+    abandon_rate: Number
+    hit_at_k: Number
+    hit_at_k_ci95: Interval
+    ece: Number = None
+    intra_list_diversity: Number = None
+    stability: Number = None
+
+
+class Difference(Block):
+    difference: Number
+    difference_ci95: Interval
+    relative_lift: Number
+
+
+class Group(Block):
+    users: int | None = None
+    requests: int | None = None
+    items: int | None = None
+    impressions: int | None = None
+    versions: dict[VersionName, GroupVersion]
+    candidate_vs_baseline: Difference | None
+
+
+class Worst(Difference):
+    segment: str | None = None
+    bucket: str | None = None
+
+
+class SegmentBlock(Block):
+    basis: str
+    rules: dict[str, str]
+    baseline: str
+    candidate: str
+    by_segment: dict[str, Group] | None = None
+    by_bucket: dict[str, Group] | None = None
+    worst: Worst | None
+
+
+class WorstOverall(Difference):
+    kind: Literal["user_segment", "item_popularity", "tenure"]
+    group: str
+
+
+class Segments(SegmentBlock):
+    item_popularity: SegmentBlock
+    tenure: SegmentBlock
+    worst_overall: WorstOverall | None
+
+
+class ChurnPair(Block):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: str = Field(alias="from")
+    to: str
+    changes: int
+    mean_churn: Number
+
+
+class Churn(Block):
+    basis: str
+    users: int
+    users_changed: int
+    share_changed: Number
+    changes: int
+    mean_churn: Number
+    by_pair: list[ChurnPair]
+
+
+class DriftTest(Block):
+    psi: Number
+    ks_statistic: Number
+    ks_p_value: Number
+    live_samples: int
+    alert: bool
+    status: str
+
+
+class DriftWindow(Block):
+    t_start_s: float
+    t_end_s: float
+    item_popularity_psi: Number
+    alert: bool
+
+
+class Drift(Block):
+    item_popularity: DriftTest | None
+    user_activity: DriftTest | None
+    windows: list[DriftWindow]
+    alert_threshold_psi: float
+
+
+class Data(Block):
+    source: Literal["synthetic", "log"]
+    users: int
+    items: int
+    history_events: int
+    path: str | None = None
+    format: str | None = None
+    replayed_requests: int | None = None
+    accounting: dict[str, Any] | None = Field(
+        default=None, description="input_rows, kept and skipped.REASON (keys are data)"
+    )
+    windows: dict[str, Any] | None = None
+
+
+class Timing(Block):
+    wall_s: float
+    prepare_s: float
+    simulate_s: float
+    sim_s: float
+    requests_per_wall_s: float
+    noise_floor_training_s: Number
+    report_s: Number = None
+    #: preparation's phases: the world (or log) and history, inside implicit's training calls
+    #: (0 when every version came from the artifact cache), top-K list scoring
+    world_s: Number = None
+    training_s: Number = None
+    top_k_s: Number = None
+
+
+class Expectation(Block):
+    metric: str
+    condition: str
+    observed: str | float | int | bool | None
+    passed: bool
+
+
+class Verdict(Block):
+    passed: bool
+    expectations: list[Expectation]
+
+
+class Summary(Block):
+    """``summary.json``, schema version 1 (keys are only ever added within a version)."""
+
+    schema_version: Literal[1]
+    scenario: ScenarioInfo
+    outcome: str
+    decision: Decision
+    requests: Requests
+    versions: dict[VersionName, Version]
+    served: dict[VersionName, Served]
+    cache: Cache
+    rollout: Rollout
+    routing: Routing
+    releases: list[Release] | None
+    decisions: list[DecisionRecord]
+    windows: Windows
+    segments: Segments
+    churn: Churn
+    off_policy: OpenBlock | None = Field(
+        description="Off-policy estimates of every version on a replayed log's impressions"
+    )
+    drift: Drift | None
+    data: Data
+    timing: Timing
+    verdict: Verdict | None = None
+
+
+def summary_json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``summary.json`` (draft 2020-12, as pydantic writes it)."""
+    schema = Summary.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "rollout-lab summary.json"
+    return schema
+
+
+# --- the tree of dotted paths -----------------------------------------------------------------
+
+LEAF: typing.Final = "leaf"
+OPEN: typing.Final = "open"
+VERSIONS: typing.Final = "<version>"  # a key standing for every version name of the scenario
+
+
+def _node(annotation: Any) -> Any:
+    """The path tree below one field's annotation."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        models = [a for a in options if isinstance(a, type) and issubclass(a, BaseModel)]
+        return _node(models[0]) if models else (_node(options[0]) if options else LEAF)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation.model_config.get("extra") == "allow":
+            return OPEN
+        return {
+            (field.alias or name): _node(field.annotation)
+            for name, field in annotation.model_fields.items()
+        }
+    if origin is dict:
+        key, value = typing.get_args(annotation)
+        # Keys that are data other than version names (segments, skip reasons): open.
+        return {VERSIONS: _node(value)} if key is VersionName else OPEN
+    return LEAF
+
+
+def summary_tree() -> dict[str, Any]:
+    """Every dotted path of the summary as a tree: a dict per table, :data:`LEAF` for a
+    scalar or list, :data:`OPEN` below which anything goes, :data:`VERSIONS` for a key that
+    is data (a version, segment or bucket name)."""
+    tree = _node(Summary)
+    assert isinstance(tree, dict)
+    return tree
