@@ -19,13 +19,15 @@ Row accounting, like the log readers: every row is kept or counted under one rea
 
 and ``kept + Σ skipped == input_rows``; ids of the run without a row are counted
 (``ids_without_row``) and have no level.  Mistakes a person must fix are one-line errors
-(:class:`~replay.errors.UserInputError`): a missing file or column, an id on two rows, a
+(:class:`~replay.errors.UserInputError`): a missing file or column, an id on two rows, an
+id of the wrong type (text where the run's ids are whole numbers), a
 multi-valued column whose values use another separator than the one declared, a grouping
 column with more than :data:`MAX_LEVELS` values, a table none of whose ids is the run's.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +38,8 @@ import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 
-from replay.errors import UserInputError
+from replay.errors import UserInputError, cut
+from replay.files import read_regular_bytes
 
 __all__ = [
     "DEFAULT_MAX_LEVELS",
@@ -161,27 +164,21 @@ def _label(spec: AttributeSpec) -> str:
 
 def _read_frame(spec: AttributeSpec) -> pl.DataFrame:
     """Every column as text (so that ids and values compare as written)."""
-    path = Path(spec.path)
     label = _label(spec)
-    if not path.exists():
-        raise UserInputError(f"{label}: {spec.field}.path must name an existing file (check it)")
-    if not path.is_file():
-        raise UserInputError(
-            f"{label}: {spec.field}.path must be a regular file, got a folder or special file"
-        )
+    data = read_regular_bytes(
+        spec.path, label=label, what=f"{spec.field}.path (an attribute table)"
+    )
     try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
-        if magic == b"PAR1":
-            frame = pl.read_parquet(path)
+        if data[:4] == b"PAR1":
+            frame = pl.read_parquet(io.BytesIO(data))
             frame = frame.with_columns(pl.all().cast(pl.String))
         else:
-            frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False)
+            frame = pl.read_csv(io.BytesIO(data), infer_schema=False, raise_if_empty=False)
     except (OSError, pl.exceptions.PolarsError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserInputError(
             f"{label}: {spec.field} must be a CSV file with a header or a Parquet file, got a "
-            f"read error: {detail}"
+            f"read error: {cut(detail)}"
         ) from None
     return frame
 
@@ -208,6 +205,22 @@ def _ids_as(raw: pl.Series, known: pl.Series) -> pl.Series:
             pl.select(pl.when(whole).then(as_float).otherwise(None).cast(pl.Int64)).to_series(),
         ).cast(known.dtype, strict=False)
     return raw.str.strip_chars().cast(known.dtype, strict=False)
+
+
+def _check_id_type(
+    spec: AttributeSpec, raw: pl.Series, ids: pl.Series, blank: pl.Series, known: pl.Series
+) -> None:
+    """An id that cannot be one of the run's (text where the run's ids are whole numbers)."""
+    wrong = (ids.is_null() & ~blank).to_numpy()
+    if not wrong.any():
+        return
+    row = int(np.flatnonzero(wrong)[0])
+    raise UserInputError(
+        f"{_label(spec)}: line {row + 2}: {spec.kind} id {cut(str(raw[row]))!r} in column "
+        f"{spec.id_column!r} must be a whole number like the run's {spec.kind} ids (e.g. "
+        f"{known.head(3).to_list()}; rows like it: {int(wrong.sum()):,}); fix the id or set "
+        f"{spec.field}.id to the column holding them"
+    )
 
 
 def _check_duplicates(spec: AttributeSpec, ids: pl.Series) -> None:
@@ -306,6 +319,7 @@ def read_attributes(spec: AttributeSpec, known_ids: pl.Series) -> AttributeTable
     raw = frame[spec.id_column]
     blank = raw.is_null() | (raw.str.strip_chars().str.len_bytes() == 0)
     ids = _ids_as(raw, known_ids)
+    _check_id_type(spec, raw, ids, blank, known_ids)
     _check_duplicates(spec, pl.Series("id", raw.str.strip_chars()).set(blank, None))
     lookup = pl.DataFrame({"id": known_ids, "dense": np.arange(known_ids.len(), dtype=np.int64)})
     joined = pl.DataFrame({"id": ids}).join(lookup, on="id", how="left", maintain_order="left")

@@ -6,8 +6,8 @@ refuses before training.
    schema and ``--set`` overrides (:func:`lab.scenario.load_scenario`);
 2. the expectations: each operator exists and compares what it can, each path is one that
    ``summary.json`` can hold for this scenario (:mod:`reports.summary_paths`);
-3. the files it names: the replayed log (and a genres file given by path) exist and are
-   regular files, not a pipe or a device;
+3. the files it names: the replayed log (and a genres file given by path) and the attribute
+   tables exist and are regular files, not a pipe or a device;
 4. the memory estimate against the limit (:mod:`lab.footprint`).
 """
 
@@ -55,6 +55,11 @@ def check_expectation_paths(scenario: Scenario, *, source: str) -> None:
 
 def check_input_files(scenario: Scenario, *, base_dir: Path, source: str) -> None:
     """The files the scenario reads exist and are regular files."""
+    for kind, table in (("items", scenario.attributes.items), ("users", scenario.attributes.users)):
+        if table is not None:
+            field = f"attributes.{kind}.path"
+            path = resolve_input_path(table.path, source=source, field=field, base_dir=base_dir)
+            check_regular_file(path, label=path, what=f"{field} (an attribute table)")
     log = scenario.traffic.log
     if log is None or scenario.traffic.source != "log":
         return

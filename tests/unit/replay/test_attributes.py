@@ -69,8 +69,9 @@ def test_membership_and_groups_by_hand(tmp_path: Path) -> None:
 
 def test_ids_match_whatever_their_spelling(tmp_path: Path) -> None:
     path = _write(tmp_path, "item,kind\n 17 ,a\n18.0,b\nabc,c\n")
-    table = read_attributes(_spec(path), pl.Series([17, 18, 19]))
-    assert table.accounting["kept"] == 2
+    whole = _write(tmp_path, "item,kind\n 17 ,a\n18.0,b\n20,c\n", name="whole.csv")
+    table = read_attributes(_spec(whole), pl.Series([17, 18, 19]))
+    assert table.accounting == {"input_rows": 3, "kept": 2, "skipped.unknown_id": 1}
     assert table.attributes["kind"].group().tolist() == [0, 1, 2]
     text_ids = read_attributes(_spec(path), pl.Series(["abc", "17"]))
     # levels come from the kept rows only: ("a", "c")
@@ -122,6 +123,13 @@ def test_free_text_is_not_a_category(tmp_path: Path) -> None:
             "attributes.items.multi_valued.genres = ','",
         ),
         (
+            "item,kind\n0,a\n1.5,b\nx,c\n",
+            {},
+            "items.csv: line 3: item id '1.5' in column 'item' must be a whole number like the "
+            "run's item ids (e.g. [0, 1, 2]; rows like it: 2); fix the id or set "
+            "attributes.items.id to the column holding them",
+        ),
+        (
             "item,kind\n",
             {},
             "items.csv: attributes.items must hold at least one row, got a header only "
@@ -153,7 +161,9 @@ def test_too_many_levels_for_a_listed_column(tmp_path: Path) -> None:
 
 
 def test_missing_file_names_the_setting(tmp_path: Path) -> None:
-    with pytest.raises(UserInputError, match=r"attributes.items.path must name an existing file"):
+    with pytest.raises(
+        UserInputError, match=r"attributes.items.path \(an attribute table\) must exist"
+    ):
         read_attributes(_spec(tmp_path / "nope.csv"), pl.Series([0]))
 
 
