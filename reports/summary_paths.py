@@ -85,6 +85,8 @@ _VERSION: dict[str, Any] = {
             ),
             "hit_at_k": _leaves("method", "basis", "k", "requests", "rate", "ci95"),
         },
+        # per item attribute of the scenario's table (its names are data)
+        "by_attribute": OPEN,
     },
     "shadow": {"requests": LEAF, "latency_ms": _LATENCY},
 }  # fmt: skip
@@ -118,6 +120,12 @@ _ROLLOUT_NUMBERS = _leaves(
     "first_exposure_s", "time_to_detect_s", "time_to_rollback_s", "time_to_promote_s",
     "rollback_at_s", "first_failure_at_s", "promote_at_s", "kill_switch_at_s", "waiting_for",
 )  # fmt: skip
+_ATTRIBUTE_TABLE = {
+    **_leaves("path", "ids", "ids_without_row"),
+    "accounting": {**_leaves("input_rows", "kept"), "skipped": OPEN},
+    "attributes": OPEN,
+    "ignored": OPEN,
+}
 _DRIFT_TEST = _leaves("psi", "ks_statistic", "ks_p_value", "live_samples", "alert", "status")
 _SERVED = {
     **_leaves("requests", "share_of_requests", "clicks", "ctr", "ctr_ci95"),
@@ -168,6 +176,8 @@ SUMMARY_TREE: Final[dict[str, Any]] = {
             ("new", "returning"), "by_segment", "segment", ("users", "requests")
         ),
         "worst_overall": _leaves("kind", "group", *_DIFFERENCE),
+        # per user attribute of the scenario's table (its names and groups are data)
+        "by_attribute": OPEN,
     },
     "churn": _leaves(
         "basis", "users", "users_changed", "share_changed", "changes", "mean_churn", "by_pair"
@@ -186,12 +196,23 @@ SUMMARY_TREE: Final[dict[str, Any]] = {
         "user_activity": _DRIFT_TEST,
         **_leaves("windows", "alert_threshold_psi"),
     },
+    "fairness": {
+        "providers": {
+            **_leaves("attribute", "basis", "baseline", "candidate"),
+            "groups": OPEN,
+            "versions": {
+                VERSIONS: _leaves("slots", "users", "tv_to_catalogue", "tv_to_popularity")
+            },
+            "most_changed": _leaves("group", "difference", "difference_ci95", "verdict"),
+        },
+    },
     "data": {
         **_leaves(
             "source", "users", "items", "history_events", "path", "format", "replayed_requests"
         ),
         "accounting": OPEN,
         "windows": OPEN,
+        "attributes": {kind: _ATTRIBUTE_TABLE for kind in ("items", "users")},
     },
     "timing": _leaves(
         "wall_s", "prepare_s", "simulate_s", "sim_s", "requests_per_wall_s",
