@@ -120,7 +120,8 @@ def provider_fairness(summary: dict[str, Any]) -> str:
             "Exposure share: the group's share of the list slots a version served (weighted by "
             "requests; 95% interval clustered by user). Against its share of the catalogue "
             "(items) and of past demand (users per item before the run): 1.00× is exposure "
-            "in proportion."
+            "in proportion. The last column compares both versions' lists for the same users, "
+            "those the candidate served (paired)."
         )
     )
 

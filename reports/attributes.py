@@ -10,8 +10,8 @@ Three blocks of ``summary.json``, each present only when the scenario names a ta
   the catalogue) with ``levels_shown`` and ``levels``;
 * ``fairness.providers``: exposure share of every provider group against its catalogue and
   popularity share, per version with a 95 % interval clustered by user, their total
-  variation distance, and the candidate's change against the baseline
-  (:mod:`sim.metrics.fairness`);
+  variation distance, and the candidate's change against the baseline, paired on the users
+  the candidate served (both versions' lists for them; :mod:`sim.metrics.fairness`);
 * ``segments.by_attribute.ATTR`` for every categorical user attribute (country, platform,
   cohort...): CTR per group and assigned version (clustered by user), the candidate −
   baseline difference per group with its 95 % interval and a Bonferroni-corrected one for
@@ -39,9 +39,10 @@ from sim.metrics.fairness import (
     group_ctr_deltas,
     group_exposure,
     level_shares,
+    paired_share_change,
     total_variation,
 )
-from sim.stats import difference_interval, mean_interval
+from sim.stats import Interval, mean_interval
 
 __all__ = ["NO_VALUE", "by_attribute_blocks", "fairness_block", "user_group_blocks"]
 
@@ -49,7 +50,8 @@ NO_VALUE = "(no value)"
 ATTRIBUTE_BASIS = "lists this version served, weighted by requests (item attribute table)"
 FAIRNESS_BASIS = (
     "list slots this version served, weighted by requests; an item with several groups shares "
-    "its slot equally; interval clustered by user (delta method)"
+    "its slot equally; interval clustered by user (delta method); the candidate's change is "
+    "paired: both versions' lists for the users the candidate served"
 )
 GROUP_BASIS = (
     "CTR by assigned version, clustered by user; a user with several values counts in each "
@@ -141,6 +143,25 @@ def _exposure_cell(exposure: GroupExposure, g: int) -> dict[str, Any]:
     }
 
 
+def _paired_changes(
+    result: RunResult, served_by: npt.NDArray[np.int64], shares: npt.NDArray[np.float64]
+) -> list[Interval] | None:
+    """Candidate − baseline exposure share per group on the users the candidate served
+    (both versions' lists for them, weighted by their candidate requests); ``None`` when
+    the candidate served no one."""
+    names = [t.name for t in result.versions]
+    rollout = result.scenario.rollout
+    if rollout.baseline not in names or rollout.candidate not in names:
+        return None
+    base, cand = names.index(rollout.baseline), names.index(rollout.candidate)
+    users, weights = _served(result, served_by, cand)
+    if users.size == 0:
+        return None
+    return paired_share_change(
+        result.versions[base].items[users], result.versions[cand].items[users], weights, shares
+    )
+
+
 def fairness_block(
     result: RunResult, served_by: npt.NDArray[np.int64], attributes: RunAttributes
 ) -> dict[str, Any] | None:
@@ -162,11 +183,11 @@ def fairness_block(
     anyone = next(iter(per_version.values()))
     item_counts = np.asarray(membership.sum(axis=0)).ravel()
     groups: dict[str, Any] = {}
-    base, cand = per_version.get(rollout.baseline), per_version.get(rollout.candidate)
+    changes = _paired_changes(result, served_by, shares)
     for g, level in enumerate(levels):
         change = None
-        if base is not None and cand is not None and base.users and cand.users:
-            d = difference_interval(base.exposure[g], cand.exposure[g])
+        if changes is not None:
+            d = changes[g]
             change = {"difference": num(d.estimate), "difference_ci95": pair(d.low, d.high)}
         groups[level] = {
             "items": int(item_counts[g]),

@@ -13,9 +13,15 @@ An exposure share above the catalogue share means the group is shown more than i
 against the popularity share, more than its past demand.  Summaries: the total variation
 distance TV(p, q) = ½ Σ_g |p_g − q_g| of the exposure shares from either (0: the same
 distribution, 1: disjoint).  Intervals: the delta method for a ratio of per-user sums
-(:func:`sim.stats.clustered_ratio`), and for the change between two versions the normal
-interval of the difference of two such ratios (Singh & Joachims 2018 define exposure
-fairness; Abdollahpouri et al. 2019 compare exposure with popularity).
+(:func:`sim.stats.clustered_ratio`).  The change between two versions is *paired*: both
+versions' lists for the same users (those the candidate served, with their request counts),
+so that a canary shown to one country is not compared with everyone's lists.  With
+R_a = Σ_u x_a,u / Σ_u n_a,u and R_b likewise, d = R_b − R_a and
+
+    Var(d) ≈ Var_u( (x_b,u − R_b n_b,u) / n̄_b − (x_a,u − R_a n_a,u) / n̄_a ) / N
+
+(the delta method on the users' joint sums; :func:`paired_share_change`).  Singh & Joachims
+2018 define exposure fairness; Abdollahpouri et al. 2019 compare exposure with popularity.
 
 **User groups** (e.g. country): CTR per group and version, clustered by user, and the
 candidate − baseline difference per group with two intervals: the plain 95 % one and a
@@ -35,7 +41,13 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from replay.errors import must_be
-from sim.stats import ArmStats, Interval, clustered_ratio, difference_interval
+from sim.stats import (
+    ArmStats,
+    Interval,
+    clustered_ratio,
+    difference_interval,
+    z_two_sided,
+)
 
 __all__ = [
     "GroupDelta",
@@ -43,6 +55,7 @@ __all__ = [
     "group_ctr_deltas",
     "group_exposure",
     "level_shares",
+    "paired_share_change",
     "total_variation",
 ]
 
@@ -90,6 +103,27 @@ class GroupExposure:
         return np.array([a.mean for a in self.exposure], dtype=np.float64)
 
 
+def _slots_by_group(
+    lists: npt.ArrayLike, weights: npt.ArrayLike, shares: FloatArray, *, source: str
+) -> tuple[FloatArray, FloatArray]:
+    """Per row: slots shown ``n_u`` [n] and slots of each group ``x_ug`` [n, G]."""
+    table = np.asarray(lists, dtype=np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    n_items = shares.shape[0]
+    if table.ndim != 2 or w.shape != (table.shape[0],):
+        raise must_be(source, "weights.shape", f"({table.shape[0]},) like lists", w.shape)
+    if table.size and table.max(initial=-1) >= n_items:
+        raise must_be(source, "lists", f"item ids < {n_items}", int(table.max()))
+    listed = table >= 0
+    rows = np.repeat(np.arange(table.shape[0]), listed.sum(axis=1))
+    counts = sp.csr_matrix(
+        (np.repeat(w, listed.sum(axis=1)), (rows, table[listed])),
+        shape=(table.shape[0], n_items),
+    )
+    per_user = np.asarray((counts @ sp.csr_matrix(shares)).toarray(), dtype=np.float64)
+    return w * listed.sum(axis=1), per_user
+
+
 def group_exposure(
     lists: npt.ArrayLike,
     weights: npt.ArrayLike,
@@ -103,30 +137,15 @@ def group_exposure(
     with a column for items without a group if they should count), ``popularity``
     [n_items] (e.g. users per item before the run).
     """
-    source = "group_exposure"
-    table = np.asarray(lists, dtype=np.int64)
-    w = np.asarray(weights, dtype=np.float64)
     s = np.asarray(shares, dtype=np.float64)
     pop = np.asarray(popularity, dtype=np.float64)
-    n_items = s.shape[0]
-    if table.ndim != 2 or w.shape != (table.shape[0],):
-        raise must_be(source, "weights.shape", f"({table.shape[0]},) like lists", w.shape)
-    if pop.shape != (n_items,):
-        raise must_be(source, "popularity.shape", f"({n_items},)", pop.shape)
-    if table.size and table.max(initial=-1) >= n_items:
-        raise must_be(source, "lists", f"item ids < {n_items}", int(table.max()))
-    listed = table >= 0
-    rows = np.repeat(np.arange(table.shape[0]), listed.sum(axis=1))
-    counts = sp.csr_matrix(
-        (np.repeat(w, listed.sum(axis=1)), (rows, table[listed])),
-        shape=(table.shape[0], n_items),
-    )
-    per_user = np.asarray((counts @ sp.csr_matrix(s)).toarray(), dtype=np.float64)  # [n, G]
-    slots = w * listed.sum(axis=1)
+    if pop.shape != (s.shape[0],):
+        raise must_be("group_exposure", "popularity.shape", f"({s.shape[0]},)", pop.shape)
+    slots, per_user = _slots_by_group(lists, weights, s, source="group_exposure")
     exposure = tuple(clustered_ratio(slots, per_user[:, g]) for g in range(s.shape[1]))
     total_pop = pop.sum()
     return GroupExposure(
-        catalogue_share=s.sum(axis=0) / max(n_items, 1),
+        catalogue_share=s.sum(axis=0) / max(s.shape[0], 1),
         popularity_share=(pop @ s) / total_pop if total_pop > 0 else np.full(s.shape[1], np.nan),
         exposure=exposure,
         slots=float(slots.sum()),
@@ -211,4 +230,44 @@ def group_ctr_deltas(
                 ),
             )
         )
+    return out
+
+
+def paired_share_change(
+    lists_a: npt.ArrayLike,
+    lists_b: npt.ArrayLike,
+    weights: npt.ArrayLike,
+    shares: npt.ArrayLike,
+    level: float = 0.95,
+) -> list[Interval]:
+    """Per item group, version b's exposure share − version a's on the *same* users.
+
+    ``lists_a`` and ``lists_b`` int [n, K]: both versions' lists for the same n users (-1 =
+    empty slot), ``weights`` [n] their requests, ``shares`` [n_items, G]
+    (:func:`level_shares`).  The interval is the paired delta method of the module
+    docstring; unbounded with fewer than 2 users.
+    """
+    s = np.asarray(shares, dtype=np.float64)
+    n_a, x_a = _slots_by_group(lists_a, weights, s, source="paired_share_change")
+    n_b, x_b = _slots_by_group(lists_b, weights, s, source="paired_share_change")
+    if n_a.shape != n_b.shape:
+        raise must_be("paired_share_change", "lists_b.shape[0]", f"{n_a.shape[0]}", n_b.shape)
+    keep = (n_a > 0) & (n_b > 0)
+    n_a, x_a, n_b, x_b = n_a[keep], x_a[keep], n_b[keep], x_b[keep]
+    users = int(keep.sum())
+    z = z_two_sided(level)
+    out = []
+    for g in range(s.shape[1]):
+        if users == 0:
+            out.append(Interval(np.nan, -np.inf, np.inf, level))
+            continue
+        r_a = x_a[:, g].sum() / n_a.sum()
+        r_b = x_b[:, g].sum() / n_b.sum()
+        d = float(r_b - r_a)
+        if users < 2:
+            out.append(Interval(d, -np.inf, np.inf, level))
+            continue
+        e = (x_b[:, g] - r_b * n_b) / n_b.mean() - (x_a[:, g] - r_a * n_a) / n_a.mean()
+        half = z * float(np.sqrt(e.var(ddof=1) / users))
+        out.append(Interval(d, d - half, d + half, level))
     return out
