@@ -184,10 +184,20 @@ SUMMARY_TREE: Final[dict[str, Any]] = {
     ),
     "off_policy": {
         **_leaves("rows", "logging_policy_mean_reward", "target_policy"),
+        # slate logs with 0/1 rewards: the position-based click model the log fits
+        "click_model": _leaves(
+            "model", "basis", "rows", "slates", "bootstrap", "iterations", "converged",
+            "examination_relative", "examination_relative_ci95", "log_likelihood",
+            "position_blind_log_likelihood", "perplexity_by_position",
+            "position_blind_perplexity_by_position", "likelihood_ratio", "p_value",
+        ),
         "versions": {
             VERSIONS: {
-                method: _leaves("value", "ci95", "n", "effective_n")
-                for method in ("replay", "ips", "snips")
+                **{
+                    method: _leaves("value", "ci95", "n", "effective_n")
+                    for method in ("replay", "ips", "snips")
+                },
+                "direct": _leaves("value", "ci95", "slates", "unseen_items_share"),
             }
         },
     },
