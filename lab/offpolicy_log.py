@@ -73,16 +73,18 @@ CLICK_MODEL_BASIS = (
 
 @dataclass
 class LoggedImpressions:
-    """Replay-window rows with a propensity: dense user, item, reward and propensity [n].
+    """Replay-window rows: dense user, item, reward and propensity [n].
 
     ``position`` (dense, 0 = top) and ``slate`` (one id per user and timestamp) for slate
-    logs; ``accounting``: rows of the window read and the ones excluded, by reason.
+    logs; ``propensity`` is ``None`` for a long-form impression log (positions and clicks
+    only: the click model, no off-policy estimate); ``accounting``: rows of the window read
+    and the ones excluded, by reason.
     """
 
     user: np.ndarray
     item: np.ndarray
     reward: np.ndarray
-    propensity: np.ndarray
+    propensity: np.ndarray | None
     position: np.ndarray | None = None
     slate: np.ndarray | None = None
     accounting: dict[str, Any] = field(default_factory=dict)
@@ -109,10 +111,13 @@ def read_logged_impressions(
     timestamp_unit: str,
     source: str,
 ) -> LoggedImpressions:
-    """The replay window's rows with propensity and reward, keyed to the table's dense ids.
+    """The replay window's rows with reward and propensity or position, keyed to the table's
+    dense ids.
 
-    ``columns`` maps ``user``, ``item``, ``timestamp``, ``propensity``, ``reward`` and
-    optionally ``position`` to the log's column names.
+    ``columns`` maps ``user``, ``item``, ``timestamp``, ``reward`` and ``propensity`` and/or
+    ``position`` to the log's column names.  Without a propensity (a long-form impression
+    log: one row per shown item with its position and whether it was clicked), the reward
+    must be 0 or 1; other rows are counted as ``invalid_reward``.
     """
     file = Path(path)
     roles = ("user", "item", "timestamp", "propensity", "reward", "position")
@@ -134,9 +139,10 @@ def read_logged_impressions(
     start_us = int(window[0].timestamp() * 1e6)
     end_us = int(window[1].timestamp() * 1e6)
     slates = "position" in wanted
+    weighted = "propensity" in wanted
     rows = raw.with_columns(
         timestamp_us_expr("timestamp", raw.schema["timestamp"], mode).alias("ts_us"),
-        pl.col("propensity").cast(pl.Float64, strict=False),
+        *([pl.col("propensity").cast(pl.Float64, strict=False)] if weighted else []),
         pl.col("reward").cast(pl.Float64, strict=False),
         pl.col("user").cast(table.user_ids.dtype, strict=False),
         pl.col("item").cast(table.item_ids.dtype, strict=False),
@@ -147,13 +153,20 @@ def read_logged_impressions(
     in_window = rows.height
     rows = rows.join(users, on="user", how="left").join(items, on="item", how="left")
     # Each excluded row under the first reason that applies, in this order.
+    valid_reward = pl.col("reward").is_finite() if weighted else pl.col("reward").is_in([0.0, 1.0])
     checks = {
-        "invalid_propensity": ~(
-            pl.col("propensity").is_finite()
-            & (pl.col("propensity") > 0)
-            & (pl.col("propensity") <= 1)
-        ).fill_null(False),
-        "invalid_reward": ~pl.col("reward").is_finite().fill_null(False),
+        **(
+            {
+                "invalid_propensity": ~(
+                    pl.col("propensity").is_finite()
+                    & (pl.col("propensity") > 0)
+                    & (pl.col("propensity") <= 1)
+                ).fill_null(False)
+            }
+            if weighted
+            else {}
+        ),
+        "invalid_reward": ~valid_reward.fill_null(False),
         "unknown_user": pl.col("u").is_null(),
         "unknown_item": pl.col("i").is_null(),
     }
@@ -173,7 +186,7 @@ def read_logged_impressions(
         rows["u"].to_numpy(),
         rows["i"].to_numpy(),
         rows["reward"].to_numpy(),
-        rows["propensity"].to_numpy(),
+        rows["propensity"].to_numpy() if weighted else None,
         position=position,
         slate=slate,
         accounting=accounting,
@@ -198,6 +211,7 @@ def _estimate(estimate: OffPolicyEstimate | None) -> dict[str, Any] | None:
 
 def _uniform(impressions: LoggedImpressions, shown: np.ndarray) -> dict[str, Any]:
     """Replay, IPS and SNIPS with the target uniform over the version's list."""
+    assert impressions.propensity is not None
     k = (shown >= 0).sum(axis=1)
     listed = (shown == impressions.item[:, None]).any(axis=1)
     target = np.where(listed, 1.0 / np.maximum(k, 1), 0.0)
@@ -216,6 +230,7 @@ def _uniform(impressions: LoggedImpressions, shown: np.ndarray) -> dict[str, Any
 def _ranking(impressions: LoggedImpressions, shown: np.ndarray) -> dict[str, Any]:
     """Replay, IPS and SNIPS per position and per slate with the version's ranking."""
     assert impressions.position is not None and impressions.slate is not None
+    assert impressions.propensity is not None
     position = impressions.position
     at = shown[np.arange(position.size), position]
     target = (at == impressions.item).astype(np.float64)
@@ -305,7 +320,7 @@ def _subset(impressions: LoggedImpressions, keep: np.ndarray) -> LoggedImpressio
         impressions.user[keep],
         impressions.item[keep],
         impressions.reward[keep],
-        impressions.propensity[keep],
+        cut(impressions.propensity),
         cut(impressions.position),
         cut(impressions.slate),
     )
@@ -321,7 +336,9 @@ def offpolicy_block(impressions: LoggedImpressions, lists: dict[str, np.ndarray]
         "logging_policy_mean_reward": round(float(impressions.reward.mean()), 6)
         if len(impressions)
         else None,
-        "target_policy": RANKING_TARGET if slates else UNIFORM_TARGET,
+        "target_policy": (
+            None if impressions.propensity is None else RANKING_TARGET if slates else UNIFORM_TARGET
+        ),
         "slates": None
         if impressions.slate is None or impressions.position is None
         else {
@@ -353,7 +370,7 @@ def offpolicy_block(impressions: LoggedImpressions, lists: dict[str, np.ndarray]
                 keep &= ~empty_slot
         used = _subset(impressions, keep)
         version: dict[str, Any] = {"rows": len(used), "excluded": excluded}
-        if len(used):
+        if len(used) and impressions.propensity is not None:
             estimate = _ranking if slates else _uniform
             version.update(estimate(used, shown[keep]))
         else:

@@ -147,22 +147,29 @@ class LogSource(Table):
         cols = self.columns
         if cols is None:
             return self
-        # One of the pair alone would silently give no off-policy estimates at all.
-        if (cols.propensity is None) != (cols.reward is None):
-            given, missing = (
-                ("propensity", "reward") if cols.reward is None else ("reward", "propensity")
-            )
+        # A propensity without rewards, or rewards with neither propensities nor positions,
+        # would silently give no estimate at all.
+        if cols.propensity is not None and cols.reward is None:
             raise Inconsistent(
-                ("columns", missing),
-                f"must be set when {given} is (off-policy estimates need both; map the "
-                f"log's {missing} column or remove {given})",
+                ("columns", "reward"),
+                "must be set when propensity is (off-policy estimates need both; map the "
+                "log's reward column or remove propensity)",
                 None,
             )
-        if cols.position is not None and cols.propensity is None:
+        if cols.position is not None and cols.reward is None:
             raise Inconsistent(
-                ("columns", "position"),
-                "needs propensity and reward (position-aware off-policy estimates)",
-                cols.position,
+                ("columns", "reward"),
+                "must be set when position is (an impression log needs the column saying "
+                "whether each shown item was clicked; map it or remove position)",
+                None,
+            )
+        if cols.reward is not None and cols.propensity is None and cols.position is None:
+            raise Inconsistent(
+                ("columns", "propensity"),
+                "must be set when reward is, unless position is (off-policy estimates need "
+                "propensities; an impression log without them needs positions; map the "
+                "log's propensity or position column, or remove reward)",
+                None,
             )
         return self
 

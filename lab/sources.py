@@ -107,7 +107,8 @@ class Source:
     #: Replayed logs with genre metadata: multi-hot int8 [n_items, n_genres] and the names.
     item_genres: np.ndarray | None = None
     genre_names: tuple[str, ...] = ()
-    #: Replay-window impressions with logging propensities (off-policy estimates), if mapped.
+    #: Replay-window impressions: with logging propensities (off-policy estimates) and/or
+    #: positions (slates, the click model), if mapped.
     impressions: LoggedImpressions | None = None
     #: Replayed logs: the update window's requests and what came next (calibration feedback).
     feedback: LoggedFeedback | None = None
@@ -451,7 +452,9 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
     item_genres, genre_names = _genres(log, table, log_path, source=source, base_dir=base_dir)
     impressions = None
     cols = log.columns
-    if cols is not None and cols.propensity is not None and cols.reward is not None:
+    if cols is not None and cols.reward is not None:
+        # Off-policy rows (propensity and reward) or a long-form impression log (position and
+        # clicks, no propensity): the scenario's schema allows only these two.
         mapping = {
             "user": cols.user,
             "item": cols.item,

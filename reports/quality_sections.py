@@ -166,11 +166,16 @@ def off_policy(summary: dict[str, Any]) -> str:
             left=3,
         )
         + _muted(
-            f"Estimates of each version's {esc(unit)} on the logged impressions. Target "
-            f"policy: {esc(block['target_policy'])}. Rows where a version shows no list (or "
-            "nothing at the logged position) have no target policy and are left out, counted "
-            "per version. Normal intervals, or Wilson at the effective sample size where no "
-            "weighted row was clicked."
+            (
+                f"Estimates of each version's {esc(unit)} on the logged impressions. Target "
+                f"policy: {esc(block['target_policy'])}. Rows where a version shows no list (or "
+                "nothing at the logged position) have no target policy and are left out, "
+                "counted per version. Normal intervals, or Wilson at the effective sample size "
+                "where no weighted row was clicked."
+                if block.get("target_policy")
+                else f"The log has no logging propensities: no importance-weighted estimate, "
+                f"only each version's {esc(unit)} under the click model the log fits."
+            )
             + (f" Log rows of the replay window left out: {dropped}." if dropped else "")
         )
         + _click_model(block.get("click_model"))
