@@ -96,14 +96,18 @@ def _em(
     max_iterations: int,
     tolerance: float,
 ) -> PositionBasedModel:
-    by_item = np.bincount(item, weights=weight, minlength=n_items)
-    by_position = np.bincount(position, weights=weight, minlength=n_positions)
+    """EM on the (position, item) cells: n_ki rows and c_ki clicks each (weighted), so that an
+    iteration costs P × n_items whatever the number of rows."""
+    cell = position * n_items + item
+    size = n_positions * n_items
+    n = np.bincount(cell, weights=weight, minlength=size).reshape(n_positions, n_items)
+    c = np.bincount(cell, weights=weight * click, minlength=size).reshape(n_positions, n_items)
+    misses = n - c
+    by_position, by_item = n.sum(axis=1), n.sum(axis=0)
     if start is None:
         theta = np.full(n_positions, 0.5)
-        clicks = np.bincount(item, weights=weight * click, minlength=n_items)
-        alpha = np.clip(
-            np.divide(clicks, by_item, out=np.zeros(n_items), where=by_item > 0), 0.01, 0.99
-        )
+        ctr = np.divide(c.sum(axis=0), by_item, out=np.zeros(n_items), where=by_item > 0)
+        alpha = np.clip(ctr / 0.5, 0.01, 0.99)
     else:
         theta, alpha = start.examination.copy(), np.nan_to_num(start.attractiveness, nan=0.5)
     previous = -np.inf
@@ -111,14 +115,13 @@ def _em(
     iterations = 0
     while iterations < max_iterations:
         iterations += 1
-        t, a = theta[position], alpha[item]
-        p = t * a
-        rest = np.maximum(1.0 - p, EPS)
-        examined = np.where(click > 0, 1.0, t * (1.0 - a) / rest)
-        attractive = np.where(click > 0, 1.0, (1.0 - t) * a / rest)
+        t, a = theta[:, None], alpha[None, :]
+        rest = np.maximum(1.0 - t * a, EPS)
+        examined = c + misses * t * (1.0 - a) / rest
+        attractive = c + misses * (1.0 - t) * a / rest
         theta = np.clip(
             np.divide(
-                np.bincount(position, weights=weight * examined, minlength=n_positions),
+                examined.sum(axis=1),
                 by_position,
                 out=np.full(n_positions, 0.5),
                 where=by_position > 0,
@@ -128,17 +131,15 @@ def _em(
         )
         alpha = np.clip(
             np.divide(
-                np.bincount(item, weights=weight * attractive, minlength=n_items),
-                by_item,
-                out=np.full(n_items, 0.5),
-                where=by_item > 0,
+                attractive.sum(axis=0), by_item, out=np.full(n_items, 0.5), where=by_item > 0
             ),
             EPS,
             1 - EPS,
         )
-        q = np.clip(theta[position] * alpha[item], EPS, 1 - EPS)
-        ll = float(np.sum(weight * (click * np.log(q) + (1 - click) * np.log1p(-q))))
-        if ll - previous < tolerance * max(1.0, abs(ll)):
+        q = np.clip(theta[:, None] * alpha[None, :], EPS, 1 - EPS)
+        ll = float(np.sum(c * np.log(q) + misses * np.log1p(-q)))
+        # Converged when the log-likelihood gains less than ``tolerance`` per row.
+        if ll - previous < tolerance * n.sum():
             converged = True
             break
         previous = ll
@@ -166,8 +167,8 @@ def fit_position_based(
     n_items: int,
     bootstrap: int = 40,
     seed: int = 0,
-    max_iterations: int = 500,
-    tolerance: float = 1e-9,
+    max_iterations: int = 20_000,
+    tolerance: float = 1e-10,
 ) -> ClickModelFit:
     """Fit the PBM on a slate log's rows: ``position`` [n] (0 = top), ``item`` [n] (dense ids
     < ``n_items``), ``click`` [n] 0/1, ``slate`` [n] (the impression a row belongs to).
