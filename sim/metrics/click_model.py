@@ -96,17 +96,20 @@ def _em(
     max_iterations: int,
     tolerance: float,
 ) -> PositionBasedModel:
-    """EM on the (position, item) cells: n_ki rows and c_ki clicks each (weighted), so that an
-    iteration costs P × n_items whatever the number of rows."""
-    cell = position * n_items + item
-    size = n_positions * n_items
-    n = np.bincount(cell, weights=weight, minlength=size).reshape(n_positions, n_items)
-    c = np.bincount(cell, weights=weight * click, minlength=size).reshape(n_positions, n_items)
+    """EM on the (position, item) cells the log holds: n rows and c clicks each (weighted),
+    so that an iteration costs the number of such cells, at most P × n_items and at most
+    the number of rows."""
+    cells, inverse = np.unique(position * n_items + item, return_inverse=True)
+    k, i = cells // n_items, cells % n_items
+    n = np.bincount(inverse.ravel(), weights=weight, minlength=cells.size)
+    c = np.bincount(inverse.ravel(), weights=weight * click, minlength=cells.size)
     misses = n - c
-    by_position, by_item = n.sum(axis=1), n.sum(axis=0)
+    by_position = np.bincount(k, weights=n, minlength=n_positions)
+    by_item = np.bincount(i, weights=n, minlength=n_items)
     if start is None:
         theta = np.full(n_positions, 0.5)
-        ctr = np.divide(c.sum(axis=0), by_item, out=np.zeros(n_items), where=by_item > 0)
+        clicks = np.bincount(i, weights=c, minlength=n_items)
+        ctr = np.divide(clicks, by_item, out=np.zeros(n_items), where=by_item > 0)
         alpha = np.clip(ctr / 0.5, 0.01, 0.99)
     else:
         theta, alpha = start.examination.copy(), np.nan_to_num(start.attractiveness, nan=0.5)
@@ -115,13 +118,13 @@ def _em(
     iterations = 0
     while iterations < max_iterations:
         iterations += 1
-        t, a = theta[:, None], alpha[None, :]
+        t, a = theta[k], alpha[i]
         rest = np.maximum(1.0 - t * a, EPS)
         examined = c + misses * t * (1.0 - a) / rest
         attractive = c + misses * (1.0 - t) * a / rest
         theta = np.clip(
             np.divide(
-                examined.sum(axis=1),
+                np.bincount(k, weights=examined, minlength=n_positions),
                 by_position,
                 out=np.full(n_positions, 0.5),
                 where=by_position > 0,
@@ -131,12 +134,15 @@ def _em(
         )
         alpha = np.clip(
             np.divide(
-                attractive.sum(axis=0), by_item, out=np.full(n_items, 0.5), where=by_item > 0
+                np.bincount(i, weights=attractive, minlength=n_items),
+                by_item,
+                out=np.full(n_items, 0.5),
+                where=by_item > 0,
             ),
             EPS,
             1 - EPS,
         )
-        q = np.clip(theta[:, None] * alpha[None, :], EPS, 1 - EPS)
+        q = np.clip(theta[k] * alpha[i], EPS, 1 - EPS)
         ll = float(np.sum(c * np.log(q) + misses * np.log1p(-q)))
         # Converged when the log-likelihood gains less than ``tolerance`` per row.
         if ll - previous < tolerance * n.sum():
