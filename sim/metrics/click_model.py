@@ -84,6 +84,14 @@ class ClickModelFit:
     p_value: float
 
 
+def _posterior_mean(group: IntArray, posterior: FloatArray, totals: FloatArray) -> FloatArray:
+    """M-step: Σ posterior / Σ rows per group (0.5 for a group without rows), kept in
+    [EPS, 1 − EPS]."""
+    sums = np.bincount(group, weights=posterior, minlength=totals.size)
+    mean = np.divide(sums, totals, out=np.full(totals.size, 0.5), where=totals > 0)
+    return np.asarray(np.clip(mean, EPS, 1 - EPS), dtype=np.float64)
+
+
 def _em(
     position: IntArray,
     item: IntArray,
@@ -104,8 +112,8 @@ def _em(
     n = np.bincount(inverse.ravel(), weights=weight, minlength=cells.size)
     c = np.bincount(inverse.ravel(), weights=weight * click, minlength=cells.size)
     misses = n - c
-    by_position = np.bincount(k, weights=n, minlength=n_positions)
-    by_item = np.bincount(i, weights=n, minlength=n_items)
+    by_position = np.bincount(k, weights=n, minlength=n_positions).astype(np.float64)
+    by_item = np.bincount(i, weights=n, minlength=n_items).astype(np.float64)
     if start is None:
         theta = np.full(n_positions, 0.5)
         clicks = np.bincount(i, weights=c, minlength=n_items)
@@ -122,26 +130,8 @@ def _em(
         rest = np.maximum(1.0 - t * a, EPS)
         examined = c + misses * t * (1.0 - a) / rest
         attractive = c + misses * (1.0 - t) * a / rest
-        theta = np.clip(
-            np.divide(
-                np.bincount(k, weights=examined, minlength=n_positions),
-                by_position,
-                out=np.full(n_positions, 0.5),
-                where=by_position > 0,
-            ),
-            EPS,
-            1 - EPS,
-        )
-        alpha = np.clip(
-            np.divide(
-                np.bincount(i, weights=attractive, minlength=n_items),
-                by_item,
-                out=np.full(n_items, 0.5),
-                where=by_item > 0,
-            ),
-            EPS,
-            1 - EPS,
-        )
+        theta = _posterior_mean(k, examined, by_position)
+        alpha = _posterior_mean(i, attractive, by_item)
         q = np.clip(theta[k] * alpha[i], EPS, 1 - EPS)
         ll = float(np.sum(c * np.log(q) + misses * np.log1p(-q)))
         # Converged when the log-likelihood gains less than ``tolerance`` per row.
