@@ -113,6 +113,11 @@ class Source:
     feedback: LoggedFeedback | None = None
     #: Interactions users make on their own during ``[start_s, end_s)`` of the run (synthetic).
     organic: Callable[[float, float, np.random.Generator], sp.csr_matrix] | None = None
+    #: Synthetic worlds: seconds before time zero of each history interaction (<= 0).
+    history_offsets_s: np.ndarray | None = None
+    #: Replayed logs: the raw id of every lab user and item id (position = lab id), so that
+    #: tables and embeddings written in the log's ids land on the right rows.
+    id_maps: tuple[pl.Series, pl.Series] | None = None
     #: Keys naming the data in ``matrices`` (``lab.artifacts``); filled on first use for logs.
     data_keys: dict[str, str] = field(default_factory=dict)
 
@@ -284,6 +289,7 @@ def _synthetic(
         matrices=matrices,
         history_users=history.users,
         history_items=history.items,
+        history_offsets_s=history.offsets_s,
         requests=requests,
         consumption=consumption,
         duration_s=duration,
@@ -488,6 +494,7 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         genre_names=genre_names,
         impressions=impressions,
         feedback=feedback,
+        id_maps=(table.user_ids, table.item_ids),
         data={
             "source": "log",
             "path": str(log.path),

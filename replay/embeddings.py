@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from replay.array_files import check_declared_sizes, check_npy_file
 from replay.errors import UserInputError
 from replay.training import ModelSpec, TrainedModel
 
@@ -43,9 +44,6 @@ ARRAYS = ("user_factors", "item_factors", "user_bias", "item_bias", "user_ids", 
 #: Added to the score of an item without an embedding: no real score comes near it, so the
 #: item is never chosen while another is left (and it stays finite for the norm bounds).
 MISSING_ITEM_PENALTY = -1.0e4
-#: Largest array an artifact may declare (8 GiB): a corrupt or hostile header never
-#: allocates more than that.
-_MAX_ARRAY_BYTES = 8 * 2**30
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -62,54 +60,28 @@ def _fail(source: str, message: str) -> UserInputError:
     return UserInputError(f"{source}: {message}")
 
 
+_FIX = "write it again with numpy.save / numpy.savez (see README, 'Bring your own model')"
+
+
 def _load_arrays(path: Path, source: str) -> dict[str, npt.NDArray[Any]]:
     if path.is_dir():
-        files = {name: path / f"{name}.npy" for name in ARRAYS if (path / f"{name}.npy").is_file()}
         out = {}
-        for name, file in files.items():
-            _check_npy_header(file.read_bytes()[:1024], file.stat().st_size, f"{source}/{name}.npy")
-            out[name] = np.load(file, allow_pickle=False)
+        for name in ARRAYS:
+            file = path / f"{name}.npy"
+            if file.is_file():
+                check_npy_file(file, fix=_FIX)
+                out[name] = np.load(file, allow_pickle=False)
         return out
     if not path.is_file():
         raise _fail(source, "no such embeddings file or folder (check the path)")
+    check_declared_sizes(path, fix=_FIX)
     try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                with archive.open(info) as member:
-                    head = member.read(1024)
-                _check_npy_header(head, info.file_size, f"{source}:{info.filename}")
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             return {name: np.asarray(data[name]) for name in data.files if name in ARRAYS}
-    except zipfile.BadZipFile:
-        raise _fail(source, "not a .npz archive (expected one written by numpy.savez)") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise _fail(source, f"cannot read the embeddings ({type(exc).__name__})") from None
-
-
-def _check_npy_header(head: bytes, stored_bytes: int, where: str) -> None:
-    """The array's declared size must be sane and match what is stored (a bomb inflates)."""
-    import io
-
-    try:
-        stream = io.BytesIO(head)
-        version = np.lib.format.read_magic(stream)
-        reader = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, _fortran, dtype = reader(stream)
-    except (ValueError, EOFError):
-        raise _fail(where, "not a .npy array (expected one written by numpy.save)") from None
-    if dtype.hasobject:
-        raise _fail(where, "holds Python objects; only numeric and string arrays are read")
-    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if declared > _MAX_ARRAY_BYTES or declared != stored_bytes - stream.tell():
+    except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile) as exc:
         raise _fail(
-            where,
-            f"declares {declared:,} bytes of data but holds {stored_bytes - stream.tell():,} "
-            "(a damaged or truncated array; write it again with numpy.save / numpy.savez)",
-        )
+            source, f"cannot read the embeddings ({type(exc).__name__}); fix: {_FIX}"
+        ) from None
 
 
 def _placement(
@@ -138,8 +110,8 @@ def _placement(
                 {"raw": known.cast(pl.String), "lab": np.arange(known.len(), dtype=np.int64)}
             )
             raw = pl.DataFrame({"raw": pl.Series(ids.astype(str))})
-            lab = raw.join(mapping, on="raw", how="left", maintain_order="left")["lab"]
-            lab = lab.fill_null(-1).to_numpy().astype(np.int64)
+            joined = raw.join(mapping, on="raw", how="left", maintain_order="left")["lab"]
+            lab = joined.fill_null(-1).to_numpy().astype(np.int64)
         if np.unique(lab[lab >= 0]).size != int((lab >= 0).sum()):
             raise _fail(source, f"{role}_ids must not repeat an id")
     lab = np.where((lab >= 0) & (lab < n), lab, -1)
@@ -155,12 +127,14 @@ def read_embeddings(
     user_ids: pl.Series | None = None,
     item_ids: pl.Series | None = None,
     source: str | None = None,
+    use_biases: bool = True,
 ) -> EmbeddingVersion:
     """Read and place an embeddings artifact (see the module docstring).
 
     ``user_ids`` / ``item_ids``: the raw id of every lab id when the lab's ids come from a
     replayed log; None when they are the integers ``0 .. n - 1``.  ``item_popularity``
-    [n_items] orders the popularity fallback of users the embeddings do not know.
+    [n_items] orders the popularity fallback of users the embeddings do not know;
+    ``use_biases=False`` ignores bias arrays (pure dot product).
     """
     file = Path(path)
     where = source or file.name
@@ -182,7 +156,7 @@ def read_embeddings(
         )
     biases = {}
     for role, rows in (("user", users.shape[0]), ("item", items.shape[0])):
-        bias = arrays.get(f"{role}_bias")
+        bias = arrays.get(f"{role}_bias") if use_biases else None
         if bias is None:
             biases[role] = np.zeros(rows, np.float32)
             continue
@@ -216,7 +190,7 @@ def read_embeddings(
     covered_items = np.zeros(n_items, bool)
     covered_items[item_lab[keep_items]] = True
     model = TrainedModel(
-        spec=ModelSpec(algorithm="embeddings", factors=d, seed=0),
+        spec=ModelSpec(algorithm="external", factors=d + 2, seed=0),
         user_factors=placed_users,
         item_factors=placed_items,
         item_popularity=np.asarray(item_popularity, dtype=np.int64),

@@ -21,6 +21,10 @@ plugin and the fix.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -61,6 +65,18 @@ def _cut(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+@contextmanager
+def _cwd_on_path() -> Iterator[None]:
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        yield
+    finally:
+        if added and os.getcwd() in sys.path:
+            sys.path.remove(os.getcwd())
+
+
 def load_plugin(spec: str, options: dict[str, Any] | None = None, *, source: str) -> Recommender:
     """Import ``package.module:factory`` and call it with ``options``; check the protocol."""
     module_name, sep, attribute = spec.partition(":")
@@ -69,7 +85,9 @@ def load_plugin(spec: str, options: dict[str, Any] | None = None, *, source: str
             f"{source}: plugin must look like 'package.module:factory', got {_cut(spec)!r}"
         )
     try:
-        module = importlib.import_module(module_name)
+        # Like ``python -m``: a package in the folder the command runs from is found.
+        with _cwd_on_path():
+            module = importlib.import_module(module_name)
     except Exception as exc:  # the user's code: any failure to import is theirs to fix
         raise UserInputError(
             f"{source}: plugin module {module_name!r} cannot be imported "

@@ -48,8 +48,10 @@ _VERSION: dict[str, Any] = {
     "model": {
         **_leaves(
             "algorithm", "parent", "update", "factors", "training_s",
-            "popularity_fallback_users",
+            "popularity_fallback_users", "source", "registry_id",
         ),
+        "provenance": OPEN,
+        "coverage": _leaves("traffic_users", "share"),
         "platt": _leaves("a", "b"),
         "calibration": {**_leaves("fitted_on", "intercept", "model"), "weights": OPEN},
     },

@@ -45,6 +45,13 @@ def add_parser(sub: Any) -> None:
     cache_options(p)
     p.add_argument("--requests-parquet", action="store_true", help="also write requests.parquet")
     p.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help="model registry folder: versions named by registry id load from it, versions "
+        "trained in the run are registered in it (sets the scenario's registry)",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="replace an earlier run in --out (only the files it wrote, if unchanged)",

@@ -1,0 +1,162 @@
+"""Bring your own model: versions from the registry, a top-K table, embeddings and a plugin.
+
+The workflow of the README, end to end on a small world: ``rollout-lab world export`` writes
+the history, a scikit-learn model trained on it by code outside the lab gives lists and
+embeddings in the lab's ids, and each route rolls that model out against the lab's ALS
+baseline, the world's latent truth deciding clicks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.sparse as sp
+
+from examples.byo_model.sklearn_knn import ItemKNN
+from rollout_lab.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = str(ROOT / "scenarios" / "quickstart.toml")
+SMALL = [
+    "--set", "traffic.users=2000", "--set", "traffic.items=500", "--set", 'traffic.duration="40m"',
+    "--set", "metrics.noise_floor=false",
+]  # fmt: skip
+
+
+def _summary(out: Path) -> dict[str, Any]:
+    return dict(json.loads((out / "summary.json").read_text()))
+
+
+def _run(out: Path, *extra: str) -> int:
+    return main(["run", QUICKSTART, "--out", str(out), "--reproducible", "--quiet", *SMALL, *extra])
+
+
+def test_train_then_run_by_registry_id_is_the_same_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = tmp_path / "registry"
+    assert main(["train", QUICKSTART, "--registry", str(registry), *SMALL]) == 0
+    ids = [
+        line.split()[0] for line in capsys.readouterr().out.splitlines() if "@" in line.split()[0]
+    ]
+    assert [i.split("@")[0] for i in ids] == ["baseline", "candidate"]
+    assert _run(tmp_path / "trained", "--registry", str(registry)) == 0
+    by_id = [
+        "--set", f'models.baseline={{registry="{ids[0]}"}}',
+        "--set", f'models.candidate={{registry="{ids[1]}"}}',
+    ]  # fmt: skip
+    assert _run(tmp_path / "loaded", "--registry", str(registry), *by_id) == 0
+    trained, loaded = _summary(tmp_path / "trained"), _summary(tmp_path / "loaded")
+    # The scenario block echoes the two (different) scenario texts; everything else is the
+    # same run, byte for byte.
+    trained.pop("scenario"), loaded.pop("scenario")
+    assert json.dumps(trained, sort_keys=True) == json.dumps(loaded, sort_keys=True)
+    for name, vid in zip(("baseline", "candidate"), ids, strict=True):
+        model = loaded["versions"][name]["model"]
+        assert model["source"] == "lab" and model["registry_id"] == vid
+        assert model["provenance"]["version_id"] == vid
+    assert loaded["versions"]["candidate"]["model"]["parent"] == "baseline"
+    assert loaded["versions"]["candidate"]["model"]["provenance"]["parent_id"] == ids[0]
+
+
+def _train_matrix(history: Path) -> sp.csr_matrix:
+    frame = pl.read_parquet(history).filter(pl.col("window") == "train")
+    ones = np.ones(frame.height, np.float32)
+    users, items = frame["user"].to_numpy(), frame["item"].to_numpy()
+    return sp.csr_matrix((ones, (users, items)), shape=(2000, 500), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The world's history, and a scikit-learn model's lists and embeddings trained on it."""
+    folder = tmp_path_factory.mktemp("byo")
+    history = folder / "history.parquet"
+    assert main(["world", "export", QUICKSTART, "--out", str(history), *SMALL[:4]]) == 0
+    matrix = _train_matrix(history)
+    knn = ItemKNN(neighbours=30)
+    knn.fit(matrix)
+    # Lists for four users in five: the others get the declared fallback.
+    users = np.arange(2000)[np.arange(2000) % 5 != 0]
+    items, scores = knn.recommend(users, 10)
+    rank = np.tile(np.arange(1, 11), users.size)
+    table = pl.DataFrame(
+        {
+            "user": np.repeat(users, 10),
+            "item": items.ravel(),
+            "rank": rank,
+            "score": scores.ravel().astype(np.float64),
+        }
+    ).filter(pl.col("item") >= 0)
+    table.write_parquet(folder / "lists.parquet")
+    from sklearn.decomposition import TruncatedSVD
+
+    svd = TruncatedSVD(n_components=16, random_state=0).fit(matrix)
+    np.savez(
+        folder / "factors.npz",
+        user_factors=svd.transform(matrix).astype(np.float32),
+        item_factors=svd.components_.T.astype(np.float32),
+        user_ids=np.arange(2000),
+        item_ids=np.arange(500),
+    )
+    return {"history": history, "lists": folder / "lists.parquet", "factors": folder / "factors.npz"}
+
+
+@pytest.mark.parametrize(
+    ("route", "setting"),
+    [
+        ("topk", 'models.candidate={{topk={{path="{lists}", fallback="baseline"}}}}'),
+        ("embeddings", 'models.candidate={{embeddings={{path="{factors}"}}}}'),
+        (
+            "plugin",
+            'models.candidate={{plugin="examples.byo_model.sklearn_knn:ItemKNN", '
+            "options={{neighbours=30}}}}",
+        ),
+    ],
+)
+def test_a_third_party_model_rolls_out_against_the_lab_baseline(
+    tmp_path: Path, exported: dict[str, Path], route: str, setting: str
+) -> None:
+    text = setting.format(lists=exported["lists"], factors=exported["factors"])
+    assert _run(tmp_path / route, "--set", text) in (0, 1)
+    summary = _summary(tmp_path / route)
+    model = summary["versions"]["candidate"]["model"]
+    assert model["source"] == route and model["registry_id"] is None
+    assert summary["versions"]["baseline"]["model"]["source"] == "lab"
+    assert summary["versions"]["candidate"]["requests"] > 0
+    assert summary["versions"]["candidate"]["clicks"] > 0
+    if route == "topk":
+        coverage = model["coverage"]
+        assert 0.7 < coverage["share"] < 0.9  # four users in five have a list
+        assert model["popularity_fallback_users"] > 0
+        assert model["provenance"]["fallback"] == "baseline"
+        accounting = model["provenance"]["accounting"]
+        assert accounting["kept"] == accounting["input_rows"] > 0
+
+
+def _one_line_exit_2(capsys: pytest.CaptureFixture[str], code: int, *words: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    for word in words:
+        assert word in err, err
+
+
+def test_bad_sources_are_one_line_and_write_nothing(
+    tmp_path: Path, exported: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    registry = tmp_path / "empty-registry"
+    code = _run(out, "--registry", str(registry), "--set", 'models.candidate={registry="nope"}')
+    _one_line_exit_2(capsys, code, "nope", "registry is empty")
+    strict = f'models.candidate={{topk={{path="{exported["lists"]}", require_coverage=0.95}}}}'
+    _one_line_exit_2(capsys, _run(out, "--set", strict), "lists.parquet", "require_coverage")
+    plugin = 'models.candidate={plugin="no_such_package.models:Factory"}'
+    _one_line_exit_2(capsys, _run(out, "--set", plugin), "no_such_package", "cannot be imported")
+    missing = 'models.candidate={embeddings={path="missing.npz"}}'
+    _one_line_exit_2(capsys, _run(out, "--set", missing), "missing.npz")
+    assert not out.exists()
