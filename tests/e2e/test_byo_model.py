@@ -103,7 +103,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         user_ids=np.arange(2000),
         item_ids=np.arange(500),
     )
-    return {"history": history, "lists": folder / "lists.parquet", "factors": folder / "factors.npz"}
+    return {
+        "history": history,
+        "lists": folder / "lists.parquet",
+        "factors": folder / "factors.npz",
+    }
 
 
 @pytest.mark.parametrize(

@@ -180,7 +180,7 @@ def test_files_that_are_not_tables(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match=r"must be a \.parquet, \.csv or \.tsv file"):
         read_list_table(tmp_path / "lists.json", k=3, n_users=2, n_items=5)
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
-    with pytest.raises(UserInputError, match="broken.parquet: not a readable table"):
+    with pytest.raises(UserInputError, match=r"broken\.parquet: not a readable table"):
         read_list_table(tmp_path / "broken.parquet", k=3, n_users=2, n_items=5)
 
 
