@@ -22,11 +22,11 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
+import numpy as np
+import polars as pl
 
-from lab.pipeline import prepare, simulate_prepared  # noqa: E402
-from lab.scenario import load_scenario  # noqa: E402
+from lab.pipeline import prepare, simulate_prepared
+from lab.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
