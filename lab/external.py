@@ -52,7 +52,8 @@ class FixedLists:
 
     ``items`` int32 [n_users, K] (-1 pads); ``fetch(users)`` fills the rows of users not
     ready yet (a plugin is asked once per user, in batches), or None when every row is
-    known up front (a table).
+    known up front (a table); ``p_click``: a table's own click probabilities, which then
+    are the version's predictions for the users it covers.
     """
 
     def __init__(
@@ -61,8 +62,10 @@ class FixedLists:
         items: np.ndarray,
         ready: np.ndarray,
         fetch: Callable[[np.ndarray], np.ndarray] | None = None,
+        p_click: np.ndarray | None = None,
     ) -> None:
         self.model = model
+        self.p_click = p_click  # float32 [n_users, K]: the system's own, NaN pads; or None
         self.items = items
         self.ready = ready
         self.k = int(items.shape[1])
@@ -198,6 +201,10 @@ def load_external(
         width = min(k, table.k)
         items[table.users, :width] = table.items[:, :width]
         covered[table.users] = True
+        p_click = None
+        if table.p_click is not None:
+            p_click = np.full((n_users, k), np.nan, np.float32)
+            p_click[table.users, :width] = table.p_click[:, :width]
         origin = _external_origin(
             "topk", settings.topk.path, path, table.accounting, settings.topk.fallback
         )
@@ -205,7 +212,7 @@ def load_external(
             stand_in,
             src.matrices["all"],
             model_key("topk", code, data=origin["provenance"]["sha256"], k=k),
-            FixedLists(stand_in, items, covered.copy()),
+            FixedLists(stand_in, items, covered.copy(), p_click=p_click),
             covered,
             origin,
         )

@@ -197,6 +197,12 @@ class VersionTables:
         self.relevance[todo] = self.truth.relevance(todo, chosen, self.click_lift)
         self.scores[todo] = item_scores(self.model, todo, chosen)
         self.predicted[todo] = self.predict(todo, chosen, no_history)
+        # A table with its system's own click probabilities: that system's prediction of its
+        # lists is what its calibration is judged on.
+        p_click = getattr(self.list_store, "p_click", None)
+        if p_click is not None:
+            own = todo[~no_history]
+            self.predicted[own] = list_click_probability(p_click[own], self.truth.position_decay)
         self.ready[todo] = True
         self.popularity_fallback_users += int(no_history.sum())
 

@@ -107,7 +107,8 @@ def load_plugin(spec: str, options: dict[str, Any] | None = None, *, source: str
     missing = [name for name in ("fit", "recommend") if not callable(getattr(model, name, None))]
     if missing:
         raise UserInputError(
-            f"{source}: plugin {spec!r} returned an object without {' and '.join(missing)}() "
+            f"{source}: plugin {spec!r} returned an object without "
+            f"{' and '.join(f'{name}()' for name in missing)} "
             "(see README, 'Bring your own model')"
         )
     return model  # type: ignore[no-any-return]

@@ -62,6 +62,11 @@ def test_train_then_run_by_registry_id_is_the_same_run(
         assert model["provenance"]["version_id"] == vid
     assert loaded["versions"]["candidate"]["model"]["parent"] == "baseline"
     assert loaded["versions"]["candidate"]["model"]["provenance"]["parent_id"] == ids[0]
+    # A version trained on another world does not fit this one.
+    other = [*by_id, "--set", "traffic.users=2500"]
+    code = _run(tmp_path / "other", "--registry", str(registry), *other)
+    _one_line_exit_2(capsys, code, ids[0], "serves 2000 users x 500 items", "2500 x 500")
+    assert not (tmp_path / "other").exists()
 
 
 def _train_matrix(history: Path) -> sp.csr_matrix:
@@ -90,6 +95,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "item": items.ravel(),
             "rank": rank,
             "score": scores.ravel().astype(np.float64),
+            "p": 0.3 / rank,  # the system's own click probabilities
         }
     ).filter(pl.col("item") >= 0)
     table.write_parquet(folder / "lists.parquet")
@@ -113,7 +119,10 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize(
     ("route", "setting"),
     [
-        ("topk", 'models.candidate={{topk={{path="{lists}", fallback="baseline"}}}}'),
+        (
+            "topk",
+            'models.candidate={{topk={{path="{lists}", fallback="baseline", p_click="p"}}}}',
+        ),
         ("embeddings", 'models.candidate={{embeddings={{path="{factors}"}}}}'),
         (
             "plugin",
@@ -123,10 +132,15 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ],
 )
 def test_a_third_party_model_rolls_out_against_the_lab_baseline(
-    tmp_path: Path, exported: dict[str, Path], route: str, setting: str
+    tmp_path: Path,
+    exported: dict[str, Path],
+    route: str,
+    setting: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     text = setting.format(lists=exported["lists"], factors=exported["factors"])
     assert _run(tmp_path / route, "--set", text) in (0, 1)
+    notes = capsys.readouterr().err
     summary = _summary(tmp_path / route)
     model = summary["versions"]["candidate"]["model"]
     assert model["source"] == route and model["registry_id"] is None
@@ -138,8 +152,11 @@ def test_a_third_party_model_rolls_out_against_the_lab_baseline(
         assert 0.7 < coverage["share"] < 0.9  # four users in five have a list
         assert model["popularity_fallback_users"] > 0
         assert model["provenance"]["fallback"] == "baseline"
+        assert "lists.parquet: covers" in notes and "fallback (baseline)" in notes
         accounting = model["provenance"]["accounting"]
         assert accounting["kept"] == accounting["input_rows"] > 0
+    else:
+        assert "covers" not in notes
 
 
 def _one_line_exit_2(capsys: pytest.CaptureFixture[str], code: int, *words: str) -> None:

@@ -281,7 +281,10 @@ def test_a_log_with_many_users_is_checked_once_read(tmp_path: Path) -> None:
     limit = MemoryLimit(int(before_reading * 1.2), "--max-memory")
     from lab.pipeline import prepare
 
-    with memory_guard(limit), pytest.raises(UserInputError, match="most of it is (model factors|top-K tables)"):
+    with (
+        memory_guard(limit),
+        pytest.raises(UserInputError, match="most of it is (model factors|top-K tables)"),
+    ):
         prepare(scenario, source_name="m.toml")
 
 
