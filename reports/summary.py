@@ -318,7 +318,10 @@ def build_summary(
             "algorithm": table.model.spec.algorithm,
             "parent": table.parent,
             "update": table.update,
-            "factors": int(table.model.user_factors.shape[1]),
+            # Lists from a table or a plugin have no factors (their scorer is a stand-in).
+            "factors": 0
+            if table.origin["source"] in ("topk", "plugin")
+            else int(table.model.user_factors.shape[1]),
             "training_s": 0.0 if reproducible else _num(table.model.training_seconds, 3),
             "popularity_fallback_users": table.popularity_fallback_users,
             # Raw-score Platt scaling is no longer used (see ``calibration``); kept as null so

@@ -163,7 +163,7 @@ def test_declared_sizes_are_checked_before_loading(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match=r"declares shape \(4, 2\)"):
         _read(tmp_path / "cut.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(UserInputError, match="not a readable .npz"):
+    with pytest.raises(UserInputError, match=r"not a readable \.npz"):
         _read(tmp_path / "junk.npz")
     with pytest.raises(UserInputError, match="no such embeddings file"):
         _read(tmp_path / "missing.npz")
