@@ -246,6 +246,7 @@ def load_external(
         )
     assert settings.plugin is not None
     plugin = load_plugin(settings.plugin, settings.options, source=where)
+    where = f"{where} {settings.plugin!r}"  # its answers' mistakes name the plugin
     train_matrix = src.matrices["train"]
     call_plugin(where, "fit()", plugin.fit, train_matrix.copy())
 

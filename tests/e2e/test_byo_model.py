@@ -181,3 +181,66 @@ def test_bad_sources_are_one_line_and_write_nothing(
     missing = 'models.candidate={embeddings={path="missing.npz"}}'
     _one_line_exit_2(capsys, _run(out, "--set", missing), "missing.npz")
     assert not out.exists()
+
+
+def _table(folder: Path, name: str, **columns: object) -> str:
+    pl.DataFrame(columns).write_csv(folder / name)
+    return f'models.candidate={{topk={{path="{folder / name}"}}}}'
+
+
+def test_bad_files_and_plugins_are_one_line_and_write_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    twice = _table(tmp_path, "twice.csv", user=[0, 0], item=[1, 2], rank=[1, 1], score=[1.0, 0.5])
+    _one_line_exit_2(capsys, _run(out, "--set", twice), "twice.csv", "rank")
+    nan = _table(tmp_path, "nan.csv", user=[0, 0], item=[1, 2], rank=[1, 2], score=[1.0, None])
+    _one_line_exit_2(capsys, _run(out, "--set", nan), "nan.csv", "score")
+    words = _table(tmp_path, "words.csv", user=[0], item=["x"], rank=[1], score=[1.0])
+    _one_line_exit_2(capsys, _run(out, "--set", words), "words.csv", "item")
+    np.savez(
+        tmp_path / "ids.npz",
+        user_factors=np.zeros((5, 2), np.float32),
+        item_factors=np.zeros((500, 2), np.float32),
+        user_ids=np.arange(4),
+    )
+    ids = f'models.candidate={{embeddings={{path="{tmp_path / "ids.npz"}"}}}}'
+    _one_line_exit_2(capsys, _run(out, "--set", ids), "ids.npz", "one id per row")
+    # A plugin in the folder the command runs in, answering with the wrong shape.
+    (tmp_path / "wrong_shape.py").write_text(
+        "import numpy as np\n"
+        "class Model:\n"
+        "    def fit(self, interactions):\n"
+        "        pass\n"
+        "    def recommend(self, user_ids, k):\n"
+        "        return np.zeros((len(user_ids), k + 1), int), np.zeros((len(user_ids), k + 1))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    plugin = 'models.candidate={plugin="wrong_shape:Model"}'
+    _one_line_exit_2(capsys, _run(out, "--set", plugin), "wrong_shape:Model", "must have shape")
+    assert not out.exists()
+
+
+def test_a_table_in_a_replayed_logs_raw_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tables name users and items as the log does; the truth stays what users rated next."""
+    monkeypatch.delenv("ROLLOUT_LAB_MOVIELENS", raising=False)
+    ratings = pl.read_csv(ROOT / "scenarios" / "data" / "ratings_sample.csv")
+    popular = ratings.group_by("movieId").len().sort(["len", "movieId"], descending=[True, False])
+    top = popular["movieId"].head(10).to_list()
+    users = sorted(ratings["userId"].unique().to_list())
+    rows = [(u, m, r + 1) for u in users for r, m in enumerate(top)]
+    rows += [(999_999, top[0], 1), (users[0], 88_888_888, 11)]  # an unknown user and item
+    table = pl.DataFrame(rows, schema=["user", "item", "rank"], orient="row")
+    table.write_csv(tmp_path / "lists.csv")
+    scenario = str(ROOT / "scenarios" / "movielens_replay.toml")
+    out = tmp_path / "run"
+    setting = f'models.candidate={{topk={{path="{tmp_path / "lists.csv"}"}}}}'
+    code = main(["run", scenario, "--out", str(out), "--quiet", "--reproducible", "--set", setting])
+    assert code in (0, 1), capsys.readouterr().err
+    model = _summary(out)["versions"]["candidate"]["model"]
+    accounting = model["provenance"]["accounting"]
+    assert accounting["skipped.unknown_user"] == 1 and accounting["skipped.unknown_item"] == 1
+    assert accounting["kept"] == len(users) * 10
+    assert model["coverage"]["share"] == 1.0 and model["popularity_fallback_users"] == 0
