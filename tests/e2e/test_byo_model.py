@@ -181,6 +181,42 @@ def test_bad_sources_are_one_line_and_write_nothing(
     missing = 'models.candidate={embeddings={path="missing.npz"}}'
     _one_line_exit_2(capsys, _run(out, "--set", missing), "missing.npz")
     assert not out.exists()
+    # validate checks the same before anything is built (and never imports a plugin).
+    code = main(["validate", QUICKSTART, "--set", missing])
+    _one_line_exit_2(capsys, code, "missing.npz", "models.candidate.embeddings.path")
+    assert main(["validate", QUICKSTART, "--set", plugin]) == 0
+    capsys.readouterr()
+
+
+def test_world_export_is_the_history_the_lab_trains_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lab.pipeline import seeded_streams
+    from lab.scenario import load_scenario
+    from lab.sources import build_source
+
+    size = SMALL[1:4:2]
+    scenario = load_scenario(QUICKSTART, size)
+    source = build_source(scenario, seeded_streams(scenario.seed), source="q")
+    for window, matrix in (("train", "train"), ("all", "all")):
+        out = tmp_path / f"{window}.csv"
+        args = ["world", "export", QUICKSTART, "--out", str(out), "--window", window]
+        assert main([*args, *SMALL[:4], "--no-cache"]) == 0
+        log = pl.read_csv(out, try_parse_dates=True)
+        assert log.columns == ["user", "item", "timestamp", "window"]
+        expected = source.matrices[matrix]
+        assert log.height == expected.nnz
+        got = sp.csr_matrix(
+            (np.ones(log.height), (log["user"].to_numpy(), log["item"].to_numpy())),
+            shape=expected.shape,
+        )
+        assert (got != expected).nnz == 0
+        assert log["timestamp"].is_sorted()
+        assert log["timestamp"].max() < source.windows["update"][1]
+    assert set(log["window"].unique()) == {"train", "update"}
+    capsys.readouterr()
+    code = main(["world", "export", QUICKSTART, "--out", str(tmp_path / "all.csv")])
+    _one_line_exit_2(capsys, code, "all.csv", "never replaces a file")
 
 
 def _table(folder: Path, name: str, **columns: object) -> str:
