@@ -23,6 +23,7 @@ the run's traffic users into an error.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from collections.abc import Callable
@@ -40,11 +41,18 @@ from lab.sources import Source
 from replay.embeddings import read_embeddings
 from replay.errors import UserInputError
 from replay.list_tables import ListColumns, read_list_table
-from replay.plugins import call_plugin, load_plugin, plugin_lists
+from replay.plugins import Recommender, call_plugin, load_plugin, plugin_lists
 from replay.registry import Registry
 from replay.training import ModelSpec, TrainedModel
 
-__all__ = ["ExternalVersion", "FixedLists", "load_external", "registry_root"]
+__all__ = [
+    "ExternalVersion",
+    "FixedLists",
+    "load_external",
+    "plugin_store",
+    "registry_root",
+    "updated_plugin",
+]
 
 
 class FixedLists:
@@ -72,6 +80,8 @@ class FixedLists:
         self.scored = 0
         self.scoring_s = 0.0
         self._fetch = fetch
+        self.plugin: Recommender | None = None  # the plugin whose lists these are
+        self.where = ""  # how its mistakes are named
 
     def rows(self, users: np.ndarray) -> np.ndarray:
         """The lists of ``users`` (int32 [n, K])."""
@@ -250,12 +260,7 @@ def load_external(
     train_matrix = src.matrices["train"]
     call_plugin(where, "fit()", plugin.fit, train_matrix.copy())
 
-    def fetch(users: np.ndarray) -> np.ndarray:
-        return plugin_lists(plugin, users, k=k, n_items=n_items, source=where).items
-
-    lists = FixedLists(
-        stand_in, np.full((n_users, k), -1, np.int32), np.zeros(n_users, bool), fetch
-    )
+    lists = plugin_store(plugin, stand_in, k=k, where=where)
     origin = {
         "source": "plugin",
         "registry_id": None,
@@ -263,6 +268,38 @@ def load_external(
     }
     key = model_key("plugin", code, data=src.data_key("train"), plugin=settings.plugin)
     return ExternalVersion(stand_in, src.matrices["all"], key, lists, None, origin)
+
+
+def plugin_store(plugin: Recommender, stand_in: TrainedModel, *, k: int, where: str) -> FixedLists:
+    """The lists of a fitted plugin, asked for once per user when first needed."""
+    n_users, n_items = stand_in.n_users, stand_in.n_items
+
+    def fetch(users: np.ndarray) -> np.ndarray:
+        return plugin_lists(plugin, users, k=k, n_items=n_items, source=where).items
+
+    lists = FixedLists(
+        stand_in, np.full((n_users, k), -1, np.int32), np.zeros(n_users, bool), fetch
+    )
+    lists.plugin = plugin
+    lists.where = where
+    return lists
+
+
+def updated_plugin(
+    lists: FixedLists, how: str, seen: sp.csr_matrix, since: sp.csr_matrix, settings: ModelSettings
+) -> Recommender:
+    """A release of a plugin version: a copy of the parent's object updated on ``since``
+    (``update``, when it has one and the train warm-starts), else fitted anew on ``seen``."""
+    parent = lists.plugin
+    assert parent is not None and settings.plugin is not None
+    where = lists.where
+    if how != "retrain" and callable(getattr(parent, "update", None)):
+        model = call_plugin(where, "copy (copy.deepcopy)", copy.deepcopy, parent)
+        call_plugin(where, "update()", model.update, since.copy())
+    else:
+        model = load_plugin(settings.plugin, settings.options, source=where)
+        call_plugin(where, "fit()", model.fit, seen.copy())
+    return model  # type: ignore[no-any-return]
 
 
 def _external_origin(

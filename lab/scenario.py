@@ -648,11 +648,12 @@ class Scenario(Table):
                     "or a plugin)",
                     model.parent,
                 )
-        if self.release_train is not None and self.rollout.candidate in lists_only:
+        fixed = lists_only - {n for n, m in self.models.items() if m.source == "plugin"}
+        if self.release_train is not None and self.rollout.candidate in fixed:
             raise Inconsistent(
                 ("release_train",),
-                "needs a candidate the lab can update (not one from a table, embeddings or a "
-                "plugin)",
+                "needs a candidate that can be updated (trained here, from the registry or a "
+                "plugin; not one from a table or embeddings)",
                 "[release_train]",
             )
 

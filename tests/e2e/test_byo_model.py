@@ -280,3 +280,36 @@ def test_a_table_in_a_replayed_logs_raw_ids(
     assert accounting["skipped.unknown_user"] == 1 and accounting["skipped.unknown_item"] == 1
     assert accounting["kept"] == len(users) * 10
     assert model["coverage"]["share"] == 1.0 and model["popularity_fallback_users"] == 0
+
+
+def test_a_plugin_candidate_rides_a_release_train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each release is the plugin's ``update`` on what users did since its parent."""
+    (tmp_path / "counted_knn.py").write_text(
+        "from pathlib import Path\n"
+        "from examples.byo_model.sklearn_knn import ItemKNN\n"
+        "class Counted(ItemKNN):\n"
+        "    def update(self, new_interactions):\n"
+        "        with open(Path(__file__).with_name('updates.txt'), 'a') as f:\n"
+        "            f.write(f'{new_interactions.nnz}\\n')\n"
+        "        super().update(new_interactions)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(ROOT))
+    scenario = str(ROOT / "scenarios" / "release_train.toml")
+    out = tmp_path / "run"
+    code = main(
+        [
+            "run", scenario, "--out", str(out), "--quiet", "--reproducible", *SMALL[:4],
+            "--set", 'traffic.duration="90m"', "--set", 'release_train.every="40m"',
+            "--set", 'models.candidate={plugin="counted_knn:Counted", options={neighbours=20}}',
+        ]
+    )  # fmt: skip
+    assert code in (0, 1), capsys.readouterr().err
+    summary = _summary(out)
+    release = summary["versions"]["candidate-2"]
+    assert release["model"]["source"] == "plugin" and release["model"]["update"] == "warm_start"
+    assert release["model"]["parent"] in ("candidate", "baseline")
+    updates = (tmp_path / "updates.txt").read_text().split()
+    assert len(updates) >= 1 and all(int(n) > 0 for n in updates)

@@ -86,4 +86,4 @@ def test_lists_from_outside_cannot_be_updated() -> None:
     assert "models.candidate.parent must name a version the lab can update" in _error(data)
     data = _data(candidate={"embeddings": {"path": "e.npz"}})
     data["release_train"] = {"every": "2m", "count": 2, "update": "retrain"}
-    assert "release_train needs a candidate the lab can update" in _error(data)
+    assert "release_train needs a candidate that can be updated" in _error(data)
