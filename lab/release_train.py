@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,7 +31,7 @@ from lab.builder import VersionBuilder
 from lab.calibration import fit_on_simulated_feedback
 from lab.external import FixedLists, plugin_store, updated_plugin
 from lab.scenario import Scenario
-from lab.versions import VersionTables
+from lab.versions import ListRows, VersionTables
 from replay.training import TrainedModel, active_ids, fine_tune, retrain, warm_start
 from sim.policies.release_train import Release as ScheduledRelease
 
@@ -189,9 +190,31 @@ class ReleaseFactory:
                 self.builder.threads,
             ),
         )
-        name = release_name(self.scenario.rollout.candidate, release.number)
-        tables = VersionTables(
-            name,
+        lists = self.builder.lists(
+            model_id,
+            seen_key,
+            self.source.world.n_users,
+            self.scenario.users.list_size,
+            model,
+            seen,
+        )
+        tables = self._tables(release, parent_tables, model, seen, lists)
+        return self._calibrated(tables, key, at_s, model_id)
+
+    def _tables(
+        self,
+        release: ScheduledRelease,
+        parent_tables: VersionTables,
+        model: TrainedModel,
+        seen: sp.csr_matrix,
+        lists: ListRows,
+        origin: dict[str, Any] | None = None,
+    ) -> VersionTables:
+        """The tables of a release built from ``parent_tables`` on ``seen``."""
+        train = self.scenario.release_train
+        assert train is not None
+        return VersionTables(
+            release_name(self.scenario.rollout.candidate, release.number),
             model,
             seen=seen,
             consumed=seen,
@@ -199,19 +222,12 @@ class ReleaseFactory:
             n_users=self.source.world.n_users,
             popular_items=parent_tables.popular_items,
             k=self.scenario.users.list_size,
-            click_lift=settings.click_lift,
+            click_lift=self.scenario.models[self.scenario.rollout.candidate].click_lift,
             parent=parent_tables.name,
             update=train.update,
-            list_store=self.builder.lists(
-                model_id,
-                seen_key,
-                self.source.world.n_users,
-                self.scenario.users.list_size,
-                model,
-                seen,
-            ),
+            list_store=lists,
+            origin=origin,
         )
-        return self._calibrated(tables, key, at_s, model_id)
 
     def _calibrated(
         self, tables: VersionTables, key: tuple[str, ...], at_s: float, model_id: str
@@ -241,26 +257,13 @@ class ReleaseFactory:
         assert train is not None
         settings = self.scenario.models[self.scenario.rollout.candidate]
         plugin = updated_plugin(store, train.update, seen, since, settings)
-        name = release_name(self.scenario.rollout.candidate, release.number)
-        tables = VersionTables(
-            name,
-            store.model,
-            seen=seen,
-            consumed=seen,
-            truth=self.source.truth,
-            n_users=self.source.world.n_users,
-            popular_items=parent_tables.popular_items,
-            k=self.scenario.users.list_size,
-            click_lift=settings.click_lift,
-            parent=parent_tables.name,
-            update=train.update,
-            list_store=plugin_store(plugin, store.model, k=store.k, where=store.where),
-            origin={
-                "source": "plugin",
-                "registry_id": None,
-                "provenance": dict(parent_tables.origin["provenance"] or {}),
-            },
-        )
+        lists = plugin_store(plugin, store.model, k=store.k, where=store.where)
+        origin = {
+            "source": "plugin",
+            "registry_id": None,
+            "provenance": dict(parent_tables.origin["provenance"] or {}),
+        }
+        tables = self._tables(release, parent_tables, store.model, seen, lists, origin)
         at_s, key, model_id = when
         return self._calibrated(tables, key, at_s, model_id)
 
