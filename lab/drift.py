@@ -51,6 +51,9 @@ def _compare(
             "ks_statistic": None,
             "ks_p_value": None,
             "live_samples": int(live.size),
+            # Too few samples to judge: no alert either way, and the status says so.
+            "alert": None,
+            "status": drift_status(None, ALERT_PSI, None),
         }
         return block, None
     psi = population_stability_index(reference.astype(np.float64), live.astype(np.float64))

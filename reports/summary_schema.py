@@ -170,7 +170,7 @@ class CalibrationQuality(Block):
     ece_equal_mass: Number
     slope: Number
     slope_ci95: Interval
-    slope_users: int
+    slope_users: int | None
     intercept: Number
     mean_predicted: Number
     observed_rate: Number
@@ -511,7 +511,7 @@ class DriftTest(Block):
     ks_statistic: Number
     ks_p_value: Number
     live_samples: int
-    alert: bool
+    alert: bool | None = Field(description="null when there were too few samples to judge")
     status: str
 
 

@@ -40,7 +40,9 @@ def test_writes_report_summary_and_junit(quickstart_run: Path) -> None:
     for name in ("report.html", "summary.json", "junit.xml", "requests.parquet"):
         assert (quickstart_run / name).stat().st_size > 0, name
     page = (quickstart_run / "report.html").read_text(encoding="utf-8")
-    assert page.count('<img src="data:image/png;base64,') >= 4
+    # Figures are inline SVG with their text kept as text (no raster images).
+    assert page.count("<svg") >= 4
+    assert '<img src="data:image/png' not in page
     for title in ("Traffic share", "Latency percentiles", "Cache hit rate", "CTR by version"):
         assert title in page
     assert "http://" not in page and "https://" not in page
