@@ -33,13 +33,15 @@ from lab.attributes import RunAttributes, read_run_attributes, target_users
 from lab.builder import VersionBuilder, default_threads, model_spec
 from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
 from lab.drift import drift_summary
+from lab.external import load_external
 from lab.manifests.evidence import evidence_for
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
 from lab.scenario import Fault, LognormalLatency, ModelSettings, Scenario
 from lab.sources import LogTruth, Source, build_source
-from lab.versions import PopularTables, VersionTables
+from lab.versions import ListRows, PopularTables, VersionTables
 from replay.artifact_store import ArtifactStore
 from replay.calibration import ClickCalibrator
+from replay.errors import UserInputError
 from replay.requests import RequestStream
 from replay.synthetic import (
     SyntheticWorld,
@@ -181,14 +183,22 @@ class RunResult:
     versions: tuple[VersionTables, ...] = ()
 
 
+def _fallback_of(scenario: Scenario, name: str) -> str | None:
+    """The model whose lists serve the users ``name`` has none for (None: popularity)."""
+    fallback = scenario.models[name].fallback
+    if fallback in (None, "popular"):
+        return None
+    return scenario.rollout.baseline if fallback == "baseline" else fallback
+
+
 def _model_order(scenario: Scenario) -> list[str]:
-    """Models in an order where every parent comes before its children."""
+    """Models in an order where every parent and fallback comes before the models using it."""
     done: list[str] = []
     pending = list(scenario.models)
     while pending:
         for name in list(pending):
-            parent = scenario.models[name].parent
-            if parent is None or parent in done:
+            needs = (scenario.models[name].parent, _fallback_of(scenario, name))
+            if all(other is None or other in done for other in needs):
                 done.append(name)
                 pending.remove(name)
     return done
@@ -225,20 +235,27 @@ def _calibrator(
 
 def _noise_floor(
     scenario: Scenario,
+    baseline: TrainedModel,
     seed: int,
     builder: VersionBuilder,
     popular_items: np.ndarray,
     calibrator: ClickCalibrator | None,
     sample: np.ndarray,
 ) -> VersionTables:
-    """The baseline trained again on the same data with the same spec and seed + 1.
+    """The baseline trained again on the same data with the same spec and seed + 1 (the
+    spec of the baseline trained in the run or loaded from the registry).
 
     Its click calibration is the baseline's (only its lists are used), and no shared generator is
     drawn from, so turning the noise floor on or off changes no other number of the run.
     """
     source = builder.source
     matrices = source.matrices
-    spec = model_spec(scenario.models[scenario.rollout.baseline], seed)
+    settings = scenario.models[scenario.rollout.baseline]
+    spec = (
+        model_spec(settings, seed)
+        if settings.source == "lab"
+        else replace(baseline.spec, seed=seed)
+    )
     key = model_key("train", builder.code, data=source.data_key("train"), spec=spec)
     model = builder.model(key, lambda: train(spec, matrices["train"], threads=builder.threads))
     n_users, k = source.world.n_users, scenario.users.list_size
@@ -314,8 +331,39 @@ def prepare(
     built = _model_order(scenario)
     for index, (name, seed) in enumerate(zip(built, seeds, strict=True)):
         settings = scenario.models[name]
-        say(f"training {name} ({index + 1} of {len(built)})")
-        model, seen, key = builder.version(name, settings, int(seed), models, rng=rng["models"])
+        fallback = _fallback_of(scenario, name)
+        lineage: tuple[str | None, str | None] = (
+            (settings.parent, settings.update) if settings.parent else (None, None)
+        )
+        if settings.source == "lab":
+            say(f"training {name} ({index + 1} of {len(built)})")
+            model, seen, key = builder.version(name, settings, int(seed), models, rng=rng["models"])
+            list_store: ListRows = builder.lists(
+                key, source.data_key("all"), n_users, k, model, all_matrix
+            )
+            covered, origin = None, None
+        else:
+            say(f"loading {name} from {settings.source} ({index + 1} of {len(built)})")
+            external = load_external(
+                name,
+                settings,
+                scenario,
+                source,
+                code=builder.code,
+                source=source_name,
+                base_dir=base_dir,
+                item_popularity=item_popularity,
+            )
+            model, seen, key = external.model, external.seen, external.key
+            builder.keys[name] = key
+            list_store = external.lists or builder.lists(
+                key, source.data_key("all"), n_users, k, model, all_matrix
+            )
+            covered, origin = external.covered, external.origin
+            registered = (origin.get("provenance") or {}) if settings.source == "registry" else {}
+            if registered.get("parent_id"):
+                # A registered update: its lineage as the registry tells it.
+                lineage = (str(registered["parent_id"]).split("@")[0], str(registered["update"]))
         models[name] = model
         tables[name] = VersionTables(
             name,
@@ -327,9 +375,12 @@ def prepare(
             popular_items=popular_items,
             k=k,
             click_lift=settings.click_lift,
-            parent=settings.parent,
-            update=settings.update if settings.parent else None,
-            list_store=builder.lists(key, source.data_key("all"), n_users, k, model, all_matrix),
+            parent=lineage[0],
+            update=lineage[1],
+            list_store=list_store,
+            covered=covered,
+            fallback=None if fallback is None else tables[fallback],
+            origin=origin,
         )
     # Calibrate every version on the same validation sample of users, drawn by activity,
     # before any traffic: predictions then never depend on which replication ran first.
@@ -349,11 +400,17 @@ def prepare(
     popular.ensure(sample, tables[scenario.rollout.baseline])
     training_s = {name: m.training_seconds for name, m in models.items()}
     floor_tables = None
-    if scenario.metrics.noise_floor if noise_floor is None else noise_floor:
+    baseline_model = models[scenario.rollout.baseline]
+    baseline_seed = int(seeds[built.index(scenario.rollout.baseline)])
+    if scenario.models[scenario.rollout.baseline].source != "lab":
+        baseline_seed = baseline_model.spec.seed
+    floor_wanted = scenario.metrics.noise_floor if noise_floor is None else noise_floor
+    # A baseline built outside the lab cannot be trained again: no noise floor then.
+    if floor_wanted and baseline_model.algorithm != "external":
         say("training the noise floor (baseline, seed + 1)")
-        baseline_seed = int(seeds[_model_order(scenario).index(scenario.rollout.baseline)])
         floor_tables = _noise_floor(
             scenario,
+            baseline_model,
             baseline_seed + 1,
             builder,
             popular_items,
@@ -414,6 +471,29 @@ def _fault_windows(faults: list[Fault], names: list[str]) -> tuple[FaultWindow, 
     )
 
 
+def _check_coverage(
+    scenario: Scenario, versions: tuple[VersionTables, ...], users: np.ndarray
+) -> None:
+    """Each external version's share of the traffic's users with a list of its own
+    (``origin["coverage"]``); below ``require_coverage`` the run stops (exit 2)."""
+    distinct = np.unique(users)
+    for tables in versions:
+        settings = scenario.models.get(tables.name)
+        if tables.covered is None or settings is None or distinct.size == 0:
+            continue
+        share = float(tables.covered[distinct].mean())
+        tables.origin["coverage"] = {"traffic_users": int(distinct.size), "share": share}
+        table = settings.topk or settings.embeddings
+        need = None if table is None else table.require_coverage
+        if need is not None and share < need:
+            path = tables.origin["provenance"]["path"]
+            raise UserInputError(
+                f"{path}: covers {share:.1%} of the run's {distinct.size:,} traffic users, below "
+                f"models.{tables.name}.{settings.source}.require_coverage = {need:g}; add the "
+                "missing users or lower require_coverage (the others get the fallback)"
+            )
+
+
 def simulate_prepared(
     prepared: Prepared,
     replication: int = 0,
@@ -438,6 +518,7 @@ def simulate_prepared(
             # Off-policy estimates read every logged impression's user's list.
             tables.ensure(impressions.user)
     prepared.popular.ensure(stream.user, prepared.versions[0])
+    _check_coverage(scenario, prepared.versions, stream.user)
     scoring_s = time.perf_counter() - scoring_started
 
     sim_started = time.perf_counter()
@@ -702,6 +783,17 @@ def run(
         threads=threads,
         stage=stage,
     )
+    if scenario.registry is not None:
+        # Versions trained here are registered (content-addressed: the same version gets the
+        # same id as ``rollout-lab train`` gives it), so summary.json names every version.
+        from lab.external import registry_root
+        from lab.lifecycle import register_versions
+
+        if stage is not None:
+            stage("registering the versions trained in this run")
+        root = registry_root(scenario, source=source_name, base_dir=base_dir)
+        assert root is not None
+        register_versions(prepared, root)
     result = simulate_prepared(prepared, progress=progress)
     prepared.save_lists()
     result.timing["prepare_s"] = prepared.prepare_s + result.timing["scoring_s"]

@@ -259,8 +259,84 @@ class ColdStart(Table):
     length: PositiveDuration = 300.0
 
 
+#: What serves the users an external version has no list for: the popularity list, the
+#: rollout's baseline, or another model of the scenario by name.
+VersionFallback = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class TopKSource(Table):
+    """A version's lists from a top-K table (``user, item, rank[, score][, p_click]``,
+    Parquet or CSV, see ``replay.list_tables``); users it does not cover get ``fallback``.
+
+    ``require_coverage``: the share of the run's traffic users the table must cover, else
+    the run stops (exit 2); unset, a lower coverage is a note and the fallback serves.
+    """
+
+    path: Annotated[str, Field(min_length=1)]
+    fallback: VersionFallback = "popular"
+    require_coverage: Fraction | None = None
+    p_click: str | None = None  # the column holding the system's own click probability
+
+
+class EmbeddingsSource(Table):
+    """A version scored by dot product of user and item factors (``.npz`` or a folder of
+    ``.npy``, see ``replay.embeddings``); ``biases``: add ``user_bias``/``item_bias`` when
+    the artifact holds them.  Users without a row get ``fallback``."""
+
+    path: Annotated[str, Field(min_length=1)]
+    biases: bool = True
+    fallback: VersionFallback = "popular"
+    require_coverage: Fraction | None = None
+
+
+#: Where a version comes from besides being trained in the run (at most one per version).
+EXTERNAL_SOURCES = ("registry", "topk", "embeddings", "plugin")
+
+
 class ModelSettings(Table):
     algorithm: Literal["als", "bpr", "lmf", "popularity", "random"] = "als"
+    # A registered version (an id, a name for its newest version, or a unique id prefix)
+    # from the scenario's ``registry`` folder: loaded, not trained.
+    registry: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+    topk: TopKSource | None = None
+    embeddings: EmbeddingsSource | None = None
+    # ``package.module:factory`` of a Recommender (``replay.plugins``). Runs the user's code.
+    plugin: Annotated[str, Field(min_length=3, max_length=300)] | None = None
+    options: dict[str, Any] = {}  # keyword arguments of the plugin's factory
+
+    @property
+    def source(self) -> Literal["lab", "registry", "topk", "embeddings", "plugin"]:
+        """Where the version comes from: trained in the run (``lab``) or one of
+        ``EXTERNAL_SOURCES``."""
+        for name in EXTERNAL_SOURCES:
+            if getattr(self, name) is not None:
+                return name  # type: ignore[return-value]
+        return "lab"
+
+    @property
+    def fallback(self) -> str | None:
+        """Who serves the users this version has no list for (external lists only)."""
+        if self.topk is not None:
+            return self.topk.fallback
+        if self.embeddings is not None:
+            return self.embeddings.fallback
+        return None  # a plugin answers for every user
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSettings:
+        given = [name for name in EXTERNAL_SOURCES if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise Inconsistent(
+                (given[1],), f"must not be set together with {given[0]} (one source each)", "set"
+            )
+        if self.options and self.plugin is None:
+            raise Inconsistent(("options",), "must only be set with plugin", self.options)
+        if given and self.fault is not None:
+            raise Inconsistent(
+                ("fault",), f"must be unset for a version from {given[0]}", self.fault
+            )
+        return self
+
     factors: PosInt = 32
     regularization: Annotated[float, ranged(0, math.inf)] = 0.05
     # More than a thousand sweeps never changes a model; 1e10 would run for ever.
@@ -415,6 +491,10 @@ class Scenario(Table):
     metrics: Metrics = Metrics()
     attributes: Attributes = Attributes()
     expect: dict[str, ExpectValue] = {}
+    # The model registry folder (``rollout-lab train`` writes it; ``--registry`` sets it):
+    # versions named by ``[models.NAME] registry = "ID"`` load from it, and versions trained
+    # in the run are registered in it.
+    registry: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -433,6 +513,7 @@ class Scenario(Table):
                 "must differ from rollout.baseline",
                 self.rollout.candidate,
             )
+        self._sources_consistent()
         for name, model in self.models.items():
             if model.parent is not None and model.parent not in names:
                 raise Inconsistent(
@@ -573,6 +654,69 @@ class Scenario(Table):
                 self.users.list_size,
             )
         return self
+
+    def _sources_consistent(self) -> None:
+        """Loaded and external versions: a registry to load from, fallbacks that exist and
+        do not go round in a circle, no parent, and external lists are never updated."""
+        names = set(self.models)
+        for name, model in self.models.items():
+            source = model.source
+            if source == "lab":
+                continue
+            if model.parent is not None:
+                raise Inconsistent(
+                    ("models", name, "parent"),
+                    f"must be unset for a version from {source} (it is not built in the run)",
+                    model.parent,
+                )
+            if source == "registry" and self.registry is None:
+                raise Inconsistent(
+                    ("registry",),
+                    f"must name the registry folder for models.{name}.registry (or pass "
+                    "--registry)",
+                    None,
+                )
+            fallback = model.fallback
+            if fallback is None or fallback == "popular":
+                continue
+            target = self.rollout.baseline if fallback == "baseline" else fallback
+            where = ("models", name, source, "fallback")
+            if target not in names or target == name:
+                raise Inconsistent(
+                    where,
+                    f"must be 'popular', 'baseline' or another model "
+                    f"({', '.join(sorted(names - {name}))})",
+                    fallback,
+                )
+            seen: set[str] = {name}
+            node: str | None = target
+            while node is not None:
+                if node in seen:
+                    raise Inconsistent(where, "must not lead back to this model", fallback)
+                seen.add(node)
+                after = self.models[node].fallback
+                if after is None or after == "popular":
+                    node = None
+                else:
+                    node = self.rollout.baseline if after == "baseline" else after
+        lists_only = {n for n, m in self.models.items() if m.source in ("topk", "plugin")}
+        lists_only |= {n for n, m in self.models.items() if m.source == "embeddings"}
+        for name, model in self.models.items():
+            if model.parent in lists_only:
+                raise Inconsistent(
+                    ("models", name, "parent"),
+                    "must name a version the lab can update (not one from a table, embeddings "
+                    "or a plugin)",
+                    model.parent,
+                )
+        fixed = lists_only - {n for n, m in self.models.items() if m.source == "plugin"}
+        if self.release_train is not None and self.rollout.candidate in fixed:
+            raise Inconsistent(
+                ("release_train",),
+                "needs a candidate that can be updated (trained here, from the registry or a "
+                "plugin; not one from a table or embeddings)",
+                "[release_train]",
+            )
 
     def _bounds_in_order(self) -> None:
         """A guardrail whose lower bound is above its upper bound can never pass."""

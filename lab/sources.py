@@ -114,8 +114,11 @@ class Source:
     feedback: LoggedFeedback | None = None
     #: Interactions users make on their own during ``[start_s, end_s)`` of the run (synthetic).
     organic: Callable[[float, float, np.random.Generator], sp.csr_matrix] | None = None
-    #: Raw ids of the dense users and items (replayed logs); ``None``: the dense index is the
-    #: id (synthetic worlds), which is what attribute tables name.
+    #: Synthetic worlds: seconds before time zero of each history interaction (<= 0).
+    history_offsets_s: np.ndarray | None = None
+    #: Raw ids of the dense users and items (replayed logs: position = lab id), so that
+    #: attribute tables, top-K tables and embeddings written in the log's ids land on the
+    #: right rows; ``None``: the dense index is the id (synthetic worlds).
     user_ids: pl.Series | None = None
     item_ids: pl.Series | None = None
     #: Keys naming the data in ``matrices`` (``lab.artifacts``); filled on first use for logs.
@@ -289,6 +292,7 @@ def _synthetic(
         matrices=matrices,
         history_users=history.users,
         history_items=history.items,
+        history_offsets_s=history.offsets_s,
         requests=requests,
         consumption=consumption,
         duration_s=duration,

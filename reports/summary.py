@@ -145,6 +145,16 @@ def _calibrator(calibrator: ClickCalibrator) -> dict[str, Any]:
     }
 
 
+def _provenance(provenance: dict[str, Any] | None, reproducible: bool) -> dict[str, Any] | None:
+    """A version's provenance; its wall-clock training time is 0 when reproducible."""
+    if provenance is None:
+        return None
+    out: dict[str, Any] = _json_ready(provenance)
+    if reproducible and "training_seconds" in out:
+        out["training_seconds"] = 0.0
+    return out
+
+
 def _model_latency(latency_ms: np.ndarray) -> dict[str, Any]:
     """Percentiles of the requests a version's model answered (cache misses served at the
     first attempt): the model's own latency, which cache hits hide from ``latency_ms``."""
@@ -274,7 +284,9 @@ def _json_ready(value: Any) -> Any:
     """Nested dicts of numbers and strings, numbers rounded like the rest of the summary."""
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, str) or value is None:
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, str | bool) or value is None:
         return value
     return _num(value)
 
@@ -308,13 +320,20 @@ def build_summary(
             "algorithm": table.model.spec.algorithm,
             "parent": table.parent,
             "update": table.update,
-            "factors": int(table.model.user_factors.shape[1]),
+            # Lists from a table or a plugin have no factors (their scorer is a stand-in).
+            "factors": 0
+            if table.origin["source"] in ("topk", "plugin")
+            else int(table.model.user_factors.shape[1]),
             "training_s": 0.0 if reproducible else _num(table.model.training_seconds, 3),
             "popularity_fallback_users": table.popularity_fallback_users,
             # Raw-score Platt scaling is no longer used (see ``calibration``); kept as null so
             # the key stays within schema version 1.
             "platt": None,
             "calibration": None if table.calibrator is None else _calibrator(table.calibrator),
+            "source": table.origin["source"],
+            "registry_id": table.origin["registry_id"],
+            "provenance": _provenance(table.origin["provenance"], reproducible),
+            "coverage": table.origin.get("coverage"),
         }
         block["quality"] = quality[name]
         if by_attribute[name]:

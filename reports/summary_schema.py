@@ -121,6 +121,11 @@ class Calibrator(Block):
     fitted_on: str
 
 
+class TrafficCoverage(Block):
+    traffic_users: int = Field(description="Distinct users in the run's traffic")
+    share: Number = Field(description="Share of them with a list of the version's own")
+
+
 class ModelInfo(Block):
     algorithm: str
     parent: str | None
@@ -130,6 +135,22 @@ class ModelInfo(Block):
     popularity_fallback_users: int
     platt: None
     calibration: Calibrator | None
+    source: Literal["lab", "topk", "embeddings", "plugin"] = Field(
+        description="lab: an implicit model the lab built (in this run or loaded from the "
+        "registry, the same bytes); topk, embeddings, plugin: built by another system"
+    )
+    registry_id: str | None = Field(
+        description="The version's registry id (loaded, or registered by this run); null "
+        "when not in a registry"
+    )
+    provenance: OpenBlock | None = Field(
+        description="The registry's provenance.json (parent_id, update, train_window, "
+        "data_fingerprint, hyperparameters, metrics, ...), or for an external version its "
+        "path as the scenario gives it, sha256, row accounting and fallback"
+    )
+    coverage: TrafficCoverage | None = Field(
+        description="External lists or embeddings: how many of the traffic's users they cover"
+    )
 
 
 class Bin(Block):
