@@ -22,8 +22,13 @@ MEMBER = "obp/dataset/obd/random/all/all.csv"
 
 
 @pytest.fixture(scope="module")
-def obd_sample(request: pytest.FixtureRequest) -> pl.DataFrame:
-    folder = Path(request.config.cache.mkdir("obp-wheel"))
+def obd_sample(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> pl.DataFrame:
+    # pytest's cache keeps the wheel between sessions; without it (-p no:cacheprovider), a
+    # session's temporary folder.
+    cache = getattr(request.config, "cache", None)
+    folder = Path(cache.mkdir("obp-wheel")) if cache else tmp_path_factory.mktemp("obp-wheel")
     wheels = sorted(folder.glob("obp-*.whl"))
     if not wheels:
         try:
