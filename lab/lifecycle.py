@@ -31,7 +31,12 @@ class RegisteredVersion:
 
 
 def register_versions(prepared: Prepared, root: Path, *, k: int = 20) -> list[RegisteredVersion]:
-    """Evaluate and save every version of ``prepared`` under ``root``; parents first."""
+    """Evaluate and save every version ``prepared`` trained under ``root``; parents first.
+
+    Each registered version's ``origin`` (summary.json) then carries its id and provenance;
+    versions loaded from the registry keep theirs, and versions from tables, embeddings or
+    plugins are not lab models and are not registered.
+    """
     scenario = prepared.scenario
     source = prepared.source
     registry = Registry(root)
@@ -43,6 +48,12 @@ def register_versions(prepared: Prepared, root: Path, *, k: int = 20) -> list[Re
     for name in _model_order(scenario):
         settings = scenario.models[name]
         table = tables[name]
+        if settings.source != "lab":
+            # Loaded from the registry: already there.  From a table, embeddings or a
+            # plugin: not a lab model, nothing to register.
+            if settings.source == "registry":
+                ids[name] = table.origin["registry_id"]
+            continue
         window = "train" if settings.parent is None else "update"
         seen = source.matrices["train"] if settings.parent is None else source.matrices["all"]
         start = source.windows["train"][0]
@@ -70,6 +81,11 @@ def register_versions(prepared: Prepared, root: Path, *, k: int = 20) -> list[Re
         )
         vid = registry.save(table.model, provenance)
         ids[name] = vid
+        table.origin = {
+            "source": "lab",
+            "registry_id": vid,
+            "provenance": registry.provenance(vid),
+        }
         out.append(
             RegisteredVersion(
                 name,

@@ -17,6 +17,12 @@ simulation (``sim.metrics.offpolicy``):
   value in the log (0- or 1-based logs alike); a slate is the rows of one user at one
   timestamp.
 
+Slate logs with 0/1 rewards also fit a position-based click model
+(:mod:`sim.metrics.click_model`: examination per position, attractiveness per item, by EM),
+reported with its fit against the position-blind model, and each version gets the
+*direct* value of its ranking under that model (expected clicks per slate) beside the
+importance-weighted ones: two ways to the same quantity, which agree when the model holds.
+
 Nothing is dropped silently.  Rows of the replay window that cannot be used are counted under
 a reason in ``accounting.excluded`` (``invalid_propensity``, ``invalid_reward``,
 ``unknown_user``, ``unknown_item``, ``invalid_position``).  Rows whose target policy is not
@@ -45,6 +51,7 @@ import polars as pl
 from replay.errors import UserInputError
 from replay.events import EventTable
 from replay.validation import decide_timestamp_mode, timestamp_us_expr
+from sim.metrics.click_model import ClickModelFit, direct_value, fit_position_based
 from sim.metrics.offpolicy import (
     OffPolicyEstimate,
     ips_estimate,
@@ -57,20 +64,27 @@ __all__ = ["LoggedImpressions", "offpolicy_block", "read_logged_impressions"]
 
 UNIFORM_TARGET = "uniform over the version's top-K list (1/K per listed item)"
 RANKING_TARGET = "the version's ranking: the item it puts at the logged position (slates)"
+CLICK_MODEL_BASIS = (
+    "position-based click model P(click) = examination(position) x attractiveness(item), "
+    "fitted by EM on the slate log's rows; examination relative to the top position; "
+    "intervals: percentiles of a bootstrap over slates"
+)
 
 
 @dataclass
 class LoggedImpressions:
-    """Replay-window rows with a propensity: dense user, item, reward and propensity [n].
+    """Replay-window rows: dense user, item, reward and propensity [n].
 
     ``position`` (dense, 0 = top) and ``slate`` (one id per user and timestamp) for slate
-    logs; ``accounting``: rows of the window read and the ones excluded, by reason.
+    logs; ``propensity`` is ``None`` for a long-form impression log (positions and clicks
+    only: the click model, no off-policy estimate); ``accounting``: rows of the window read
+    and the ones excluded, by reason.
     """
 
     user: np.ndarray
     item: np.ndarray
     reward: np.ndarray
-    propensity: np.ndarray
+    propensity: np.ndarray | None
     position: np.ndarray | None = None
     slate: np.ndarray | None = None
     accounting: dict[str, Any] = field(default_factory=dict)
@@ -97,10 +111,13 @@ def read_logged_impressions(
     timestamp_unit: str,
     source: str,
 ) -> LoggedImpressions:
-    """The replay window's rows with propensity and reward, keyed to the table's dense ids.
+    """The replay window's rows with reward and propensity or position, keyed to the table's
+    dense ids.
 
-    ``columns`` maps ``user``, ``item``, ``timestamp``, ``propensity``, ``reward`` and
-    optionally ``position`` to the log's column names.
+    ``columns`` maps ``user``, ``item``, ``timestamp``, ``reward`` and ``propensity`` and/or
+    ``position`` to the log's column names.  Without a propensity (a long-form impression
+    log: one row per shown item with its position and whether it was clicked), the reward
+    must be 0 or 1; other rows are counted as ``invalid_reward``.
     """
     file = Path(path)
     roles = ("user", "item", "timestamp", "propensity", "reward", "position")
@@ -122,9 +139,10 @@ def read_logged_impressions(
     start_us = int(window[0].timestamp() * 1e6)
     end_us = int(window[1].timestamp() * 1e6)
     slates = "position" in wanted
+    weighted = "propensity" in wanted
     rows = raw.with_columns(
         timestamp_us_expr("timestamp", raw.schema["timestamp"], mode).alias("ts_us"),
-        pl.col("propensity").cast(pl.Float64, strict=False),
+        *([pl.col("propensity").cast(pl.Float64, strict=False)] if weighted else []),
         pl.col("reward").cast(pl.Float64, strict=False),
         pl.col("user").cast(table.user_ids.dtype, strict=False),
         pl.col("item").cast(table.item_ids.dtype, strict=False),
@@ -135,13 +153,20 @@ def read_logged_impressions(
     in_window = rows.height
     rows = rows.join(users, on="user", how="left").join(items, on="item", how="left")
     # Each excluded row under the first reason that applies, in this order.
+    valid_reward = pl.col("reward").is_finite() if weighted else pl.col("reward").is_in([0.0, 1.0])
     checks = {
-        "invalid_propensity": ~(
-            pl.col("propensity").is_finite()
-            & (pl.col("propensity") > 0)
-            & (pl.col("propensity") <= 1)
-        ).fill_null(False),
-        "invalid_reward": ~pl.col("reward").is_finite().fill_null(False),
+        **(
+            {
+                "invalid_propensity": ~(
+                    pl.col("propensity").is_finite()
+                    & (pl.col("propensity") > 0)
+                    & (pl.col("propensity") <= 1)
+                ).fill_null(False)
+            }
+            if weighted
+            else {}
+        ),
+        "invalid_reward": ~valid_reward.fill_null(False),
         "unknown_user": pl.col("u").is_null(),
         "unknown_item": pl.col("i").is_null(),
     }
@@ -161,7 +186,7 @@ def read_logged_impressions(
         rows["u"].to_numpy(),
         rows["i"].to_numpy(),
         rows["reward"].to_numpy(),
-        rows["propensity"].to_numpy(),
+        rows["propensity"].to_numpy() if weighted else None,
         position=position,
         slate=slate,
         accounting=accounting,
@@ -186,6 +211,7 @@ def _estimate(estimate: OffPolicyEstimate | None) -> dict[str, Any] | None:
 
 def _uniform(impressions: LoggedImpressions, shown: np.ndarray) -> dict[str, Any]:
     """Replay, IPS and SNIPS with the target uniform over the version's list."""
+    assert impressions.propensity is not None
     k = (shown >= 0).sum(axis=1)
     listed = (shown == impressions.item[:, None]).any(axis=1)
     target = np.where(listed, 1.0 / np.maximum(k, 1), 0.0)
@@ -204,6 +230,7 @@ def _uniform(impressions: LoggedImpressions, shown: np.ndarray) -> dict[str, Any
 def _ranking(impressions: LoggedImpressions, shown: np.ndarray) -> dict[str, Any]:
     """Replay, IPS and SNIPS per position and per slate with the version's ranking."""
     assert impressions.position is not None and impressions.slate is not None
+    assert impressions.propensity is not None
     position = impressions.position
     at = shown[np.arange(position.size), position]
     target = (at == impressions.item).astype(np.float64)
@@ -227,6 +254,64 @@ def _ranking(impressions: LoggedImpressions, shown: np.ndarray) -> dict[str, Any
     return out
 
 
+def _r6(x: float) -> float | None:
+    return None if not np.isfinite(x) else round(float(x), 6)
+
+
+def _click_model(impressions: LoggedImpressions, n_items: int) -> ClickModelFit | None:
+    """The position-based click model of a slate log with 0/1 rewards (``None`` otherwise)."""
+    reward = impressions.reward
+    if impressions.position is None or impressions.slate is None or not len(impressions):
+        return None
+    if ((reward != 0) & (reward != 1)).any():
+        return None
+    return fit_position_based(
+        impressions.position, impressions.item, reward, impressions.slate, n_items=n_items
+    )
+
+
+def _click_model_block(fit: ClickModelFit) -> dict[str, Any]:
+    return {
+        "model": "position_based",
+        "basis": CLICK_MODEL_BASIS,
+        "rows": fit.rows,
+        "slates": fit.slates,
+        "bootstrap": len(fit.replicates),
+        "iterations": fit.model.iterations,
+        "converged": fit.model.converged,
+        "examination_relative": [_r6(x) for x in fit.model.relative_examination],
+        "examination_relative_ci95": [[_r6(lo), _r6(hi)] for lo, hi in fit.relative_ci95],
+        "log_likelihood": _r6(fit.log_likelihood),
+        "position_blind_log_likelihood": _r6(fit.blind_log_likelihood),
+        "perplexity_by_position": [_r6(x) for x in fit.perplexity],
+        "position_blind_perplexity_by_position": [_r6(x) for x in fit.blind_perplexity],
+        "likelihood_ratio": _r6(fit.likelihood_ratio),
+        "p_value": _r6(fit.p_value),
+    }
+
+
+def _direct(
+    fit: ClickModelFit, impressions: LoggedImpressions, table: np.ndarray
+) -> dict[str, Any]:
+    """Expected clicks per slate of the version's ranking under the fitted click model, over
+    the log's slates (each slate's user's list), with the bootstrap's percentile interval."""
+    assert impressions.slate is not None
+    slates, first = np.unique(impressions.slate, return_index=True)
+    ranking = table[impressions.user[first]]
+    value, unseen = direct_value(fit.model, ranking)
+    replicated = [
+        direct_value(model, ranking, weights)[0]
+        for model, weights in zip(fit.replicates, fit.slate_weights, strict=True)
+    ]
+    low, high = np.percentile(replicated, [2.5, 97.5]) if len(replicated) >= 2 else (np.nan, np.nan)
+    return {
+        "value": _r6(value),
+        "ci95": [_r6(low), _r6(high)],
+        "slates": int(slates.size),
+        "unseen_items_share": _r6(unseen),
+    }
+
+
 def _subset(impressions: LoggedImpressions, keep: np.ndarray) -> LoggedImpressions:
     def cut(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else a[keep]
@@ -235,7 +320,7 @@ def _subset(impressions: LoggedImpressions, keep: np.ndarray) -> LoggedImpressio
         impressions.user[keep],
         impressions.item[keep],
         impressions.reward[keep],
-        impressions.propensity[keep],
+        cut(impressions.propensity),
         cut(impressions.position),
         cut(impressions.slate),
     )
@@ -251,17 +336,24 @@ def offpolicy_block(impressions: LoggedImpressions, lists: dict[str, np.ndarray]
         "logging_policy_mean_reward": round(float(impressions.reward.mean()), 6)
         if len(impressions)
         else None,
-        "target_policy": RANKING_TARGET if slates else UNIFORM_TARGET,
+        "target_policy": (
+            None if impressions.propensity is None else RANKING_TARGET if slates else UNIFORM_TARGET
+        ),
         "slates": None
         if impressions.slate is None or impressions.position is None
         else {
             "slates": int(np.unique(impressions.slate).size),
             "positions": int(impressions.position.max(initial=-1)) + 1,
         },
+        "click_model": None,
         "versions": {},
     }
     if len(impressions) == 0:
         return out
+    n_items = int(max([int(impressions.item.max()), *(int(t.max()) for t in lists.values())])) + 1
+    fit = _click_model(impressions, n_items)
+    if fit is not None:
+        out["click_model"] = _click_model_block(fit)
     for name, table in lists.items():
         shown = table[impressions.user]
         excluded = {"empty_target_list": int((shown < 0).all(axis=1).sum())}
@@ -278,10 +370,14 @@ def offpolicy_block(impressions: LoggedImpressions, lists: dict[str, np.ndarray]
                 keep &= ~empty_slot
         used = _subset(impressions, keep)
         version: dict[str, Any] = {"rows": len(used), "excluded": excluded}
-        if len(used):
+        if len(used) and impressions.propensity is not None:
             estimate = _ranking if slates else _uniform
             version.update(estimate(used, shown[keep]))
         else:
             version.update(replay=None, ips=None, snips=None)
+        if fit is not None:
+            # Beside the importance-weighted estimates: the same quantity (expected clicks per
+            # slate) computed directly from the click model the log fits.
+            version["direct"] = _direct(fit, impressions, table)
         out["versions"][name] = version
     return out

@@ -30,9 +30,11 @@ import numpy as np
 import polars as pl
 
 from lab.artifacts import code_fingerprint, model_key
+from lab.attributes import RunAttributes, read_run_attributes, target_users
 from lab.builder import VersionBuilder, default_threads, model_spec
 from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
 from lab.drift import drift_summary
+from lab.external import load_external
 from lab.manifests.evidence import evidence_for
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
 from lab.resources import memory_plan
@@ -47,9 +49,10 @@ from lab.scenario import (
 )
 from lab.slos import slo_plan
 from lab.sources import LogTruth, Source, build_source
-from lab.versions import PopularTables, VersionTables
+from lab.versions import ListRows, PopularTables, VersionTables
 from replay.artifact_store import ArtifactStore
 from replay.calibration import ClickCalibrator
+from replay.errors import UserInputError
 from replay.requests import RequestStream
 from replay.synthetic import (
     SyntheticWorld,
@@ -142,6 +145,10 @@ class Prepared:
     calibration_sample: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     # Release versions built during runs, by lineage, so replications reuse them.
     release_memo: dict[tuple[str, ...], BuiltRelease] = field(default_factory=dict)
+    # The scenario's item and user attribute tables, read against this run's ids.
+    attributes: RunAttributes = field(default_factory=RunAttributes)
+    # bool [n_users]: users ``rollout.target`` lets see the candidate (None: no such rule).
+    targeted: np.ndarray | None = None
     # How the versions were built and named, and the artifact store they came from and new
     # list rows go to (release versions built during runs go through it too).
     builder: VersionBuilder | None = None
@@ -192,14 +199,22 @@ class RunResult:
     versions: tuple[VersionTables, ...] = ()
 
 
+def _fallback_of(scenario: Scenario, name: str) -> str | None:
+    """The model whose lists serve the users ``name`` has none for (None: popularity)."""
+    fallback = scenario.models[name].fallback
+    if fallback in (None, "popular"):
+        return None
+    return scenario.rollout.baseline if fallback == "baseline" else fallback
+
+
 def _model_order(scenario: Scenario) -> list[str]:
-    """Models in an order where every parent comes before its children."""
+    """Models in an order where every parent and fallback comes before the models using it."""
     done: list[str] = []
     pending = list(scenario.models)
     while pending:
         for name in list(pending):
-            parent = scenario.models[name].parent
-            if parent is None or parent in done:
+            needs = (scenario.models[name].parent, _fallback_of(scenario, name))
+            if all(other is None or other in done for other in needs):
                 done.append(name)
                 pending.remove(name)
     return done
@@ -236,20 +251,27 @@ def _calibrator(
 
 def _noise_floor(
     scenario: Scenario,
+    baseline: TrainedModel,
     seed: int,
     builder: VersionBuilder,
     popular_items: np.ndarray,
     calibrator: ClickCalibrator | None,
     sample: np.ndarray,
 ) -> VersionTables:
-    """The baseline trained again on the same data with the same spec and seed + 1.
+    """The baseline trained again on the same data with the same spec and seed + 1 (the
+    spec of the baseline trained in the run or loaded from the registry).
 
     Its click calibration is the baseline's (only its lists are used), and no shared generator is
     drawn from, so turning the noise floor on or off changes no other number of the run.
     """
     source = builder.source
     matrices = source.matrices
-    spec = model_spec(scenario.models[scenario.rollout.baseline], seed)
+    settings = scenario.models[scenario.rollout.baseline]
+    spec = (
+        model_spec(settings, seed)
+        if settings.source == "lab"
+        else replace(baseline.spec, seed=seed)
+    )
     key = model_key("train", builder.code, data=source.data_key("train"), spec=spec)
     model = builder.model(key, lambda: train(spec, matrices["train"], threads=builder.threads))
     n_users, k = source.world.n_users, scenario.users.list_size
@@ -301,6 +323,10 @@ def prepare(
     say("reading the log" if scenario.traffic.source == "log" else "building the world")
     source = build_source(scenario, rng, source=source_name, base_dir=base_dir, store=store)
     world_s = time.perf_counter() - started
+    attributes = read_run_attributes(
+        scenario.attributes, source, source=source_name, base_dir=base_dir
+    )
+    targeted = target_users(scenario.rollout.target, attributes.users, source=source_name)
     if scenario.traffic.duration != source.duration_s:
         # A replayed log fixes the run's length; the resolved scenario says so.
         traffic = scenario.traffic.model_copy(update={"duration": source.duration_s})
@@ -321,8 +347,39 @@ def prepare(
     built = _model_order(scenario)
     for index, (name, seed) in enumerate(zip(built, seeds, strict=True)):
         settings = scenario.models[name]
-        say(f"training {name} ({index + 1} of {len(built)})")
-        model, seen, key = builder.version(name, settings, int(seed), models, rng=rng["models"])
+        fallback = _fallback_of(scenario, name)
+        lineage: tuple[str | None, str | None] = (
+            (settings.parent, settings.update) if settings.parent else (None, None)
+        )
+        if settings.source == "lab":
+            say(f"training {name} ({index + 1} of {len(built)})")
+            model, seen, key = builder.version(name, settings, int(seed), models, rng=rng["models"])
+            list_store: ListRows = builder.lists(
+                key, source.data_key("all"), n_users, k, model, all_matrix
+            )
+            covered, origin = None, None
+        else:
+            say(f"loading {name} from {settings.source} ({index + 1} of {len(built)})")
+            external = load_external(
+                name,
+                settings,
+                scenario,
+                source,
+                code=builder.code,
+                source=source_name,
+                base_dir=base_dir,
+                item_popularity=item_popularity,
+            )
+            model, seen, key = external.model, external.seen, external.key
+            builder.keys[name] = key
+            list_store = external.lists or builder.lists(
+                key, source.data_key("all"), n_users, k, model, all_matrix
+            )
+            covered, origin = external.covered, external.origin
+            registered = (origin.get("provenance") or {}) if settings.source == "registry" else {}
+            if registered.get("parent_id"):
+                # A registered update: its lineage as the registry tells it.
+                lineage = (str(registered["parent_id"]).split("@")[0], str(registered["update"]))
         models[name] = model
         tables[name] = VersionTables(
             name,
@@ -334,9 +391,12 @@ def prepare(
             popular_items=popular_items,
             k=k,
             click_lift=settings.click_lift,
-            parent=settings.parent,
-            update=settings.update if settings.parent else None,
-            list_store=builder.lists(key, source.data_key("all"), n_users, k, model, all_matrix),
+            parent=lineage[0],
+            update=lineage[1],
+            list_store=list_store,
+            covered=covered,
+            fallback=None if fallback is None else tables[fallback],
+            origin=origin,
         )
     # Calibrate every version on the same validation sample of users, drawn by activity,
     # before any traffic: predictions then never depend on which replication ran first.
@@ -356,11 +416,17 @@ def prepare(
     popular.ensure(sample, tables[scenario.rollout.baseline])
     training_s = {name: m.training_seconds for name, m in models.items()}
     floor_tables = None
-    if scenario.metrics.noise_floor if noise_floor is None else noise_floor:
+    baseline_model = models[scenario.rollout.baseline]
+    baseline_seed = int(seeds[built.index(scenario.rollout.baseline)])
+    if scenario.models[scenario.rollout.baseline].source != "lab":
+        baseline_seed = baseline_model.spec.seed
+    floor_wanted = scenario.metrics.noise_floor if noise_floor is None else noise_floor
+    # A baseline built outside the lab cannot be trained again: no noise floor then.
+    if floor_wanted and baseline_model.algorithm != "external":
         say("training the noise floor (baseline, seed + 1)")
-        baseline_seed = int(seeds[_model_order(scenario).index(scenario.rollout.baseline)])
         floor_tables = _noise_floor(
             scenario,
+            baseline_model,
             baseline_seed + 1,
             builder,
             popular_items,
@@ -398,6 +464,8 @@ def prepare(
             tables[scenario.rollout.candidate],
             source_name,
         ),
+        attributes=attributes,
+        targeted=targeted,
     )
 
 
@@ -463,6 +531,29 @@ def _fault_windows(faults: list[Fault], names: list[str]) -> tuple[FaultWindow, 
     )
 
 
+def _check_coverage(
+    scenario: Scenario, versions: tuple[VersionTables, ...], users: np.ndarray
+) -> None:
+    """Each external version's share of the traffic's users with a list of its own
+    (``origin["coverage"]``); below ``require_coverage`` the run stops (exit 2)."""
+    distinct = np.unique(users)
+    for tables in versions:
+        settings = scenario.models.get(tables.name)
+        if tables.covered is None or settings is None or distinct.size == 0:
+            continue
+        share = float(tables.covered[distinct].mean())
+        tables.origin["coverage"] = {"traffic_users": int(distinct.size), "share": share}
+        table = settings.topk or settings.embeddings
+        need = None if table is None else table.require_coverage
+        if need is not None and share < need:
+            path = tables.origin["provenance"]["path"]
+            raise UserInputError(
+                f"{path}: covers {share:.1%} of the run's {distinct.size:,} traffic users, below "
+                f"models.{tables.name}.{settings.source}.require_coverage = {need:g}; add the "
+                "missing users or lower require_coverage (the others get the fallback)"
+            )
+
+
 def simulate_prepared(
     prepared: Prepared,
     replication: int = 0,
@@ -487,6 +578,7 @@ def simulate_prepared(
             # Off-policy estimates read every logged impression's user's list.
             tables.ensure(impressions.user)
     prepared.popular.ensure(stream.user, prepared.versions[0])
+    _check_coverage(scenario, prepared.versions, stream.user)
     scoring_s = time.perf_counter() - scoring_started
 
     sim_started = time.perf_counter()
@@ -503,6 +595,9 @@ def simulate_prepared(
         eligible = np.isin(prepared.user_segment[stream.user], wanted)
     else:
         eligible = np.ones(len(stream), dtype=bool)
+    if prepared.targeted is not None:
+        # Targeting by user attribute: decided per request before the run, like segments.
+        eligible &= prepared.targeted[stream.user]
     # Later releases of a train get their versions when they start; until then their slots
     # hold the candidate's tables (nothing is routed to a release before it starts).
     later = [r.name for r in prepared.releases[1:]]
@@ -756,6 +851,17 @@ def run(
         threads=threads,
         stage=stage,
     )
+    if scenario.registry is not None:
+        # Versions trained here are registered (content-addressed: the same version gets the
+        # same id as ``rollout-lab train`` gives it), so summary.json names every version.
+        from lab.external import registry_root
+        from lab.lifecycle import register_versions
+
+        if stage is not None:
+            stage("registering the versions trained in this run")
+        root = registry_root(scenario, source=source_name, base_dir=base_dir)
+        assert root is not None
+        register_versions(prepared, root)
     result = simulate_prepared(prepared, progress=progress)
     prepared.save_lists()
     result.timing["prepare_s"] = prepared.prepare_s + result.timing["scoring_s"]

@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,8 +29,9 @@ import scipy.sparse as sp
 from lab.artifacts import derived_key, model_key
 from lab.builder import VersionBuilder
 from lab.calibration import fit_on_simulated_feedback
+from lab.external import FixedLists, plugin_store, updated_plugin
 from lab.scenario import Scenario
-from lab.versions import VersionTables
+from lab.versions import ListRows, VersionTables
 from replay.training import TrainedModel, active_ids, fine_tune, retrain, warm_start
 from sim.policies.release_train import Release as ScheduledRelease
 
@@ -160,6 +162,12 @@ class ReleaseFactory:
         )
         rounds = max(1, settings.iterations // 3)
         parent_key = self.keys[parent]
+        store = parent_tables.list_store
+        if isinstance(store, FixedLists) and store.plugin is not None:
+            plugin_key = derived_key(parent_key, "plugin", train.update, at_s)
+            return self._plugin_release(
+                release, parent_tables, store, (at_s, key, plugin_key), seen, since
+            )
         if train.update == "warm_start":
             model_id = model_key(
                 "warm_start", code, data=seen_key, parent=parent_key, since_s=since_s
@@ -182,9 +190,31 @@ class ReleaseFactory:
                 self.builder.threads,
             ),
         )
-        name = release_name(self.scenario.rollout.candidate, release.number)
-        tables = VersionTables(
-            name,
+        lists = self.builder.lists(
+            model_id,
+            seen_key,
+            self.source.world.n_users,
+            self.scenario.users.list_size,
+            model,
+            seen,
+        )
+        tables = self._tables(release, parent_tables, model, seen, lists)
+        return self._calibrated(tables, key, at_s, model_id)
+
+    def _tables(
+        self,
+        release: ScheduledRelease,
+        parent_tables: VersionTables,
+        model: TrainedModel,
+        seen: sp.csr_matrix,
+        lists: ListRows,
+        origin: dict[str, Any] | None = None,
+    ) -> VersionTables:
+        """The tables of a release built from ``parent_tables`` on ``seen``."""
+        train = self.scenario.release_train
+        assert train is not None
+        return VersionTables(
+            release_name(self.scenario.rollout.candidate, release.number),
             model,
             seen=seen,
             consumed=seen,
@@ -192,18 +222,16 @@ class ReleaseFactory:
             n_users=self.source.world.n_users,
             popular_items=parent_tables.popular_items,
             k=self.scenario.users.list_size,
-            click_lift=settings.click_lift,
+            click_lift=self.scenario.models[self.scenario.rollout.candidate].click_lift,
             parent=parent_tables.name,
             update=train.update,
-            list_store=self.builder.lists(
-                model_id,
-                seen_key,
-                self.source.world.n_users,
-                self.scenario.users.list_size,
-                model,
-                seen,
-            ),
+            list_store=lists,
+            origin=origin,
         )
+
+    def _calibrated(
+        self, tables: VersionTables, key: tuple[str, ...], at_s: float, model_id: str
+    ) -> BuiltRelease:
         lineage_tag = zlib.crc32("/".join(key).encode("utf-8"))
         calibration = np.random.default_rng(
             np.random.SeedSequence(self.scenario.seed, spawn_key=(1_001, lineage_tag))
@@ -213,6 +241,31 @@ class ReleaseFactory:
         )
         tables.ensure(self.sample)
         return BuiltRelease(tables, key, at_s, model_id)
+
+    def _plugin_release(
+        self,
+        release: ScheduledRelease,
+        parent_tables: VersionTables,
+        store: FixedLists,
+        when: tuple[float, tuple[str, ...], str],
+        seen: sp.csr_matrix,
+        since: sp.csr_matrix,
+    ) -> BuiltRelease:
+        """A plugin's release: its ``update`` on what happened since the parent (or a fresh
+        ``fit`` on everything seen), its lists asked for once per user like release 1's."""
+        train = self.scenario.release_train
+        assert train is not None
+        settings = self.scenario.models[self.scenario.rollout.candidate]
+        plugin = updated_plugin(store, train.update, seen, since, settings)
+        lists = plugin_store(plugin, store.model, k=store.k, where=store.where)
+        origin = {
+            "source": "plugin",
+            "registry_id": None,
+            "provenance": dict(parent_tables.origin["provenance"] or {}),
+        }
+        tables = self._tables(release, parent_tables, store.model, seen, lists, origin)
+        at_s, key, model_id = when
+        return self._calibrated(tables, key, at_s, model_id)
 
 
 def _update(

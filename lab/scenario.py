@@ -159,22 +159,29 @@ class LogSource(Table):
         cols = self.columns
         if cols is None:
             return self
-        # One of the pair alone would silently give no off-policy estimates at all.
-        if (cols.propensity is None) != (cols.reward is None):
-            given, missing = (
-                ("propensity", "reward") if cols.reward is None else ("reward", "propensity")
-            )
+        # A propensity without rewards, or rewards with neither propensities nor positions,
+        # would silently give no estimate at all.
+        if cols.propensity is not None and cols.reward is None:
             raise Inconsistent(
-                ("columns", missing),
-                f"must be set when {given} is (off-policy estimates need both; map the "
-                f"log's {missing} column or remove {given})",
+                ("columns", "reward"),
+                "must be set when propensity is (off-policy estimates need both; map the "
+                "log's reward column or remove propensity)",
                 None,
             )
-        if cols.position is not None and cols.propensity is None:
+        if cols.position is not None and cols.reward is None:
             raise Inconsistent(
-                ("columns", "position"),
-                "needs propensity and reward (position-aware off-policy estimates)",
-                cols.position,
+                ("columns", "reward"),
+                "must be set when position is (an impression log needs the column saying "
+                "whether each shown item was clicked; map it or remove position)",
+                None,
+            )
+        if cols.reward is not None and cols.propensity is None and cols.position is None:
+            raise Inconsistent(
+                ("columns", "propensity"),
+                "must be set when reward is, unless position is (off-policy estimates need "
+                "propensities; an impression log without them needs positions; map the "
+                "log's propensity or position column, or remove reward)",
+                None,
             )
         return self
 
@@ -362,8 +369,84 @@ class Autoscaler(Table):
         return self
 
 
+#: What serves the users an external version has no list for: the popularity list, the
+#: rollout's baseline, or another model of the scenario by name.
+VersionFallback = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class TopKSource(Table):
+    """A version's lists from a top-K table (``user, item, rank[, score][, p_click]``,
+    Parquet or CSV, see ``replay.list_tables``); users it does not cover get ``fallback``.
+
+    ``require_coverage``: the share of the run's traffic users the table must cover, else
+    the run stops (exit 2); unset, a lower coverage is a note and the fallback serves.
+    """
+
+    path: Annotated[str, Field(min_length=1)]
+    fallback: VersionFallback = "popular"
+    require_coverage: Fraction | None = None
+    p_click: str | None = None  # the column holding the system's own click probability
+
+
+class EmbeddingsSource(Table):
+    """A version scored by dot product of user and item factors (``.npz`` or a folder of
+    ``.npy``, see ``replay.embeddings``); ``biases``: add ``user_bias``/``item_bias`` when
+    the artifact holds them.  Users without a row get ``fallback``."""
+
+    path: Annotated[str, Field(min_length=1)]
+    biases: bool = True
+    fallback: VersionFallback = "popular"
+    require_coverage: Fraction | None = None
+
+
+#: Where a version comes from besides being trained in the run (at most one per version).
+EXTERNAL_SOURCES = ("registry", "topk", "embeddings", "plugin")
+
+
 class ModelSettings(Table):
     algorithm: Literal["als", "bpr", "lmf", "popularity", "random"] = "als"
+    # A registered version (an id, a name for its newest version, or a unique id prefix)
+    # from the scenario's ``registry`` folder: loaded, not trained.
+    registry: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+    topk: TopKSource | None = None
+    embeddings: EmbeddingsSource | None = None
+    # ``package.module:factory`` of a Recommender (``replay.plugins``). Runs the user's code.
+    plugin: Annotated[str, Field(min_length=3, max_length=300)] | None = None
+    options: dict[str, Any] = {}  # keyword arguments of the plugin's factory
+
+    @property
+    def source(self) -> Literal["lab", "registry", "topk", "embeddings", "plugin"]:
+        """Where the version comes from: trained in the run (``lab``) or one of
+        ``EXTERNAL_SOURCES``."""
+        for name in EXTERNAL_SOURCES:
+            if getattr(self, name) is not None:
+                return name  # type: ignore[return-value]
+        return "lab"
+
+    @property
+    def fallback(self) -> str | None:
+        """Who serves the users this version has no list for (external lists only)."""
+        if self.topk is not None:
+            return self.topk.fallback
+        if self.embeddings is not None:
+            return self.embeddings.fallback
+        return None  # a plugin answers for every user
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSettings:
+        given = [name for name in EXTERNAL_SOURCES if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise Inconsistent(
+                (given[1],), f"must not be set together with {given[0]} (one source each)", "set"
+            )
+        if self.options and self.plugin is None:
+            raise Inconsistent(("options",), "must only be set with plugin", self.options)
+        if given and self.fault is not None:
+            raise Inconsistent(
+                ("fault",), f"must be unset for a version from {given[0]}", self.fault
+            )
+        return self
+
     factors: PosInt = 32
     regularization: Annotated[float, ranged(0, math.inf)] = 0.05
     # More than a thousand sweeps never changes a model; 1e10 would run for ever.
@@ -564,6 +647,44 @@ class Fault(Table):
     replicas: PosInt = 1
 
 
+# --- attribute tables ------------------------------------------------------------------
+
+
+class AttributeTableSettings(Table):
+    """A CSV or Parquet table with one row per id and any columns (see ``replay.attributes``).
+
+    ``multi_valued`` names the columns whose cells hold several values and their separator
+    (``{ genres = "|" }``); ``categorical`` the columns to group by (default: every
+    multi-valued column and every text column with at most 100 distinct values).
+    """
+
+    path: Annotated[str, Field(min_length=1)]
+    id: Annotated[str, Field(min_length=1)]
+    multi_valued: dict[str, Annotated[str, Field(min_length=1)]] = {}
+    categorical: list[Annotated[str, Field(min_length=1)]] | None = None
+
+
+class ItemAttributes(AttributeTableSettings):
+    """Item attributes: genre, provider, price band, release date...; ``provider`` names the
+    column whose groups the provider-fairness table compares (exposure against catalogue
+    and popularity share)."""
+
+    id: Annotated[str, Field(min_length=1)] = "item"
+    provider: Annotated[str, Field(min_length=1)] | None = None
+
+
+class UserAttributes(AttributeTableSettings):
+    """User attributes: country, platform, cohort...; groups for segments, fairness and
+    ``rollout.target``."""
+
+    id: Annotated[str, Field(min_length=1)] = "user"
+
+
+class Attributes(Table):
+    items: ItemAttributes | None = None
+    users: UserAttributes | None = None
+
+
 def _expect_value(value: object) -> object:
     if isinstance(value, str | bool | int | float):
         return value
@@ -598,8 +719,13 @@ class Scenario(Table):
     release_train: ReleaseTrain | None = None
     metrics: Metrics = Metrics()
     resources: Resources | None = None
+    attributes: Attributes = Attributes()
     expect: dict[str, ExpectValue] = {}
     slos: list[SloSettings] = []
+    # The model registry folder (``rollout-lab train`` writes it; ``--registry`` sets it):
+    # versions named by ``[models.NAME] registry = "ID"`` load from it, and versions trained
+    # in the run are registered in it.
+    registry: Annotated[str, Field(min_length=1)] | None = None
 
     @model_serializer(mode="wrap")
     def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -625,6 +751,7 @@ class Scenario(Table):
                 "must differ from rollout.baseline",
                 self.rollout.candidate,
             )
+        self._sources_consistent()
         for name, model in self.models.items():
             if model.parent is not None and model.parent not in names:
                 raise Inconsistent(
@@ -757,6 +884,21 @@ class Scenario(Table):
                     f"must name a declared SLO ([[slos]]: {', '.join(slo_names) or 'none'})",
                     rail.metric,
                 )
+        if self.rollout.target and self.attributes.users is None:
+            raise Inconsistent(
+                ("rollout", "target"),
+                "needs a user attribute table ([attributes.users] with a path)",
+                dict(self.rollout.target),
+            )
+        items = self.attributes.items
+        if items is not None and items.provider is not None:
+            listed = items.categorical
+            if listed is not None and items.provider not in listed:
+                raise Inconsistent(
+                    ("attributes", "items", "provider"),
+                    f"must be one of attributes.items.categorical ({', '.join(listed)})",
+                    items.provider,
+                )
         if self.users.list_size > self.traffic.items:
             raise Inconsistent(
                 ("users", "list_size"),
@@ -764,6 +906,69 @@ class Scenario(Table):
                 self.users.list_size,
             )
         return self
+
+    def _sources_consistent(self) -> None:
+        """Loaded and external versions: a registry to load from, fallbacks that exist and
+        do not go round in a circle, no parent, and external lists are never updated."""
+        names = set(self.models)
+        for name, model in self.models.items():
+            source = model.source
+            if source == "lab":
+                continue
+            if model.parent is not None:
+                raise Inconsistent(
+                    ("models", name, "parent"),
+                    f"must be unset for a version from {source} (it is not built in the run)",
+                    model.parent,
+                )
+            if source == "registry" and self.registry is None:
+                raise Inconsistent(
+                    ("registry",),
+                    f"must name the registry folder for models.{name}.registry (or pass "
+                    "--registry)",
+                    None,
+                )
+            fallback = model.fallback
+            if fallback is None or fallback == "popular":
+                continue
+            target = self.rollout.baseline if fallback == "baseline" else fallback
+            where = ("models", name, source, "fallback")
+            if target not in names or target == name:
+                raise Inconsistent(
+                    where,
+                    f"must be 'popular', 'baseline' or another model "
+                    f"({', '.join(sorted(names - {name}))})",
+                    fallback,
+                )
+            seen: set[str] = {name}
+            node: str | None = target
+            while node is not None:
+                if node in seen:
+                    raise Inconsistent(where, "must not lead back to this model", fallback)
+                seen.add(node)
+                after = self.models[node].fallback
+                if after is None or after == "popular":
+                    node = None
+                else:
+                    node = self.rollout.baseline if after == "baseline" else after
+        lists_only = {n for n, m in self.models.items() if m.source in ("topk", "plugin")}
+        lists_only |= {n for n, m in self.models.items() if m.source == "embeddings"}
+        for name, model in self.models.items():
+            if model.parent in lists_only:
+                raise Inconsistent(
+                    ("models", name, "parent"),
+                    "must name a version the lab can update (not one from a table, embeddings "
+                    "or a plugin)",
+                    model.parent,
+                )
+        fixed = lists_only - {n for n, m in self.models.items() if m.source == "plugin"}
+        if self.release_train is not None and self.rollout.candidate in fixed:
+            raise Inconsistent(
+                ("release_train",),
+                "needs a candidate that can be updated (trained here, from the registry or a "
+                "plugin; not one from a table or embeddings)",
+                "[release_train]",
+            )
 
     def _bounds_in_order(self) -> None:
         """A guardrail whose lower bound is above its upper bound can never pass."""

@@ -107,12 +107,20 @@ class Source:
     #: Replayed logs with genre metadata: multi-hot int8 [n_items, n_genres] and the names.
     item_genres: np.ndarray | None = None
     genre_names: tuple[str, ...] = ()
-    #: Replay-window impressions with logging propensities (off-policy estimates), if mapped.
+    #: Replay-window impressions: with logging propensities (off-policy estimates) and/or
+    #: positions (slates, the click model), if mapped.
     impressions: LoggedImpressions | None = None
     #: Replayed logs: the update window's requests and what came next (calibration feedback).
     feedback: LoggedFeedback | None = None
     #: Interactions users make on their own during ``[start_s, end_s)`` of the run (synthetic).
     organic: Callable[[float, float, np.random.Generator], sp.csr_matrix] | None = None
+    #: Synthetic worlds: seconds before time zero of each history interaction (<= 0).
+    history_offsets_s: np.ndarray | None = None
+    #: Raw ids of the dense users and items (replayed logs: position = lab id), so that
+    #: attribute tables, top-K tables and embeddings written in the log's ids land on the
+    #: right rows; ``None``: the dense index is the id (synthetic worlds).
+    user_ids: pl.Series | None = None
+    item_ids: pl.Series | None = None
     #: Keys naming the data in ``matrices`` (``lab.artifacts``); filled on first use for logs.
     data_keys: dict[str, str] = field(default_factory=dict)
 
@@ -284,6 +292,7 @@ def _synthetic(
         matrices=matrices,
         history_users=history.users,
         history_items=history.items,
+        history_offsets_s=history.offsets_s,
         requests=requests,
         consumption=consumption,
         duration_s=duration,
@@ -447,7 +456,9 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
     item_genres, genre_names = _genres(log, table, log_path, source=source, base_dir=base_dir)
     impressions = None
     cols = log.columns
-    if cols is not None and cols.propensity is not None and cols.reward is not None:
+    if cols is not None and cols.reward is not None:
+        # Off-policy rows (propensity and reward) or a long-form impression log (position and
+        # clicks, no propensity): the scenario's schema allows only these two.
         mapping = {
             "user": cols.user,
             "item": cols.item,
@@ -488,6 +499,8 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         genre_names=genre_names,
         impressions=impressions,
         feedback=feedback,
+        user_ids=table.user_ids,
+        item_ids=table.item_ids,
         data={
             "source": "log",
             "path": str(log.path),

@@ -14,7 +14,7 @@ Rows are materialised lazily for the users that actually appear in traffic
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,6 +50,17 @@ def predicted_list_click(
     return list_click_probability(np.where(items >= 0, p, 0.0), position_decay)
 
 
+class ListRows(Protocol):
+    """Where a version's lists come from: ``lab.list_store.ListStore`` (scored by the lab)
+    or ``lab.external.FixedLists`` (decided by another system)."""
+
+    scoring_s: float
+
+    def rows(self, users: np.ndarray) -> np.ndarray: ...
+
+    def save(self) -> None: ...
+
+
 class Truth(Protocol):
     """How likely a user is to click an item once examined (synthetic truth or a log)."""
 
@@ -83,6 +94,11 @@ class VersionTables:
     scores     float32 [n_users, K]  the model's scores of its own list
     predicted  float32 [n_users]     predicted P(click on the list) (cascade over the
                                      calibrator's item probabilities)
+
+    ``covered`` bool [n_users]: the users a version from outside the run has a list for
+    (None: every user it saw interact); the others get ``fallback``'s list (another
+    version's tables) or, without one, the popularity list, and count as
+    ``popularity_fallback_users``.  ``origin``: where the version came from (summary.json).
     """
 
     def __init__(
@@ -99,9 +115,19 @@ class VersionTables:
         click_lift: float,
         parent: str | None,
         update: str | None,
-        list_store: ListStore | None = None,
+        list_store: ListRows | None = None,
+        covered: np.ndarray | None = None,
+        fallback: VersionTables | None = None,
+        origin: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self.covered = covered
+        self.fallback = fallback
+        self.origin: dict[str, Any] = origin or {
+            "source": "lab",
+            "registry_id": None,
+            "provenance": None,
+        }
         self.model = model
         self.parent = parent
         self.update = update
@@ -118,7 +144,7 @@ class VersionTables:
         self.popular_items = popular_items
         self._k = k
         # The run's lists (filtering ``consumed``), scored once per user and shareable.
-        self.list_store = list_store or ListStore(model, consumed, k, n_users)
+        self.list_store: ListRows = list_store or ListStore(model, consumed, k, n_users)
 
     def lists(
         self,
@@ -134,9 +160,13 @@ class VersionTables:
         """
         no_history = self.no_history(users) | (users >= self.model.n_users)
         chosen = np.empty((users.size, self._k), np.int32)
-        chosen[no_history] = self.popular_items if popular is None else popular
+        if self.fallback is not None and no_history.any():
+            chosen[no_history] = self.fallback.lists(users[no_history], consumed, popular)[0]
+        else:
+            chosen[no_history] = self.popular_items if popular is None else popular
         known = users[~no_history]
-        if consumed is None:
+        if consumed is None or not isinstance(self.list_store, ListStore):
+            # Lists decided outside the lab are what they are, whatever was consumed.
             chosen[~no_history] = self.list_store.rows(known)
         else:
             chosen[~no_history] = top_k(self.model, known, consumed, self._k).items
@@ -144,6 +174,8 @@ class VersionTables:
 
     def no_history(self, users: np.ndarray) -> np.ndarray:
         """bool [n]: users this version never saw interact (it serves them the popular list)."""
+        if self.covered is not None:
+            return np.asarray(~self.covered[np.minimum(users, self.covered.size - 1)])
         rows = np.minimum(users, self._seen_rows.shape[0] - 1)
         return np.asarray((self._seen_rows[rows] == 0) | (users >= self._seen_rows.shape[0]))
 
@@ -165,6 +197,12 @@ class VersionTables:
         self.relevance[todo] = self.truth.relevance(todo, chosen, self.click_lift)
         self.scores[todo] = item_scores(self.model, todo, chosen)
         self.predicted[todo] = self.predict(todo, chosen, no_history)
+        # A table with its system's own click probabilities: that system's prediction of its
+        # lists is what its calibration is judged on.
+        p_click = getattr(self.list_store, "p_click", None)
+        if p_click is not None:
+            own = todo[~no_history]
+            self.predicted[own] = list_click_probability(p_click[own], self.truth.position_decay)
         self.ready[todo] = True
         self.popularity_fallback_users += int(no_history.sum())
 

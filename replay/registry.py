@@ -47,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from replay.array_files import check_declared_sizes
 from replay.calibration import Platt
 from replay.errors import UserInputError, must_be
 from replay.topk import top_k
@@ -444,55 +445,10 @@ def _read_provenance(path: Path) -> dict[str, Any]:
     return document
 
 
-#: An array member may inflate to this many times its compressed size only when it is small:
-#: float32 factors barely compress (about 1.1x), a zip bomb inflates a thousandfold.
-_MAX_INFLATION = 50
-_SMALL_MEMBER_BYTES = 64 * 1024 * 1024
-
-
-def _check_declared_sizes(path: Path) -> None:
-    """Before anything is inflated: each array's declared size (zip directory) must agree with
-    its .npy header's shape and dtype, and not inflate absurdly (a zip bomb)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                if info.file_size > _SMALL_MEMBER_BYTES and info.file_size > _MAX_INFLATION * max(
-                    info.compress_size, 1
-                ):
-                    raise UserInputError(
-                        f"{path}: array {info.filename[:-4]!r} would inflate from "
-                        f"{info.compress_size:,} to {info.file_size:,} bytes (a damaged or "
-                        f"crafted archive); fix: {_FIX}"
-                    )
-                with archive.open(info) as member:
-                    version = np.lib.format.read_magic(member)
-                    if version == (1, 0):
-                        shape, _order, dtype = np.lib.format.read_array_header_1_0(member)
-                    else:
-                        shape, _order, dtype = np.lib.format.read_array_header_2_0(member)
-                    header = member.tell()
-                if dtype.hasobject:
-                    continue  # refused by np.load(allow_pickle=False) with its own message
-                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                if declared != info.file_size - header:
-                    raise UserInputError(
-                        f"{path}: array {info.filename[:-4]!r} declares shape {shape} "
-                        f"({declared:,} bytes) but holds {info.file_size - header:,}; fix: {_FIX}"
-                    )
-    except UserInputError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise UserInputError(
-            f"{path}: not a readable .npz archive ({type(error).__name__}: {error}); fix: {_FIX}"
-        ) from None
-
-
 def _read_arrays(path: Path) -> dict[str, npt.NDArray[Any]]:
     if not path.is_file():
         raise UserInputError(f"{path}: file is missing; fix: {_FIX}")
-    _check_declared_sizes(path)
+    check_declared_sizes(path, fix=_FIX)
     arrays: dict[str, npt.NDArray[Any]] = {}
     try:
         # The handle is ours, so it is closed even when numpy fails halfway through.

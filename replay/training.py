@@ -11,6 +11,9 @@ the columns differ by algorithm (``f`` = ``spec.factors``):
     lmf         f + 2: users ``[..., 1, user bias]``, items ``[..., item bias, 1]``
     popularity  1 column: users 1.0, items their interaction count (users who touched it)
     random      f columns of seeded standard normal draws (a sanity-check baseline)
+    external    built outside the lab and never trained here: embeddings placed in the
+                lab's id space (``replay.embeddings``), or the stand-in scorer of a version
+                whose lists come from a table or a plugin (``lab.external``)
 
 Interaction matrices are users x items ``scipy.sparse.csr_matrix`` (``interaction_matrix``
 builds them).  implicit trains silently transposed when handed items x users, so updates
@@ -55,7 +58,7 @@ __all__ = [
     "warm_start",
 ]
 
-Algorithm = Literal["als", "bpr", "lmf", "popularity", "random"]
+Algorithm = Literal["als", "bpr", "lmf", "popularity", "random", "external"]
 ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
 FaultKind = Literal["noisy_factors", "stale", "popularity_only"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
@@ -402,6 +405,8 @@ def train(spec: ModelSpec, user_items: sp.csr_matrix, *, threads: int = 1) -> Tr
 
     ``training_seconds`` covers the fit alone (not input validation).
     """
+    if spec.algorithm == "external":
+        raise must_be("train", "spec.algorithm", "one the lab trains", "external")
     matrix = as_user_items(user_items, "train")
     if matrix.nnz == 0:
         raise must_be("train", "user_items", "a matrix with at least one interaction", "empty")

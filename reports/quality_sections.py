@@ -14,8 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from reports.attribute_sections import (
+    attribute_accounting,
+    attribute_quality,
+    provider_fairness,
+    user_groups,
+)
 from reports.page import table as html_table
 from reports.sections import ci_pct, ci_pp, esc, final_roles, fmt, pct, pp, verdict_html
+from sim.wording import p_value_text
 
 __all__ = ["ADDITIONS", "glance_items"]
 
@@ -128,6 +135,7 @@ def off_policy(summary: dict[str, Any]) -> str:
                 _estimate_cell(v.get("ips")),
                 _estimate_cell(v.get("snips")),
                 fmt((v.get("ips") or {}).get("effective_n"), 3),
+                *([_estimate_cell(v.get("direct"))] if block.get("click_model") else []),
             ]
         )
     slates = block.get("slates")
@@ -152,17 +160,69 @@ def off_policy(summary: dict[str, Any]) -> str:
                 "IPS [95% CI]",
                 "SNIPS [95% CI]",
                 "effective n (IPS)",
+                *(["click model (direct) [95% CI]"] if block.get("click_model") else []),
             ],
             rows,
             left=3,
         )
         + _muted(
-            f"Estimates of each version's {esc(unit)} on the logged impressions. Target "
-            f"policy: {esc(block['target_policy'])}. Rows where a version shows no list (or "
-            "nothing at the logged position) have no target policy and are left out, counted "
-            "per version. Normal intervals, or Wilson at the effective sample size where no "
-            "weighted row was clicked."
+            (
+                f"Estimates of each version's {esc(unit)} on the logged impressions. Target "
+                f"policy: {esc(block['target_policy'])}. Rows where a version shows no list (or "
+                "nothing at the logged position) have no target policy and are left out, "
+                "counted per version. Normal intervals, or Wilson at the effective sample size "
+                "where no weighted row was clicked."
+                if block.get("target_policy")
+                else f"The log has no logging propensities: no importance-weighted estimate, "
+                f"only each version's {esc(unit)} under the click model the log fits."
+            )
             + (f" Log rows of the replay window left out: {dropped}." if dropped else "")
+        )
+        + _click_model(block.get("click_model"))
+    )
+
+
+def _click_model(model: dict[str, Any] | None) -> str:
+    """The position-based click model the slate log fits, with its fit."""
+    if not model:
+        return ""
+    rows = [
+        [
+            fmt(k + 1),
+            fmt(relative, 3) + ci_text,
+            fmt(perplexity, 4),
+            fmt(blind, 4),
+        ]
+        for k, (relative, ci_text, perplexity, blind) in enumerate(
+            zip(
+                model["examination_relative"],
+                [f" [{fmt(lo, 3)}, {fmt(hi, 3)}]" for lo, hi in model["examination_relative_ci95"]],
+                model["perplexity_by_position"],
+                model["position_blind_perplexity_by_position"],
+                strict=True,
+            )
+        )
+    ]
+    return (
+        "<h3>Click model fitted from the log</h3>"
+        + f"<p>Position-based model, P(click) = examination(position) × attractiveness(item), "
+        f"fitted by EM on {fmt(model['rows'])} rows ({fmt(model['slates'])} slates; "
+        f"{fmt(model['iterations'])} iterations, "
+        f"{'converged' if model['converged'] else 'not converged'}). Against the "
+        f"position-blind model (each item its own CTR): log-likelihood per row "
+        f"{fmt(model['log_likelihood'], 4)} vs {fmt(model['position_blind_log_likelihood'], 4)}, "
+        f"likelihood ratio {fmt(model['likelihood_ratio'], 4)} "
+        f"(p = {esc(p_value_text(model['p_value']))}).</p>"
+        + html_table(
+            ["position", "examination vs the top [95% CI]", "perplexity", "position-blind"],
+            rows,
+        )
+        + _muted(
+            "Examination is identified relative to the top position; intervals are percentiles "
+            f"of a bootstrap over slates ({fmt(model['bootstrap'])} replicates). Perplexity "
+            "2^(−mean log₂ P(click outcome)) per position: 1 is a perfect prediction, 2 a coin. "
+            "The direct column is each version's expected clicks per slate under this model, "
+            "beside the importance-weighted estimates of the same quantity."
         )
     )
 
@@ -389,9 +449,10 @@ def segment_extras(summary: dict[str, Any]) -> str:
 ADDITIONS: dict[str, tuple[Callable[[dict[str, Any]], str], ...]] = {
     "engagement": (hit_at_k, off_policy, window_deltas),
     "calibration": (genre_calibration,),
-    "diversity": (genre_diversity,),
+    "diversity": (genre_diversity, attribute_quality, provider_fairness),
     "stability": (noise_floor, churn),
-    "segments": (segment_extras, popularity_buckets, worst_overall),
+    "segments": (segment_extras, popularity_buckets, worst_overall, user_groups),
+    "data": (attribute_accounting,),
 }
 
 

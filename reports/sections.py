@@ -923,6 +923,20 @@ def drift(summary: dict[str, Any]) -> str:
     )
 
 
+def _origin_text(model: dict[str, Any]) -> str:
+    """Where a version came from, in a few words (see ``model.source`` in summary.json)."""
+    source = model.get("source", "lab")
+    provenance = model.get("provenance") or {}
+    if source == "lab":
+        return f"lab, {model['registry_id']}" if model.get("registry_id") else "lab"
+    where = provenance.get("plugin") if source == "plugin" else provenance.get("path")
+    text = f"{source}: {where}"
+    coverage = model.get("coverage")
+    if coverage is not None:
+        text += f" ({coverage['share']:.1%} of traffic users)"
+    return text
+
+
 def provenance(summary: dict[str, Any]) -> str:
     rows = []
     for name, v in summary["versions"].items():
@@ -932,6 +946,7 @@ def provenance(summary: dict[str, Any]) -> str:
                 esc(name),
                 esc(v["role"]),
                 esc(m["algorithm"]),
+                esc(_origin_text(m)),
                 esc(m["parent"] or "–"),
                 esc(m["update"] or "–"),
                 fmt(m["factors"]),
@@ -944,6 +959,7 @@ def provenance(summary: dict[str, Any]) -> str:
         "version",
         "role",
         "algorithm",
+        "source",
         "parent",
         "update",
         "factors",
@@ -951,15 +967,24 @@ def provenance(summary: dict[str, Any]) -> str:
         "click calibration",
         "popularity-fallback users",
     ]
-    return html_table(head, rows, left={0, 1, 2, 3, 4, 7}) + _muted(
-        "Click calibration: P(click | examined) = sigmoid(intercept + Σ weight · feature) of a "
-        "listed item, with features that mean the same for every user (raw ALS scores do "
-        "not): z, the item's score against the user's score distribution over the catalogue; "
-        "log(1 + rank in the list); log(1 + the item's popularity rank); no history (the "
-        "popularity list). Fitted "
-        "on validation feedback before the run, or taken over from the parent. "
-        "Popularity-fallback users: traffic users the version knows no history for; they get "
-        "the popularity list."
+    return (
+        html_table(head, rows, left={0, 1, 2, 3, 4, 5, 8})
+        + _muted(
+            "Source: lab (an implicit model the lab built, in this run or loaded from the "
+            "registry: its registry id when it has one), topk, embeddings or plugin (built by "
+            "another system: the file or the plugin, and the share of traffic users it covers; "
+            "the others got its fallback). "
+        )
+        + _muted(
+            "Click calibration: P(click | examined) = sigmoid(intercept + Σ weight · feature) of a "
+            "listed item, with features that mean the same for every user (raw ALS scores do "
+            "not): z, the item's score against the user's score distribution over the catalogue; "
+            "log(1 + rank in the list); log(1 + the item's popularity rank); no history (the "
+            "popularity list). Fitted "
+            "on validation feedback before the run, or taken over from the parent. "
+            "Popularity-fallback users: traffic users the version knows no history for; they get "
+            "the popularity list."
+        )
     )
 
 

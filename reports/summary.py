@@ -16,6 +16,7 @@ import polars as pl
 from lab.offpolicy_log import offpolicy_block
 from lab.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
 from replay.calibration import ClickCalibrator
+from reports.attributes import by_attribute_blocks, fairness_block, user_group_blocks
 from reports.buckets import bucket_block, worst_group
 from reports.decision import decision_block, gate_projection
 from reports.exposure import exposure
@@ -151,6 +152,16 @@ def _calibrator(calibrator: ClickCalibrator) -> dict[str, Any]:
     }
 
 
+def _provenance(provenance: dict[str, Any] | None, reproducible: bool) -> dict[str, Any] | None:
+    """A version's provenance; its wall-clock training time is 0 when reproducible."""
+    if provenance is None:
+        return None
+    out: dict[str, Any] = _json_ready(provenance)
+    if reproducible and "training_seconds" in out:
+        out["training_seconds"] = 0.0
+    return out
+
+
 def _model_latency(latency_ms: np.ndarray) -> dict[str, Any]:
     """Percentiles of the requests a version's model answered (cache misses served at the
     first attempt): the model's own latency, which cache hits hide from ``latency_ms``."""
@@ -280,7 +291,9 @@ def _json_ready(value: Any) -> Any:
     """Nested dicts of numbers and strings, numbers rounded like the rest of the summary."""
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, str) or value is None:
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, str | bool) or value is None:
         return value
     return _num(value)
 
@@ -304,6 +317,7 @@ def build_summary(
     columns = RequestColumns.from_frame(frame, names)
     shown = exposure(result, columns.user, columns.served_by, columns.hit)
     quality = quality_blocks(result, columns, shown)
+    by_attribute = by_attribute_blocks(result, columns.served_by)
     versions: dict[str, Any] = {}
     for v, name in enumerate(names):
         block = _version_block(frame, name, scenario.serving.budget_ms)
@@ -313,15 +327,24 @@ def build_summary(
             "algorithm": table.model.spec.algorithm,
             "parent": table.parent,
             "update": table.update,
-            "factors": int(table.model.user_factors.shape[1]),
+            # Lists from a table or a plugin have no factors (their scorer is a stand-in).
+            "factors": 0
+            if table.origin["source"] in ("topk", "plugin")
+            else int(table.model.user_factors.shape[1]),
             "training_s": 0.0 if reproducible else _num(table.model.training_seconds, 3),
             "popularity_fallback_users": table.popularity_fallback_users,
             # Raw-score Platt scaling is no longer used (see ``calibration``); kept as null so
             # the key stays within schema version 1.
             "platt": None,
             "calibration": None if table.calibrator is None else _calibrator(table.calibrator),
+            "source": table.origin["source"],
+            "registry_id": table.origin["registry_id"],
+            "provenance": _provenance(table.origin["provenance"], reproducible),
+            "coverage": table.origin.get("coverage"),
         }
         block["quality"] = quality[name]
+        if by_attribute[name]:
+            block["quality"]["by_attribute"] = by_attribute[name]
         shadow = frame.filter(pl.col("shadow") == name)
         if shadow.height:
             lat = shadow["shadow_latency_ms"].to_numpy()
@@ -417,6 +440,9 @@ def build_summary(
     add_segment_quality(segments, columns, prepared.user_segment, SEGMENTS, per_user)
     add_segment_quality(tenure, columns, tenure_of, ("new", "returning"), per_user)
     segments["tenure"] = tenure
+    segments["by_attribute"] = user_group_blocks(
+        result, columns.user, columns.version, columns.clicks
+    )
     segments["worst_overall"] = worst_group(
         segments["by_segment"], segments["item_popularity"]["by_bucket"], tenure["by_segment"]
     )
@@ -462,12 +488,15 @@ def build_summary(
             if prepared.source.impressions is not None
             else None
         ),
+        # Provider fairness by the item attribute table's provider column; null without one.
+        "fairness": fairness_block(result, columns.served_by, prepared.attributes),
         "drift": _rounded(result.drift) if result.drift else None,
         "data": {
             "source": scenario.traffic.source,
             "users": prepared.world.n_users,
             "items": prepared.world.n_items,
             "history_events": prepared.history_events,
+            "attributes": _rounded(prepared.attributes.summary()),
             # Replayed logs: row accounting (kept + skipped.* == input_rows) and windows.
             **{
                 key: _json_ready(_nest(value) if isinstance(value, dict) else value)

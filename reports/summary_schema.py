@@ -121,6 +121,11 @@ class Calibrator(Block):
     fitted_on: str
 
 
+class TrafficCoverage(Block):
+    traffic_users: int = Field(description="Distinct users in the run's traffic")
+    share: Number = Field(description="Share of them with a list of the version's own")
+
+
 class ModelInfo(Block):
     algorithm: str
     parent: str | None
@@ -130,6 +135,22 @@ class ModelInfo(Block):
     popularity_fallback_users: int
     platt: None
     calibration: Calibrator | None
+    source: Literal["lab", "topk", "embeddings", "plugin"] = Field(
+        description="lab: an implicit model the lab built (in this run or loaded from the "
+        "registry, the same bytes); topk, embeddings, plugin: built by another system"
+    )
+    registry_id: str | None = Field(
+        description="The version's registry id (loaded, or registered by this run); null "
+        "when not in a registry"
+    )
+    provenance: OpenBlock | None = Field(
+        description="The registry's provenance.json (parent_id, update, train_window, "
+        "data_fingerprint, hyperparameters, metrics, ...), or for an external version its "
+        "path as the scenario gives it, sha256, row accounting and fallback"
+    )
+    coverage: TrafficCoverage | None = Field(
+        description="External lists or embeddings: how many of the traffic's users they cover"
+    )
 
 
 class Bin(Block):
@@ -244,12 +265,27 @@ class Engagement(Block):
     hit_at_k: HitAtK | None
 
 
+class AttributeQuality(Block):
+    """One categorical item attribute over the lists a version served (``reports.attributes``)."""
+
+    basis: str
+    levels: int = Field(description="Values of the attribute in the catalogue")
+    lists: int
+    kl: Number = Field(description="Steck calibration KL(p || q~) in nats, alpha = 0.01")
+    intra_list_diversity: Number = Field(description="Mean pairwise Jaccard distance")
+    value_coverage: Number = Field(description="levels_shown / levels")
+    levels_shown: int
+
+
 class Quality(Block):
     calibration: CalibrationQuality
     genre_calibration: GenreCalibration
     diversity: Diversity
     stability: Stability | None
     engagement: Engagement
+    by_attribute: dict[str, AttributeQuality] | None = Field(
+        default=None, description="Per item attribute of [attributes.items] (keys are data)"
+    )
 
 
 class ShadowLatency(Block):
@@ -565,10 +601,101 @@ class WorstOverall(Difference):
     group: str
 
 
+class AttributeGroupVersion(Block):
+    users: int
+    ctr: Number
+    ctr_ci95: Interval
+
+
+class AttributeDifference(Difference):
+    difference_ci95_adjusted: Interval = Field(
+        description="Bonferroni-corrected for the groups compared (each at 1 - 0.05 / groups)"
+    )
+
+
+class AttributeGroup(Block):
+    users: int
+    requests: int
+    users_on_candidate: Number = Field(
+        description="Share of the group's users assigned the candidate at least once"
+    )
+    versions: dict[VersionName, AttributeGroupVersion]
+    candidate_vs_baseline: AttributeDifference | None
+
+
+class AttributeWorst(AttributeDifference):
+    group: str
+    verdict: str
+
+
+class Adjustment(Block):
+    method: Literal["bonferroni"]
+    groups: int
+    level: float
+
+
+class UserAttributeBlock(Block):
+    basis: str
+    baseline: str
+    candidate: str
+    adjustment: Adjustment
+    by_group: dict[str, AttributeGroup]
+    worst: AttributeWorst | None
+
+
 class Segments(SegmentBlock):
     item_popularity: SegmentBlock
     tenure: SegmentBlock
     worst_overall: WorstOverall | None
+    by_attribute: dict[str, UserAttributeBlock] = Field(
+        default_factory=dict, description="Per user attribute of [attributes.users] (keys are data)"
+    )
+
+
+class ExposureCell(Block):
+    exposure_share: Number
+    ci95: Interval
+    to_catalogue: Number
+    to_popularity: Number
+
+
+class ShareChange(Block):
+    difference: Number
+    difference_ci95: Interval
+
+
+class ProviderGroup(Block):
+    items: int
+    catalogue_share: Number
+    popularity_share: Number
+    versions: dict[VersionName, ExposureCell]
+    candidate_vs_baseline: ShareChange | None
+
+
+class ProviderVersion(Block):
+    slots: Number
+    users: int
+    tv_to_catalogue: Number
+    tv_to_popularity: Number
+
+
+class MostChanged(ShareChange):
+    group: str
+    verdict: str
+
+
+class ProviderFairness(Block):
+    attribute: str
+    basis: str
+    baseline: str
+    candidate: str
+    groups: dict[str, ProviderGroup]
+    versions: dict[VersionName, ProviderVersion]
+    most_changed: MostChanged | None
+
+
+class Fairness(Block):
+    providers: ProviderFairness
 
 
 class ChurnPair(Block):
@@ -612,6 +739,31 @@ class Drift(Block):
     alert_threshold_psi: float
 
 
+class TableAccounting(Block):
+    input_rows: int
+    kept: int
+    skipped: dict[str, int] = Field(description="Rows left out, by reason (keys are data)")
+
+
+class TableColumn(Block):
+    levels: int
+    multi_valued: bool
+
+
+class AttributeTableInfo(Block):
+    path: str
+    accounting: TableAccounting
+    ids: int
+    ids_without_row: int
+    attributes: dict[str, TableColumn]
+    ignored: dict[str, str] = Field(description="Columns not grouped by, and why")
+
+
+class DataAttributes(Block):
+    items: AttributeTableInfo | None
+    users: AttributeTableInfo | None
+
+
 class Data(Block):
     source: Literal["synthetic", "log"]
     users: int
@@ -624,6 +776,7 @@ class Data(Block):
         default=None, description="input_rows, kept and skipped.REASON (keys are data)"
     )
     windows: dict[str, Any] | None = None
+    attributes: DataAttributes | None = None
 
 
 class Timing(Block):
@@ -675,6 +828,9 @@ class Summary(Block):
         description="Off-policy estimates of every version on a replayed log's impressions"
     )
     drift: Drift | None
+    fairness: Fairness | None = Field(
+        default=None, description="Provider fairness by attributes.items.provider"
+    )
     data: Data
     timing: Timing
     verdict: Verdict | None = None

@@ -6,8 +6,10 @@ refuses before training.
    schema and ``--set`` overrides (:func:`lab.scenario.load_scenario`);
 2. the expectations: each operator exists and compares what it can, each path is one that
    ``summary.json`` can hold for this scenario (:mod:`reports.summary_paths`);
-3. the files it names: the replayed log (and a genres file given by path) exist and are
-   regular files, not a pipe or a device;
+3. the files it names: the replayed log (and a genres file given by path), the attribute
+   tables, versions' top-K tables and embeddings exist and are regular files, not a pipe or
+   a device; registry ids name a registered version (a plugin is not imported: that would
+   run its code);
 4. the memory estimate against the limit (:mod:`lab.footprint`).
 """
 
@@ -53,8 +55,40 @@ def check_expectation_paths(scenario: Scenario, *, source: str) -> None:
             raise UserInputError(f"{source}: expect.{cut(metric)} names no metric: {why}")
 
 
+def check_model_sources(scenario: Scenario, *, base_dir: Path, source: str) -> None:
+    """Versions from outside the run: tables and embeddings exist, registry ids name one
+    registered version.  A plugin is not imported here (that runs its code): ``run`` does."""
+    for name, model in scenario.models.items():
+        if model.topk is not None:
+            field = f"models.{name}.topk.path"
+            path = resolve_input_path(
+                model.topk.path, source=source, field=field, base_dir=base_dir
+            )
+            check_regular_file(path, label=path, what=f"top-K table ({field})")
+        if model.embeddings is not None:
+            field = f"models.{name}.embeddings.path"
+            path = resolve_input_path(
+                model.embeddings.path, source=source, field=field, base_dir=base_dir
+            )
+            if not Path(path).is_dir():
+                check_regular_file(path, label=path, what=f"embeddings .npz or folder ({field})")
+        if model.registry is not None and scenario.registry is not None:
+            from replay.registry import Registry
+
+            root = resolve_input_path(
+                scenario.registry, source=source, field="registry", base_dir=base_dir
+            )
+            Registry(Path(root)).resolve(model.registry)
+
+
 def check_input_files(scenario: Scenario, *, base_dir: Path, source: str) -> None:
     """The files the scenario reads exist and are regular files."""
+    for kind, table in (("items", scenario.attributes.items), ("users", scenario.attributes.users)):
+        if table is not None:
+            field = f"attributes.{kind}.path"
+            path = resolve_input_path(table.path, source=source, field=field, base_dir=base_dir)
+            check_regular_file(path, label=path, what=f"{field} (an attribute table)")
+    check_model_sources(scenario, base_dir=base_dir, source=source)
     log = scenario.traffic.log
     if log is None or scenario.traffic.source != "log":
         return

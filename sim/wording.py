@@ -17,6 +17,8 @@ pure function of its numbers, tested against a table of cases
   :func:`guardrail_breach`;
 * calibration warnings: :func:`calibration_warnings`;
 * a seed-noise floor too low to compare against: :func:`noise_floor_warning`;
+* fairness: a group's exposure share between versions, :func:`share_change`; the worst user
+  group after correcting for the number of groups, :func:`group_harm`.
 * the rollout's decision for a reader: :func:`decision_verdict`, :func:`decision_action`,
   the gate's state :func:`gate_state`, a duration :func:`about_duration` and the projected
   time to decision :func:`projected_time`.
@@ -43,12 +45,14 @@ __all__ = [
     "drift_status",
     "expectations_headline",
     "gate_state",
+    "group_harm",
     "guardrail_breach",
     "guardrail_verdict",
     "interval_side",
     "noise_floor_warning",
     "p_value_text",
     "projected_time",
+    "share_change",
     "success_streak",
     "tally",
 ]
@@ -251,6 +255,30 @@ def guardrail_verdict(
     if beyond:
         return f"{side} {limit_text}, not significant at alpha={alpha:g}"
     return f"within {limit_text}"
+
+
+def share_change(low: float | None, high: float | None) -> str:
+    """Judge a 95 % interval of a group's exposure share, candidate − baseline."""
+    side = interval_side(low, high)
+    if side == "unknown":
+        return "no interval"
+    if side == "includes":
+        return "no significant change (95% CI includes 0)"
+    return f"significantly {'more' if side == 'above' else 'less'} exposure (95% CI {side} 0)"
+
+
+def group_harm(low: float | None, high: float | None, groups: int) -> str:
+    """Judge the worst user group's candidate − baseline difference by its interval
+    corrected for the ``groups`` compared (Bonferroni), so that looking at many groups does
+    not find harm by chance."""
+    side = interval_side(low, high)
+    compared = count_noun(groups, "group")
+    if side == "unknown":
+        return "no interval"
+    if side == "includes":
+        return f"not significant after correcting for {compared} (interval includes 0)"
+    word = "worse" if side == "below" else "better"
+    return f"significantly {word} even after correcting for {compared} (interval {side} 0)"
 
 
 # --- the decision a reader should take ---------------------------------------------------------

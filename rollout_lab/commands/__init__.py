@@ -6,6 +6,16 @@ module only parses its own options and does its job.
 
 from __future__ import annotations
 
-from rollout_lab.commands import check, export, models, run, schema, sweep, train, validate
+from rollout_lab.commands import (
+    check,
+    export,
+    models,
+    run,
+    schema,
+    sweep,
+    train,
+    validate,
+    world,
+)
 
-COMMANDS = (run, validate, check, sweep, train, models, schema, export)
+COMMANDS = (run, validate, check, sweep, train, models, schema, export, world)

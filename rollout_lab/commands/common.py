@@ -166,6 +166,11 @@ def overrides(args: argparse.Namespace) -> list[str]:
         extra += ['traffic.source="log"', f"traffic.log.path={toml_string(args.log)}"]
     if args.log_format is not None:
         extra.append(f"traffic.log.format={toml_string(args.log_format)}")
+    registry = getattr(args, "registry", None)
+    if registry is not None:
+        # The folder versions load from and are registered in, relative to where the command
+        # runs (a registry named in the scenario file is relative to the file).
+        extra.append(f"registry={toml_string(str(Path(registry).resolve()))}")
     if args.rollout is not None:
         # Relative to where the command runs, unlike a manifest named in the scenario file.
         extra.append(f"rollout.manifest={toml_string(str(Path(args.rollout).resolve()))}")

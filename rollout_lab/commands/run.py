@@ -45,6 +45,13 @@ def add_parser(sub: Any) -> None:
     cache_options(p)
     p.add_argument("--requests-parquet", action="store_true", help="also write requests.parquet")
     p.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help="model registry folder: versions named by registry id load from it, versions "
+        "trained in the run are registered in it (sets the scenario's registry)",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="replace an earlier run in --out (only the files it wrote, if unchanged)",
@@ -153,6 +160,8 @@ def run_scenario(
         if stop.out is None:
             stop.out, stop.folder = target, "unchanged"
         raise
+    for line in coverage_notes(summary):
+        print(error_line(line, prefix="rollout-lab: note: "), file=sys.stderr)
     for name in commit.left_changed:
         print(
             error_line(
@@ -163,6 +172,24 @@ def run_scenario(
             file=sys.stderr,
         )
     return summary, verdict, target
+
+
+def coverage_notes(summary: dict[str, Any]) -> list[str]:
+    """A note for each version whose table or embeddings miss some of the traffic's users."""
+    notes = []
+    for name, block in summary["versions"].items():
+        model = block["model"]
+        coverage = model.get("coverage")
+        if coverage is None or coverage["share"] >= 1.0:
+            continue
+        provenance = model["provenance"] or {}
+        notes.append(
+            f"{provenance.get('path', name)}: covers {coverage['share']:.1%} of the "
+            f"{coverage['traffic_users']:,} traffic users; models.{name} served the others "
+            f"its fallback ({provenance.get('fallback', 'popular')}); set require_coverage "
+            "to make this an error"
+        )
+    return notes
 
 
 def _speed(timing: dict[str, Any], reproducible: bool) -> str:

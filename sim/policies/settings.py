@@ -143,6 +143,12 @@ class Rollout(Table):
     shadow_for: PositiveDuration = 1800.0
     bandit: Bandit = Bandit()
     target_segments: list[Segment] = []
+    #: Expose the candidate only to users whose attribute has one of these values, e.g.
+    #: ``{ country = ["DE"] }`` (columns of ``[attributes.users]``; several columns: all hold).
+    target: dict[
+        Annotated[str, Field(min_length=1)],
+        Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)],
+    ] = {}
     kill_switch_at: Duration | None = None
     srm_alpha: Annotated[float, ranged(0, 0.5, lo_open=True)] = 0.001
     # --- the policies that speak Argo Rollouts and Flagger (sim.policies.run_settings) ----

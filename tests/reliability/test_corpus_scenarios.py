@@ -38,9 +38,10 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
         "propensity is (off-policy estimates need both; map the log's reward column or remove "
         "propensity), got None"
     ),
-    "position_without_propensity": (
-        "position_without_propensity.toml: traffic.log.columns.position needs propensity and "
-        "reward (position-aware off-policy estimates), got 'pos'"
+    "position_without_reward": (
+        "position_without_reward.toml: traffic.log.columns.reward must be set when position "
+        "is (an impression log needs the column saying whether each shown item was clicked; "
+        "map it or remove position), got None"
     ),
     "cache_invalidation_unknown": (
         "cache_invalidation_unknown.toml: cache.invalidation must be one of 'versioned_keys'",

@@ -110,6 +110,25 @@ INVALID = [
     ("rollout.steps[0].pause=5", "s.toml: --set rollout.steps[0] names item 0 of a list of 0"),
     ("nonsense", "--set expects dotted.path=value, got 'nonsense'"),
     ("a..b=1", "--set path must look like section.key or list[0].key, got 'a..b'"),
+    (
+        'rollout.target={ country = ["DE"] }',
+        "s.toml: rollout.target needs a user attribute table ([attributes.users] with a path), "
+        "got {'country': ['DE']}",
+    ),
+    (
+        "rollout.target={ country = [] }",
+        "s.toml: rollout.target.country list should have at least 1 item after validation, "
+        "not 0, got []",
+    ),
+    (
+        'attributes.items={ path = "i.csv", categorical = ["genre"], provider = "studio" }',
+        "s.toml: attributes.items.provider must be one of attributes.items.categorical (genre), "
+        "got 'studio'",
+    ),
+    (
+        'attributes.users={ path = "" }',
+        "s.toml: attributes.users.path string should have at least 1 character, got ''",
+    ),
 ]
 
 

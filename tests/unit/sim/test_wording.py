@@ -15,11 +15,13 @@ from sim.wording import (
     difference_verdict,
     drift_status,
     expectations_headline,
+    group_harm,
     guardrail_breach,
     guardrail_verdict,
     interval_side,
     noise_floor_warning,
     p_value_text,
+    share_change,
     success_streak,
     tally,
 )
@@ -249,3 +251,40 @@ def test_guardrail_breach(
         )
         == text
     )
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "text"),
+    [
+        (0.01, 0.03, "significantly more exposure (95% CI above 0)"),
+        (-0.03, -0.01, "significantly less exposure (95% CI below 0)"),
+        (-0.01, 0.02, "no significant change (95% CI includes 0)"),
+        (None, None, "no interval"),
+        (-math.inf, math.inf, "no significant change (95% CI includes 0)"),
+    ],
+)
+def test_share_change(low: float | None, high: float | None, text: str) -> None:
+    assert share_change(low, high) == text
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "groups", "text"),
+    [
+        (
+            -0.05,
+            -0.01,
+            7,
+            "significantly worse even after correcting for 7 groups (interval below 0)",
+        ),
+        (
+            0.01,
+            0.05,
+            1,
+            "significantly better even after correcting for 1 group (interval above 0)",
+        ),
+        (-0.05, 0.01, 3, "not significant after correcting for 3 groups (interval includes 0)"),
+        (math.nan, 0.01, 3, "no interval"),
+    ],
+)
+def test_group_harm(low: float | None, high: float | None, groups: int, text: str) -> None:
+    assert group_harm(low, high, groups) == text
