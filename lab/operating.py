@@ -31,6 +31,7 @@ from lab.pipeline import Prepared, simulate_prepared
 from lab.scenario import Scenario, load_scenario
 from sim.monitor import WindowStats
 from sim.policies.settings import Guardrail
+from sim.slo import slo_of_metric
 from sim.stats import ArmStats, wilson_interval, z_test
 from sim.users import list_click_probability
 
@@ -174,6 +175,21 @@ def library_guardrails(folder: Path) -> list[Guardrail]:
     ]
 
 
+def library_slos(folder: Path) -> list[Any]:
+    """The SLOs the library's SLO guardrails (``slo.NAME.burn_rate``) name, as the scenario
+    that guards on each declares it (the first one, in file order), so that every guardrail of
+    :func:`library_guardrails` can be judged on the reference scenario."""
+    found: dict[str, Any] = {}
+    for path in sorted(folder.glob("*.toml")):
+        scenario = load_scenario(path)
+        declared = {slo.name: slo for slo in scenario.slos}
+        for guard in scenario.rollout.guardrails:
+            name = slo_of_metric(guard.metric)
+            if name is not None and name not in found and name in declared:
+                found[name] = declared[name]
+    return [found[name] for name in sorted(found)]
+
+
 def true_ctr_lift(prepared: Prepared) -> float:
     """The candidate's true relative CTR lift over the baseline, users weighted by activity.
 
@@ -237,7 +253,11 @@ def reference_scenario(
         settings += ["traffic.duration=40m", f"rollout.weight={weight:g}"]
     scenario = load_scenario(scenarios / "aa_test.toml", [*settings, *overrides])
     guarded = scenario.rollout.model_copy(update={"guardrails": library_guardrails(scenarios)})
-    return scenario.model_copy(update={"rollout": guarded})
+    # Validated again as a whole: the SLOs the guardrails name must be declared.
+    data = scenario.model_dump(mode="python")
+    data["rollout"] = guarded.model_dump(mode="python")
+    data["slos"] = [slo.model_dump(mode="python") for slo in library_slos(scenarios)]
+    return Scenario.model_validate(data)
 
 
 def replicate(prepared: Prepared, replications: Iterable[int]) -> list[ReplicationOutcome]:
