@@ -33,7 +33,11 @@ from sim.policies.run_settings import (
 from sim.policies.settings import Guardrail, Rollout
 from sim.slo import slo_of_metric
 
-__all__ = ["export_argo", "export_flagger"]
+__all__ = ["EXPORT_MARKER", "export_argo", "export_flagger"]
+
+#: The first comment line of every exported manifest says who wrote it: ``export --out``
+#: replaces a file only when it carries this.
+EXPORT_MARKER = "manifest written by rollout-lab"
 
 PROMETHEUS = "http://prometheus.example.com:9090"
 LOAD_TESTER = "http://flagger-loadtester.test"
@@ -222,7 +226,7 @@ def export_argo(scenario: Scenario, *, source: str) -> str:
             f"export argo writes policies {', '.join(ARGO_POLICIES)}"
         )
     name = _name(scenario)
-    header = [f"Argo Rollouts manifest written by rollout-lab from {source} ({scenario.name})."]
+    header = [f"Argo Rollouts {EXPORT_MARKER} from {source} ({scenario.name})."]
     used: list[str] = []
     templates = dict(rollout.templates)
     replicas = scenario.models[rollout.candidate].replicas
@@ -399,5 +403,5 @@ def export_flagger(scenario: Scenario, *, source: str) -> str:
             "analysis": analysis,
         },
     }
-    header = [f"Flagger manifest written by rollout-lab from {source} ({scenario.name})."]
+    header = [f"Flagger {EXPORT_MARKER} from {source} ({scenario.name})."]
     return _dump([document, *templates], header)

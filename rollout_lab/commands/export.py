@@ -10,9 +10,6 @@ from typing import Any
 from rollout_lab.commands.common import EXIT_OK, overrides, scenario_options, write_atomic
 from rollout_lab.outputs import check_out_file
 
-# Every exported manifest's first comment line says who wrote it.
-EXPORT_MARKER = b"manifest written by rollout-lab"
-
 NAME = "export"
 
 
@@ -28,7 +25,7 @@ def add_parser(sub: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from lab.manifests.export import export_argo, export_flagger
+    from lab.manifests.export import EXPORT_MARKER, export_argo, export_flagger
     from lab.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, overrides(args))
@@ -40,7 +37,7 @@ def execute(args: argparse.Namespace) -> int:
     out: Path = args.out
     # The output rules of --junit and --markdown: a file is replaced only with --force, and
     # only when its header says rollout-lab wrote it.
-    check_out_file(out, option="--out", force=args.force, marker=EXPORT_MARKER)
+    check_out_file(out, option="--out", force=args.force, marker=EXPORT_MARKER.encode())
     write_atomic(out, text.encode("utf-8"))
     print(f"wrote {out}")
     return EXIT_OK
