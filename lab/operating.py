@@ -152,8 +152,18 @@ def _point_breach(guard: Guardrail, base: WindowStats, cand: WindowStats) -> boo
     return (top is not None and change > top) or (bottom is not None and change < bottom)
 
 
+def _library(folder: Path) -> list[Scenario]:
+    """The scenarios in ``folder``, in file order."""
+    return [load_scenario(path) for path in sorted(folder.glob("*.toml"))]
+
+
 def library_guardrails(folder: Path) -> list[Guardrail]:
-    """Every guardrail bound the scenarios in ``folder`` use, the tightest one per metric.
+    """Every guardrail bound the scenarios in ``folder`` use (:func:`_tightest_guardrails`)."""
+    return _tightest_guardrails(_library(folder))
+
+
+def _tightest_guardrails(library: Sequence[Scenario]) -> list[Guardrail]:
+    """Every guardrail bound the ``library`` scenarios use, the tightest one per metric.
 
     One guardrail per metric and kind of bound (``min``, ``max`` and the two relative
     ones): the largest minimum and the smallest maximum any scenario sets, which are the
@@ -161,8 +171,8 @@ def library_guardrails(folder: Path) -> list[Guardrail]:
     """
     tightest: dict[tuple[str, str], float] = {}
     pick = {"min": max, "max": min, "min_relative_to_baseline": max}
-    for path in sorted(folder.glob("*.toml")):
-        for guard in load_scenario(path).rollout.guardrails:
+    for scenario in library:
+        for guard in scenario.rollout.guardrails:
             for field in ("min", "max", "min_relative_to_baseline", "max_relative_to_baseline"):
                 value = getattr(guard, field)
                 if value is None:
@@ -175,13 +185,12 @@ def library_guardrails(folder: Path) -> list[Guardrail]:
     ]
 
 
-def library_slos(folder: Path) -> list[Any]:
+def _named_slos(library: Sequence[Scenario]) -> list[Any]:
     """The SLOs the library's SLO guardrails (``slo.NAME.burn_rate``) name, as the scenario
     that guards on each declares it (the first one, in file order), so that every guardrail of
     :func:`library_guardrails` can be judged on the reference scenario."""
     found: dict[str, Any] = {}
-    for path in sorted(folder.glob("*.toml")):
-        scenario = load_scenario(path)
+    for scenario in library:
         declared = {slo.name: slo for slo in scenario.slos}
         for guard in scenario.rollout.guardrails:
             name = slo_of_metric(guard.metric)
@@ -252,11 +261,12 @@ def reference_scenario(
     else:
         settings += ["traffic.duration=40m", f"rollout.weight={weight:g}"]
     scenario = load_scenario(scenarios / "aa_test.toml", [*settings, *overrides])
-    guarded = scenario.rollout.model_copy(update={"guardrails": library_guardrails(scenarios)})
+    library = _library(scenarios)  # read once for the guardrails and the SLOs they name
+    guarded = scenario.rollout.model_copy(update={"guardrails": _tightest_guardrails(library)})
     # Validated again as a whole: the SLOs the guardrails name must be declared.
     data = scenario.model_dump(mode="python")
     data["rollout"] = guarded.model_dump(mode="python")
-    data["slos"] = [slo.model_dump(mode="python") for slo in library_slos(scenarios)]
+    data["slos"] = [slo.model_dump(mode="python") for slo in _named_slos(library)]
     return Scenario.model_validate(data)
 
 
