@@ -70,7 +70,7 @@ def _fit(
     """Draw a click per listed item with probability ``p_click [n, K]`` and fit the features."""
     listed = items >= 0
     labels = (rng.random(items.shape) < p_click) & listed
-    features = list_features(table.model, users, items, no_history)
+    features = list_features(table.model, users, items, no_history, table.history_length(users))
     weights, intercept = fit_logistic(features[listed], labels[listed].astype(np.int8))
     return ClickCalibrator(FEATURES, tuple(float(w) for w in weights), intercept, fitted_on)
 

@@ -39,14 +39,16 @@ def predicted_list_click(
     users: np.ndarray,
     items: np.ndarray,
     no_history: np.ndarray,
+    history: np.ndarray,
     position_decay: float,
 ) -> np.ndarray:
     """Predicted P(click on the list) [n]: the cascade over calibrated item probabilities.
 
     P = Σ_k decay^k · Π_{j<k} (1 − p̂_j) · p̂_k with p̂ from ``calibrator`` on
-    :func:`replay.calibration.list_features`; empty slots (-1) count 0.
+    :func:`replay.calibration.list_features` (``history [n]``: the users' interactions the
+    version learnt from); empty slots (-1) count 0.
     """
-    p = calibrator.predict(list_features(model, users, items, no_history))
+    p = calibrator.predict(list_features(model, users, items, no_history, history))
     return list_click_probability(np.where(items >= 0, p, 0.0), position_decay)
 
 
@@ -179,12 +181,23 @@ class VersionTables:
         rows = np.minimum(users, self._seen_rows.shape[0] - 1)
         return np.asarray((self._seen_rows[rows] == 0) | (users >= self._seen_rows.shape[0]))
 
+    def history_length(self, users: np.ndarray) -> np.ndarray:
+        """int [n]: the users' interactions this version learnt from (0 beyond its users)."""
+        rows = np.minimum(users, self._seen_rows.shape[0] - 1)
+        return np.where(users < self._seen_rows.shape[0], self._seen_rows[rows], 0)
+
     def predict(self, users: np.ndarray, items: np.ndarray, no_history: np.ndarray) -> np.ndarray:
         """Predicted P(click on the list) [n] for these lists (needs a calibrator)."""
         if self.calibrator is None:
             raise ValueError(f"version {self.name!r} must be calibrated before it predicts")
         return predicted_list_click(
-            self.calibrator, self.model, users, items, no_history, self.truth.position_decay
+            self.calibrator,
+            self.model,
+            users,
+            items,
+            no_history,
+            self.history_length(users),
+            self.truth.position_decay,
         )
 
     def ensure(self, users: np.ndarray) -> None:

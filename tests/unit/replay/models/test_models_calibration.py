@@ -112,22 +112,28 @@ def test_list_features_against_a_direct_computation() -> None:
     lists = np.array([[3, 7, 1], [0, 2, -1], [5, 6, 8], [9, 1, 2], [4, 4, 4]], np.int32)
     user_ids = np.array([0, 1, 2, 3, 4])
     no_history = np.array([False, False, False, False, True])
-    got = list_features(model, user_ids, lists, no_history)
-    assert got.shape == (5, 3, len(FEATURES))
+    history = np.array([0, 1, 4, 30, 7])
+    got = list_features(model, user_ids, lists, no_history, history)
+    assert got.shape == (5, 3, len(FEATURES)) == (5, 3, 8)
     all_scores = users.astype(np.float32) @ items.astype(np.float32).T  # [5, 40]
     for u in range(4):
         row = all_scores[u].astype(np.float64)
         for k, item in enumerate(lists[u]):
             if item < 0:
-                assert got[u, k].tolist() == [0.0, 0.0, 0.0, 0.0]
+                assert got[u, k].tolist() == [0.0] * 8
                 continue
             z = (row[item] - row.mean()) / row.std()
             assert got[u, k, 0] == pytest.approx(z, rel=1e-4)
             assert got[u, k, 1] == pytest.approx(math.log1p(k))
             assert got[u, k, 2] == pytest.approx(math.log1p(item))  # popularity rank = id
             assert got[u, k, 3] == 0.0
-    # A user without history: no personal score, flagged.
+            assert got[u, k, 4] == pytest.approx(math.log1p(history[u]))
+            assert got[u, k, 5] == pytest.approx(z * math.log1p(history[u]), rel=1e-4, abs=1e-9)
+            assert got[u, k, 6] == pytest.approx(math.log(row.std()), rel=1e-4)
+            assert got[u, k, 7] == pytest.approx(z * math.log(row.std()), rel=1e-4)
+    # A user without history: no personal score nor history features, flagged.
     assert got[4, :, 0].tolist() == [0.0, 0.0, 0.0] and got[4, :, 3].tolist() == [1.0] * 3
+    assert np.all(got[4, :, 4:] == 0.0)
 
 
 def test_popularity_rank_shares_ties() -> None:
