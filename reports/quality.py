@@ -47,6 +47,8 @@ __all__ = [
     "CALIBRATION_BINS",
     "EQUAL_MASS_BINS",
     "RBO_P",
+    "SLOPE_MAX_CI_WIDTH",
+    "SLOPE_MIN_EFFECTIVE_USERS",
     "RequestColumns",
     "calibration_block",
     "churn_block",
@@ -65,6 +67,18 @@ __all__ = [
 
 CALIBRATION_BINS = 15
 EQUAL_MASS_BINS = 10
+#: A calibration slope is reported only when its 95 % interval is at most this wide: an
+#: interval of ±0.3 can still tell a calibrated slope (1) from predictions 40 % too spread
+#: (0.7); a wider one mostly measures how few users there were (the MovieLens replay's
+#: ~20 users with a history give [0.1, 1.1]).
+SLOPE_MAX_CI_WIDTH = 0.6
+#: ... and when it rests on at least this many users (Kish's effective count of the users
+#: holding the slope's information, ``CalibrationSlope.effective_clusters``): a clustered
+#: interval from fewer is too narrow (Cameron & Miller 2015 ask for 30-50 clusters).  The
+#: MovieLens replay's baseline has 129 users of whom 3.4 hold the slope's information (the
+#: rest get the popularity list, one prediction for all): its interval [0.42, 0.85] looked
+#: measured and was not.
+SLOPE_MIN_EFFECTIVE_USERS = 30
 RBO_P = 0.9
 POPULAR_CODE, NOTHING_CODE = -1, -2
 
@@ -184,11 +198,15 @@ def calibration_block(
     * ``slope``, ``slope_ci95``, ``intercept``: logistic recalibration logit P(click) =
       intercept + slope · logit(p̂) (:func:`sim.metrics.calibration_slope`); 1 and 0 when
       calibrated, ≤ 0 when higher predictions get fewer clicks; the interval is clustered
-      by ``users [n]`` (one user's requests are correlated) when given;
+      by ``users [n]`` (one user's requests are correlated) when given, and
+      ``slope_effective_users`` says how many users its information rests on.  ``slope``
+      and ``intercept`` are null (not measured, with a warning) when the interval is wider
+      than :data:`SLOPE_MAX_CI_WIDTH` or unknown, or rests on fewer than
+      :data:`SLOPE_MIN_EFFECTIVE_USERS` users; ``slope_ci95`` is reported either way;
     * ``mean_predicted`` against ``observed_rate`` over all n: calibration in the large;
       ``prediction_range``: the smallest and largest prediction;
-    * ``warnings``: :func:`sim.wording.calibration_warnings` (slope ≤ 0; predictions
-      spanning less than one equal-width bin).
+    * ``warnings``: :func:`sim.wording.calibration_warnings` (slope not measured; slope
+      ≤ 0; predictions spanning less than one equal-width bin).
 
     Shapes: ``p_click`` [n] in [0, 1], ``clicks`` [n] 0/1.
     """
@@ -208,6 +226,7 @@ def calibration_block(
             "slope": None,
             "slope_ci95": [None, None],
             "slope_users": None,
+            "slope_effective_users": None,
             "intercept": None,
             "mean_predicted": None,
             "observed_rate": None,
@@ -217,6 +236,8 @@ def calibration_block(
             "warnings": [],
         }
     fit = metrics.calibration_slope(p, y, groups=users)
+    measured = fit.measured(SLOPE_MAX_CI_WIDTH, SLOPE_MIN_EFFECTIVE_USERS)
+    slope = fit.slope if measured else None
     span = float(p.max() - p.min())
     return {
         **block,
@@ -224,10 +245,11 @@ def calibration_block(
         "ece_equal_mass": num(
             metrics.expected_calibration_error(p, y, n_bins=EQUAL_MASS_BINS, strategy="quantile")
         ),
-        "slope": num(fit.slope),
+        "slope": num(slope),
         "slope_ci95": pair(fit.slope_ci_low, fit.slope_ci_high),
         "slope_users": fit.clusters,
-        "intercept": num(fit.intercept),
+        "slope_effective_users": num(fit.effective_clusters, 1),
+        "intercept": num(fit.intercept) if measured else None,
         "mean_predicted": num(p.mean()),
         "observed_rate": num(y.mean()),
         "prediction_range": pair(p.min(), p.max()),
@@ -236,7 +258,14 @@ def calibration_block(
             metrics.reliability_diagram(p, y, n_bins=EQUAL_MASS_BINS, strategy="quantile")
         ),
         "warnings": wording.calibration_warnings(
-            fit.slope, span, 1.0 / n_bins, requests=int(p.shape[0])
+            slope,
+            span,
+            1.0 / n_bins,
+            requests=int(p.shape[0]),
+            slope_ci95=(num(fit.slope_ci_low), num(fit.slope_ci_high)),
+            max_slope_ci_width=SLOPE_MAX_CI_WIDTH,
+            slope_effective_users=fit.effective_clusters,
+            min_effective_users=SLOPE_MIN_EFFECTIVE_USERS,
         ),
     }
 

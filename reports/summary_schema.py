@@ -171,6 +171,7 @@ class CalibrationQuality(Block):
     slope: Number
     slope_ci95: Interval
     slope_users: int | None
+    slope_effective_users: Number
     intercept: Number
     mean_predicted: Number
     observed_rate: Number

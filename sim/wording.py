@@ -186,9 +186,16 @@ def calibration_warnings(
     bin_width: float,
     *,
     requests: int,
+    slope_ci95: tuple[float | None, float | None] = (None, None),
+    max_slope_ci_width: float | None = None,
+    slope_effective_users: float | None = None,
+    min_effective_users: float = 0.0,
 ) -> list[str]:
     """Warnings about a calibration block, empty when there is nothing to warn about.
 
+    * slope not measured (``max_slope_ci_width`` given, ``slope`` None): it rests on fewer
+      than ``min_effective_users`` users (``slope_effective_users``), or its 95 % interval
+      ``slope_ci95`` is wider than ``max_slope_ci_width`` or unknown;
     * slope ≤ 0: predictions rank requests the wrong way round (higher predicted, fewer
       clicks): ECE can still look small, since it only compares bin means;
     * predictions spanning less than one equal-width bin (max − min < ``bin_width``): every
@@ -198,6 +205,27 @@ def calibration_warnings(
     out: list[str] = []
     if requests == 0:
         return out
+    if max_slope_ci_width is not None and not _known(slope):
+        low, high = slope_ci95
+        if (
+            _known(slope_effective_users)
+            and slope_effective_users is not None
+            and (slope_effective_users < min_effective_users)
+        ):
+            reason = (
+                f"its information rests on {slope_effective_users:.1f} users (fewer than "
+                f"{min_effective_users:g}), whose differing predictions hold all its spread"
+            )
+        elif _known(low) and _known(high):
+            reason = (
+                f"its 95 % interval [{low:.2f}, {high:.2f}] is wider than {max_slope_ci_width:g}"
+            )
+        else:
+            reason = f"its 95 % interval is unknown, not within {max_slope_ci_width:g}"
+        out.append(
+            f"calibration slope not measured: {reason} (too few users, or predictions too "
+            "alike, to tell a calibrated slope of 1 from noise)"
+        )
     if _known(slope) and slope is not None and slope <= 0:
         out.append(
             f"calibration slope {slope:.3g} <= 0: higher predictions get fewer clicks "

@@ -165,6 +165,13 @@ class CalibrationSlope:
     positives.  NaN when it cannot be fitted (fewer than two distinct predictions, or
     outcomes all equal).  ``slope_ci_low``/``high``: Wald interval, from the Fisher
     information, or clustered by ``groups`` when given (``clusters`` of them).
+
+    ``effective_clusters`` (with ``groups``): how many clusters the slope's information
+    rests on, Kish's (Σ_g I_g)² / Σ_g I_g² over each cluster's share of the information
+    I_g = Σ_{i∈g} q_i(1 − q_i)(x_i − x̄)², x = logit p̂ (x̄ its information-weighted mean).
+    A clustered interval is only as good as that count: when a few users hold all the spread
+    of the predictions (every other user shown one list with one prediction), the sandwich
+    estimator has a handful of scores to estimate a variance from and comes out too narrow.
     """
 
     slope: float
@@ -173,6 +180,19 @@ class CalibrationSlope:
     slope_ci_high: float
     n: int
     clusters: int | None = None
+    effective_clusters: float | None = None
+
+    def measured(self, max_ci_width: float, min_effective_clusters: float = 0.0) -> bool:
+        """True when the slope is known to within ``max_ci_width``: its interval is finite
+        and no wider, and (when clustered) it rests on at least ``min_effective_clusters``;
+        otherwise it says more about the sample than about the predictions."""
+        width = self.slope_ci_high - self.slope_ci_low
+        enough = (
+            self.effective_clusters is None or self.effective_clusters >= min_effective_clusters
+        )
+        return bool(
+            np.isfinite(self.slope) and np.isfinite(width) and width <= max_ci_width and enough
+        )
 
 
 def calibration_slope(
@@ -227,6 +247,12 @@ def calibration_slope(
     if not np.linalg.det(hessian) > 0:
         return CalibrationSlope(fit.a, fit.b, nan, nan, n, n_clusters)
     inverse = np.linalg.inv(hessian)
+    effective = None
+    if cluster is not None and n_clusters is not None:
+        information = q * (1.0 - q)
+        centre = float(np.dot(information, x) / information.sum())
+        share = np.bincount(cluster, weights=information * (x - centre) ** 2, minlength=n_clusters)
+        effective = float(share.sum() ** 2 / np.dot(share, share)) if share.any() else 0.0
     if cluster is None or n_clusters is None:
         variance = float(inverse[1, 1])
     elif n_clusters < 2:
@@ -239,7 +265,7 @@ def calibration_slope(
         meat = scores.T @ scores * (n_clusters / (n_clusters - 1))
         variance = float((inverse @ meat @ inverse)[1, 1])
     se = float(np.sqrt(variance)) if variance >= 0 else nan
-    return CalibrationSlope(fit.a, fit.b, fit.a - z * se, fit.a + z * se, n, n_clusters)
+    return CalibrationSlope(fit.a, fit.b, fit.a - z * se, fit.a + z * se, n, n_clusters, effective)
 
 
 def genre_shares(genres: Any) -> FloatArray:

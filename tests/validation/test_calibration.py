@@ -1,11 +1,18 @@
-"""Click calibration on held-out feedback: the run's own clicks, never seen by the fit.
+"""Click calibration on held-out feedback: clicks the calibrators never saw.
 
 The quick start reported an ECE of 0.003 while its predictions were anti-calibrated
 (calibration slope −0.26 for the candidate: the highest predictions got the fewest clicks)
 because every prediction fell in one equal-width bin.  Versions now predict from list
-features (replay.calibration); here the slope of logit P(click) on logit(predicted), on the
-requests each version served, must lie near 1: in [0.8, 1.2] at full scale, and its 95 %
-interval (clustered by user) must reach that range at the reduced scale of the default run.
+features (replay.calibration) fitted before any traffic; here the slope of logit P(click) on
+logit(predicted) must lie in [0.8, 1.2].
+
+Held-out feedback: every request of the run's traffic (users drawn by activity, as the
+simulation draws them), each judged with the version's own list and clicked through the
+cascade from the truth, as the simulation would if the version served it.  The run's own
+summary judges a version only on the requests routed to it; for a 10 % canary that is a
+tenth of the users, whose mix alone moves the slope by ±0.15 (seed 4 of the quick start:
+1.21 [1.06, 1.37] on the canary's users, 0.99 on all), so both are checked: the held-out
+slope in the band for several seeds, and the summary's slope reported with its interval.
 """
 
 from __future__ import annotations
@@ -18,78 +25,170 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from lab.pipeline import prepare, run
+from lab.pipeline import Prepared, prepare, run, seeded_streams
 from lab.scenario import load_scenario
+from reports.quality import SLOPE_MAX_CI_WIDTH, SLOPE_MIN_EFFECTIVE_USERS
 from reports.summary import build_summary
-from sim.metrics import calibration_slope
+from sim.metrics import CalibrationSlope, calibration_slope
 from sim.users import list_click_probability
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.toml"
+MOVIELENS_REPLAY = ROOT / "scenarios" / "movielens_replay.toml"
 REDUCED = ["traffic.users=6000", "traffic.items=1500", "traffic.duration=40m"]
+SEEDS = [1, 2, 3, 4, 5]
 MOVIELENS = Path(
     os.environ.get(
         "ROLLOUT_LAB_MOVIELENS", ROOT.parent / "shared/data/movielens-latest-small/ratings.csv"
     )
 )
+needs_movielens = pytest.mark.skipif(
+    not MOVIELENS.exists(), reason="MovieLens latest-small not available"
+)
 
 
-def _calibration(overrides: list[str]) -> dict[str, dict[str, Any]]:
+def _prepared(path: Path, overrides: list[str]) -> Prepared:
+    scenario = load_scenario(path, [*overrides, "metrics.noise_floor=false"])
+    return prepare(scenario, base_dir=path.parent)
+
+
+def _held_out_slopes(prepared: Prepared, *, draws: int = 1) -> dict[str, CalibrationSlope]:
+    """Baseline's and candidate's slope on every request of replication 0's traffic, each
+    judged with the version's list, ``draws`` click draws of the cascade from the truth."""
+    stream = prepared.source.requests(0, seeded_streams(prepared.scenario.seed, 0)["traffic"])
+    users = np.asarray(stream.user, dtype=np.int64)
+    rng = np.random.default_rng(prepared.scenario.seed)
+    slopes = {}
+    for table in prepared.versions[:2]:
+        table.ensure(users)
+        truth = list_click_probability(
+            table.relevance[users].astype(np.float64), table.truth.position_decay
+        )
+        clicks = np.concatenate([rng.random(users.size) < truth for _ in range(draws)])
+        predicted = np.tile(table.predicted[users].astype(np.float64), draws)
+        slopes[table.name] = calibration_slope(
+            predicted, clicks.astype(np.int8), groups=np.tile(users, draws)
+        )
+    return slopes
+
+
+def _assert_in_band(slopes: dict[str, CalibrationSlope], label: str) -> None:
+    for name, fit in slopes.items():
+        interval = (round(fit.slope_ci_low, 3), round(fit.slope_ci_high, 3))
+        assert 0.8 <= fit.slope <= 1.2, (label, name, round(fit.slope, 3), interval)
+        assert fit.slope_ci_low < fit.slope < fit.slope_ci_high, (label, name, interval)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_quickstart_held_out_slope_in_band_at_reduced_scale(seed: int) -> None:
+    """Five seeds (world, training, calibration feedback and traffic all change with the
+    seed), each version's slope on held-out feedback inside [0.8, 1.2]."""
+    prepared = _prepared(QUICKSTART, [*REDUCED, f"seed={seed}"])
+    _assert_in_band(_held_out_slopes(prepared), f"seed {seed}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_quickstart_held_out_slope_in_band_at_full_scale(seed: int) -> None:
+    prepared = _prepared(QUICKSTART, [f"seed={seed}"])
+    slopes = _held_out_slopes(prepared)
+    _assert_in_band(slopes, f"seed {seed}")
+    for fit in slopes.values():  # full scale measures the slope to within about ±0.1
+        assert fit.slope_ci_high - fit.slope_ci_low < 0.25, fit
+
+
+def _summary_calibration(overrides: list[str]) -> dict[str, dict[str, Any]]:
     scenario = load_scenario(QUICKSTART, [*overrides, "metrics.noise_floor=false"])
     summary = build_summary(run(scenario), reproducible=True)
     return {name: v["quality"]["calibration"] for name, v in summary["versions"].items()}
 
 
-@pytest.mark.parametrize("seed", [7, 8])
-def test_quickstart_slope_reaches_one_at_reduced_scale(seed: int) -> None:
-    for name, cal in _calibration([*REDUCED, f"seed={seed}"]).items():
-        low, high = cal["slope_ci95"]
-        assert cal["slope"] > 0, name  # was −0.26 for the candidate
+def _assert_reported(cal: dict[str, Any], name: str) -> None:
+    """A summary's slope: measured (interval at most SLOPE_MAX_CI_WIDTH wide, resting on at
+    least SLOPE_MIN_EFFECTIVE_USERS users, reaching the band) or left out with a warning that
+    says why; its interval reported either way."""
+    low, high = cal["slope_ci95"]
+    assert low is not None and high is not None, name
+    measured = (
+        high - low <= SLOPE_MAX_CI_WIDTH
+        and cal["slope_effective_users"] >= SLOPE_MIN_EFFECTIVE_USERS
+    )
+    if measured:
+        assert cal["slope"] is not None and low < cal["slope"] < high, name
         assert low <= 1.2 and high >= 0.8, (name, cal["slope"], low, high)
         assert cal["warnings"] == [], name
+    else:
+        assert cal["slope"] is None and cal["intercept"] is None, name
+        assert len(cal["warnings"]) == 1 and "not measured" in cal["warnings"][0], name
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_quickstart_summary_reports_the_slope_with_its_interval(seed: int) -> None:
+    calibration = _summary_calibration([*REDUCED, f"seed={seed}"])
+    for name, cal in calibration.items():
+        _assert_reported(cal, name)
         # Calibration in the large: predicted and observed click rates within 15 %.
         assert 0.85 < cal["mean_predicted"] / cal["observed_rate"] < 1.15, name
+    # The baseline serves ~90 % of the traffic: its slope is measured, inside the band.
+    base = calibration["baseline"]
+    assert base["slope"] is not None and 0.8 <= base["slope"] <= 1.2, base
 
 
 @pytest.mark.slow
-def test_quickstart_slope_in_range_at_full_scale() -> None:
-    for name, cal in _calibration([]).items():
-        assert 0.8 <= cal["slope"] <= 1.2, (name, cal["slope"], cal["slope_ci95"])
-        assert cal["warnings"] == [], name
+def test_quickstart_summary_slope_in_band_at_full_scale() -> None:
+    for name, cal in _summary_calibration([]).items():
+        _assert_reported(cal, name)
+        assert cal["slope"] is not None and 0.8 <= cal["slope"] <= 1.2, (name, cal)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not MOVIELENS.exists(), reason="MovieLens latest-small not available")
-def test_movielens_replay_predictions_rank_held_out_clicks() -> None:
+def _movielens_held_out(prepared: Prepared, *, draws: int) -> dict[str, CalibrationSlope]:
     """Every replay request judged with each version's list (not only the ones routed to
-    it): 20 draws of the cascade from the logged truth (what the user rated next)."""
-    scenario = load_scenario(
-        ROOT / "scenarios" / "movielens_replay.toml", [f"traffic.log.path={MOVIELENS}"]
-    )
-    prepared = prepare(scenario, base_dir=ROOT / "scenarios")
+    it): ``draws`` draws of the cascade from the logged truth (what the user rated next)."""
+    scenario = prepared.scenario
     stream = prepared.source.requests(0, np.random.default_rng(0))
     n = len(stream)
     truth = sp.csr_matrix(
         (np.ones(stream.truth_items.size), stream.truth_items, stream.truth_ptr),
         shape=(n, prepared.world.n_items),
     )
-    rng = np.random.default_rng(1)
     log = scenario.traffic.log
     assert log is not None
+    rng = np.random.default_rng(1)
     slopes = {}
     for table in prepared.versions[:2]:
         table.ensure(stream.user)
         items = table.items[stream.user]
-        rows = np.arange(n)[:, None]
-        consumed = np.asarray(truth[rows, np.maximum(items, 0)].todense()) > 0
+        consumed = np.asarray(truth[np.arange(n)[:, None], np.maximum(items, 0)].todense()) > 0
         p_item = np.where(consumed, log.click_if_consumed, log.click_otherwise) * (items >= 0)
         p_list = list_click_probability(p_item, scenario.users.position_decay)
-        predicted = np.tile(table.predicted[stream.user].astype(np.float64), 20)
-        clicks = np.concatenate([rng.random(n) < p_list for _ in range(20)]).astype(np.int8)
-        fit = calibration_slope(predicted, clicks, groups=np.tile(stream.user, 20))
-        slopes[table.name] = fit
-        assert fit.slope > 0, table.name
-    # The baseline is fitted on the update window's logged feedback and reaches the target
-    # band within its interval; the candidate, trained on that window, inherits it.
-    base = slopes["baseline"]
-    assert base.slope_ci_low <= 1.2 and base.slope_ci_high >= 0.8, base
+        predicted = np.tile(table.predicted[stream.user].astype(np.float64), draws)
+        clicks = np.concatenate([rng.random(n) < p_list for _ in range(draws)])
+        slopes[table.name] = calibration_slope(
+            predicted, clicks.astype(np.int8), groups=np.tile(stream.user, draws)
+        )
+    return slopes
+
+
+@needs_movielens
+def test_movielens_replay_slope_is_not_reported_as_noise() -> None:
+    """MovieLens latest-small split by time leaves ~15-20 of the replay's ~165 users with a
+    history (the rest get the popularity list, all with one prediction), so the slope's
+    information rests on a handful of users: on all replay requests its interval is wider
+    than SLOPE_MAX_CI_WIDTH, and on the baseline's share in the run (3.4 effective users of
+    129) the clustered interval even looks narrow ([0.42, 0.85]).  The summary says the
+    slope is not measured instead of printing a number.  Twenty click draws do not help:
+    the noise is in which users there are, not in the clicks."""
+    prepared = _prepared(MOVIELENS_REPLAY, [f"traffic.log.path={MOVIELENS}"])
+    for name, fit in _movielens_held_out(prepared, draws=20).items():
+        assert fit.slope > 0, name
+        assert fit.effective_clusters is not None, name
+        assert fit.effective_clusters < SLOPE_MIN_EFFECTIVE_USERS, (name, fit)
+        assert not fit.measured(SLOPE_MAX_CI_WIDTH, SLOPE_MIN_EFFECTIVE_USERS), (name, fit)
+    scenario = load_scenario(
+        MOVIELENS_REPLAY, [f"traffic.log.path={MOVIELENS}", "metrics.noise_floor=false"]
+    )
+    summary = build_summary(run(scenario, base_dir=MOVIELENS_REPLAY.parent), reproducible=True)
+    for name in ("baseline", "candidate"):
+        cal = summary["versions"][name]["quality"]["calibration"]
+        _assert_reported(cal, name)
+        assert cal["slope"] is None, (name, cal["slope_ci95"])

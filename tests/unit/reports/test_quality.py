@@ -13,6 +13,8 @@ import pytest
 from reports.numbers import num, pair
 from reports.quality import (
     CALIBRATION_BINS,
+    SLOPE_MAX_CI_WIDTH,
+    SLOPE_MIN_EFFECTIVE_USERS,
     RequestColumns,
     calibration_block,
     diversity_block,
@@ -95,9 +97,51 @@ def test_calibration_by_hand() -> None:
     assert block["n_bins_equal_mass"] == 10
     assert block["prediction_range"] == [0.05, 0.5]
     # logit P(click) = a + b·logit(p) through two points: P = 1/2 at p = 0.05 and P = 1 at
-    # 0.5 would need an infinite slope; the fit stops large and positive.
-    assert block["slope"] is not None and block["slope"] > 0
-    assert block["warnings"] == []
+    # 0.5 would need an infinite slope; the fit stops large, with an interval far wider than
+    # SLOPE_MAX_CI_WIDTH: four requests cannot measure a slope, so none is reported.
+    low, high = block["slope_ci95"]
+    assert low is None or high is None or high - low > SLOPE_MAX_CI_WIDTH
+    assert block["slope"] is None and block["intercept"] is None
+    assert len(block["warnings"]) == 1 and "not measured" in block["warnings"][0]
+
+
+def test_slope_is_reported_only_when_its_interval_is_narrow() -> None:
+    # Calibrated predictions (clicks drawn with the predicted probability) for 60 users:
+    # with 40 requests each the slope's interval is narrow enough to report and covers 1;
+    # the first 3 users alone (120 requests) leave it wider than the stated width.
+    rng = np.random.default_rng(12)
+    users = np.repeat(np.arange(60), 40)
+    p = rng.uniform(0.05, 0.6, users.size)
+    y = (rng.random(users.size) < p).astype(int)
+    wide = calibration_block(p[:120], y[:120], users=users[:120])
+    low, high = wide["slope_ci95"]
+    assert high - low > SLOPE_MAX_CI_WIDTH
+    assert wide["slope"] is None and wide["intercept"] is None
+    assert wide["slope_effective_users"] == pytest.approx(3.0, abs=0.5)
+    assert len(wide["warnings"]) == 1
+    assert wide["warnings"][0].startswith("calibration slope not measured: its information")
+    narrow = calibration_block(p, y, users=users)
+    low, high = narrow["slope_ci95"]
+    assert high - low <= SLOPE_MAX_CI_WIDTH
+    assert narrow["slope"] is not None and low <= narrow["slope"] <= high
+    assert low <= 1.0 <= high and narrow["warnings"] == []
+    assert narrow["slope_effective_users"] >= SLOPE_MIN_EFFECTIVE_USERS
+
+
+def test_slope_resting_on_a_few_users_is_not_measured() -> None:
+    # The MovieLens replay's case: most users shown one list with one prediction, three
+    # users with their own predictions holding all the spread.  The clustered interval of
+    # such a fit can look narrow; the effective user count gives it away.
+    rng = np.random.default_rng(3)
+    users = np.repeat(np.arange(150), 60)
+    p = np.full(users.size, 0.15)
+    spread = users < 3
+    p[spread] = rng.uniform(0.05, 0.6, int(spread.sum()))
+    y = (rng.random(users.size) < p).astype(int)
+    block = calibration_block(p, y, users=users)
+    assert block["slope_users"] == 150 and block["slope_effective_users"] < 3.5
+    assert block["slope"] is None and block["slope_ci95"][0] is not None
+    assert "rests on" in block["warnings"][0]
 
 
 def test_equal_mass_bins_split_evenly_and_keep_totals() -> None:

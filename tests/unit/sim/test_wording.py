@@ -171,6 +171,35 @@ def test_calibration_warnings(
 
 
 @pytest.mark.parametrize(
+    ("slope", "interval", "expected"),
+    [
+        (0.95, (0.8, 1.1), []),
+        (None, (0.12, 1.1), ["not measured: its 95 % interval [0.12, 1.10] is wider than 0.6"]),
+        (None, (None, None), ["not measured: its 95 % interval is unknown, not within 0.6"]),
+        (-0.3, (-0.5, -0.1), ["slope -0.3 <= 0"]),
+        (None, (0.42, 0.85), ["not measured: its information rests on 3.4 users (fewer than 30)"]),
+    ],
+)
+def test_calibration_warnings_say_when_the_slope_is_not_measured(
+    slope: float | None, interval: tuple[float | None, float | None], expected: list[str]
+) -> None:
+    effective = 3.36 if interval == (0.42, 0.85) else 120.0
+    warnings = calibration_warnings(
+        slope,
+        0.5,
+        1 / 15,
+        requests=100,
+        slope_ci95=interval,
+        max_slope_ci_width=0.6,
+        slope_effective_users=effective,
+        min_effective_users=30,
+    )
+    assert len(warnings) == len(expected)
+    for text, part in zip(warnings, expected, strict=True):
+        assert part in text
+
+
+@pytest.mark.parametrize(
     ("jaccard", "warns"),
     [(0.166, True), (0.49, True), (0.5, False), (0.76, False), (None, False), (math.nan, False)],
 )
