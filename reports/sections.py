@@ -644,8 +644,12 @@ def engagement(summary: dict[str, Any]) -> str:
 
 
 def _slope(cal: dict[str, Any]) -> str:
-    slope = cal.get("slope")
-    return "–" if slope is None else f"{slope:.2f}" + ci_num(cal.get("slope_ci95"), 2)
+    """The slope with its interval; "not measured" (with the interval) when the summary
+    left it out (see ``reports.quality.SLOPE_MAX_CI_WIDTH``), "–" without requests."""
+    slope, interval = cal.get("slope"), ci_num(cal.get("slope_ci95"), 2)
+    if slope is None:
+        return "not measured" + interval if interval else "–"
+    return f"{slope:.2f}" + interval
 
 
 def calibration(summary: dict[str, Any]) -> str:

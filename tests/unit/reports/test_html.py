@@ -131,9 +131,12 @@ def test_quality_block_per_version(tiny: tuple[RunResult, dict[str, Any], str]) 
         assert calibrator["model"] == "logistic" and "fitted_on" in calibrator
         assert set(calibrator["weights"]) == {
             "within_user_score", "log_rank", "log_popularity_rank", "no_history",
+            "log_history", "within_user_score_x_log_history",
+            "log_score_spread", "within_user_score_x_log_score_spread",
         }  # fmt: skip
         assert block["model"]["platt"] is None
         assert {"ece_equal_mass", "slope", "slope_ci95", "intercept", "warnings"} <= set(cal)
+        assert "slope_effective_users" in cal
     assert base["quality"]["stability"] is None
     stability = cand["quality"]["stability"]
     assert stability["against"] == "baseline" and 0 <= stability["jaccard_at_k"] <= 1
@@ -323,3 +326,19 @@ def test_fmt(value: Any, text: str) -> None:
 def test_pct_and_pp() -> None:
     assert pct(0.0517) == "5.17%" and pct(None) == "–"
     assert pp(0.004) == "+0.40 pp" and pp(-0.0123) == "-1.23 pp"
+
+
+@pytest.mark.parametrize(
+    ("cal", "shown"),
+    [
+        ({"slope": 0.97, "slope_ci95": [0.9, 1.04]}, "0.97 <span"),
+        ({"slope": None, "slope_ci95": [0.42, 0.85]}, "not measured <span"),
+        ({"slope": None, "slope_ci95": [None, None]}, "–"),
+    ],
+)
+def test_calibration_slope_cell_says_when_it_is_not_measured(
+    cal: dict[str, Any], shown: str
+) -> None:
+    from reports.sections import _slope
+
+    assert _slope(cal).startswith(shown)
