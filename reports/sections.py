@@ -984,7 +984,10 @@ def provenance(summary: dict[str, Any]) -> str:
             "listed item, with features that mean the same for every user (raw ALS scores do "
             "not): z, the item's score against the user's score distribution over the catalogue; "
             "log(1 + rank in the list); log(1 + the item's popularity rank); no history (the "
-            "popularity list). Fitted "
+            "popularity list); log history, log(1 + the user's interactions the version learnt "
+            "from); log σ, the spread of the user's scores over the catalogue; and z times "
+            "each of those two, so that z weighs by how much the version knows of the user. "
+            "Fitted "
             "on validation feedback before the run, or taken over from the parent. "
             "Popularity-fallback users: traffic users the version knows no history for; they get "
             "the popularity list."
@@ -997,6 +1000,10 @@ _FEATURE_LABELS = {
     "log_rank": "log rank",
     "log_popularity_rank": "log popularity rank",
     "no_history": "no history",
+    "log_history": "log history",
+    "within_user_score_x_log_history": "z × log history",
+    "log_score_spread": "log σ",
+    "within_user_score_x_log_score_spread": "z × log σ",
 }
 
 
