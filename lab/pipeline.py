@@ -34,7 +34,7 @@ from lab.attributes import RunAttributes, read_run_attributes, target_users
 from lab.builder import VersionBuilder, default_threads, model_spec
 from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
 from lab.drift import drift_summary
-from lab.external import load_external
+from lab.external import load_external, rollback_target
 from lab.manifests.evidence import evidence_for
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
 from lab.resources import memory_plan
@@ -157,6 +157,9 @@ class Prepared:
     phases: dict[str, float] = field(default_factory=dict)
     # Nodes of finite memory and both versions' footprints (``[resources]`` with nodes).
     memory: MemoryPlan | None = None
+    # The version production returns to on a release's rollback
+    # (``release_train.rollback_to``); None: production stays where it was.
+    rollback_to: str | None = None
 
     def top_k_s(self) -> float:
         """Wall seconds spent scoring top-K lists so far (preparation and traffic)."""
@@ -398,6 +401,12 @@ def prepare(
             fallback=None if fallback is None else tables[fallback],
             origin=origin,
         )
+    loaded = {
+        name: str(t.origin["registry_id"])
+        for name, t in tables.items()
+        if scenario.models[name].source == "registry"
+    }
+    rollback_to = rollback_target(scenario, loaded, source=source_name, base_dir=base_dir)
     # Calibrate every version on the same validation sample of users, drawn by activity,
     # before any traffic: predictions then never depend on which replication ran first.
     calibration_rng = rng["models"]
@@ -458,6 +467,7 @@ def prepare(
         noise_floor=floor_tables,
         builder=builder,
         phases={"world_s": world_s, "training_s": builder.trained_s},
+        rollback_to=rollback_to,
         memory=memory_plan(
             scenario,
             tables[scenario.rollout.baseline],
@@ -710,6 +720,7 @@ def simulate_prepared(
         version_names=names,
         releases=[(r.at_s, names.index(r.name)) for r in prepared.releases] or None,
         builder=factory,
+        rollback_to=None if prepared.rollback_to is None else names.index(prepared.rollback_to),
     )
     outcome = simulate(
         plan,

@@ -695,11 +695,16 @@ class ReleaseTrain(Table):
     """Scheduled updates during the run: release 1 is ``rollout.candidate`` at time zero;
     release k (k = 2..count) starts at ``(k - 1) * every``, updated from release k - 1 on the
     interactions of the interval before it, and rolls out behind the current production
-    version with the same policy.  A rollback keeps the last good version in production."""
+    version with the same policy.  A rollback keeps the last good version in production,
+    or returns production to ``rollback_to``."""
 
     every: PositiveDuration
     count: Annotated[int, ranged(2, 50)] = 3
     update: Literal["warm_start", "fine_tune", "retrain"] = "warm_start"
+    # A registered version (id, name or unique id prefix, as ``[models.NAME] registry``)
+    # that production returns to on every rollback, instead of staying where it was.  It
+    # must be one of the run's versions loaded from the registry.
+    rollback_to: Annotated[str, Field(min_length=1, max_length=300)] | None = None
 
 
 ExpectValue = Annotated[str | bool | int | float, BeforeValidator(_expect_value)]
@@ -854,6 +859,15 @@ class Scenario(Table):
             if self.rollout.policy == "bandit":
                 raise Inconsistent(
                     ("rollout", "policy"), "must not be 'bandit' with a release train", "bandit"
+                )
+            if train.rollback_to is not None and not any(
+                m.source == "registry" for m in self.models.values()
+            ):
+                raise Inconsistent(
+                    ("release_train", "rollback_to"),
+                    "must name a version this run loads from the registry: declare it as "
+                    '[models.NAME] registry = "ID" (and set the top-level registry)',
+                    train.rollback_to,
                 )
             updated = self.models[self.rollout.candidate]
             if train.update == "warm_start" and updated.algorithm != "als":

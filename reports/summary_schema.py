@@ -473,6 +473,9 @@ class ReleaseNumbers(RolloutNumbers):
     version: str
     parent: str | None
     started_s: Number
+    #: the version production returned to when this release was rolled back
+    #: (``release_train.rollback_to``); None when production stayed where it was
+    restored: str | None = None
 
 
 class Rollout(RolloutNumbers):
@@ -512,6 +515,8 @@ class Release(Block):
     started_s: Number
     ended_s: Number
     outcome: str
+    #: the version production returned to on this release's rollback (``rollback_to``)
+    restored: str | None = None
     time_to_decision_s: Number
     window: ReleaseWindow
     production_window: ReleaseWindow
