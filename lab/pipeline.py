@@ -232,6 +232,19 @@ def _segments(counts: np.ndarray) -> np.ndarray:
     return segment
 
 
+def _registered_parent(tables: dict[str, VersionTables], name: str) -> str | None:
+    """The run's version whose registry id is the ``parent_id`` of version ``name`` (a
+    version loaded from the registry), if any."""
+    provenance = tables[name].origin.get("provenance") or {}
+    parent_id = provenance.get("parent_id") if tables[name].origin["source"] == "lab" else None
+    if not parent_id:
+        return None
+    for other, table in tables.items():
+        if other != name and table.origin.get("registry_id") == parent_id:
+            return other
+    return None
+
+
 def _calibrator(
     settings: ModelSettings,
     tables: dict[str, VersionTables],
@@ -240,8 +253,14 @@ def _calibrator(
     *,
     rng: np.random.Generator,
 ) -> ClickCalibrator:
-    """Fit a version's click calibration or take its parent's (see :mod:`lab.calibration`)."""
-    parent = tables[settings.parent].calibrator if settings.parent is not None else None
+    """Fit a version's click calibration or take its parent's (see :mod:`lab.calibration`).
+
+    A registered update loaded from the registry takes its parent's exactly as it did when
+    it was trained in a run, when that parent is one of this run's versions (found by its
+    registry id): loading a version never changes how it is calibrated.
+    """
+    parent_name = settings.parent or _registered_parent(tables, name)
+    parent = tables[parent_name].calibrator if parent_name is not None else None
     if parent is not None and settings.calibration == "inherit":
         return parent.inherited(name)
     if source.feedback is not None:
