@@ -170,6 +170,13 @@ GZIP_RATIO = 10
 #: simulation events per request, at most: the arrival, a server request, its service
 #: timeout and its deadline timer
 EVENTS_PER_REQUEST = 4
+#: one row of an external top-K table while it is read (``replay.list_tables``): polars'
+#: columns, their numpy views and masks, the lists placed (bench/list_table_bench.py:
+#: 0.38 GB above the interpreter for 20 M rows)
+BYTES_PER_LIST_TABLE_ROW = 20
+#: raw embedding arrays are resident twice while they are placed (the file's arrays and the
+#: rows selected from them), beside the placed float32 copy the run keeps
+EMBEDDING_READ_COPIES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +339,7 @@ def estimate_run(
                                         + BYTES_PER_WORLD_ROW)
         top-K tables        T x U x (K x BYTES_PER_TABLE_CELL + BYTES_PER_TABLE_ROW)
         requests            R x BYTES_PER_REQUEST + C x BYTES_PER_CANDIDATE_SESSION
+        external versions   see ``_external_parts`` (tables, embeddings, plugins)
 
     The noise floor (``metrics.noise_floor``) is one more trained model and one more table
     (T = versions + 1 with it).  Nothing scales with users x items: the history sampler and
@@ -364,7 +372,11 @@ def estimate_run(
         history = users * min(tr.history_events_per_user, items)
         requests, candidates = expected_requests(scenario)
         models = scenario.models.values()
-        factors = sum(m.factors for m in models if m.update != "copy" or m.parent is None)
+        factors = sum(
+            m.factors
+            for m in models
+            if m.source in ("lab", "registry") and (m.update != "copy" or m.parent is None)
+        )
         if floor:
             factors += scenario.models[scenario.rollout.baseline].factors
         parts.append(_training_part(scenario))
@@ -394,11 +406,96 @@ def estimate_run(
                 "lower traffic.duration or the traffic.arrivals rate",
             ),
         ]
+        parts += _external_parts(
+            scenario, users, items, parts[-1].bytes, base_dir=base_dir, source=source
+        )
     return Estimate(tuple(parts), requests, requests * EVENTS_PER_REQUEST)
 
 
+def _external_path(text: str, field: str, base_dir: Path | None, source: str) -> Path | None:
+    from lab.paths import resolve_input_path
+
+    try:
+        return Path(resolve_input_path(text, source=source, field=field, base_dir=base_dir))
+    except UserInputError:
+        return None  # the run reports it itself
+
+
+def _external_parts(
+    scenario: Scenario,
+    users: int,
+    items: int,
+    request_bytes: float,
+    *,
+    base_dir: Path | None,
+    source: str,
+) -> list[Part]:
+    """Versions from outside the run (synthetic worlds): what they keep, and what reading
+    them needs for a moment.
+
+    Kept: embeddings placed in the lab's ids, (U + I) x (d + 2) x 4 bytes (factors and the
+    two bias columns, float32); a table's click probabilities, U x K x 4 bytes.  A plugin's
+    lists count as a top-K table; its own objects are the plugin's and are not counted.
+
+    Reading: a top-K table of r rows needs r x BYTES_PER_LIST_TABLE_ROW while it is read,
+    embeddings EMBEDDING_READ_COPIES x their file's arrays.  Files are read one after the
+    other before any request exists, so the largest read counts only where it exceeds the
+    request records that later take its place: max(0, largest read - request records).
+    """
+    from replay.array_files import declared_arrays
+
+    k = scenario.users.list_size
+    kept: list[Part] = []
+    reads: list[tuple[float, str]] = []
+    for name, model in scenario.models.items():
+        if model.topk is not None:
+            path = _external_path(model.topk.path, f"models.{name}.topk.path", base_dir, source)
+            rows = _log_rows(path) if path is not None and path.is_file() else None
+            if rows is not None:
+                reads.append(
+                    (rows * BYTES_PER_LIST_TABLE_ROW, f"{rows:,.0f} rows of {name}'s table")
+                )
+            if model.topk.p_click is not None:
+                kept.append(
+                    Part(
+                        f"{name}'s click probabilities",
+                        users * k * BYTES_PER_FACTOR,
+                        "traffic.users x users.list_size, float32",
+                        "lower traffic.users or users.list_size",
+                    )
+                )
+        elif model.embeddings is not None:
+            field = f"models.{name}.embeddings.path"
+            path = _external_path(model.embeddings.path, field, base_dir, source)
+            arrays = declared_arrays(path) if path is not None else {}
+            width = arrays.get("user_factors", ((0, 0), 4))[0]
+            d = width[1] if len(width) == 2 else 0
+            raw = sum(math.prod(shape) * size for shape, size in arrays.values())
+            kept.append(
+                Part(
+                    f"{name}'s embeddings",
+                    (users + items) * (d + 2) * BYTES_PER_FACTOR,
+                    f"(traffic.users + traffic.items) x {d + 2} float32 (factors and biases)",
+                    "use fewer embedding dimensions",
+                )
+            )
+            reads.append((EMBEDDING_READ_COPIES * raw, f"{name}'s embeddings file"))
+    if reads:
+        largest, what = max(reads)
+        if largest > request_bytes:
+            kept.append(
+                Part(
+                    "reading versions from files",
+                    largest - request_bytes,
+                    f"{what} while it is read, beyond what the request records take later",
+                    "write the table for the traffic's users only, or a smaller users.list_size",
+                )
+            )
+    return kept
+
+
 def _training_part(scenario: Scenario) -> Part:
-    squares = sum(model.factors**2 for model in scenario.models.values())
+    squares = sum(m.factors**2 for m in scenario.models.values() if m.source == "lab")
     return Part(
         "model training",
         squares * BYTES_PER_GRAM_CELL,

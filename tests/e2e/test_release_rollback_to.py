@@ -140,6 +140,8 @@ def test_an_unknown_or_unloaded_rollback_target_is_one_line_and_writes_nothing(
     out = tmp_path / "out"
     code = _run(scenario, ids, out, "--set", 'release_train.rollback_to="candidate@1999"')
     _one_line_exit_2(capsys, code, "release_train.rollback_to", "no version matches")
+    code = _run(scenario, ids, out, "--set", 'models.candidate={registry="candidate@1999"}')
+    _one_line_exit_2(capsys, code, "no version matches 'candidate@1999'", ids[1])
     # Registered, but not a version of this run: it must be declared to be served.
     code = main(
         [
