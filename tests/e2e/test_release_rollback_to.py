@@ -119,6 +119,8 @@ def test_the_third_release_rolls_back_to_the_first_by_registry_id(
         pytest.approx(moved, abs=5)
     )
     assert served_back["candidate-3"] == served_stays["candidate-3"]
+    report = (tmp_path / "back" / "report.html").read_text(encoding="utf-8")
+    assert "rolled_back → candidate" in report
     # Byte-identical on a rerun.
     assert _run(scenario, ids, tmp_path / "again", *back) == 0
     again = (tmp_path / "again" / "summary.json").read_bytes()
