@@ -306,6 +306,7 @@ class StageBlock(Block):
     degraded: int
     sojourn_ms_mean: Number
     sojourn_ms_p50: Number
+    sojourn_ms_p95: Number
     sojourn_ms_p99: Number
     degraded_first_here: int
 
@@ -373,6 +374,7 @@ class Served(Block):
 class SingleFlight(Block):
     coalesced: int
     coalesced_rate_of_misses: Number
+    by_version: dict[VersionName, int]
 
 
 class SloAlert(Block):
@@ -390,6 +392,15 @@ class SloVersion(Block):
     burn_rate: Number
 
 
+class UpdateWindow(Block):
+    """From the candidate's first exposure to the rollout's promotion or rollback (else the
+    end of the run), and the share of the SLO's error budget spent meanwhile."""
+
+    from_s: Number
+    to_s: Number
+    budget_spent: Number
+
+
 class SloBlock(Block):
     """One SLO over all traffic: compliance, burn rate, error budget spent, alerts."""
 
@@ -403,6 +414,8 @@ class SloBlock(Block):
     burn_rate: Number
     budget_spent: Number
     budget_spent_since_exposure: Number
+    update_window: UpdateWindow | None
+    window_budget_spent: list[float | None]
     alerts: list[SloAlert]
     alerts_fired: int
     versions: dict[VersionName, SloVersion]

@@ -13,7 +13,7 @@ from lab.resources import footprint_bytes
 from lab.slos import slo_plan
 from reports.numbers import num
 from sim.records import BYPASS, MISS
-from sim.slo import alert_firings, budget_spent, burn_rate, good_requests
+from sim.slo import Slo, alert_firings, budget_spent, burn_rate, good_requests
 
 __all__ = [
     "autoscaler_block",
@@ -21,6 +21,7 @@ __all__ = [
     "resources_block",
     "serving_path_block",
     "slo_blocks",
+    "update_window",
 ]
 
 
@@ -54,14 +55,33 @@ def serving_path_block(result: RunResult, v: int) -> dict[str, Any] | None:
 
 
 def coalescing_block(result: RunResult) -> dict[str, Any]:
-    """Single flight: misses that waited for another request's model call for their key."""
+    """Single flight: misses that waited for another request's model call for their key,
+    in all and by the version each was assigned to."""
     records = result.monitor.records
+    names = [v.name for v in result.versions]
+    by_version = np.bincount(
+        records.version[records.coalesced].astype(np.int64), minlength=len(names)
+    )
     return {
         "coalesced": result.outcome.coalesced,
         "coalesced_rate_of_misses": num(
             result.outcome.coalesced / max(int(np.count_nonzero(records.cache == MISS)), 1)
         ),
+        "by_version": {name: int(by_version[v]) for v, name in enumerate(names)},
     }
+
+
+def update_window(result: RunResult) -> tuple[float, float] | None:
+    """``(from_s, to_s)`` of the update window: from the candidate's first exposure to the
+    rollout's settling (its promotion or rollback, the later of the two), else to the end of
+    the run; None when no user ever saw the candidate."""
+    controller = result.controller
+    start = controller.first_exposure_s
+    if start is None:
+        return None
+    settled = [t for t in (controller.promote_s, controller.rollback_s) if t is not None]
+    end_s = float(result.scenario.traffic.duration or 0.0)
+    return float(start), max([*settled, float(start)]) if settled else max(end_s, start)
 
 
 #: How often the burn-rate alerts are evaluated over the run (simulated seconds).
@@ -78,6 +98,8 @@ def slo_blocks(result: RunResult) -> dict[str, Any]:
     names = [v.name for v in result.versions]
     end_s = float(scenario.traffic.duration or (t_s[-1] if t_s.size else 0.0))
     exposed = result.controller.first_exposure_s
+    window = update_window(result)
+    bounds = [(w[0].t_start_s, w[0].t_end_s) for w in result.monitor.windows if w]
     at = np.arange(ALERT_STEP_S, end_s + ALERT_STEP_S / 2, ALERT_STEP_S)
     out: dict[str, Any] = {}
     for settings in scenario.slos:
@@ -131,11 +153,30 @@ def slo_blocks(result: RunResult) -> dict[str, Any]:
                 if exposed is not None
                 else None
             ),
+            "update_window": None
+            if window is None
+            else {
+                "from_s": num(window[0]),
+                "to_s": num(window[1]),
+                "budget_spent": num(_spent_between(slo, t_s, bad, *window)),
+            },
+            "window_budget_spent": [num(_spent_between(slo, t_s, bad, a, b)) for a, b in bounds],
             "alerts": alerts,
             "alerts_fired": sum(a["fired"] for a in alerts),
             "versions": per_version,
         }
     return out
+
+
+def _spent_between(
+    slo: Slo, t_s: np.ndarray, bad: np.ndarray, start_s: float, end_s: float
+) -> float:
+    """Share of the period's error budget the requests arriving in ``[start_s, end_s)`` spent
+    (:func:`sim.slo.budget_spent` over that stretch)."""
+    lo, hi = np.searchsorted(t_s, [start_s, end_s], side="left")
+    return budget_spent(
+        int(np.count_nonzero(bad[lo:hi])), int(hi - lo), slo.target, end_s - start_s, slo.period_s
+    )
 
 
 def resources_block(result: RunResult) -> dict[str, Any]:
