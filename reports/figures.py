@@ -444,6 +444,10 @@ def reliability_figure(versions: dict[str, dict[str, Any]]) -> str:
         )
         ax.set_xlim(low_edge, high_edge)
         ax.set_ylim(low_edge, high_edge)
+        if low_edge == 0.0:
+            # Both axes start at 0: push the x labels down so the two "0.0" at the corner
+            # do not overlap.
+            ax.tick_params(axis="x", pad=8)
         ax.set_title("Reliability diagram (10 equal-mass bins)")
         ax.set_xlabel("mean predicted P(click) (%)")
         ax.set_ylabel("observed click rate (%)")
