@@ -723,7 +723,14 @@ def simulate_prepared(
     monitor.settle(end_s, upto=len(stream))
     final_routing = _final_routing(controller, plan, names, end_s, rollout.sticky_by)
     simulate_s = traffic_s + (time.perf_counter() - sim_started)
-    frame = records.to_frame(stream.t_s, stream.user, stream.session, names)
+    frame = records.to_frame(
+        stream.t_s,
+        stream.user,
+        stream.session,
+        names,
+        stage_names={v: [c.name for c in path] for v, path in outcome.stages.items()},
+        coalesce=outcome.cache is not None and scenario.cache.coalesce,
+    )
     frame = frame.with_columns(
         pl.Series("segment", np.asarray(SEGMENTS)[prepared.user_segment[stream.user]]).cast(
             pl.Categorical

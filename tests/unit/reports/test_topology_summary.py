@@ -106,6 +106,27 @@ def test_slo_budget_per_window_and_update_window_match_the_requests(staged_run: 
     assert np.allclose(slo["window_budget_spent"], expected, rtol=0, atol=5e-7)
 
 
+def test_requests_parquet_says_which_answers_were_degraded_or_coalesced(staged_run: Path) -> None:
+    document = _summary(staged_run)
+    frame = pl.read_parquet(staged_run / "requests.parquet")
+    for name, version in document["versions"].items():
+        mine = frame.filter(pl.col("served_by") == name)
+        counts = dict(mine["degraded"].drop_nulls().value_counts().iter_rows())
+        for stage in version["serving_path"]["stages"]:
+            # Answers the path computed (misses, no cache); cache hits never hold a degraded
+            # list (it is never cached).
+            computed = mine.filter(pl.col("cache").is_in(["miss", "bypass"]))
+            assert (
+                computed.filter(pl.col("degraded") == stage["name"]).height
+                == stage["degraded_first_here"]
+            )
+            assert counts.get(stage["name"], 0) == stage["degraded_first_here"]
+    flight = document["cache"]["single_flight"]
+    assert int(frame["coalesced"].sum()) == flight["coalesced"] > 0
+    by_version = frame.filter(pl.col("coalesced"))["version"].value_counts()
+    assert dict(by_version.iter_rows()) == {k: v for k, v in flight["by_version"].items() if v}
+
+
 def test_report_shows_the_topology_sections_after_the_cache(staged_run: Path) -> None:
     document = _summary(staged_run)
     page = (staged_run / "report.html").read_text(encoding="utf-8")
