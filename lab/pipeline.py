@@ -672,7 +672,11 @@ def simulate_prepared(
         request_truth=_request_truth(prepared, stream),
         list_quality=_list_quality(prepared, versions, stream),
         slos={s.name: slo_plan(s) for s in scenario.slos},
-        retrieval=Retrieval({v: t.items for v, t in enumerate(versions)}, prepared.item_popularity),
+        retrieval=Retrieval(
+            {v: t.items for v, t in enumerate(versions)},
+            prepared.item_popularity,
+            {v: t.predict_shown for v, t in enumerate(versions)},
+        ),
     )
 
     def install(v: int, tables: VersionTables) -> None:
@@ -683,6 +687,7 @@ def simulate_prepared(
         monitor.predicted[v] = tables.predicted
         if monitor.retrieval is not None:
             monitor.retrieval.items[v] = tables.items
+            monitor.retrieval.predict[v] = tables.predict_shown
         quality = _list_quality(prepared, [versions[0], tables], stream)
         for metric, per_version in quality.items():
             monitor.list_quality[metric][v] = per_version[1]

@@ -311,6 +311,18 @@ class StageBlock(Block):
     degraded_first_here: int
 
 
+class AnswerQuality(Block):
+    """Engagement and calibration of one kind of answer a staged path computed."""
+
+    lists: int
+    clicks: int
+    ctr: Number
+    judged: int
+    mean_predicted: Number
+    observed_rate: Number
+    ece: Number
+
+
 class ServingPath(Block):
     """A staged serving path: its stages in order and the answers served degraded."""
 
@@ -319,6 +331,8 @@ class ServingPath(Block):
     degraded_answers: int
     degraded_rate: Number
     degraded_list: str
+    full_quality: AnswerQuality
+    degraded_quality: AnswerQuality
 
 
 class AutoscalerBlock(Block):

@@ -12,7 +12,9 @@ from lab.pipeline import RunResult
 from lab.resources import footprint_bytes
 from lab.slos import slo_plan
 from reports.numbers import num
-from sim.records import BYPASS, MISS
+from reports.quality import CALIBRATION_BINS
+from sim.metrics.calibration import expected_calibration_error
+from sim.records import BYPASS, MISS, Records
 from sim.slo import Slo, alert_firings, budget_spent, burn_rate, good_requests
 
 __all__ = [
@@ -45,12 +47,37 @@ def serving_path_block(result: RunResult, v: int) -> dict[str, Any] | None:
         row["degraded_first_here"] = int(first[k])
         stages.append(row)
     n_degraded = int(np.count_nonzero(degraded >= 0))
+    rows = np.flatnonzero(mine)
     return {
         "stages": stages,
         "answers": served,
         "degraded_answers": n_degraded,
         "degraded_rate": num(n_degraded / served if served else None),
         "degraded_list": "the version's own items re-ordered by popularity (retrieval order)",
+        "full_quality": _answer_quality(records, rows[degraded < 0]),
+        "degraded_quality": _answer_quality(records, rows[degraded >= 0]),
+    }
+
+
+def _answer_quality(records: Records, rows: np.ndarray) -> dict[str, Any]:
+    """Engagement and calibration of the answers ``rows`` (lists the path computed and
+    showed): ``lists``, ``clicks``, ``ctr`` = clicks / lists; over those not abandoned
+    (``judged``, the calibration block's basis) the mean predicted P(click on the list shown),
+    the observed click rate and the ECE over 15 equal-width bins (DESIGN.md's definition)."""
+    clicks = records.clicks[rows].astype(np.float64)
+    judged = rows[~records.abandoned[rows]]
+    p = records.p_click[judged].astype(np.float64)
+    y = records.clicks[judged].astype(np.float64)
+    return {
+        "lists": int(rows.size),
+        "clicks": int(clicks.sum()),
+        "ctr": num(clicks.mean() if rows.size else None),
+        "judged": int(judged.size),
+        "mean_predicted": num(p.mean() if judged.size else None),
+        "observed_rate": num(y.mean() if judged.size else None),
+        "ece": num(
+            expected_calibration_error(p, y, n_bins=CALIBRATION_BINS) if judged.size else None
+        ),
     }
 
 

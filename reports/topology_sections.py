@@ -105,15 +105,57 @@ def serving_path(summary: dict[str, Any]) -> str:
             + html_table(head, rows)
             + _muted(f"{esc(name)}: {esc(verdict)}.")
         )
-    return body + _muted(
-        "Stages in path order. Latency is each stage's sojourn (queue wait plus service) of "
-        "the requests it completed; timeouts count the stage's own timeout or the request's, "
-        "whichever came first; degraded counts the timeouts answered degraded instead of "
-        "failing, and <i>degraded first here</i> the answers this stage was the first to "
-        "degrade. Answers are the version's lists the path computed (cache misses and "
-        "requests without a cache); a degraded answer shows the version's own items "
-        "re-ordered by popularity (retrieval order) and is never cached. Mirrored copies are "
-        "not counted."
+    return (
+        body
+        + _answers_apart(summary)
+        + _muted(
+            "Stages in path order. Latency is each stage's sojourn (queue wait plus service) of "
+            "the requests it completed; timeouts count the stage's own timeout or the request's, "
+            "whichever came first; degraded counts the timeouts answered degraded instead of "
+            "failing, and <i>degraded first here</i> the answers this stage was the first to "
+            "degrade. Answers are the version's lists the path computed (cache misses and "
+            "requests without a cache); a degraded answer shows the version's own items "
+            "re-ordered by popularity (retrieval order) and is never cached. Mirrored copies are "
+            "not counted."
+        )
+    )
+
+
+def _answers_apart(summary: dict[str, Any]) -> str:
+    """Engagement and calibration of full and degraded answers, per staged version."""
+    rows = []
+    for name, version in summary["versions"].items():
+        path = version.get("serving_path")
+        if not path:
+            continue
+        for kind, key in (("full", "full_quality"), ("degraded", "degraded_quality")):
+            q = path[key]
+            rows.append(
+                [
+                    esc(name),
+                    kind,
+                    fmt(q["lists"]),
+                    pct(q["ctr"]),
+                    fmt(q["judged"]),
+                    pct(q["mean_predicted"]),
+                    pct(q["observed_rate"]),
+                    fmt(q["ece"]),
+                ]
+            )
+    return (
+        "<h3>Full and degraded answers</h3>"
+        + html_table(
+            ["version", "answers", "lists", "CTR", "judged", "mean predicted", "observed", "ECE"],
+            rows,
+            left=2,
+        )
+        + _muted(
+            "Apart, the answers the path computed in full and those it served degraded. A "
+            "degraded answer's prediction is the version's calibrator on the list shown (the "
+            "retrieval order: other ranks), not on the model's list. CTR = clicked lists / "
+            "lists; judged = not abandoned (the calibration basis); ECE over 15 equal-width "
+            "bins of the predicted P(click on the list)."
+        )
     )
 
 

@@ -142,6 +142,7 @@ def test_report_shows_the_topology_sections_after_the_cache(staged_run: Path) ->
         assert f"<th>{head}</th>" in stages
     for stage in path["stages"]:
         assert f'<td class="l">{stage["name"]}</td>' in stages
+    assert "<h3>Full and degraded answers</h3>" in stages
     slos = page[page.index('<section id="slos">') : page.index('<section id="resources">')]
     assert 'data-figure="slo-budget"' in slos
     slo = document["slos"]["fast"]
