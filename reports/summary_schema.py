@@ -298,6 +298,19 @@ class Shadow(Block):
     latency_ms: ShadowLatency
 
 
+class StageCounts(Block):
+    """What a stage did with one kind of traffic (users' requests, or mirrored copies)."""
+
+    entered: int
+    completed: int
+    timeouts: int
+    degraded: int
+    sojourn_ms_mean: Number
+    sojourn_ms_p50: Number
+    sojourn_ms_p95: Number
+    sojourn_ms_p99: Number
+
+
 class StageBlock(Block):
     name: str
     entered: int
@@ -309,6 +322,7 @@ class StageBlock(Block):
     sojourn_ms_p95: Number
     sojourn_ms_p99: Number
     degraded_first_here: int
+    shadow: StageCounts | None
 
 
 class AnswerQuality(Block):

@@ -28,8 +28,10 @@ __all__ = [
 
 
 def serving_path_block(result: RunResult, v: int) -> dict[str, Any] | None:
-    """Per stage (in path order) what version ``v``'s servers did, and the answers ``v``
-    served degraded (by the first stage whose timeout degraded them); None for one pool."""
+    """Per stage (in path order) what version ``v``'s servers did with users' requests, and
+    under ``shadow`` with mirrored copies (apart; null when none reached the path); the
+    answers ``v`` served degraded (by the first stage whose timeout degraded them); None for
+    one pool."""
     counters = result.outcome.stages.get(v)
     if counters is None:
         return None
@@ -40,11 +42,19 @@ def serving_path_block(result: RunResult, v: int) -> dict[str, Any] | None:
     served = int(np.count_nonzero(mine))
     degraded = records.degraded[mine]
     first = np.bincount(degraded[degraded >= 0].astype(np.int64), minlength=len(names))
+    mirrored = result.outcome.shadow_stages.get(v) or []
+    mirrored_any = any(c.entered for c in mirrored)
     stages = []
     for k, c in enumerate(counters):
         row: dict[str, Any] = {"name": c.name}
         row.update((key, num(value)) for key, value in c.as_dict().items())
         row["degraded_first_here"] = int(first[k])
+        # Mirrored copies held this stage's servers too; counted apart (null: none came).
+        row["shadow"] = (
+            {key: num(value) for key, value in mirrored[k].as_dict().items()}
+            if mirrored_any
+            else None
+        )
         stages.append(row)
     n_degraded = int(np.count_nonzero(degraded >= 0))
     rows = np.flatnonzero(mine)

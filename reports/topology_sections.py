@@ -104,6 +104,7 @@ def serving_path(summary: dict[str, Any]) -> str:
             f"<h3>{esc(name)}</h3>"
             + html_table(head, rows)
             + _muted(f"{esc(name)}: {esc(verdict)}.")
+            + _mirrored(path["stages"])
         )
     return (
         body
@@ -118,6 +119,40 @@ def serving_path(summary: dict[str, Any]) -> str:
             "re-ordered by popularity (retrieval order) and is never cached. Mirrored copies are "
             "not counted."
         )
+    )
+
+
+def _mirrored(stages: list[dict[str, Any]]) -> str:
+    """The stages' counts of mirrored (shadow) copies, when any reached the path."""
+    if not any(stage.get("shadow") for stage in stages):
+        return ""
+    rows = [
+        [
+            esc(stage["name"]),
+            fmt(stage["shadow"]["entered"]),
+            fmt(stage["shadow"]["completed"]),
+            fmt(stage["shadow"]["sojourn_ms_p50"]),
+            fmt(stage["shadow"]["sojourn_ms_p95"]),
+            fmt(stage["shadow"]["sojourn_ms_p99"]),
+            fmt(stage["shadow"]["timeouts"]),
+        ]
+        for stage in stages
+        if stage.get("shadow")
+    ]
+    return html_table(
+        [
+            "stage (mirrored copies)",
+            "entered",
+            "completed",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "timeouts",
+        ],
+        rows,
+    ) + _muted(
+        "Mirrored copies are scored and never shown, but they hold the stages' servers: "
+        "counted here, apart from users' requests."
     )
 
 

@@ -57,7 +57,8 @@ class StagePlan:
 
 @dataclass(slots=True)
 class StageCounters:
-    """What one stage of one version did with users' requests (mirrored copies apart)."""
+    """What one stage of one version did with users' requests, or with mirrored (shadow)
+    copies: the engine keeps one set of counters for each, never mixed."""
 
     name: str
     entered: int = 0

@@ -1,9 +1,10 @@
-"""Degraded answers (a staged path's retrieval order) are predicted and judged as shown.
+"""A staged path's answers and stage counts, recomputed from the run's buffers.
 
 A degraded answer shows the version's own items re-ordered by popularity, so its predicted
 P(click on the list) is the calibrator's on *that* list (other ranks, another cascade), not
-the model's list's; its calibration and engagement are reported apart from full answers.
-Both are recomputed here with plain numpy from the run's buffers.
+the model's list's; its calibration and engagement are reported apart from full answers
+(both recomputed here with plain numpy).  Mirrored copies hold the stages' servers and are
+counted apart from users' requests.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from lab.pipeline import RunResult, run
 from lab.scenario import load_scenario
 from replay.calibration import list_features
+from reports.html import render_report
 from reports.summary import build_summary
 from sim.records import BYPASS, MISS
 
@@ -106,3 +108,35 @@ def test_degraded_answers_are_judged_apart(staged: RunResult) -> None:
             assert block["mean_predicted"] == pytest.approx(p.mean(), abs=1e-6)
             assert block["observed_rate"] == pytest.approx(y.mean(), abs=1e-6)
         assert path["degraded_quality"]["lists"] == path["degraded_answers"]
+
+
+def test_mirrored_copies_are_counted_apart_in_the_stage_stats() -> None:
+    """Shadow copies hold the stages' servers: each copy enters the candidate's first stage
+    once and is counted under ``shadow``; the users' counters hold only users' attempts."""
+    scenario = load_scenario(
+        ROOT / "scenarios" / "slow_ranking_degrades.toml",
+        [
+            "traffic.duration=8m",
+            "traffic.users=800",
+            "traffic.items=300",
+            'rollout={policy="shadow_then_canary", mirror=50, shadow_for="4m", weight=20, '
+            'analysis={interval="2m"}}',
+        ],
+    )
+    result = run(scenario)
+    summary = build_summary(result, reproducible=True)
+    records = result.monitor.records
+    stages = summary["versions"]["candidate"]["serving_path"]["stages"]
+    copies = int((records.shadow == 1).sum())
+    assert copies > 100
+    assert stages[0]["shadow"]["entered"] == copies
+    # Users' attempts on the candidate's path: its own cache misses (no fallback leads to it).
+    attempts = (records.version == 1) & ((records.cache == MISS) | (records.cache == BYPASS))
+    assert stages[0]["entered"] == int(attempts.sum())
+    for stage in stages:
+        for counts in (stage, stage["shadow"]):
+            assert counts["entered"] == counts["completed"] + counts["timeouts"]
+    assert summary["versions"]["baseline"]["serving_path"]["stages"][0]["shadow"] is None
+    page = render_report(summary, result.requests)
+    stages_section = page[page.index('<section id="stages">') :]
+    assert stages_section.count(">stage (mirrored copies)</th>") == 1
