@@ -698,19 +698,32 @@ def simulate(
             (pair[0].concurrency, pair[1].concurrency),
             outcome.memory,
             until_s=plan.duration_s,
+            scaled=(pair[0].autoscaler is not None, pair[1].autoscaler is not None),
         )
+    placed = {plan.baseline: 0, plan.candidate: 1} if nodes is not None else {}
     for v, version_plan in enumerate(versions):
         if version_plan.autoscaler is not None:
             trace = outcome.autoscalers[v] = AutoscalerTrace()
+            slot = placed.get(v)
+            ready = version_plan.replicas
+            allocate: Callable[[], bool] | None = None
+            release: Callable[[], None] | None = None
+            if nodes is not None and slot is not None:
+                # Only the replicas that fitted at the start are ready.
+                ready = nodes.started(slot)
+                servers[v].set_capacity(ready * version_plan.concurrency)
+                allocate, release = partial(nodes.allocate, slot), partial(nodes.release, slot)
             env.process(
                 run_autoscaler(
                     env,
                     servers[v],
-                    version_plan.replicas,
+                    ready,
                     version_plan.concurrency,
                     version_plan.autoscaler,
                     plan.duration_s,
                     trace,
+                    allocate=allocate,
+                    release=release,
                 )
             )
     env.process(arrivals())
