@@ -311,16 +311,10 @@ class StageCounts(Block):
     sojourn_ms_p99: Number
 
 
-class StageBlock(Block):
+class StageBlock(StageCounts):
+    """One stage of a path: users' requests, and apart the mirrored copies (null: none)."""
+
     name: str
-    entered: int
-    completed: int
-    timeouts: int
-    degraded: int
-    sojourn_ms_mean: Number
-    sojourn_ms_p50: Number
-    sojourn_ms_p95: Number
-    sojourn_ms_p99: Number
     degraded_first_here: int
     shadow: StageCounts | None
 

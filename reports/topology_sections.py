@@ -68,6 +68,16 @@ def report_sections(summary: dict[str, Any]) -> list[tuple[str, str]]:
 # --- serving path ----------------------------------------------------------------------------
 
 
+#: A stage's counts, as :func:`_stage_cells` gives them.
+STAGE_HEAD = ("entered", "completed", "p50 ms", "p95 ms", "p99 ms", "timeouts")
+
+
+def _stage_cells(counts: dict[str, Any]) -> list[str]:
+    """A stage's counts (users' requests or mirrored copies) under :data:`STAGE_HEAD`."""
+    keys = ("entered", "completed", "sojourn_ms_p50", "sojourn_ms_p95", "sojourn_ms_p99")
+    return [*(fmt(counts[k]) for k in keys), fmt(counts["timeouts"])]
+
+
 def serving_path(summary: dict[str, Any]) -> str:
     body = ""
     for name, version in summary["versions"].items():
@@ -77,28 +87,13 @@ def serving_path(summary: dict[str, Any]) -> str:
         rows = [
             [
                 esc(stage["name"]),
-                fmt(stage["entered"]),
-                fmt(stage["completed"]),
-                fmt(stage["sojourn_ms_p50"]),
-                fmt(stage["sojourn_ms_p95"]),
-                fmt(stage["sojourn_ms_p99"]),
-                fmt(stage["timeouts"]),
+                *_stage_cells(stage),
                 fmt(stage["degraded"]),
                 fmt(stage["degraded_first_here"]),
             ]
             for stage in path["stages"]
         ]
-        head = [
-            "stage",
-            "entered",
-            "completed",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "timeouts",
-            "degraded",
-            "degraded first here",
-        ]
+        head = ["stage", *STAGE_HEAD, "degraded", "degraded first here"]
         verdict = wording.degraded_share(path["degraded_answers"], path["answers"])
         body += (
             f"<h3>{esc(name)}</h3>"
@@ -127,30 +122,11 @@ def _mirrored(stages: list[dict[str, Any]]) -> str:
     if not any(stage.get("shadow") for stage in stages):
         return ""
     rows = [
-        [
-            esc(stage["name"]),
-            fmt(stage["shadow"]["entered"]),
-            fmt(stage["shadow"]["completed"]),
-            fmt(stage["shadow"]["sojourn_ms_p50"]),
-            fmt(stage["shadow"]["sojourn_ms_p95"]),
-            fmt(stage["shadow"]["sojourn_ms_p99"]),
-            fmt(stage["shadow"]["timeouts"]),
-        ]
+        [esc(stage["name"]), *_stage_cells(stage["shadow"])]
         for stage in stages
         if stage.get("shadow")
     ]
-    return html_table(
-        [
-            "stage (mirrored copies)",
-            "entered",
-            "completed",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "timeouts",
-        ],
-        rows,
-    ) + _muted(
+    return html_table(["stage (mirrored copies)", *STAGE_HEAD], rows) + _muted(
         "Mirrored copies are scored and never shown, but they hold the stages' servers: "
         "counted here, apart from users' requests."
     )
