@@ -58,6 +58,7 @@ __all__ = [
     "code_fingerprint",
     "default_cache_dir",
     "derived_key",
+    "hash_library_versions",
     "lists_key",
     "model_artifact",
     "model_from_artifact",
@@ -95,16 +96,21 @@ def code_fingerprint() -> str:
     for pattern in _BUILDERS:
         for path in sorted(root.glob(pattern)):
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    for library in _LIBRARIES:
+    hash_library_versions(digest, _LIBRARIES)
+    # BLAS picks kernels by CPU, and kernels round differently: a store shared between
+    # machines must not hand one CPU's factors to another.
+    digest.update(f"{platform.machine()} {_blas_kernels()}\0".encode())
+    return digest.hexdigest()
+
+
+def hash_library_versions(digest: Any, libraries: tuple[str, ...]) -> None:
+    """Add ``name==version`` of each installed library (``absent`` if not) to ``digest``."""
+    for library in libraries:
         try:
             version = importlib.metadata.version(library)
         except importlib.metadata.PackageNotFoundError:
             version = "absent"
         digest.update(f"{library}=={version}\0".encode())
-    # BLAS picks kernels by CPU, and kernels round differently: a store shared between
-    # machines must not hand one CPU's factors to another.
-    digest.update(f"{platform.machine()} {_blas_kernels()}\0".encode())
-    return digest.hexdigest()
 
 
 def _blas_kernels() -> str:

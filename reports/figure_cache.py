@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from typing import Any, ParamSpec
 
 import polars as pl
 
+from lab.artifacts import hash_library_versions
 from replay.artifact_store import Artifact, ArtifactStore, entry_key
 
 __all__ = ["KIND", "figure_store", "figures_code", "stored_figure"]
@@ -49,12 +49,7 @@ def figures_code() -> str:
     root = Path(__file__).resolve().parents[1]
     for name in _DRAWING:
         digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
-    for library in _LIBRARIES:
-        try:
-            version = importlib.metadata.version(library)
-        except importlib.metadata.PackageNotFoundError:
-            version = "absent"
-        digest.update(f"{library}=={version}\0".encode())
+    hash_library_versions(digest, _LIBRARIES)
     return digest.hexdigest()
 
 
