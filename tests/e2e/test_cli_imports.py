@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1].parent
+ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = str(ROOT / "scenarios" / "quickstart.toml")
 HEAVY = ("numpy", "polars", "scipy", "matplotlib", "simpy", "implicit", "multiprocessing")
 PROBE = """
