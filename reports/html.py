@@ -17,6 +17,8 @@ from typing import Any
 
 import polars as pl
 
+from replay.artifact_store import ArtifactStore
+from reports.figure_cache import figure_store
 from reports.lead import decision_box
 from reports.page import page
 from reports.quality_sections import ADDITIONS, glance_items
@@ -93,12 +95,18 @@ def _glance(summary: dict[str, Any], storms: list[dict[str, Any]]) -> str:
 
 
 def render_report(
-    summary: dict[str, Any], frame: pl.DataFrame, verdict: dict[str, Any] | None = None
+    summary: dict[str, Any],
+    frame: pl.DataFrame,
+    verdict: dict[str, Any] | None = None,
+    *,
+    store: ArtifactStore | None = None,
 ) -> str:
     """The whole report as one HTML string.
 
     ``summary`` is :func:`reports.summary.build_summary`'s output; ``frame`` the request
-    frame, used only for time-bucketed aggregates (traffic share, latency, cache figures).
+    frame, used only for time-bucketed aggregates (traffic share, latency, cache figures);
+    ``store``: figures already drawn from the same numbers are read from it, new ones
+    saved to it (:mod:`reports.figure_cache`).
     """
     scenario = summary["scenario"]
     duration_s = float(scenario["settings"]["traffic"]["duration"])
@@ -106,15 +114,16 @@ def render_report(
     tl = timeline(frame, bucket_s)
     shadow = shadow_timeline(frame, bucket_s)
     storms = miss_storms(frame, list(summary["cache"].get("flush_times_s") or []))
-    base = {s.anchor: s for s in render_sections(summary, verdict, tl, duration_s, shadow)}
     topology = topology_bodies(summary)
-    sections = [
-        _with_additions(
-            base[anchor] if anchor in base else Section(anchor, title, topology[anchor]()),
-            summary,
-        )
-        for anchor, title in report_sections(summary)
-    ]
+    with figure_store(store):
+        base = {s.anchor: s for s in render_sections(summary, verdict, tl, duration_s, shadow)}
+        sections = [
+            _with_additions(
+                base[anchor] if anchor in base else Section(anchor, title, topology[anchor]()),
+                summary,
+            )
+            for anchor, title in report_sections(summary)
+        ]
     timing = summary["timing"]
     req = summary["requests"]
     footer = f"""<footer>rollout-lab · {_speed(timing, req["arrivals"])}. Every number above \
