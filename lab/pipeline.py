@@ -29,10 +29,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from lab.artifacts import code_fingerprint, model_key
+from lab.artifacts import calibration_key, code_fingerprint, model_key
 from lab.attributes import RunAttributes, read_run_attributes, target_users
 from lab.builder import VersionBuilder, default_threads, model_spec
-from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
+from lab.calibration import (
+    MAX_LISTS,
+    fit_on_logged_feedback,
+    fit_on_simulated_feedback,
+    stored_calibration,
+)
 from lab.drift import drift_summary
 from lab.external import load_external, rollback_target
 from lab.manifests.evidence import evidence_for
@@ -49,7 +54,7 @@ from lab.scenario import (
 )
 from lab.slos import slo_plan
 from lab.sources import LogTruth, Source, build_source
-from lab.versions import ListRows, PopularTables, VersionTables
+from lab.versions import ClickTruth, ListRows, PopularTables, VersionTables
 from replay.artifact_store import ArtifactStore
 from replay.calibration import ClickCalibrator
 from replay.errors import UserInputError
@@ -249,16 +254,18 @@ def _calibrator(
     settings: ModelSettings,
     tables: dict[str, VersionTables],
     name: str,
-    source: Source,
+    builder: VersionBuilder,
     *,
     rng: np.random.Generator,
 ) -> ClickCalibrator:
-    """Fit a version's click calibration or take its parent's (see :mod:`lab.calibration`).
+    """Fit a version's click calibration or take its parent's (see :mod:`lab.calibration`);
+    a fit on simulated feedback goes through the artifact store when there is one.
 
     A registered update loaded from the registry takes its parent's exactly as it did when
     it was trained in a run, when that parent is one of this run's versions (found by its
     registry id): loading a version never changes how it is calibrated.
     """
+    source = builder.source
     parent_name = settings.parent or _registered_parent(tables, name)
     parent = tables[parent_name].calibrator if parent_name is not None else None
     if parent is not None and settings.calibration == "inherit":
@@ -268,7 +275,26 @@ def _calibrator(
             # It trained on the held-out window: judging it there would reward memory.
             return parent.inherited(name)
         return fit_on_logged_feedback(tables[name], source.feedback, rng=rng)
-    return fit_on_simulated_feedback(tables[name], source.world.activity, rng=rng)
+    table = tables[name]
+
+    def fit() -> ClickCalibrator:
+        return fit_on_simulated_feedback(table, source.world.activity, rng=rng)
+
+    truth = source.truth
+    if builder.store is None or not isinstance(truth, ClickTruth):
+        return fit()
+    key = calibration_key(
+        builder.code,
+        version=name,
+        versions=builder.keys,
+        consumed=source.data_key("all"),
+        k=int(table.items.shape[1]),
+        click_offset=truth.click_offset,
+        click_lift=table.click_lift,
+        lists=MAX_LISTS,
+        rng_state=rng.bit_generator.state,
+    )
+    return stored_calibration(builder.store, key, rng, fit)
 
 
 def _noise_floor(
@@ -435,7 +461,7 @@ def prepare(
     say("calibrating clicks and scoring top-K lists")
     for name in _model_order(scenario):
         tables[name].calibrator = _calibrator(
-            scenario.models[name], tables, name, source, rng=calibration_rng
+            scenario.models[name], tables, name, builder, rng=calibration_rng
         )
         tables[name].ensure(sample)
     order = [scenario.rollout.baseline, scenario.rollout.candidate]
@@ -701,7 +727,11 @@ def simulate_prepared(
         request_truth=_request_truth(prepared, stream),
         list_quality=_list_quality(prepared, versions, stream),
         slos={s.name: slo_plan(s) for s in scenario.slos},
-        retrieval=Retrieval({v: t.items for v, t in enumerate(versions)}, prepared.item_popularity),
+        retrieval=Retrieval(
+            {v: t.items for v, t in enumerate(versions)},
+            prepared.item_popularity,
+            {v: t.predict_shown for v, t in enumerate(versions)},
+        ),
     )
 
     def install(v: int, tables: VersionTables) -> None:
@@ -712,6 +742,7 @@ def simulate_prepared(
         monitor.predicted[v] = tables.predicted
         if monitor.retrieval is not None:
             monitor.retrieval.items[v] = tables.items
+            monitor.retrieval.predict[v] = tables.predict_shown
         quality = _list_quality(prepared, [versions[0], tables], stream)
         for metric, per_version in quality.items():
             monitor.list_quality[metric][v] = per_version[1]
@@ -753,7 +784,14 @@ def simulate_prepared(
     monitor.settle(end_s, upto=len(stream))
     final_routing = _final_routing(controller, plan, names, end_s, rollout.sticky_by)
     simulate_s = traffic_s + (time.perf_counter() - sim_started)
-    frame = records.to_frame(stream.t_s, stream.user, stream.session, names)
+    frame = records.to_frame(
+        stream.t_s,
+        stream.user,
+        stream.session,
+        names,
+        stage_names={v: [c.name for c in path] for v, path in outcome.stages.items()},
+        coalesce=outcome.cache is not None and scenario.cache.coalesce,
+    )
     frame = frame.with_columns(
         pl.Series("segment", np.asarray(SEGMENTS)[prepared.user_segment[stream.user]]).cast(
             pl.Categorical
