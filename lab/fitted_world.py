@@ -37,6 +37,7 @@ def fitted_traffic(settings: FittedWorld) -> FittedTraffic:
     order = np.lexsort((sessions, activity))
     return FittedTraffic(
         span_s=settings.span,
+        gap_s=settings.session_gap,
         activity=EmpiricalLaw(activity[order]),
         sessions=sessions[order],
         bands=tuple(
@@ -158,4 +159,6 @@ def check_block(block: str, *, source: str) -> None:
     try:
         Traffic.model_validate(tomllib.loads(block)["traffic"])
     except (tomllib.TOMLDecodeError, ValidationError, KeyError) as error:
-        raise InternalError(f"{source}: the fitted [traffic] block does not load: {error}") from None
+        raise InternalError(
+            f"{source}: the fitted [traffic] block does not load: {error}"
+        ) from None

@@ -161,9 +161,7 @@ class FittedWorld(Table):
             raise Inconsistent(("hourly",), "must hold a positive weight", None)
         uppers = [band.max_mean_length for band in self.bands]
         if any(b <= a for a, b in zip(uppers, uppers[1:], strict=False)):
-            raise Inconsistent(
-                ("bands",), "must be in increasing max_mean_length", str(uppers)
-            )
+            raise Inconsistent(("bands",), "must be in increasing max_mean_length", str(uppers))
         return self
 
 
@@ -291,7 +289,8 @@ class Traffic(Table):
         fix = "(remove it: the fitted block's laws set it)"
         if self.source != "synthetic":
             raise Inconsistent(
-                ("fitted",), f'is only for source = "synthetic", got source = "{self.source}"',
+                ("fitted",),
+                f'is only for source = "synthetic", got source = "{self.source}"',
                 None,
             )
         if self.duration is None:
@@ -305,7 +304,8 @@ class Traffic(Table):
         for name, present in contradictions.items():
             if present:
                 raise Inconsistent(
-                    (name,), f"contradicts traffic.fitted, which sets arrivals and sessions {fix}",
+                    (name,),
+                    f"contradicts traffic.fitted, which sets arrivals and sessions {fix}",
                     None,
                 )
 

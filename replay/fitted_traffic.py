@@ -96,6 +96,7 @@ class UserBand:
 @dataclass(frozen=True, slots=True)
 class FittedTraffic:
     span_s: float
+    gap_s: float  # the inactivity gap sessions were cut with
     activity: EmpiricalLaw  # requests per user over span_s
     #: Sessions of the user behind each value of ``activity`` (same length and order).
     sessions: npt.NDArray[np.float64]
@@ -113,9 +114,9 @@ def fitted_item_bias(popularity: EmpiricalLaw, n_items: int) -> npt.NDArray[np.f
     return popularity.shares(n_items)[::-1].astype(np.float32)
 
 
-def fitted_activity(activity: EmpiricalLaw, n_users: int, rng: np.random.Generator) -> npt.NDArray[
-    np.float64
-]:
+def fitted_activity(
+    activity: EmpiricalLaw, n_users: int, rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
     """Requests over the span of each of ``n_users`` users: the law's shares, shuffled."""
     return rng.permutation(activity.shares(n_users))
 
@@ -192,14 +193,42 @@ def _session_lengths(
     return lengths[np.lexsort((rng.uniform(0.0, 1.0, owner.size), owner))]
 
 
+def _fit_lives(
+    fitted: FittedTraffic,
+    gaps: npt.NDArray[np.float64],
+    returning: npt.NDArray[np.bool_],
+    session_first: npt.NDArray[np.int64],
+    user_first_request: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]:
+    """Each user's life (first to last request, seconds), after shrinking the return gaps of
+    lives that would not fit in the span less a day (iid gaps can add up to more than any
+    logged user had; the log's lives all fit).  Shrunk gaps stay above the session gap, so
+    sessions stay apart.  Changes ``gaps`` in place."""
+    if gaps.size == 0:
+        return np.zeros(user_first_request.size)
+    life = np.add.reduceat(gaps, user_first_request)
+    returns_at = session_first[returning]
+    is_return = np.zeros(gaps.size, dtype=bool)
+    is_return[returns_at] = True
+    returned = np.add.reduceat(np.where(is_return, gaps, 0.0), user_first_request)
+    limit = max(fitted.span_s - SECONDS_PER_DAY, 0.0)
+    factor = np.ones(life.size)
+    too_long = (life > limit) & (returned > 0)
+    factor[too_long] = np.maximum(limit - (life - returned)[too_long], 0.0) / returned[too_long]
+    owner = np.searchsorted(user_first_request, returns_at, side="right") - 1
+    gaps[returns_at] = np.maximum(gaps[returns_at] * factor[owner], fitted.gap_s + 1.0)
+    return np.add.reduceat(gaps, user_first_request)
+
+
 def _arrivals(
     fitted: FittedTraffic, life_s: npt.NDArray[np.float64], rng: np.random.Generator
 ) -> npt.NDArray[np.float64]:
     """Each user's first request: a uniform day among those that leave room for its whole
-    life (first to last request) inside the span, an hour of day from the profile, a uniform
-    second of that hour.  A life longer than the span starts on day 0 and is cut."""
+    life (first to last request) and a day inside the span, an hour of day from the
+    profile, a uniform second of that hour."""
     n_users = life_s.size
-    room_days = np.floor(np.maximum(fitted.span_s - life_s, 0.0) / SECONDS_PER_DAY)
+    room = fitted.span_s - SECONDS_PER_DAY - life_s
+    room_days = np.floor(np.maximum(room, 0.0) / SECONDS_PER_DAY)
     day = np.floor(rng.uniform(0.0, 1.0, n_users) * (room_days + 1.0))
     profile = np.asarray(fitted.hourly_profile, dtype=np.float64)
     hour = rng.choice(24, size=n_users, p=profile / profile.sum())
@@ -242,7 +271,7 @@ def fitted_requests(
         if mine.size and spec.return_gap_s is not None:
             gaps[session_first[mine]] = spec.return_gap_s.draw(mine.size, rng)
     user_first_request = session_first[user_first_session]
-    life_s = np.add.reduceat(gaps, user_first_request) if total else np.zeros(n_users)
+    life_s = _fit_lives(fitted, gaps, returning, session_first, user_first_request)
     arrival = _arrivals(fitted, life_s, rng)
     gaps[user_first_request] = arrival
     # Segmented cumulative sum: each user's clock starts at its arrival.

@@ -118,8 +118,7 @@ def _too_short(source: str, log: LogShape, gap_s: float) -> None:
         lengths = np.bincount(session)
         if lengths.max() < 2:
             missing.append(
-                f"no session with two requests within {gap_s:g} s (think time cannot be "
-                "estimated)"
+                f"no session with two requests within {gap_s:g} s (think time cannot be estimated)"
             )
         per_user = np.bincount(log.user[np.unique(session, return_index=True)[1]])
         if per_user.max(initial=0) < 2:
@@ -195,7 +194,10 @@ def _bands(
         users = active[band[active] == b]
         if users.size == 0:
             continue
-        mine = np.isin(session_user, users)
+        # Lengths only of users with several sessions: a one-session user's length is its
+        # activity, so its session would dilute the short sessions the law is drawn for.
+        several = users[sessions_of_user[users] > 1]
+        mine = np.isin(session_user, several if several.size else users)
         thinks = think_s[np.isin(think_user, users)]
         returns = return_s[np.isin(return_user, users)]
         think = EmpiricalLaw.of(thinks, BAND_LAW_VALUES) if thinks.size else lower_think
@@ -246,6 +248,7 @@ def fit_world(log: LogShape, *, source: str, gap_s: float = DEFAULT_GAP_S) -> Wo
     popularity = EmpiricalLaw.of(np.log(np.maximum(shares, floor)), MAX_LAW_VALUES)
     traffic = FittedTraffic(
         span_s=span_s,
+        gap_s=gap_s,
         activity=EmpiricalLaw(activity[template].astype(np.float64)),
         sessions=sessions_of_user[template].astype(np.float64),
         bands=_bands(

@@ -27,9 +27,7 @@ def add_parser(sub: Any) -> None:
         NAME, help="fit a synthetic world to a log: write a [traffic] block with its laws"
     )
     p.add_argument("log", type=Path, help="the interaction log (any format the lab reads)")
-    p.add_argument(
-        "--log-format", default="auto", choices=LOG_FORMATS, help="force the log format"
-    )
+    p.add_argument("--log-format", default="auto", choices=LOG_FORMATS, help="force the log format")
     p.add_argument(
         "--scale",
         type=_positive_int,
@@ -69,12 +67,12 @@ def execute(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UserInputError(f"--session-gap: {error}") from None
     if not gap_s > 0:
-        raise UserInputError(f"--session-gap: must be a positive duration, got {args.session_gap!r}")
+        raise UserInputError(
+            f"--session-gap: must be a positive duration, got {args.session_gap!r}"
+        )
     table = read_log(LogSpec(args.log, format=args.log_format, session_gap_s=gap_s))
     fit = fit_world(log_shape(table), source=table.source, gap_s=gap_s)
-    block = render_block(
-        fit, source=args.log.name, accounting=table.accounting, scale=args.scale
-    )
+    block = render_block(fit, source=args.log.name, accounting=table.accounting, scale=args.scale)
     check_block(block, source=str(out or args.log))
     if out is None:
         print(block, end="")
