@@ -7,6 +7,7 @@ import tomllib
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import ValidationError
 
 from lab.scenario import FittedWorld, Traffic
@@ -63,11 +64,11 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def _array(values: Sequence[float], indent: str = "  ") -> str:
+def _array(values: Sequence[float] | npt.NDArray[np.float64], indent: str = "  ") -> str:
     """A TOML array, wrapped at about 96 characters a line."""
     lines: list[str] = []
     line = ""
-    for text in (_number(v) for v in values):
+    for text in (_number(float(v)) for v in values):
         piece = f"{text}, "
         if line and len(indent) + len(line) + len(piece) > 96:
             lines.append(indent + line.rstrip())

@@ -12,6 +12,7 @@ of unknown keys); durations are float seconds, rates are per second, latencies a
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 from collections.abc import Sequence
@@ -160,7 +161,7 @@ class FittedWorld(Table):
         if sum(self.hourly) <= 0:
             raise Inconsistent(("hourly",), "must hold a positive weight", None)
         uppers = [band.max_mean_length for band in self.bands]
-        if any(b <= a for a, b in zip(uppers, uppers[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(uppers)):
             raise Inconsistent(("bands",), "must be in increasing max_mean_length", str(uppers))
         return self
 

@@ -40,7 +40,7 @@ from lab.fitted_world import fitted_traffic
 from lab.footprint import check_log_run
 from lab.offpolicy_log import LoggedImpressions, read_logged_impressions
 from lab.paths import expand_path, resolve_input_path
-from lab.scenario import LogSource, Scenario
+from lab.scenario import FittedWorld, LogSource, Scenario
 from lab.versions import ClickTruth
 from replay.artifact_store import Artifact, ArtifactStore
 from replay.errors import UserInputError
@@ -258,6 +258,18 @@ def _parametric_requests(
     return requests
 
 
+def _fitted_requests(
+    settings: FittedWorld, world: SyntheticWorld, duration: float
+) -> Callable[[int, np.random.Generator], RequestStream]:
+    """Users' lives by the fitted laws (``replay.fitted_traffic``), the run's part of them."""
+    laws = fitted_traffic(settings)
+
+    def requests(_replication: int, traffic_rng: np.random.Generator) -> RequestStream:
+        return fitted_requests(laws, world.activity, duration_s=duration, rng=traffic_rng)
+
+    return requests
+
+
 def _synthetic(
     scenario: Scenario, rng: dict[str, np.random.Generator], store: ArtifactStore | None
 ) -> Source:
@@ -275,14 +287,11 @@ def _synthetic(
     start, update_start, zero = window_edges(tr.history, tr.update_window)
     matrices = _history_matrices(history, world.n_users, world.n_items, tr.update_window)
     duration = tr.duration
-    if tr.fitted is not None:
-        laws = fitted_traffic(tr.fitted)
-
-        def requests(_replication: int, traffic_rng: np.random.Generator) -> RequestStream:
-            return fitted_requests(laws, world.activity, duration_s=duration, rng=traffic_rng)
-
-    else:
-        requests = _parametric_requests(scenario, world)
+    requests = (
+        _parametric_requests(scenario, world)
+        if tr.fitted is None
+        else _fitted_requests(tr.fitted, world, duration)
+    )
 
     def consumption(
         stream: RequestStream, probe_rng: np.random.Generator
