@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from lab.scenario import FittedWorld, Traffic
 from replay.errors import InternalError
 from replay.fitted_traffic import EmpiricalLaw, FittedTraffic, UserBand
+from replay.taste_fit import MAX_TASTE_VARIANCE
 from replay.world_fit import DRIFT_SHARE, NEW_WINDOW_SHARE, WorldFit
 from sim.durations import format_duration
 
@@ -118,8 +119,17 @@ def render_block(
         f'duration = "{duration}"',
         f"users = {fit.users * scale}",
         f"items = {fit.items}",
-        f"latent_factors = {fit.latent_factors}",
-        f"taste_signal = {_number(round(fit.taste_signal, 3))}",
+        "# participation ratio of the log's spectrum above a taste-free world's "
+        f"({fit.taste.participation:.2f}), and",
+        "# the signal giving a world of that many factors the log's excess energy"
+        + (
+            f",\n# capped at taste variance signal^2 / factors = {MAX_TASTE_VARIANCE:g} (the log's"
+            " is larger; more would cost the world the log's popularity)"
+            if fit.taste.capped
+            else ""
+        ),
+        f"latent_factors = {fit.taste.latent_factors}",
+        f"taste_signal = {_number(round(fit.taste.taste_signal, 3))}",
         "# ln(count) ~ -skew ln(rank); informative: traffic.fitted.popularity is what is used",
         f"popularity_skew = {_number(round(fit.popularity_skew, 4))}",
         f"# 1 - Spearman rho of item counts, first {1 - DRIFT_SHARE:.0%} vs last {DRIFT_SHARE:.0%}"

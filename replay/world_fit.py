@@ -15,6 +15,8 @@ measures:
   ``DRIFT_MIN_COUNT`` requests; the lab's drift swaps the popularity of that share of items;
 * ``new_items`` — the share of items first seen in the last ``NEW_WINDOW_SHARE`` of the span;
   ``new_users_per_day`` — users first seen per day (users / span in days);
+* ``latent_factors`` and ``taste_signal`` — by matching the log's spectrum with a fitted
+  world's (``replay.taste_fit``);
 * ``click_level`` — clicks per logged event when the log's event types name clicks
   (``click``) beside others (views, impressions), else ``None`` (a log of consumptions only
   says nothing about how often a shown item is clicked).
@@ -33,6 +35,7 @@ from replay.errors import UserInputError
 from replay.events import EventTable
 from replay.fitted_traffic import EmpiricalLaw, FittedTraffic, UserBand
 from replay.sessions import gap_sessions
+from replay.taste_fit import TasteFit, fit_taste
 
 __all__ = [
     "DEFAULT_GAP_S",
@@ -83,8 +86,7 @@ class WorldFit:
     mean_session_length: float
     mean_think_time_s: float
     click_level: float | None
-    latent_factors: int
-    taste_signal: float
+    taste: TasteFit
 
 
 def log_shape(table: EventTable) -> LogShape:
@@ -282,6 +284,7 @@ def fit_world(log: LogShape, *, source: str, gap_s: float = DEFAULT_GAP_S) -> Wo
         mean_session_length=float(session_length.mean()),
         mean_think_time_s=float(gap[~new_session].mean()) if (~new_session).any() else 0.0,
         click_level=_click_level(log.event),
-        latent_factors=16,
-        taste_signal=2.0,
+        taste=fit_taste(
+            log.user, log.item, n_users=log.n_users, n_items=log.n_items, traffic=traffic
+        ),
     )

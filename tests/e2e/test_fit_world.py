@@ -159,28 +159,31 @@ def test_a_log_too_short_to_fit_names_what_is_missing(
 
 
 @pytest.mark.skipif(not MOVIELENS.exists(), reason="MovieLens latest-small not available")
-@pytest.mark.parametrize(
-    ("extra", "field"),
-    [
-        ('arrivals = { kind = "poisson", rate_per_s = 5 }\n', "traffic.arrivals"),
-        ("session = { mean_requests = 3 }\n", "traffic.session"),
-        ('source = "log"\n', "traffic.fitted"),
-    ],
-)
 def test_a_fitted_block_that_contradicts_the_scenario_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, field: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     block = tmp_path / "fitted.toml"
     assert main(["fit-world", str(MOVIELENS), "--out", str(block)]) == 0
     capsys.readouterr()
-    text = block.read_text(encoding="utf-8")
-    if extra.startswith("source"):
-        text = text.replace('source = "synthetic"\n', extra)
-    else:
-        text = text.replace("[traffic]\n", "[traffic]\n" + extra, 1)
+    fitted = block.read_text(encoding="utf-8")
     rest = QUICKSTART.read_text(encoding="utf-8")
     rest = rest[rest.index("[models.baseline]") :]
-    scenario = tmp_path / "scenario.toml"
-    scenario.write_text('name = "fitted"\nseed = 1\n' + text + "\n" + rest, encoding="utf-8")
-    code = main(["validate", str(scenario)])
-    _one_line_exit_2(capsys, code, "scenario.toml", field)
+    contradictions = [
+        ('[traffic]\narrivals = { kind = "poisson", rate_per_s = 5 }\n', "traffic.arrivals"),
+        ("[traffic]\nsession = { mean_requests = 3 }\n", "traffic.session"),
+        (
+            '[traffic]\nflash_crowds = [{ at = "1h", factor = 2, length = "1h" }]\n',
+            "traffic.flash_crowds",
+        ),
+        ('[traffic]\nsource = "log"\n', "traffic.fitted"),
+    ]
+    for extra, field in contradictions:
+        text = fitted.replace('source = "synthetic"\n', "") if "source" in extra else fitted
+        text = text.replace("[traffic]\n", extra, 1)
+        scenario = tmp_path / "scenario.toml"
+        scenario.write_text('name = "fitted"\nseed = 1\n' + text + "\n" + rest, encoding="utf-8")
+        code = main(["validate", str(scenario)])
+        _one_line_exit_2(capsys, code, "scenario.toml", field)
+    # The block itself, pasted as written, is a valid scenario.
+    scenario.write_text('name = "fitted"\nseed = 1\n' + fitted + "\n" + rest, encoding="utf-8")
+    assert main(["validate", str(scenario)]) == 0
