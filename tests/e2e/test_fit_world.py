@@ -9,6 +9,7 @@ would consume on its own (``sample_consumption``), and compares the four margina
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -187,3 +188,22 @@ def test_a_fitted_block_that_contradicts_the_scenario_is_refused(
     # The block itself, pasted as written, is a valid scenario.
     scenario.write_text('name = "fitted"\nseed = 1\n' + fitted + "\n" + rest, encoding="utf-8")
     assert main(["validate", str(scenario)]) == 0
+
+
+def test_a_rollout_runs_on_a_fitted_world(tmp_path: Path) -> None:
+    """The block pasted into the quick start: a real run, traffic at the log's own rate."""
+    log = _ml100k()
+    block = tmp_path / "fitted.toml"
+    assert main(["fit-world", str(log), "--out", str(block)]) == 0
+    fitted = block.read_text(encoding="utf-8").replace('duration = "1d"', 'duration = "3d"')
+    rest = QUICKSTART.read_text(encoding="utf-8")
+    rest = rest[rest.index("[models.baseline]") :]
+    scenario = tmp_path / "fitted.toml.scenario.toml"
+    scenario.write_text('name = "fitted"\nseed = 2\n' + fitted + "\n" + rest, encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["run", str(scenario), "--out", str(out), "--quiet", "--no-cache"]) in (0, 1)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    requests = summary["requests"]
+    # 943 users over 215 days: about 465 requests a day.
+    assert 3 * 200 < requests["arrivals"] < 3 * 1000
+    assert requests["arrivals"] == requests["served"] + requests["fallback"] + requests["dropped"]
