@@ -125,6 +125,50 @@ def test_sigint_stops_with_130(tmp_path: Path) -> None:
     assert took < STOP_WITHIN_S
 
 
+def test_check_with_jobs_stops_every_worker_cleanly(tmp_path: Path) -> None:
+    """SIGTERM to ``check --jobs 2``: exit 143 with one line, every scenario's folder absent or
+    complete (the workers clean up their staged files), no worker left running."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    for name in ("a.toml", "b.toml"):
+        (folder / name).write_text(QUICKSTART.read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "rollout_lab.cli", "check", str(folder), "--out", str(out),
+         "--jobs", "2", *ARGS],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env=subprocess_env(), start_new_session=True,
+    )  # fmt: skip
+    time.sleep(6.0)  # past the workers' start-up, inside the runs
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("check --jobs 2 did not stop within 120 s of SIGTERM")
+    lines = err.splitlines()
+    if proc.returncode in (0, 1):  # both finished before the signal (a very fast machine)
+        assert all(check_folder(out / n) == "complete" for n in ("a", "b"))
+        return
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert lines and lines[-1].startswith("rollout-lab: stopped by SIGTERM"), err
+    for name in ("a", "b"):
+        assert check_folder(out / name) in ("absent", "complete")
+    deadline = time.monotonic() + 10.0  # the workers (and multiprocessing's helper) exit
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    left = subprocess.run(
+        ["ps", "-o", "pid,args", "--no-headers", "-s", str(proc.pid)],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"processes left running 10 s after check stopped:\n{left}")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("delay_s", _delays(7, 12), ids=lambda d: f"{d:.2f}s")
 def test_sigterm_at_many_random_points(delay_s: float, tmp_path: Path) -> None:
