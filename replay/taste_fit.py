@@ -75,21 +75,8 @@ def _spectrum(
     n_items: int,
     rng: np.random.Generator,
 ) -> npt.NDArray[np.float64]:
-    """Singular values of the standardised residual of the 0/1 users x items matrix."""
-    seen = np.zeros((n_users, n_items), dtype=bool) if n_users * n_items <= 1 << 26 else None
-    if seen is None:  # large catalogues: restrict before densifying
-        return _spectrum_sparse(users, items, n_users, n_items, rng)
-    seen[users, items] = True
-    return _residual_spectrum(seen, rng)
-
-
-def _spectrum_sparse(
-    users: npt.NDArray[np.integer],
-    items: npt.NDArray[np.integer],
-    n_users: int,
-    n_items: int,
-    rng: np.random.Generator,
-) -> npt.NDArray[np.float64]:
+    """Singular values of the standardised residual of the 0/1 users x items matrix, on at
+    most ``MAX_USERS`` users drawn at random and their ``MAX_ITEMS`` most requested items."""
     active = np.flatnonzero(np.bincount(users, minlength=n_users))
     chosen = np.sort(rng.choice(active, min(MAX_USERS, active.size), replace=False))
     row = np.full(n_users, -1)
@@ -103,17 +90,6 @@ def _spectrum_sparse(
     seen = np.zeros((chosen.size, top.size), dtype=bool)
     seen[row[users[keep]], column[items[keep]]] = True
     return _values(seen)
-
-
-def _residual_spectrum(
-    seen: npt.NDArray[np.bool_], rng: np.random.Generator
-) -> npt.NDArray[np.float64]:
-    active = np.flatnonzero(seen.any(axis=1))
-    chosen = np.sort(rng.choice(active, min(MAX_USERS, active.size), replace=False))
-    rows = seen[chosen]
-    counts = rows.sum(axis=0)
-    top = np.argsort(-counts, kind="stable")[: min(MAX_ITEMS, rows.shape[1])]
-    return _values(rows[:, top])
 
 
 def _values(seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
