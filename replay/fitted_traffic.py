@@ -5,21 +5,22 @@ sessions, ``1 + Geometric`` requests, exponential think times, lognormal activit
 world (``rollout-lab fit-world``) replaces each of these with the log's own empirical law,
 so generated traffic has the log's marginals:
 
-* **activity** — a user's requests over the fitted span ``span_s`` (the log's time span);
-  the world's users get the law's values in equal shares (stratified), so at 1x the users
-  carry exactly the log's activities;
-* **strata** — users are split into bands of activity; within a band, the number of sessions
-  per user, the requests per session, the think time between requests inside a session and
-  the return gap between sessions are empirical laws of the log's users of that band (heavy
-  users of a log have many short sessions, light users one long one: one law for all would
-  lose that);
-* **hourly profile** — the hour of day (UTC) at which users start their first session.
+* **users** — a user's requests over the fitted span ``span_s`` (the log's time span) paired
+  with its number of sessions; the world's users get the logged pairs in equal shares
+  (stratified, in the order of the world's activity weights), so at 1x the users carry
+  exactly the log's activities and session counts;
+* **bands** — users are split into bands of mean session length (requests / sessions);
+  within a band, the requests per session, the think time between requests inside a
+  session and the return gap between sessions are empirical laws of the log's users of
+  that band (heavy users of a log may have many short sessions, light users one long one:
+  one law for all would lose that);
+* **hourly profile** — the hour of day (UTC) at which users make their first request.
 
-A user's life: it arrives at a uniform day of ``[0, span_s)`` and an hour drawn from the
-hourly profile; it has ``S`` sessions (its band's law, at most its activity ``A``), whose
-lengths are drawn from the band's law and rescaled to add up to ``A`` (largest remainders,
-each at least 1: a user's total is exact); requests inside a session are think times apart,
-sessions are return gaps apart.  Requests after the run's duration are cut, as a log is.
+A user's life: it has its pair's ``A`` requests in ``S`` sessions, whose lengths are drawn
+from its band's law and rescaled to add up to ``A`` (``_session_lengths``); requests inside
+a session are think times apart, sessions are return gaps apart (shrunk if the life would
+not fit in the span); the life starts on a uniform day that leaves room for it, at an hour
+drawn from the hourly profile.  Requests after the run's duration are cut, as a log is.
 
 An ``EmpiricalLaw`` is a sorted list of equally likely values (a stratified subsample of the
 observations), so drawing from it is resampling the log.
@@ -273,10 +274,11 @@ def fitted_requests(
     user_first_request = session_first[user_first_session]
     life_s = _fit_lives(fitted, gaps, returning, session_first, user_first_request)
     arrival = _arrivals(fitted, life_s, rng)
-    gaps[user_first_request] = arrival
-    # Segmented cumulative sum: each user's clock starts at its arrival.
+    # Segmented cumulative sum of the gaps inside each life (small numbers: no precision is
+    # lost to other users' arrivals), then each user's arrival.
     clock = np.cumsum(gaps)
-    clock -= np.repeat(clock[user_first_request] - arrival, counts)
+    clock -= np.repeat(clock[user_first_request], counts)
+    clock += np.repeat(arrival, counts)
     keep = clock < duration_s
     t_s, user, session = clock[keep], request_user[keep], request_session[keep]
     order = np.argsort(t_s, kind="stable")
