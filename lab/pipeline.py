@@ -29,10 +29,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from lab.artifacts import code_fingerprint, model_key
+from lab.artifacts import calibration_key, code_fingerprint, model_key
 from lab.attributes import RunAttributes, read_run_attributes, target_users
 from lab.builder import VersionBuilder, default_threads, model_spec
-from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
+from lab.calibration import (
+    MAX_LISTS,
+    fit_on_logged_feedback,
+    fit_on_simulated_feedback,
+    stored_calibration,
+)
 from lab.drift import drift_summary
 from lab.external import load_external
 from lab.manifests.evidence import evidence_for
@@ -49,7 +54,7 @@ from lab.scenario import (
 )
 from lab.slos import slo_plan
 from lab.sources import LogTruth, Source, build_source
-from lab.versions import ListRows, PopularTables, VersionTables
+from lab.versions import ClickTruth, ListRows, PopularTables, VersionTables
 from replay.artifact_store import ArtifactStore
 from replay.calibration import ClickCalibrator
 from replay.errors import UserInputError
@@ -233,11 +238,13 @@ def _calibrator(
     settings: ModelSettings,
     tables: dict[str, VersionTables],
     name: str,
-    source: Source,
+    builder: VersionBuilder,
     *,
     rng: np.random.Generator,
 ) -> ClickCalibrator:
-    """Fit a version's click calibration or take its parent's (see :mod:`lab.calibration`)."""
+    """Fit a version's click calibration or take its parent's (see :mod:`lab.calibration`);
+    a fit on simulated feedback goes through the artifact store when there is one."""
+    source = builder.source
     parent = tables[settings.parent].calibrator if settings.parent is not None else None
     if parent is not None and settings.calibration == "inherit":
         return parent.inherited(name)
@@ -246,7 +253,26 @@ def _calibrator(
             # It trained on the held-out window: judging it there would reward memory.
             return parent.inherited(name)
         return fit_on_logged_feedback(tables[name], source.feedback, rng=rng)
-    return fit_on_simulated_feedback(tables[name], source.world.activity, rng=rng)
+    table = tables[name]
+
+    def fit() -> ClickCalibrator:
+        return fit_on_simulated_feedback(table, source.world.activity, rng=rng)
+
+    truth = source.truth
+    if builder.store is None or not isinstance(truth, ClickTruth):
+        return fit()
+    key = calibration_key(
+        builder.code,
+        version=name,
+        versions=builder.keys,
+        consumed=source.data_key("all"),
+        k=int(table.items.shape[1]),
+        click_offset=truth.click_offset,
+        click_lift=table.click_lift,
+        lists=MAX_LISTS,
+        rng_state=rng.bit_generator.state,
+    )
+    return stored_calibration(builder.store, key, rng, fit)
 
 
 def _noise_floor(
@@ -407,7 +433,7 @@ def prepare(
     say("calibrating clicks and scoring top-K lists")
     for name in _model_order(scenario):
         tables[name].calibrator = _calibrator(
-            scenario.models[name], tables, name, source, rng=calibration_rng
+            scenario.models[name], tables, name, builder, rng=calibration_rng
         )
         tables[name].ensure(sample)
     order = [scenario.rollout.baseline, scenario.rollout.candidate]

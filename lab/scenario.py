@@ -50,7 +50,7 @@ from sim.schema import (
     Table,
     ranged,
 )
-from sim.slo import slo_of_metric
+from sim.slo_names import slo_of_metric
 
 __all__ = [
     "MAX_SCENARIO_BYTES",

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from matplotlib.axes import Axes
 
+from reports.figure_cache import stored_figure
 from reports.svg import (
     FULL_WIDTH_PX,
     HALF_WIDTH_PX,
@@ -25,6 +25,9 @@ from reports.svg import (
     to_svg,
 )
 from sim.stats import wilson_interval
+
+if TYPE_CHECKING:  # matplotlib loads with the first figure drawn (see reports.figure_cache)
+    from matplotlib.axes import Axes
 
 __all__ = [
     "DECISION_COLOURS",
@@ -234,6 +237,7 @@ def _decision_labels(
         )
 
 
+@stored_figure("share")
 def share_figure(
     tl: pl.DataFrame,
     shadow: pl.DataFrame,
@@ -285,6 +289,7 @@ def share_figure(
         return to_svg(fig, "timeline", "Traffic share by version over simulated time")
 
 
+@stored_figure("latency")
 def latency_figure(tl: pl.DataFrame, names: Sequence[str], budget_ms: float) -> str:
     with style():
         fig, (ax,) = new_figure(FULL_WIDTH_PX, WIDE_HEIGHT_PX)
@@ -327,6 +332,7 @@ def latency_figure(tl: pl.DataFrame, names: Sequence[str], budget_ms: float) -> 
         return to_svg(fig, "latency", "Latency percentiles by version against the budget")
 
 
+@stored_figure("cache")
 def cache_figure(tl: pl.DataFrame, names: Sequence[str], flush_times_s: Sequence[float]) -> str:
     with style():
         fig, (ax,) = new_figure(FULL_WIDTH_PX, WIDE_HEIGHT_PX)
@@ -353,6 +359,7 @@ def cache_figure(tl: pl.DataFrame, names: Sequence[str], flush_times_s: Sequence
         return to_svg(fig, "cache", "Cache hit rate by version over simulated time")
 
 
+@stored_figure("ctr")
 def ctr_figure(versions: dict[str, dict[str, Any]]) -> str:
     with style():
         fig, (ax,) = new_figure(HALF_WIDTH_PX, 320)
@@ -394,6 +401,7 @@ def wilson_interval_arrays(
     return low, high
 
 
+@stored_figure("reliability")
 def reliability_figure(versions: dict[str, dict[str, Any]]) -> str:
     """Observed click rate against mean predicted probability, equal-mass bins per version.
 
@@ -452,6 +460,7 @@ def reliability_figure(versions: dict[str, dict[str, Any]]) -> str:
         return to_svg(fig, "reliability", "Calibration reliability diagram per version")
 
 
+@stored_figure("segments")
 def segments_figure(segments: dict[str, Any], names: Sequence[str]) -> str:
     """CTR per user segment, one bar per version, with 95 % Wilson intervals."""
     groups = list(segments["by_segment"])
@@ -480,6 +489,7 @@ def segments_figure(segments: dict[str, Any], names: Sequence[str]) -> str:
         return to_svg(fig, "segments", "CTR by user segment and version")
 
 
+@stored_figure("drift")
 def drift_figure(windows: Sequence[dict[str, Any]], threshold: float) -> str:
     """Item-popularity PSI per analysis window against the alert threshold."""
     with style():

@@ -16,6 +16,8 @@ from typing import Any
 
 import polars as pl
 
+from replay.artifact_store import ArtifactStore
+from reports.figure_cache import figure_store
 from reports.lead import decision_box
 from reports.page import page
 from reports.quality_sections import ADDITIONS, glance_items
@@ -90,12 +92,18 @@ def _glance(summary: dict[str, Any], storms: list[dict[str, Any]]) -> str:
 
 
 def render_report(
-    summary: dict[str, Any], frame: pl.DataFrame, verdict: dict[str, Any] | None = None
+    summary: dict[str, Any],
+    frame: pl.DataFrame,
+    verdict: dict[str, Any] | None = None,
+    *,
+    store: ArtifactStore | None = None,
 ) -> str:
     """The whole report as one HTML string.
 
     ``summary`` is :func:`reports.summary.build_summary`'s output; ``frame`` the request
-    frame, used only for time-bucketed aggregates (traffic share, latency, cache figures).
+    frame, used only for time-bucketed aggregates (traffic share, latency, cache figures);
+    ``store``: figures already drawn from the same numbers are read from it, new ones
+    saved to it (:mod:`reports.figure_cache`).
     """
     scenario = summary["scenario"]
     duration_s = float(scenario["settings"]["traffic"]["duration"])
@@ -103,10 +111,11 @@ def render_report(
     tl = timeline(frame, bucket_s)
     shadow = shadow_timeline(frame, bucket_s)
     storms = miss_storms(frame, list(summary["cache"].get("flush_times_s") or []))
-    sections = [
-        _with_additions(s, summary)
-        for s in render_sections(summary, verdict, tl, duration_s, shadow)
-    ]
+    with figure_store(store):
+        sections = [
+            _with_additions(s, summary)
+            for s in render_sections(summary, verdict, tl, duration_s, shadow)
+        ]
     timing = summary["timing"]
     req = summary["requests"]
     footer = f"""<footer>rollout-lab · {_speed(timing, req["arrivals"])}. Every number above \

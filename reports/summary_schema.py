@@ -28,13 +28,13 @@ VersionName = typing.NewType("VersionName", str)
 
 
 class Block(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class OpenBlock(BaseModel):
     """A table copied whole from elsewhere: known keys typed, others allowed."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 # --- scenario, decision ----------------------------------------------------------------------
