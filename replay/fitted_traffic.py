@@ -211,13 +211,19 @@ def _fit_lives(
     returns_at = session_first[returning]
     is_return = np.zeros(gaps.size, dtype=bool)
     is_return[returns_at] = True
-    returned = np.add.reduceat(np.where(is_return, gaps, 0.0), user_first_request)
-    limit = max(fitted.span_s - SECONDS_PER_DAY, 0.0)
+    # Each return gap keeps a floor just above the session gap and shrinks what is above it
+    # by one factor per user, so the life comes to the limit (when the floors allow).
+    floor = fitted.gap_s + 1.0
+    above = np.where(is_return, gaps - floor, 0.0)
+    spare = np.add.reduceat(above, user_first_request)
+    # A minute to spare: shrunk lives add up to the limit only up to rounding.
+    limit = max(fitted.span_s - SECONDS_PER_DAY - 60.0, 0.0)
     factor = np.ones(life.size)
-    too_long = (life > limit) & (returned > 0)
-    factor[too_long] = np.maximum(limit - (life - returned)[too_long], 0.0) / returned[too_long]
+    too_long = (life > limit) & (spare > 0)
+    fixed = (life - spare)[too_long]
+    factor[too_long] = np.clip((limit - fixed) / spare[too_long], 0.0, 1.0)
     owner = np.searchsorted(user_first_request, returns_at, side="right") - 1
-    gaps[returns_at] = np.maximum(gaps[returns_at] * factor[owner], fitted.gap_s + 1.0)
+    gaps[returns_at] = floor + above[returns_at] * factor[owner]
     return np.add.reduceat(gaps, user_first_request)
 
 
