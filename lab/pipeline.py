@@ -698,7 +698,11 @@ def simulate_prepared(
         request_truth=_request_truth(prepared, stream),
         list_quality=_list_quality(prepared, versions, stream),
         slos={s.name: slo_plan(s) for s in scenario.slos},
-        retrieval=Retrieval({v: t.items for v, t in enumerate(versions)}, prepared.item_popularity),
+        retrieval=Retrieval(
+            {v: t.items for v, t in enumerate(versions)},
+            prepared.item_popularity,
+            {v: t.predict_shown for v, t in enumerate(versions)},
+        ),
     )
 
     def install(v: int, tables: VersionTables) -> None:
@@ -709,6 +713,7 @@ def simulate_prepared(
         monitor.predicted[v] = tables.predicted
         if monitor.retrieval is not None:
             monitor.retrieval.items[v] = tables.items
+            monitor.retrieval.predict[v] = tables.predict_shown
         quality = _list_quality(prepared, [versions[0], tables], stream)
         for metric, per_version in quality.items():
             monitor.list_quality[metric][v] = per_version[1]
@@ -749,7 +754,14 @@ def simulate_prepared(
     monitor.settle(end_s, upto=len(stream))
     final_routing = _final_routing(controller, plan, names, end_s, rollout.sticky_by)
     simulate_s = traffic_s + (time.perf_counter() - sim_started)
-    frame = records.to_frame(stream.t_s, stream.user, stream.session, names)
+    frame = records.to_frame(
+        stream.t_s,
+        stream.user,
+        stream.session,
+        names,
+        stage_names={v: [c.name for c in path] for v, path in outcome.stages.items()},
+        coalesce=outcome.cache is not None and scenario.cache.coalesce,
+    )
     frame = frame.with_columns(
         pl.Series("segment", np.asarray(SEGMENTS)[prepared.user_segment[stream.user]]).cast(
             pl.Categorical

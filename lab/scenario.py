@@ -1068,8 +1068,9 @@ class Scenario(Table):
                     )
 
     def _nodes_fit(self) -> None:
-        """Replicas on nodes: one pool per version, two versions, declared footprints that
-        fit on a node (footprints from factor sizes are checked once the models exist)."""
+        """Replicas on nodes: one pool per version (fixed, or scaled by an autoscaler), two
+        versions, declared footprints that fit on a node (footprints from factor sizes are
+        checked once the models exist)."""
         resources = self.resources
         if resources is None or resources.node_memory_gb is None:
             return
@@ -1082,16 +1083,20 @@ class Scenario(Table):
                     f"{resources.node_memory_gb:g}, {node_mb:g} MB)",
                     model.memory_mb,
                 )
-            if model.stages or self.serving.stages or model.autoscaler or self.serving.autoscaler:
+            if model.stages or self.serving.stages:
                 raise Inconsistent(
                     ("resources", "nodes"),
-                    "must be unset with stages or an autoscaler (nodes hold one fixed pool "
-                    "per version)",
+                    "must be unset with a staged serving path (a footprint is per replica of "
+                    "a version's one pool; its stages' replicas have no footprint of their "
+                    "own)",
                     resources.nodes,
                 )
         if self.release_train is not None:
             raise Inconsistent(
-                ("resources", "nodes"), "must be unset with a release train", resources.nodes
+                ("resources", "nodes"),
+                "must be unset with a release train (nodes place the baseline's and one "
+                "candidate's replicas; later releases would need a placement of their own)",
+                resources.nodes,
             )
         for i, fault in enumerate(self.faults):
             if fault.kind in ("replica_crash", "capacity_loss"):

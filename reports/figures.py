@@ -38,8 +38,10 @@ __all__ = [
     "drift_figure",
     "latency_figure",
     "reliability_figure",
+    "replicas_figure",
     "segments_figure",
     "share_figure",
+    "slo_budget_figure",
 ]
 
 _COLOURS = ["#1f5fa8", "#d9641e", "#2a9d4b", "#8e44ad", "#c0392b", "#7f8c8d"]
@@ -452,6 +454,10 @@ def reliability_figure(versions: dict[str, dict[str, Any]]) -> str:
         )
         ax.set_xlim(low_edge, high_edge)
         ax.set_ylim(low_edge, high_edge)
+        if low_edge == 0.0:
+            # Both axes start at 0: push the x labels down so the two "0.0" at the corner
+            # do not overlap.
+            ax.tick_params(axis="x", pad=8)
         ax.set_title("Reliability diagram (10 equal-mass bins)")
         ax.set_xlabel("mean predicted P(click) (%)")
         ax.set_ylabel("observed click rate (%)")
@@ -507,3 +513,66 @@ def drift_figure(windows: Sequence[dict[str, Any]], threshold: float) -> str:
         ax.grid(alpha=0.3, axis="y")
         legend_outside(fig, ax)
         return to_svg(fig, "drift", "Item-popularity drift per analysis window")
+
+
+@stored_figure("slo-budget")
+def slo_budget_figure(
+    slos: dict[str, dict[str, Any]],
+    starts_s: Sequence[float],
+    ends_s: Sequence[float],
+    update_s: tuple[float, float] | None,
+) -> str:
+    """Error budget each SLO burnt per analysis window (bars, % of the compliance period's
+    budget), with the update window shaded."""
+    with style():
+        fig, (ax,) = new_figure(FULL_WIDTH_PX, 260)
+        names = list(slos)
+        if update_s is not None:
+            ax.axvspan(
+                update_s[0] / 60.0,
+                update_s[1] / 60.0,
+                color="#b9770e",
+                alpha=0.12,
+                label="update window",
+            )
+        top = 0.0
+        for i, name in enumerate(names):
+            spent = [100.0 * (v or 0.0) for v in slos[name]["window_budget_spent"]]
+            slot = [
+                (b - a) / 60.0 * 0.9 / max(len(names), 1)
+                for a, b in zip(starts_s, ends_s, strict=True)
+            ]
+            x = [
+                a / 60.0 + (b - a) / 60.0 * 0.05 + w * (i + 0.5)
+                for a, b, w in zip(starts_s, ends_s, slot, strict=True)
+            ]
+            ax.bar(x, spent, width=slot, color=colour(i), alpha=0.85, label=literal(name))
+            top = max([top, *spent])
+        ax.set_title("Error budget burnt per analysis window")
+        ax.set_xlabel("simulated time (min)")
+        ax.set_ylabel("budget burnt (% of period)")
+        ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)
+        ax.grid(alpha=0.3, axis="y")
+        legend_outside(fig, ax)
+        return to_svg(fig, "slo-budget", "Error budget burnt per analysis window, by SLO")
+
+
+@stored_figure("replicas")
+def replicas_figure(timelines: dict[str, Sequence[Sequence[float]]], end_s: float) -> str:
+    """Ready replicas over time of each autoscaled version (steps: a count holds until the
+    next change)."""
+    with style():
+        fig, (ax,) = new_figure(FULL_WIDTH_PX, 260)
+        top = 1.0
+        for i, (name, timeline) in enumerate(timelines.items()):
+            x = [t / 60.0 for t, _ in timeline]
+            n = [float(c) for _, c in timeline]
+            _step(ax, x, n, end_s / 60.0, color=colour(i), lw=1.4, label=literal(name))
+            top = max([top, *n])
+        ax.set_title("Ready replicas under the autoscaler")
+        ax.set_xlabel("simulated time (min)")
+        ax.set_ylabel("ready replicas")
+        ax.set_ylim(0, top * 1.15)
+        ax.grid(alpha=0.3)
+        legend_outside(fig, ax)
+        return to_svg(fig, "replicas", "Ready replicas over simulated time, by autoscaled version")

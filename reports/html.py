@@ -2,10 +2,11 @@
 
 Layout, top to bottom: the decision (verdict, reason, next step, projected time to decision
 when undecided), the expectations banner, the run's facts, a few sentences "at a glance", a
-table of contents, then the sections of
-:data:`reports.sections.SECTIONS`.  Figures are inline SVG (text kept as text); the page has no
-script and fetches nothing from the network.  Every string that comes from the user
-(scenario name, description, version names, decision reasons, settings) is escaped.  The
+table of contents, then the sections of :data:`reports.sections.SECTIONS`, with the serving
+topology's sections after *Cache* when the run uses them (:mod:`reports.topology_sections`).
+Figures are inline SVG (text kept as text); the page has no script and fetches nothing from
+the network.  Every string that comes from the user (scenario name, description, version
+names, decision reasons, settings) is escaped.  The
 report embeds aggregates, never raw per-request data, so its size does not grow with the
 number of requests.
 """
@@ -23,6 +24,7 @@ from reports.page import page
 from reports.quality_sections import ADDITIONS, glance_items
 from reports.sections import Section, esc, glance, render_sections
 from reports.summary import miss_storms, shadow_timeline, timeline
+from reports.topology_sections import TOPOLOGY_ADDITIONS, report_sections, topology_bodies
 from sim import wording
 
 __all__ = ["render_report"]
@@ -81,7 +83,8 @@ def _speed(timing: dict[str, Any], arrivals: int) -> str:
 
 def _with_additions(section: Section, summary: dict[str, Any]) -> Section:
     """The section with the finer quality numbers that belong to it appended."""
-    extra = "".join(render(summary) for render in ADDITIONS.get(section.anchor, ()))
+    renders = (*ADDITIONS.get(section.anchor, ()), *TOPOLOGY_ADDITIONS.get(section.anchor, ()))
+    extra = "".join(render(summary) for render in renders)
     return Section(section.anchor, section.title, section.body + extra) if extra else section
 
 
@@ -111,10 +114,15 @@ def render_report(
     tl = timeline(frame, bucket_s)
     shadow = shadow_timeline(frame, bucket_s)
     storms = miss_storms(frame, list(summary["cache"].get("flush_times_s") or []))
+    topology = topology_bodies(summary)
     with figure_store(store):
+        base = {s.anchor: s for s in render_sections(summary, verdict, tl, duration_s, shadow)}
         sections = [
-            _with_additions(s, summary)
-            for s in render_sections(summary, verdict, tl, duration_s, shadow)
+            _with_additions(
+                base[anchor] if anchor in base else Section(anchor, title, topology[anchor]()),
+                summary,
+            )
+            for anchor, title in report_sections(summary)
         ]
     timing = summary["timing"]
     req = summary["requests"]
