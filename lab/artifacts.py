@@ -152,6 +152,8 @@ def world_key(scenario: Scenario, code: str) -> str:
             "history_events_per_user": tr.history_events_per_user,
             "new_items": tr.new_items,
             "popularity_drift": tr.popularity_drift,
+            # Only when set: the keys of parametric worlds stay what they were.
+            **({} if tr.fitted is None else {"fitted": tr.fitted.model_dump(mode="json")}),
         },
     )
 

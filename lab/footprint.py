@@ -234,6 +234,12 @@ def expected_requests(scenario: Scenario) -> tuple[float, float]:
     """
     traffic = scenario.traffic
     arrivals, duration = traffic.arrivals, traffic.duration
+    fitted = traffic.fitted
+    if fitted is not None and duration is not None:
+        # Users' lives spread over the fitted span: the run sees its share of their requests.
+        share = min(duration / fitted.span, 1.0) * traffic.users
+        requests = share * sum(fitted.activity) / len(fitted.activity)
+        return requests, share * sum(fitted.sessions) / len(fitted.sessions)
     if arrivals is None or duration is None:
         return 0.0, 0.0
     if arrivals.kind == "poisson":

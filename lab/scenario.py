@@ -12,6 +12,7 @@ of unknown keys); durations are float seconds, rates are per second, latencies a
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 from collections.abc import Sequence
@@ -116,6 +117,55 @@ class SessionShape(Table):
     mean_think_time: PositiveDuration = 30.0
 
 
+NonNegSeconds = Annotated[float, ranged(0, math.inf)]
+PositiveSeconds = Annotated[float, ranged(0, math.inf, lo_open=True)]
+AtLeastOne = Annotated[float, ranged(1, math.inf)]
+
+
+class FittedBand(Table):
+    """Users whose mean session length (requests / sessions) is at most ``max_mean_length``
+    (and above the previous band's): their laws, as equally likely values."""
+
+    max_mean_length: AtLeastOne
+    session_length: Annotated[list[AtLeastOne], Field(min_length=1)]
+    think_time: Annotated[list[NonNegSeconds], Field(min_length=1)]  # seconds
+    return_gap: Annotated[list[PositiveSeconds], Field(min_length=1)] | None = None  # seconds
+
+
+class FittedWorld(Table):
+    """Empirical traffic laws measured on a log by ``rollout-lab fit-world``
+    (``replay.fitted_traffic``); replaces ``arrivals`` and ``session``."""
+
+    #: The log's time span: users' lives are laid out over it.
+    span: PositiveDuration
+    #: The inactivity gap the laws' sessions were cut with.
+    session_gap: PositiveDuration = 1800.0
+    #: Requests per user over ``span`` and the same users' sessions, as equally likely pairs.
+    activity: Annotated[list[AtLeastOne], Field(min_length=1)]
+    sessions: Annotated[list[AtLeastOne], Field(min_length=1)]
+    #: Hour-of-day weights (UTC, hour 0 first) of users' first requests.
+    hourly: Annotated[list[NonNegSeconds], Field(min_length=24, max_length=24)]
+    #: ln(share of requests) of items, equally likely values (the popularity by rank).
+    popularity: Annotated[list[Annotated[float, ranged(-1000, 0)]], Field(min_length=1)]
+    bands: Annotated[list[FittedBand], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FittedWorld:
+        if len(self.sessions) != len(self.activity):
+            raise Inconsistent(
+                ("sessions",),
+                f"must list one value per activity value ({len(self.activity)}), got "
+                f"{len(self.sessions)} (write the block again with rollout-lab fit-world)",
+                None,
+            )
+        if sum(self.hourly) <= 0:
+            raise Inconsistent(("hourly",), "must hold a positive weight", None)
+        uppers = [band.max_mean_length for band in self.bands]
+        if any(b <= a for a, b in itertools.pairwise(uppers)):
+            raise Inconsistent(("bands",), "must be in increasing max_mean_length", str(uppers))
+        return self
+
+
 TimePoint = str | float | int
 
 
@@ -205,10 +255,18 @@ class Traffic(Table):
     ramps: list[Ramp] = []
     new_items: Annotated[float, ranged(0, 0.9)] = 0.0
     popularity_drift: Fraction = 0.0
+    #: Laws fitted from a log (``rollout-lab fit-world``); unset: the parametric world.
+    fitted: FittedWorld | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _drop_none(handler(self), ("fitted",))
 
     @model_validator(mode="after")
     def _windows(self) -> Traffic:
-        if self.source == "synthetic":
+        if self.fitted is not None:
+            self._fits_fitted()
+        elif self.source == "synthetic":
             for name in ("duration", "arrivals"):
                 if getattr(self, name) is None:
                     raise Inconsistent((name,), "must be set for synthetic traffic", None)
@@ -225,6 +283,32 @@ class Traffic(Table):
                 format_duration(self.update_window),
             )
         return self
+
+    def _fits_fitted(self) -> None:
+        """A fitted block brings its own arrivals and sessions: settings that would say
+        otherwise contradict it."""
+        fix = "(remove it: the fitted block's laws set it)"
+        if self.source != "synthetic":
+            raise Inconsistent(
+                ("fitted",),
+                f'is only for source = "synthetic", got source = "{self.source}"',
+                None,
+            )
+        if self.duration is None:
+            raise Inconsistent(("duration",), "must be set for synthetic traffic", None)
+        contradictions = {
+            "arrivals": self.arrivals is not None,
+            "session": "session" in self.model_fields_set,
+            "flash_crowds": bool(self.flash_crowds),
+            "ramps": bool(self.ramps),
+        }
+        for name, present in contradictions.items():
+            if present:
+                raise Inconsistent(
+                    (name,),
+                    f"contradicts traffic.fitted, which sets arrivals and sessions {fix}",
+                    None,
+                )
 
 
 # --- models and serving ----------------------------------------------------------------
