@@ -29,6 +29,9 @@ ORDER = [
     "sweep_bench",
     "aa_bench",
     "manifest_bench",
+    "list_table_bench",
+    "byo_simulation_bench",
+    "byo_memory_bench",
 ]
 
 

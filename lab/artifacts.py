@@ -17,6 +17,14 @@ of the libraries they call, so changed code never reads an old entry):
     lists   the top-K list of every user scored so far for one version: the model's key
             (after its fault, which also names the generator state it drew from), the data
             whose items are filtered, and K.  Rows are added as runs score new users.
+    calibration
+            a version's click calibration fitted on simulated validation feedback
+            (``lab.calibration``): the keys of every version built so far (its lists may
+            fall back to another's), the data its lists filter, K, the truth's click offset,
+            the version's click lift, the number of validation lists and the state of the
+            generator the fit draws from; the entry holds the coefficients and that
+            generator's state afterwards, so a run that reads it draws on exactly as one
+            that fitted.
 
 A list row is the same whatever users it was scored with (``replay.topk``), and a loaded
 world or model is the very arrays a fresh build makes, so a run reads the same numbers
@@ -25,6 +33,7 @@ whether its entries came from the store or were built just now.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -45,9 +54,11 @@ if TYPE_CHECKING:  # the builders' types load with the first artifact (--help st
 __all__ = [
     "CACHE_ENV",
     "CACHE_SIZE_ENV",
+    "calibration_key",
     "code_fingerprint",
     "default_cache_dir",
     "derived_key",
+    "hash_library_versions",
     "lists_key",
     "model_artifact",
     "model_from_artifact",
@@ -71,26 +82,35 @@ _BUILDERS = (
     "lab/release_train.py",
     "lab/list_store.py",
     "lab/offpolicy_log.py",
+    "lab/calibration.py",
+    "lab/versions.py",
 )
 
 
+@functools.cache
 def code_fingerprint() -> str:
-    """sha256 of the builders' source files and the libraries' versions."""
+    """sha256 of the builders' source files and the libraries' versions (once per process:
+    the code a process runs does not change under it)."""
     digest = hashlib.sha256(b"rollout-lab builders v1\0")
     root = Path(__file__).resolve().parents[1]
     for pattern in _BUILDERS:
         for path in sorted(root.glob(pattern)):
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    for library in _LIBRARIES:
+    hash_library_versions(digest, _LIBRARIES)
+    # BLAS picks kernels by CPU, and kernels round differently: a store shared between
+    # machines must not hand one CPU's factors to another.
+    digest.update(f"{platform.machine()} {_blas_kernels()}\0".encode())
+    return digest.hexdigest()
+
+
+def hash_library_versions(digest: Any, libraries: tuple[str, ...]) -> None:
+    """Add ``name==version`` of each installed library (``absent`` if not) to ``digest``."""
+    for library in libraries:
         try:
             version = importlib.metadata.version(library)
         except importlib.metadata.PackageNotFoundError:
             version = "absent"
         digest.update(f"{library}=={version}\0".encode())
-    # BLAS picks kernels by CPU, and kernels round differently: a store shared between
-    # machines must not hand one CPU's factors to another.
-    digest.update(f"{platform.machine()} {_blas_kernels()}\0".encode())
-    return digest.hexdigest()
 
 
 def _blas_kernels() -> str:
@@ -132,6 +152,8 @@ def world_key(scenario: Scenario, code: str) -> str:
             "history_events_per_user": tr.history_events_per_user,
             "new_items": tr.new_items,
             "popularity_drift": tr.popularity_drift,
+            # Only when set: the keys of parametric worlds stay what they were.
+            **({} if tr.fitted is None else {"fitted": tr.fitted.model_dump(mode="json")}),
         },
     )
 
@@ -217,6 +239,35 @@ def model_from_artifact(artifact: Artifact) -> TrainedModel:
 
 def lists_key(model: str, consumed: str, k: int, code: str) -> str:
     return entry_key("lists", {"code": code, "model": model, "consumed": consumed, "k": k})
+
+
+def calibration_key(
+    code: str,
+    *,
+    version: str,
+    versions: Mapping[str, str],
+    consumed: str,
+    k: int,
+    click_offset: float,
+    click_lift: float,
+    lists: int,
+    rng_state: Mapping[str, Any],
+) -> str:
+    """Key of ``version``'s click calibration fitted on simulated feedback (see above)."""
+    return entry_key(
+        "calibration",
+        {
+            "code": code,
+            "version": version,
+            "versions": dict(versions),
+            "consumed": consumed,
+            "k": k,
+            "click_offset": click_offset,
+            "click_lift": click_lift,
+            "lists": lists,
+            "rng_state": dict(rng_state),
+        },
+    )
 
 
 # --- where the store lives -----------------------------------------------------------------

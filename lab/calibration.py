@@ -23,15 +23,22 @@ see that module).  The model is fitted on feedback a team would have before the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from lab.versions import VersionTables
+from replay.artifact_store import Artifact, ArtifactStore
 from replay.calibration import FEATURES, ClickCalibrator, fit_logistic, list_features
 
-__all__ = ["LoggedFeedback", "fit_on_logged_feedback", "fit_on_simulated_feedback"]
+__all__ = [
+    "LoggedFeedback",
+    "fit_on_logged_feedback",
+    "fit_on_simulated_feedback",
+    "stored_calibration",
+]
 
 #: Impressions (lists) a calibration is fitted on, at most.
 MAX_LISTS = 20_000
@@ -120,4 +127,41 @@ def fit_on_logged_feedback(
         p_click,
         rng=rng,
         fitted_on=f"logged feedback of {rows.size:,} requests in the {feedback.window}",
+    )
+
+
+def stored_calibration(
+    store: ArtifactStore,
+    key: str,
+    rng: np.random.Generator,
+    fit: Callable[[], ClickCalibrator],
+) -> ClickCalibrator:
+    """The calibration stored under ``key`` (``lab.artifacts.calibration_key``), or ``fit()``
+    (then stored); either way ``rng`` is left as ``fit`` leaves it.
+
+    The coefficients travel as JSON numbers (``repr`` round-trips every float exactly) and
+    the generator's state after the fit with them, so a run that reads the entry predicts
+    and draws on exactly as the run that fitted it.
+    """
+
+    def build() -> Artifact:
+        calibrator = fit()
+        return Artifact(
+            {},
+            {
+                "features": list(calibrator.features),
+                "weights": list(calibrator.weights),
+                "intercept": calibrator.intercept,
+                "fitted_on": calibrator.fitted_on,
+                "rng_state": rng.bit_generator.state,
+            },
+        )
+
+    meta = store.fetch("calibration", key, build).meta
+    rng.bit_generator.state = meta["rng_state"]
+    return ClickCalibrator(
+        tuple(str(f) for f in meta["features"]),
+        tuple(float(w) for w in meta["weights"]),
+        float(meta["intercept"]),
+        str(meta["fitted_on"]),
     )

@@ -42,7 +42,7 @@ from replay.embeddings import read_embeddings
 from replay.errors import UserInputError
 from replay.list_tables import ListColumns, read_list_table
 from replay.plugins import Recommender, call_plugin, load_plugin, plugin_lists
-from replay.registry import Registry
+from replay.registry import Registry, data_fingerprint
 from replay.training import ModelSpec, TrainedModel
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "load_external",
     "plugin_store",
     "registry_root",
+    "rollback_target",
     "updated_plugin",
 ]
 
@@ -125,6 +126,54 @@ def registry_root(scenario: Scenario, *, source: str, base_dir: Path | None) -> 
     )
 
 
+def _trained_on(where: str, vid: str, fingerprint: str, src: Source) -> sp.csr_matrix:
+    """The matrix of this run a registered version was trained on (its training window,
+    or the whole history for an update), found by its data fingerprint.
+
+    A version of the same size trained on another world or log matches neither: serving it
+    here would pair its factors with users and items they were never about.
+    """
+    windows = {"train": src.matrices["train"], "all": src.matrices["all"]}
+    prints = {name: data_fingerprint(matrix) for name, matrix in windows.items()}
+    for name, matrix in windows.items():
+        if prints[name] == fingerprint:
+            return matrix
+    raise UserInputError(
+        f"{where}: version {vid} was trained on other interactions than this run's (data "
+        f"fingerprint {fingerprint[:12]}, this run's training window {prints['train'][:12]}, "
+        f"history {prints['all'][:12]}); fix: register a version trained on this scenario's "
+        "data (rollout-lab train)"
+    )
+
+
+def rollback_target(
+    scenario: Scenario, loaded: dict[str, str], *, source: str, base_dir: Path | None
+) -> str | None:
+    """The version ``release_train.rollback_to`` names, by its name in this run.
+
+    ``loaded``: the registry id of each version the run loaded from the registry, by name.
+    An id the registry does not hold, or one the run does not load, is a one-line error.
+    """
+    train = scenario.release_train
+    if train is None or train.rollback_to is None:
+        return None
+    root = registry_root(scenario, source=source, base_dir=base_dir)
+    assert root is not None  # the scenario's validation insists on a registry model
+    where = f"{source}: release_train.rollback_to"
+    try:
+        vid = Registry(root).resolve(train.rollback_to)
+    except UserInputError as error:
+        raise UserInputError(f"{where}: {error}") from None
+    for name, registered in loaded.items():
+        if registered == vid:
+            return name
+    declared = ", ".join(f"{n} = {i}" for n, i in sorted(loaded.items()))
+    raise UserInputError(
+        f"{where}: {vid} is not a version this run loads ({declared}); fix: declare it "
+        f'as [models.NAME] registry = "{vid}" or name one of these'
+    )
+
+
 def _stand_in(n_users: int, n_items: int, popularity: np.ndarray) -> TrainedModel:
     """One zero factor per user and item: list features without a score of their own."""
     return TrainedModel(
@@ -181,7 +230,7 @@ def load_external(
                 f"but this run's data has {n_users} x {n_items}; register a version trained "
                 "on this scenario's data (rollout-lab train)"
             )
-        seen = src.matrices["train" if provenance.update == "train" else "all"]
+        seen = _trained_on(where, vid, provenance.data_fingerprint, src)
         origin: dict[str, Any] = {
             "source": "lab",
             "registry_id": vid,

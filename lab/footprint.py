@@ -25,10 +25,7 @@ from typing import TYPE_CHECKING
 
 from replay.errors import UserInputError, shown
 
-if TYPE_CHECKING:  # numpy loads when an estimate is made: refusals and --help stay fast
-    import numpy as np
-    import numpy.typing as npt
-
+if TYPE_CHECKING:
     from lab.scenario import Scenario
 
 __all__ = [
@@ -170,6 +167,13 @@ GZIP_RATIO = 10
 #: simulation events per request, at most: the arrival, a server request, its service
 #: timeout and its deadline timer
 EVENTS_PER_REQUEST = 4
+#: one row of an external top-K table while it is read (``replay.list_tables``): polars'
+#: columns, their numpy views and masks, the lists placed (bench/list_table_bench.py:
+#: 0.38 GB above the interpreter for 20 M rows)
+BYTES_PER_LIST_TABLE_ROW = 20
+#: raw embedding arrays are resident twice while they are placed (the file's arrays and the
+#: rows selected from them), beside the placed float32 copy the run keeps
+EMBEDDING_READ_COPIES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,22 +209,19 @@ class Estimate:
         return max(self.parts, key=lambda part: part.bytes)
 
 
-def _simpson(
-    rate: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
-    start: float,
-    end: float,
-    cells: int,
-) -> float:
-    """Composite Simpson rule of ``rate`` over ``[start, end]`` (``cells`` rounded up to even)."""
-    import numpy as np
+def _simpson(rate: Callable[[float], float], start: float, end: float, cells: int) -> float:
+    """Composite Simpson rule of ``rate`` over ``[start, end]`` (``cells`` rounded up to even).
 
+    Plain floats, not numpy: at most 20,000 points per segment, and ``validate`` and every
+    refusal then answer without loading numpy."""
     if end <= start:
         return 0.0
     cells += cells % 2
-    t = np.linspace(start, end, cells + 1)
-    weights = np.ones(cells + 1)
-    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
-    return float((end - start) / (3 * cells) * float(weights @ rate(t)))
+    step = (end - start) / cells
+    total = rate(start) + rate(end)
+    for i in range(1, cells):
+        total += (4.0 if i % 2 else 2.0) * rate(start + i * step)
+    return (end - start) / (3 * cells) * total
 
 
 def expected_requests(scenario: Scenario) -> tuple[float, float]:
@@ -231,10 +232,14 @@ def expected_requests(scenario: Scenario) -> tuple[float, float]:
     between the rate's breakpoints; sessions cut off at the end of the run are not
     subtracted.  Candidate sessions = peak rate / mean requests per session x duration.
     """
-    import numpy as np
-
     traffic = scenario.traffic
     arrivals, duration = traffic.arrivals, traffic.duration
+    fitted = traffic.fitted
+    if fitted is not None and duration is not None:
+        # Users' lives spread over the fitted span: the run sees its share of their requests.
+        share = min(duration / fitted.span, 1.0) * traffic.users
+        requests = share * sum(fitted.activity) / len(fitted.activity)
+        return requests, share * sum(fitted.sessions) / len(fitted.sessions)
     if arrivals is None or duration is None:
         return 0.0, 0.0
     if arrivals.kind == "poisson":
@@ -254,16 +259,17 @@ def expected_requests(scenario: Scenario) -> tuple[float, float]:
         cycles = (end - start) / period
         wave = amplitude if cycles <= 200 else 0.0
 
-        def rate(t: npt.NDArray[np.float64], wave: float = wave) -> npt.NDArray[np.float64]:
-            out = mean * (1.0 + wave * np.cos(2.0 * np.pi * (t - peak_at) / period))
+        def rate(t: float, wave: float = wave) -> float:
+            # Float arithmetic overflows to inf quietly (absurd rates: inf, then refused).
+            out = mean * (1.0 + wave * math.cos(2.0 * math.pi * (t - peak_at) / period))
             for at, factor, length in crowds:
-                out = np.where((t >= at) & (t < at + length), out * factor, out)
+                if at <= t < at + length:
+                    out *= factor
             for at, factor, length in ramps:
-                out = out * (1.0 + (factor - 1.0) * np.clip((t - at) / length, 0.0, 1.0))
-            return np.asarray(out, dtype=np.float64)
+                out *= 1.0 + (factor - 1.0) * min(max((t - at) / length, 0.0), 1.0)
+            return out
 
-        with np.errstate(over="ignore", invalid="ignore"):  # absurd rates: inf, then refused
-            total += _simpson(rate, start, end, min(20_000, max(64, int(cycles * 64))))
+        total += _simpson(rate, start, end, min(20_000, max(64, int(cycles * 64))))
     boost = math.prod(max(factor, 1.0) for _at, factor, _length in (*crowds, *ramps))
     peak = mean * (1.0 + amplitude) * boost
     candidates = peak / traffic.session.mean_requests * duration
@@ -332,6 +338,7 @@ def estimate_run(
                                         + BYTES_PER_WORLD_ROW)
         top-K tables        T x U x (K x BYTES_PER_TABLE_CELL + BYTES_PER_TABLE_ROW)
         requests            R x BYTES_PER_REQUEST + C x BYTES_PER_CANDIDATE_SESSION
+        external versions   see ``_external_parts`` (tables, embeddings, plugins)
 
     The noise floor (``metrics.noise_floor``) is one more trained model and one more table
     (T = versions + 1 with it).  Nothing scales with users x items: the history sampler and
@@ -364,7 +371,11 @@ def estimate_run(
         history = users * min(tr.history_events_per_user, items)
         requests, candidates = expected_requests(scenario)
         models = scenario.models.values()
-        factors = sum(m.factors for m in models if m.update != "copy" or m.parent is None)
+        factors = sum(
+            m.factors
+            for m in models
+            if m.source in ("lab", "registry") and (m.update != "copy" or m.parent is None)
+        )
         if floor:
             factors += scenario.models[scenario.rollout.baseline].factors
         parts.append(_training_part(scenario))
@@ -394,11 +405,96 @@ def estimate_run(
                 "lower traffic.duration or the traffic.arrivals rate",
             ),
         ]
+        parts += _external_parts(
+            scenario, users, items, parts[-1].bytes, base_dir=base_dir, source=source
+        )
     return Estimate(tuple(parts), requests, requests * EVENTS_PER_REQUEST)
 
 
+def _external_path(text: str, field: str, base_dir: Path | None, source: str) -> Path | None:
+    from lab.paths import resolve_input_path
+
+    try:
+        return Path(resolve_input_path(text, source=source, field=field, base_dir=base_dir))
+    except UserInputError:
+        return None  # the run reports it itself
+
+
+def _external_parts(
+    scenario: Scenario,
+    users: int,
+    items: int,
+    request_bytes: float,
+    *,
+    base_dir: Path | None,
+    source: str,
+) -> list[Part]:
+    """Versions from outside the run (synthetic worlds): what they keep, and what reading
+    them needs for a moment.
+
+    Kept: embeddings placed in the lab's ids, (U + I) x (d + 2) x 4 bytes (factors and the
+    two bias columns, float32); a table's click probabilities, U x K x 4 bytes.  A plugin's
+    lists count as a top-K table; its own objects are the plugin's and are not counted.
+
+    Reading: a top-K table of r rows needs r x BYTES_PER_LIST_TABLE_ROW while it is read,
+    embeddings EMBEDDING_READ_COPIES x their file's arrays.  Files are read one after the
+    other before any request exists, so the largest read counts only where it exceeds the
+    request records that later take its place: max(0, largest read - request records).
+    """
+    from replay.array_files import declared_arrays
+
+    k = scenario.users.list_size
+    kept: list[Part] = []
+    reads: list[tuple[float, str]] = []
+    for name, model in scenario.models.items():
+        if model.topk is not None:
+            path = _external_path(model.topk.path, f"models.{name}.topk.path", base_dir, source)
+            rows = _log_rows(path) if path is not None and path.is_file() else None
+            if rows is not None:
+                reads.append(
+                    (rows * BYTES_PER_LIST_TABLE_ROW, f"{rows:,.0f} rows of {name}'s table")
+                )
+            if model.topk.p_click is not None:
+                kept.append(
+                    Part(
+                        f"{name}'s click probabilities",
+                        users * k * BYTES_PER_FACTOR,
+                        "traffic.users x users.list_size, float32",
+                        "lower traffic.users or users.list_size",
+                    )
+                )
+        elif model.embeddings is not None:
+            field = f"models.{name}.embeddings.path"
+            path = _external_path(model.embeddings.path, field, base_dir, source)
+            arrays = declared_arrays(path) if path is not None else {}
+            width = arrays.get("user_factors", ((0, 0), 4))[0]
+            d = width[1] if len(width) == 2 else 0
+            raw = sum(math.prod(shape) * size for shape, size in arrays.values())
+            kept.append(
+                Part(
+                    f"{name}'s embeddings",
+                    (users + items) * (d + 2) * BYTES_PER_FACTOR,
+                    f"(traffic.users + traffic.items) x {d + 2} float32 (factors and biases)",
+                    "use fewer embedding dimensions",
+                )
+            )
+            reads.append((EMBEDDING_READ_COPIES * raw, f"{name}'s embeddings file"))
+    if reads:
+        largest, what = max(reads)
+        if largest > request_bytes:
+            kept.append(
+                Part(
+                    "reading versions from files",
+                    largest - request_bytes,
+                    f"{what} while it is read, beyond what the request records take later",
+                    "write the table for the traffic's users only, or a smaller users.list_size",
+                )
+            )
+    return kept
+
+
 def _training_part(scenario: Scenario) -> Part:
-    squares = sum(model.factors**2 for model in scenario.models.values())
+    squares = sum(m.factors**2 for m in scenario.models.values() if m.source == "lab")
     return Part(
         "model training",
         squares * BYTES_PER_GRAM_CELL,

@@ -29,12 +29,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from lab.artifacts import code_fingerprint, model_key
+from lab.artifacts import calibration_key, code_fingerprint, model_key
 from lab.attributes import RunAttributes, read_run_attributes, target_users
 from lab.builder import VersionBuilder, default_threads, model_spec
-from lab.calibration import fit_on_logged_feedback, fit_on_simulated_feedback
+from lab.calibration import (
+    MAX_LISTS,
+    fit_on_logged_feedback,
+    fit_on_simulated_feedback,
+    stored_calibration,
+)
 from lab.drift import drift_summary
-from lab.external import load_external
+from lab.external import load_external, rollback_target
 from lab.manifests.evidence import evidence_for
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
 from lab.resources import memory_plan
@@ -49,7 +54,7 @@ from lab.scenario import (
 )
 from lab.slos import slo_plan
 from lab.sources import LogTruth, Source, build_source
-from lab.versions import ListRows, PopularTables, VersionTables
+from lab.versions import ClickTruth, ListRows, PopularTables, VersionTables
 from replay.artifact_store import ArtifactStore
 from replay.calibration import ClickCalibrator
 from replay.errors import UserInputError
@@ -157,6 +162,9 @@ class Prepared:
     phases: dict[str, float] = field(default_factory=dict)
     # Nodes of finite memory and both versions' footprints (``[resources]`` with nodes).
     memory: MemoryPlan | None = None
+    # The version production returns to on a release's rollback
+    # (``release_train.rollback_to``); None: production stays where it was.
+    rollback_to: str | None = None
 
     def top_k_s(self) -> float:
         """Wall seconds spent scoring top-K lists so far (preparation and traffic)."""
@@ -229,16 +237,37 @@ def _segments(counts: np.ndarray) -> np.ndarray:
     return segment
 
 
+def _registered_parent(tables: dict[str, VersionTables], name: str) -> str | None:
+    """The run's version whose registry id is the ``parent_id`` of version ``name`` (a
+    version loaded from the registry), if any."""
+    provenance = tables[name].origin.get("provenance") or {}
+    parent_id = provenance.get("parent_id") if tables[name].origin["source"] == "lab" else None
+    if not parent_id:
+        return None
+    for other, table in tables.items():
+        if other != name and table.origin.get("registry_id") == parent_id:
+            return other
+    return None
+
+
 def _calibrator(
     settings: ModelSettings,
     tables: dict[str, VersionTables],
     name: str,
-    source: Source,
+    builder: VersionBuilder,
     *,
     rng: np.random.Generator,
 ) -> ClickCalibrator:
-    """Fit a version's click calibration or take its parent's (see :mod:`lab.calibration`)."""
-    parent = tables[settings.parent].calibrator if settings.parent is not None else None
+    """Fit a version's click calibration or take its parent's (see :mod:`lab.calibration`);
+    a fit on simulated feedback goes through the artifact store when there is one.
+
+    A registered update loaded from the registry takes its parent's exactly as it did when
+    it was trained in a run, when that parent is one of this run's versions (found by its
+    registry id): loading a version never changes how it is calibrated.
+    """
+    source = builder.source
+    parent_name = settings.parent or _registered_parent(tables, name)
+    parent = tables[parent_name].calibrator if parent_name is not None else None
     if parent is not None and settings.calibration == "inherit":
         return parent.inherited(name)
     if source.feedback is not None:
@@ -246,7 +275,26 @@ def _calibrator(
             # It trained on the held-out window: judging it there would reward memory.
             return parent.inherited(name)
         return fit_on_logged_feedback(tables[name], source.feedback, rng=rng)
-    return fit_on_simulated_feedback(tables[name], source.world.activity, rng=rng)
+    table = tables[name]
+
+    def fit() -> ClickCalibrator:
+        return fit_on_simulated_feedback(table, source.world.activity, rng=rng)
+
+    truth = source.truth
+    if builder.store is None or not isinstance(truth, ClickTruth):
+        return fit()
+    key = calibration_key(
+        builder.code,
+        version=name,
+        versions=builder.keys,
+        consumed=source.data_key("all"),
+        k=int(table.items.shape[1]),
+        click_offset=truth.click_offset,
+        click_lift=table.click_lift,
+        lists=MAX_LISTS,
+        rng_state=rng.bit_generator.state,
+    )
+    return stored_calibration(builder.store, key, rng, fit)
 
 
 def _noise_floor(
@@ -398,6 +446,12 @@ def prepare(
             fallback=None if fallback is None else tables[fallback],
             origin=origin,
         )
+    loaded = {
+        name: str(t.origin["registry_id"])
+        for name, t in tables.items()
+        if scenario.models[name].source == "registry"
+    }
+    rollback_to = rollback_target(scenario, loaded, source=source_name, base_dir=base_dir)
     # Calibrate every version on the same validation sample of users, drawn by activity,
     # before any traffic: predictions then never depend on which replication ran first.
     calibration_rng = rng["models"]
@@ -407,7 +461,7 @@ def prepare(
     say("calibrating clicks and scoring top-K lists")
     for name in _model_order(scenario):
         tables[name].calibrator = _calibrator(
-            scenario.models[name], tables, name, source, rng=calibration_rng
+            scenario.models[name], tables, name, builder, rng=calibration_rng
         )
         tables[name].ensure(sample)
     order = [scenario.rollout.baseline, scenario.rollout.candidate]
@@ -458,6 +512,7 @@ def prepare(
         noise_floor=floor_tables,
         builder=builder,
         phases={"world_s": world_s, "training_s": builder.trained_s},
+        rollback_to=rollback_to,
         memory=memory_plan(
             scenario,
             tables[scenario.rollout.baseline],
@@ -672,7 +727,11 @@ def simulate_prepared(
         request_truth=_request_truth(prepared, stream),
         list_quality=_list_quality(prepared, versions, stream),
         slos={s.name: slo_plan(s) for s in scenario.slos},
-        retrieval=Retrieval({v: t.items for v, t in enumerate(versions)}, prepared.item_popularity),
+        retrieval=Retrieval(
+            {v: t.items for v, t in enumerate(versions)},
+            prepared.item_popularity,
+            {v: t.predict_shown for v, t in enumerate(versions)},
+        ),
     )
 
     def install(v: int, tables: VersionTables) -> None:
@@ -683,6 +742,7 @@ def simulate_prepared(
         monitor.predicted[v] = tables.predicted
         if monitor.retrieval is not None:
             monitor.retrieval.items[v] = tables.items
+            monitor.retrieval.predict[v] = tables.predict_shown
         quality = _list_quality(prepared, [versions[0], tables], stream)
         for metric, per_version in quality.items():
             monitor.list_quality[metric][v] = per_version[1]
@@ -710,6 +770,7 @@ def simulate_prepared(
         version_names=names,
         releases=[(r.at_s, names.index(r.name)) for r in prepared.releases] or None,
         builder=factory,
+        rollback_to=None if prepared.rollback_to is None else names.index(prepared.rollback_to),
     )
     outcome = simulate(
         plan,
@@ -723,7 +784,14 @@ def simulate_prepared(
     monitor.settle(end_s, upto=len(stream))
     final_routing = _final_routing(controller, plan, names, end_s, rollout.sticky_by)
     simulate_s = traffic_s + (time.perf_counter() - sim_started)
-    frame = records.to_frame(stream.t_s, stream.user, stream.session, names)
+    frame = records.to_frame(
+        stream.t_s,
+        stream.user,
+        stream.session,
+        names,
+        stage_names={v: [c.name for c in path] for v, path in outcome.stages.items()},
+        coalesce=outcome.cache is not None and scenario.cache.coalesce,
+    )
     frame = frame.with_columns(
         pl.Series("segment", np.asarray(SEGMENTS)[prepared.user_segment[stream.user]]).cast(
             pl.Categorical

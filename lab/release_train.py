@@ -7,7 +7,9 @@ to that time — the history plus what users consumed on their own during the ru
 synthetic world's organic consumption at the history's pace).  The last good version is the
 latest release that was not rolled back (promoted, or withdrawn undecided: a training
 pipeline keeps building on updates nobody rejected), else production, which every rollback
-restored.  Each release records its parent.
+restored.  With ``release_train.rollback_to`` a rollback sends production back to that
+registered version instead, and the next release is built from it.  Each release records
+its parent.
 
 During the run each release rolls out behind the current production version with the
 scenario's policy; a promotion makes it production, a rollback keeps the last good version.

@@ -12,6 +12,7 @@ of unknown keys); durations are float seconds, rates are per second, latencies a
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 from collections.abc import Sequence
@@ -49,7 +50,7 @@ from sim.schema import (
     Table,
     ranged,
 )
-from sim.slo import slo_of_metric
+from sim.slo_names import slo_of_metric
 
 __all__ = [
     "MAX_SCENARIO_BYTES",
@@ -114,6 +115,55 @@ class SessionShape(Table):
 
     mean_requests: Annotated[float, ranged(1, 1000)] = 3.0
     mean_think_time: PositiveDuration = 30.0
+
+
+NonNegSeconds = Annotated[float, ranged(0, math.inf)]
+PositiveSeconds = Annotated[float, ranged(0, math.inf, lo_open=True)]
+AtLeastOne = Annotated[float, ranged(1, math.inf)]
+
+
+class FittedBand(Table):
+    """Users whose mean session length (requests / sessions) is at most ``max_mean_length``
+    (and above the previous band's): their laws, as equally likely values."""
+
+    max_mean_length: AtLeastOne
+    session_length: Annotated[list[AtLeastOne], Field(min_length=1)]
+    think_time: Annotated[list[NonNegSeconds], Field(min_length=1)]  # seconds
+    return_gap: Annotated[list[PositiveSeconds], Field(min_length=1)] | None = None  # seconds
+
+
+class FittedWorld(Table):
+    """Empirical traffic laws measured on a log by ``rollout-lab fit-world``
+    (``replay.fitted_traffic``); replaces ``arrivals`` and ``session``."""
+
+    #: The log's time span: users' lives are laid out over it.
+    span: PositiveDuration
+    #: The inactivity gap the laws' sessions were cut with.
+    session_gap: PositiveDuration = 1800.0
+    #: Requests per user over ``span`` and the same users' sessions, as equally likely pairs.
+    activity: Annotated[list[AtLeastOne], Field(min_length=1)]
+    sessions: Annotated[list[AtLeastOne], Field(min_length=1)]
+    #: Hour-of-day weights (UTC, hour 0 first) of users' first requests.
+    hourly: Annotated[list[NonNegSeconds], Field(min_length=24, max_length=24)]
+    #: ln(share of requests) of items, equally likely values (the popularity by rank).
+    popularity: Annotated[list[Annotated[float, ranged(-1000, 0)]], Field(min_length=1)]
+    bands: Annotated[list[FittedBand], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FittedWorld:
+        if len(self.sessions) != len(self.activity):
+            raise Inconsistent(
+                ("sessions",),
+                f"must list one value per activity value ({len(self.activity)}), got "
+                f"{len(self.sessions)} (write the block again with rollout-lab fit-world)",
+                None,
+            )
+        if sum(self.hourly) <= 0:
+            raise Inconsistent(("hourly",), "must hold a positive weight", None)
+        uppers = [band.max_mean_length for band in self.bands]
+        if any(b <= a for a, b in itertools.pairwise(uppers)):
+            raise Inconsistent(("bands",), "must be in increasing max_mean_length", str(uppers))
+        return self
 
 
 TimePoint = str | float | int
@@ -205,10 +255,18 @@ class Traffic(Table):
     ramps: list[Ramp] = []
     new_items: Annotated[float, ranged(0, 0.9)] = 0.0
     popularity_drift: Fraction = 0.0
+    #: Laws fitted from a log (``rollout-lab fit-world``); unset: the parametric world.
+    fitted: FittedWorld | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _drop_none(handler(self), ("fitted",))
 
     @model_validator(mode="after")
     def _windows(self) -> Traffic:
-        if self.source == "synthetic":
+        if self.fitted is not None:
+            self._fits_fitted()
+        elif self.source == "synthetic":
             for name in ("duration", "arrivals"):
                 if getattr(self, name) is None:
                     raise Inconsistent((name,), "must be set for synthetic traffic", None)
@@ -225,6 +283,32 @@ class Traffic(Table):
                 format_duration(self.update_window),
             )
         return self
+
+    def _fits_fitted(self) -> None:
+        """A fitted block brings its own arrivals and sessions: settings that would say
+        otherwise contradict it."""
+        fix = "(remove it: the fitted block's laws set it)"
+        if self.source != "synthetic":
+            raise Inconsistent(
+                ("fitted",),
+                f'is only for source = "synthetic", got source = "{self.source}"',
+                None,
+            )
+        if self.duration is None:
+            raise Inconsistent(("duration",), "must be set for synthetic traffic", None)
+        contradictions = {
+            "arrivals": self.arrivals is not None,
+            "session": "session" in self.model_fields_set,
+            "flash_crowds": bool(self.flash_crowds),
+            "ramps": bool(self.ramps),
+        }
+        for name, present in contradictions.items():
+            if present:
+                raise Inconsistent(
+                    (name,),
+                    f"contradicts traffic.fitted, which sets arrivals and sessions {fix}",
+                    None,
+                )
 
 
 # --- models and serving ----------------------------------------------------------------
@@ -695,11 +779,16 @@ class ReleaseTrain(Table):
     """Scheduled updates during the run: release 1 is ``rollout.candidate`` at time zero;
     release k (k = 2..count) starts at ``(k - 1) * every``, updated from release k - 1 on the
     interactions of the interval before it, and rolls out behind the current production
-    version with the same policy.  A rollback keeps the last good version in production."""
+    version with the same policy.  A rollback keeps the last good version in production,
+    or returns production to ``rollback_to``."""
 
     every: PositiveDuration
     count: Annotated[int, ranged(2, 50)] = 3
     update: Literal["warm_start", "fine_tune", "retrain"] = "warm_start"
+    # A registered version (id, name or unique id prefix, as ``[models.NAME] registry``)
+    # that production returns to on every rollback, instead of staying where it was.  It
+    # must be one of the run's versions loaded from the registry.
+    rollback_to: Annotated[str, Field(min_length=1, max_length=300)] | None = None
 
 
 ExpectValue = Annotated[str | bool | int | float, BeforeValidator(_expect_value)]
@@ -855,6 +944,15 @@ class Scenario(Table):
                 raise Inconsistent(
                     ("rollout", "policy"), "must not be 'bandit' with a release train", "bandit"
                 )
+            if train.rollback_to is not None and not any(
+                m.source == "registry" for m in self.models.values()
+            ):
+                raise Inconsistent(
+                    ("release_train", "rollback_to"),
+                    "must name a version this run loads from the registry: declare it as "
+                    '[models.NAME] registry = "ID" (and set the top-level registry)',
+                    train.rollback_to,
+                )
             updated = self.models[self.rollout.candidate]
             if train.update == "warm_start" and updated.algorithm != "als":
                 raise Inconsistent(
@@ -984,8 +1082,9 @@ class Scenario(Table):
                     )
 
     def _nodes_fit(self) -> None:
-        """Replicas on nodes: one pool per version, two versions, declared footprints that
-        fit on a node (footprints from factor sizes are checked once the models exist)."""
+        """Replicas on nodes: one pool per version (fixed, or scaled by an autoscaler), two
+        versions, declared footprints that fit on a node (footprints from factor sizes are
+        checked once the models exist)."""
         resources = self.resources
         if resources is None or resources.node_memory_gb is None:
             return
@@ -998,16 +1097,20 @@ class Scenario(Table):
                     f"{resources.node_memory_gb:g}, {node_mb:g} MB)",
                     model.memory_mb,
                 )
-            if model.stages or self.serving.stages or model.autoscaler or self.serving.autoscaler:
+            if model.stages or self.serving.stages:
                 raise Inconsistent(
                     ("resources", "nodes"),
-                    "must be unset with stages or an autoscaler (nodes hold one fixed pool "
-                    "per version)",
+                    "must be unset with a staged serving path (a footprint is per replica of "
+                    "a version's one pool; its stages' replicas have no footprint of their "
+                    "own)",
                     resources.nodes,
                 )
         if self.release_train is not None:
             raise Inconsistent(
-                ("resources", "nodes"), "must be unset with a release train", resources.nodes
+                ("resources", "nodes"),
+                "must be unset with a release train (nodes place the baseline's and one "
+                "candidate's replicas; later releases would need a placement of their own)",
+                resources.nodes,
             )
         for i, fault in enumerate(self.faults):
             if fault.kind in ("replica_crash", "capacity_loss"):

@@ -36,14 +36,16 @@ from lab.artifacts import (
     world_key,
 )
 from lab.calibration import LoggedFeedback
+from lab.fitted_world import fitted_traffic
 from lab.footprint import check_log_run
 from lab.offpolicy_log import LoggedImpressions, read_logged_impressions
 from lab.paths import expand_path, resolve_input_path
-from lab.scenario import LogSource, Scenario
+from lab.scenario import FittedWorld, LogSource, Scenario
 from lab.versions import ClickTruth
 from replay.artifact_store import Artifact, ArtifactStore
 from replay.errors import UserInputError
 from replay.events import EventTable, interaction_matrix
+from replay.fitted_traffic import fitted_requests, make_fitted_world
 from replay.log_traffic import LogTraffic, replay_requests
 from replay.logs import LogSpec, read_log
 from replay.registry import data_fingerprint
@@ -201,9 +203,20 @@ def _arrival_shape(scenario: Scenario) -> ArrivalShape:
 def _draw_world(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Artifact:
     """The latent truth, the live (drifted) world and the history, from their two streams."""
     tr = scenario.traffic
-    world = make_world(
-        WorldSpec(tr.users, tr.items, tr.latent_factors, tr.popularity_skew, tr.taste_signal),
-        rng=rng["world"],
+    world = (
+        make_world(
+            WorldSpec(tr.users, tr.items, tr.latent_factors, tr.popularity_skew, tr.taste_signal),
+            rng=rng["world"],
+        )
+        if tr.fitted is None
+        else make_fitted_world(
+            fitted_traffic(tr.fitted),
+            users=tr.users,
+            items=tr.items,
+            latent_factors=tr.latent_factors,
+            signal=tr.taste_signal,
+            rng=rng["world"],
+        )
     )
     new_items = None
     if tr.new_items > 0:
@@ -223,6 +236,40 @@ def _draw_world(scenario: Scenario, rng: dict[str, np.random.Generator]) -> Arti
     return world_artifact(world, live_world, history)
 
 
+def _parametric_requests(
+    scenario: Scenario, world: SyntheticWorld
+) -> Callable[[int, np.random.Generator], RequestStream]:
+    """Poisson sessions of the scenario's arrival shape and session settings."""
+    tr = scenario.traffic
+    assert tr.duration is not None
+    shape = _arrival_shape(scenario)
+    duration = tr.duration
+
+    def requests(_replication: int, traffic_rng: np.random.Generator) -> RequestStream:
+        return generate_requests(
+            world,
+            shape,
+            duration_s=duration,
+            mean_requests_per_session=tr.session.mean_requests,
+            mean_think_time_s=tr.session.mean_think_time,
+            rng=traffic_rng,
+        )
+
+    return requests
+
+
+def _fitted_requests(
+    settings: FittedWorld, world: SyntheticWorld, duration: float
+) -> Callable[[int, np.random.Generator], RequestStream]:
+    """Users' lives by the fitted laws (``replay.fitted_traffic``), the run's part of them."""
+    laws = fitted_traffic(settings)
+
+    def requests(_replication: int, traffic_rng: np.random.Generator) -> RequestStream:
+        return fitted_requests(laws, world.activity, duration_s=duration, rng=traffic_rng)
+
+    return requests
+
+
 def _synthetic(
     scenario: Scenario, rng: dict[str, np.random.Generator], store: ArtifactStore | None
 ) -> Source:
@@ -239,18 +286,12 @@ def _synthetic(
     world, live_world, history = world_from_artifact(artifact)
     start, update_start, zero = window_edges(tr.history, tr.update_window)
     matrices = _history_matrices(history, world.n_users, world.n_items, tr.update_window)
-    shape = _arrival_shape(scenario)
     duration = tr.duration
-
-    def requests(_replication: int, traffic_rng: np.random.Generator) -> RequestStream:
-        return generate_requests(
-            world,
-            shape,
-            duration_s=duration,
-            mean_requests_per_session=tr.session.mean_requests,
-            mean_think_time_s=tr.session.mean_think_time,
-            rng=traffic_rng,
-        )
+    requests = (
+        _parametric_requests(scenario, world)
+        if tr.fitted is None
+        else _fitted_requests(tr.fitted, world, duration)
+    )
 
     def consumption(
         stream: RequestStream, probe_rng: np.random.Generator

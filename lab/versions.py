@@ -200,6 +200,22 @@ class VersionTables:
             self.truth.position_decay,
         )
 
+    def predict_shown(self, users: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """Predicted P(click on the list) [n] of this version's lists for ``users`` shown in
+        the column ``order [n, K]`` (a degraded answer's retrieval order): the calibrator on
+        the re-ordered list's features (its ranks change) and the cascade over its positions;
+        a table with its system's own click probabilities re-orders those.  The identity
+        order gives :attr:`predicted`."""
+        items = np.take_along_axis(self.items[users], order, axis=1)
+        no_history = self.no_history(users) | (users >= self.model.n_users)
+        out = np.asarray(self.predict(users, items, no_history), dtype=np.float32)
+        p_click = getattr(self.list_store, "p_click", None)
+        if p_click is not None:
+            own = ~no_history
+            shown = np.take_along_axis(p_click[users[own]], order[own], axis=1)
+            out[own] = list_click_probability(shown, self.truth.position_decay)
+        return out
+
     def ensure(self, users: np.ndarray) -> None:
         """Materialise rows for ``users`` not yet scored (the version must be calibrated)."""
         todo = np.unique(users[~self.ready[users]])

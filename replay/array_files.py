@@ -16,7 +16,7 @@ import numpy as np
 
 from replay.errors import UserInputError
 
-__all__ = ["check_declared_sizes", "check_npy_file"]
+__all__ = ["check_declared_sizes", "check_npy_file", "declared_arrays"]
 
 #: A member may inflate to this many times its compressed size only when it is small:
 #: float32 factors barely compress (about 1.1x), a zip bomb inflates a thousandfold.
@@ -92,3 +92,26 @@ def check_npy_file(path: Path, *, fix: str) -> None:
         raise UserInputError(
             f"{path}: declares shape {shape} ({declared:,} bytes) but holds {stored:,}; fix: {fix}"
         )
+
+
+def declared_arrays(path: Path) -> dict[str, tuple[tuple[int, ...], int]]:
+    """``{name: (shape, itemsize)}`` of the arrays a ``.npz`` file or a folder of ``.npy``
+    files declares, read from their headers only (nothing is inflated); ``{}`` when they
+    cannot be read (the reader reports that itself, with a better message)."""
+    out: dict[str, tuple[tuple[int, ...], int]] = {}
+    try:
+        if path.is_dir():
+            for file in sorted(path.glob("*.npy")):
+                with open(file, "rb") as handle:
+                    shape, dtype = _header(handle)
+                out[file.stem] = (shape, dtype.itemsize)
+            return out
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.filename.endswith(".npy"):
+                    with archive.open(info) as member:
+                        shape, dtype = _header(member)
+                    out[info.filename[:-4]] = (shape, dtype.itemsize)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return {}
+    return out

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from matplotlib.axes import Axes
 
+from reports.figure_cache import stored_figure
 from reports.svg import (
     FULL_WIDTH_PX,
     HALF_WIDTH_PX,
@@ -26,6 +26,9 @@ from reports.svg import (
 )
 from sim.stats import wilson_interval
 
+if TYPE_CHECKING:  # matplotlib loads with the first figure drawn (see reports.figure_cache)
+    from matplotlib.axes import Axes
+
 __all__ = [
     "DECISION_COLOURS",
     "analysis_result",
@@ -35,8 +38,10 @@ __all__ = [
     "drift_figure",
     "latency_figure",
     "reliability_figure",
+    "replicas_figure",
     "segments_figure",
     "share_figure",
+    "slo_budget_figure",
 ]
 
 _COLOURS = ["#1f5fa8", "#d9641e", "#2a9d4b", "#8e44ad", "#c0392b", "#7f8c8d"]
@@ -234,6 +239,7 @@ def _decision_labels(
         )
 
 
+@stored_figure("share")
 def share_figure(
     tl: pl.DataFrame,
     shadow: pl.DataFrame,
@@ -285,6 +291,7 @@ def share_figure(
         return to_svg(fig, "timeline", "Traffic share by version over simulated time")
 
 
+@stored_figure("latency")
 def latency_figure(tl: pl.DataFrame, names: Sequence[str], budget_ms: float) -> str:
     with style():
         fig, (ax,) = new_figure(FULL_WIDTH_PX, WIDE_HEIGHT_PX)
@@ -327,6 +334,7 @@ def latency_figure(tl: pl.DataFrame, names: Sequence[str], budget_ms: float) -> 
         return to_svg(fig, "latency", "Latency percentiles by version against the budget")
 
 
+@stored_figure("cache")
 def cache_figure(tl: pl.DataFrame, names: Sequence[str], flush_times_s: Sequence[float]) -> str:
     with style():
         fig, (ax,) = new_figure(FULL_WIDTH_PX, WIDE_HEIGHT_PX)
@@ -353,6 +361,7 @@ def cache_figure(tl: pl.DataFrame, names: Sequence[str], flush_times_s: Sequence
         return to_svg(fig, "cache", "Cache hit rate by version over simulated time")
 
 
+@stored_figure("ctr")
 def ctr_figure(versions: dict[str, dict[str, Any]]) -> str:
     with style():
         fig, (ax,) = new_figure(HALF_WIDTH_PX, 320)
@@ -394,6 +403,7 @@ def wilson_interval_arrays(
     return low, high
 
 
+@stored_figure("reliability")
 def reliability_figure(versions: dict[str, dict[str, Any]]) -> str:
     """Observed click rate against mean predicted probability, equal-mass bins per version.
 
@@ -444,6 +454,10 @@ def reliability_figure(versions: dict[str, dict[str, Any]]) -> str:
         )
         ax.set_xlim(low_edge, high_edge)
         ax.set_ylim(low_edge, high_edge)
+        if low_edge == 0.0:
+            # Both axes start at 0: push the x labels down so the two "0.0" at the corner
+            # do not overlap.
+            ax.tick_params(axis="x", pad=8)
         ax.set_title("Reliability diagram (10 equal-mass bins)")
         ax.set_xlabel("mean predicted P(click) (%)")
         ax.set_ylabel("observed click rate (%)")
@@ -452,6 +466,7 @@ def reliability_figure(versions: dict[str, dict[str, Any]]) -> str:
         return to_svg(fig, "reliability", "Calibration reliability diagram per version")
 
 
+@stored_figure("segments")
 def segments_figure(segments: dict[str, Any], names: Sequence[str]) -> str:
     """CTR per user segment, one bar per version, with 95 % Wilson intervals."""
     groups = list(segments["by_segment"])
@@ -480,6 +495,7 @@ def segments_figure(segments: dict[str, Any], names: Sequence[str]) -> str:
         return to_svg(fig, "segments", "CTR by user segment and version")
 
 
+@stored_figure("drift")
 def drift_figure(windows: Sequence[dict[str, Any]], threshold: float) -> str:
     """Item-popularity PSI per analysis window against the alert threshold."""
     with style():
@@ -497,3 +513,66 @@ def drift_figure(windows: Sequence[dict[str, Any]], threshold: float) -> str:
         ax.grid(alpha=0.3, axis="y")
         legend_outside(fig, ax)
         return to_svg(fig, "drift", "Item-popularity drift per analysis window")
+
+
+@stored_figure("slo-budget")
+def slo_budget_figure(
+    slos: dict[str, dict[str, Any]],
+    starts_s: Sequence[float],
+    ends_s: Sequence[float],
+    update_s: tuple[float, float] | None,
+) -> str:
+    """Error budget each SLO burnt per analysis window (bars, % of the compliance period's
+    budget), with the update window shaded."""
+    with style():
+        fig, (ax,) = new_figure(FULL_WIDTH_PX, 260)
+        names = list(slos)
+        if update_s is not None:
+            ax.axvspan(
+                update_s[0] / 60.0,
+                update_s[1] / 60.0,
+                color="#b9770e",
+                alpha=0.12,
+                label="update window",
+            )
+        top = 0.0
+        for i, name in enumerate(names):
+            spent = [100.0 * (v or 0.0) for v in slos[name]["window_budget_spent"]]
+            slot = [
+                (b - a) / 60.0 * 0.9 / max(len(names), 1)
+                for a, b in zip(starts_s, ends_s, strict=True)
+            ]
+            x = [
+                a / 60.0 + (b - a) / 60.0 * 0.05 + w * (i + 0.5)
+                for a, b, w in zip(starts_s, ends_s, slot, strict=True)
+            ]
+            ax.bar(x, spent, width=slot, color=colour(i), alpha=0.85, label=literal(name))
+            top = max([top, *spent])
+        ax.set_title("Error budget burnt per analysis window")
+        ax.set_xlabel("simulated time (min)")
+        ax.set_ylabel("budget burnt (% of period)")
+        ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)
+        ax.grid(alpha=0.3, axis="y")
+        legend_outside(fig, ax)
+        return to_svg(fig, "slo-budget", "Error budget burnt per analysis window, by SLO")
+
+
+@stored_figure("replicas")
+def replicas_figure(timelines: dict[str, Sequence[Sequence[float]]], end_s: float) -> str:
+    """Ready replicas over time of each autoscaled version (steps: a count holds until the
+    next change)."""
+    with style():
+        fig, (ax,) = new_figure(FULL_WIDTH_PX, 260)
+        top = 1.0
+        for i, (name, timeline) in enumerate(timelines.items()):
+            x = [t / 60.0 for t, _ in timeline]
+            n = [float(c) for _, c in timeline]
+            _step(ax, x, n, end_s / 60.0, color=colour(i), lw=1.4, label=literal(name))
+            top = max([top, *n])
+        ax.set_title("Ready replicas under the autoscaler")
+        ax.set_xlabel("simulated time (min)")
+        ax.set_ylabel("ready replicas")
+        ax.set_ylim(0, top * 1.15)
+        ax.grid(alpha=0.3)
+        legend_outside(fig, ax)
+        return to_svg(fig, "replicas", "Ready replicas over simulated time, by autoscaled version")

@@ -2,10 +2,11 @@
 
 Layout, top to bottom: the decision (verdict, reason, next step, projected time to decision
 when undecided), the expectations banner, the run's facts, a few sentences "at a glance", a
-table of contents, then the sections of
-:data:`reports.sections.SECTIONS`.  Figures are inline SVG (text kept as text); the page has no
-script and fetches nothing from the network.  Every string that comes from the user
-(scenario name, description, version names, decision reasons, settings) is escaped.  The
+table of contents, then the sections of :data:`reports.sections.SECTIONS`, with the serving
+topology's sections after *Cache* when the run uses them (:mod:`reports.topology_sections`).
+Figures are inline SVG (text kept as text); the page has no script and fetches nothing from
+the network.  Every string that comes from the user (scenario name, description, version
+names, decision reasons, settings) is escaped.  The
 report embeds aggregates, never raw per-request data, so its size does not grow with the
 number of requests.
 """
@@ -16,11 +17,14 @@ from typing import Any
 
 import polars as pl
 
+from replay.artifact_store import ArtifactStore
+from reports.figure_cache import figure_store
 from reports.lead import decision_box
 from reports.page import page
 from reports.quality_sections import ADDITIONS, glance_items
 from reports.sections import Section, esc, glance, render_sections
 from reports.summary import miss_storms, shadow_timeline, timeline
+from reports.topology_sections import TOPOLOGY_ADDITIONS, report_sections, topology_bodies
 from sim import wording
 
 __all__ = ["render_report"]
@@ -79,7 +83,8 @@ def _speed(timing: dict[str, Any], arrivals: int) -> str:
 
 def _with_additions(section: Section, summary: dict[str, Any]) -> Section:
     """The section with the finer quality numbers that belong to it appended."""
-    extra = "".join(render(summary) for render in ADDITIONS.get(section.anchor, ()))
+    renders = (*ADDITIONS.get(section.anchor, ()), *TOPOLOGY_ADDITIONS.get(section.anchor, ()))
+    extra = "".join(render(summary) for render in renders)
     return Section(section.anchor, section.title, section.body + extra) if extra else section
 
 
@@ -90,12 +95,18 @@ def _glance(summary: dict[str, Any], storms: list[dict[str, Any]]) -> str:
 
 
 def render_report(
-    summary: dict[str, Any], frame: pl.DataFrame, verdict: dict[str, Any] | None = None
+    summary: dict[str, Any],
+    frame: pl.DataFrame,
+    verdict: dict[str, Any] | None = None,
+    *,
+    store: ArtifactStore | None = None,
 ) -> str:
     """The whole report as one HTML string.
 
     ``summary`` is :func:`reports.summary.build_summary`'s output; ``frame`` the request
-    frame, used only for time-bucketed aggregates (traffic share, latency, cache figures).
+    frame, used only for time-bucketed aggregates (traffic share, latency, cache figures);
+    ``store``: figures already drawn from the same numbers are read from it, new ones
+    saved to it (:mod:`reports.figure_cache`).
     """
     scenario = summary["scenario"]
     duration_s = float(scenario["settings"]["traffic"]["duration"])
@@ -103,10 +114,16 @@ def render_report(
     tl = timeline(frame, bucket_s)
     shadow = shadow_timeline(frame, bucket_s)
     storms = miss_storms(frame, list(summary["cache"].get("flush_times_s") or []))
-    sections = [
-        _with_additions(s, summary)
-        for s in render_sections(summary, verdict, tl, duration_s, shadow)
-    ]
+    topology = topology_bodies(summary)
+    with figure_store(store):
+        base = {s.anchor: s for s in render_sections(summary, verdict, tl, duration_s, shadow)}
+        sections = [
+            _with_additions(
+                base[anchor] if anchor in base else Section(anchor, title, topology[anchor]()),
+                summary,
+            )
+            for anchor, title in report_sections(summary)
+        ]
     timing = summary["timing"]
     req = summary["requests"]
     footer = f"""<footer>rollout-lab · {_speed(timing, req["arrivals"])}. Every number above \

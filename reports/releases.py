@@ -47,7 +47,8 @@ def releases_block(
     rollout: dict[str, Any], frame: pl.DataFrame, baseline: str, end_s: float
 ) -> list[dict[str, Any]] | None:
     """One entry per release in order: ``release``, ``version``, ``parent``, ``production``
-    (the version it rolled out behind), ``started_s``, ``ended_s``, ``outcome``, its window's
+    (the version it rolled out behind), ``started_s``, ``ended_s``, ``outcome``, ``restored``
+    (where a rollback returned production, ``release_train.rollback_to``), its window's
     numbers and ``production_window`` (the production version's), ``ctr_vs_production``."""
     releases = rollout.get("releases")
     if not releases:
@@ -79,6 +80,7 @@ def releases_block(
                 "started_s": num(start),
                 "ended_s": num(end),
                 "outcome": release["outcome"],
+                "restored": release.get("restored"),
                 "time_to_decision_s": release["time_to_promote_s"]
                 if release["time_to_promote_s"] is not None
                 else release["time_to_rollback_s"],
@@ -89,4 +91,6 @@ def releases_block(
         )
         if release["outcome"] == "promoted":
             production = release["version"]
+        elif release.get("restored"):
+            production = release["restored"]
     return out

@@ -397,7 +397,8 @@ def releases_table(summary: dict[str, Any]) -> str:
                 esc(r["parent"] or "–"),
                 esc(r["production"]),
                 minutes(r["started_s"]),
-                esc(r["outcome"]),
+                # A rollback that sent production to a named version says which.
+                esc(r["outcome"]) + (f" → {esc(r['restored'])}" if r.get("restored") else ""),
                 minutes(r["time_to_decision_s"]),
                 fmt(mine["requests"]),
                 pct(mine["ctr"]) + ci_pct(mine["ctr_ci95"]),

@@ -28,13 +28,13 @@ VersionName = typing.NewType("VersionName", str)
 
 
 class Block(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class OpenBlock(BaseModel):
     """A table copied whole from elsewhere: known keys typed, others allowed."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 # --- scenario, decision ----------------------------------------------------------------------
@@ -299,16 +299,37 @@ class Shadow(Block):
     latency_ms: ShadowLatency
 
 
-class StageBlock(Block):
-    name: str
+class StageCounts(Block):
+    """What a stage did with one kind of traffic (users' requests, or mirrored copies)."""
+
     entered: int
     completed: int
     timeouts: int
     degraded: int
     sojourn_ms_mean: Number
     sojourn_ms_p50: Number
+    sojourn_ms_p95: Number
     sojourn_ms_p99: Number
+
+
+class StageBlock(StageCounts):
+    """One stage of a path: users' requests, and apart the mirrored copies (null: none)."""
+
+    name: str
     degraded_first_here: int
+    shadow: StageCounts | None
+
+
+class AnswerQuality(Block):
+    """Engagement and calibration of one kind of answer a staged path computed."""
+
+    lists: int
+    clicks: int
+    ctr: Number
+    judged: int
+    mean_predicted: Number
+    observed_rate: Number
+    ece: Number
 
 
 class ServingPath(Block):
@@ -319,6 +340,8 @@ class ServingPath(Block):
     degraded_answers: int
     degraded_rate: Number
     degraded_list: str
+    full_quality: AnswerQuality
+    degraded_quality: AnswerQuality
 
 
 class AutoscalerBlock(Block):
@@ -374,6 +397,7 @@ class Served(Block):
 class SingleFlight(Block):
     coalesced: int
     coalesced_rate_of_misses: Number
+    by_version: dict[VersionName, int]
 
 
 class SloAlert(Block):
@@ -391,6 +415,15 @@ class SloVersion(Block):
     burn_rate: Number
 
 
+class UpdateWindow(Block):
+    """From the candidate's first exposure to the rollout's promotion or rollback (else the
+    end of the run), and the share of the SLO's error budget spent meanwhile."""
+
+    from_s: Number
+    to_s: Number
+    budget_spent: Number
+
+
 class SloBlock(Block):
     """One SLO over all traffic: compliance, burn rate, error budget spent, alerts."""
 
@@ -404,6 +437,8 @@ class SloBlock(Block):
     burn_rate: Number
     budget_spent: Number
     budget_spent_since_exposure: Number
+    update_window: UpdateWindow | None
+    window_budget_spent: list[float | None]
     alerts: list[SloAlert]
     alerts_fired: int
     versions: dict[VersionName, SloVersion]
@@ -474,6 +509,9 @@ class ReleaseNumbers(RolloutNumbers):
     version: str
     parent: str | None
     started_s: Number
+    #: the version production returned to when this release was rolled back
+    #: (``release_train.rollback_to``); None when production stayed where it was
+    restored: str | None = None
 
 
 class Rollout(RolloutNumbers):
@@ -513,6 +551,8 @@ class Release(Block):
     started_s: Number
     ended_s: Number
     outcome: str
+    #: the version production returned to on this release's rollback (``rollback_to``)
+    restored: str | None = None
     time_to_decision_s: Number
     window: ReleaseWindow
     production_window: ReleaseWindow

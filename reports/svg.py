@@ -22,11 +22,11 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+if TYPE_CHECKING:  # matplotlib loads with the first figure drawn (stored ones draw nothing)
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "FULL_WIDTH_PX",
@@ -69,6 +69,8 @@ _RC: dict[str, Any] = {
 @contextmanager
 def style() -> Iterator[None]:
     """The figures' rcParams, for building and saving a figure (restored afterwards)."""
+    import matplotlib
+
     with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         yield
 
@@ -88,6 +90,8 @@ def new_figure(
     sharey: bool = False,
 ) -> tuple[Figure, list[Axes]]:
     """A constrained-layout figure of exactly ``width_px`` × ``height_px`` and its axes."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width_px / 72.0, height_px / 72.0), dpi=72, layout="constrained")
     grid = fig.subplots(
         rows, columns, squeeze=False, width_ratios=width_ratios, sharey=sharey

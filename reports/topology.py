@@ -12,8 +12,10 @@ from lab.pipeline import RunResult
 from lab.resources import footprint_bytes
 from lab.slos import slo_plan
 from reports.numbers import num
-from sim.records import BYPASS, MISS
-from sim.slo import alert_firings, budget_spent, burn_rate, good_requests
+from reports.quality import CALIBRATION_BINS
+from sim.metrics.calibration import expected_calibration_error
+from sim.records import BYPASS, MISS, Records
+from sim.slo import Slo, alert_firings, budget_spent, burn_rate, good_requests
 
 __all__ = [
     "autoscaler_block",
@@ -21,12 +23,15 @@ __all__ = [
     "resources_block",
     "serving_path_block",
     "slo_blocks",
+    "update_window",
 ]
 
 
 def serving_path_block(result: RunResult, v: int) -> dict[str, Any] | None:
-    """Per stage (in path order) what version ``v``'s servers did, and the answers ``v``
-    served degraded (by the first stage whose timeout degraded them); None for one pool."""
+    """Per stage (in path order) what version ``v``'s servers did with users' requests, and
+    under ``shadow`` with mirrored copies (apart; null when none reached the path); the
+    answers ``v`` served degraded (by the first stage whose timeout degraded them); None for
+    one pool."""
     counters = result.outcome.stages.get(v)
     if counters is None:
         return None
@@ -37,31 +42,83 @@ def serving_path_block(result: RunResult, v: int) -> dict[str, Any] | None:
     served = int(np.count_nonzero(mine))
     degraded = records.degraded[mine]
     first = np.bincount(degraded[degraded >= 0].astype(np.int64), minlength=len(names))
+    mirrored = result.outcome.shadow_stages.get(v) or []
+    mirrored_any = any(c.entered for c in mirrored)
     stages = []
     for k, c in enumerate(counters):
         row: dict[str, Any] = {"name": c.name}
         row.update((key, num(value)) for key, value in c.as_dict().items())
         row["degraded_first_here"] = int(first[k])
+        # Mirrored copies held this stage's servers too; counted apart (null: none came).
+        row["shadow"] = (
+            {key: num(value) for key, value in mirrored[k].as_dict().items()}
+            if mirrored_any
+            else None
+        )
         stages.append(row)
     n_degraded = int(np.count_nonzero(degraded >= 0))
+    rows = np.flatnonzero(mine)
     return {
         "stages": stages,
         "answers": served,
         "degraded_answers": n_degraded,
         "degraded_rate": num(n_degraded / served if served else None),
         "degraded_list": "the version's own items re-ordered by popularity (retrieval order)",
+        "full_quality": _answer_quality(records, rows[degraded < 0]),
+        "degraded_quality": _answer_quality(records, rows[degraded >= 0]),
+    }
+
+
+def _answer_quality(records: Records, rows: np.ndarray) -> dict[str, Any]:
+    """Engagement and calibration of the answers ``rows`` (lists the path computed and
+    showed): ``lists``, ``clicks``, ``ctr`` = clicks / lists; over those not abandoned
+    (``judged``, the calibration block's basis) the mean predicted P(click on the list shown),
+    the observed click rate and the ECE over 15 equal-width bins (DESIGN.md's definition)."""
+    clicks = records.clicks[rows].astype(np.float64)
+    judged = rows[~records.abandoned[rows]]
+    p = records.p_click[judged].astype(np.float64)
+    y = records.clicks[judged].astype(np.float64)
+    return {
+        "lists": int(rows.size),
+        "clicks": int(clicks.sum()),
+        "ctr": num(clicks.mean() if rows.size else None),
+        "judged": int(judged.size),
+        "mean_predicted": num(p.mean() if judged.size else None),
+        "observed_rate": num(y.mean() if judged.size else None),
+        "ece": num(
+            expected_calibration_error(p, y, n_bins=CALIBRATION_BINS) if judged.size else None
+        ),
     }
 
 
 def coalescing_block(result: RunResult) -> dict[str, Any]:
-    """Single flight: misses that waited for another request's model call for their key."""
+    """Single flight: misses that waited for another request's model call for their key,
+    in all and by the version each was assigned to."""
     records = result.monitor.records
+    names = [v.name for v in result.versions]
+    by_version = np.bincount(
+        records.version[records.coalesced].astype(np.int64), minlength=len(names)
+    )
     return {
         "coalesced": result.outcome.coalesced,
         "coalesced_rate_of_misses": num(
             result.outcome.coalesced / max(int(np.count_nonzero(records.cache == MISS)), 1)
         ),
+        "by_version": {name: int(by_version[v]) for v, name in enumerate(names)},
     }
+
+
+def update_window(result: RunResult) -> tuple[float, float] | None:
+    """``(from_s, to_s)`` of the update window: from the candidate's first exposure to the
+    rollout's settling (its promotion or rollback, the later of the two), else to the end of
+    the run; None when no user ever saw the candidate."""
+    controller = result.controller
+    start = controller.first_exposure_s
+    if start is None:
+        return None
+    settled = [t for t in (controller.promote_s, controller.rollback_s) if t is not None]
+    end_s = float(result.scenario.traffic.duration or 0.0)
+    return float(start), max([*settled, float(start)]) if settled else max(end_s, start)
 
 
 #: How often the burn-rate alerts are evaluated over the run (simulated seconds).
@@ -78,6 +135,8 @@ def slo_blocks(result: RunResult) -> dict[str, Any]:
     names = [v.name for v in result.versions]
     end_s = float(scenario.traffic.duration or (t_s[-1] if t_s.size else 0.0))
     exposed = result.controller.first_exposure_s
+    window = update_window(result)
+    bounds = [(w[0].t_start_s, w[0].t_end_s) for w in result.monitor.windows if w]
     at = np.arange(ALERT_STEP_S, end_s + ALERT_STEP_S / 2, ALERT_STEP_S)
     out: dict[str, Any] = {}
     for settings in scenario.slos:
@@ -131,11 +190,30 @@ def slo_blocks(result: RunResult) -> dict[str, Any]:
                 if exposed is not None
                 else None
             ),
+            "update_window": None
+            if window is None
+            else {
+                "from_s": num(window[0]),
+                "to_s": num(window[1]),
+                "budget_spent": num(_spent_between(slo, t_s, bad, *window)),
+            },
+            "window_budget_spent": [num(_spent_between(slo, t_s, bad, a, b)) for a, b in bounds],
             "alerts": alerts,
             "alerts_fired": sum(a["fired"] for a in alerts),
             "versions": per_version,
         }
     return out
+
+
+def _spent_between(
+    slo: Slo, t_s: np.ndarray, bad: np.ndarray, start_s: float, end_s: float
+) -> float:
+    """Share of the period's error budget the requests arriving in ``[start_s, end_s)`` spent
+    (:func:`sim.slo.budget_spent` over that stretch)."""
+    lo, hi = np.searchsorted(t_s, [start_s, end_s], side="left")
+    return budget_spent(
+        int(np.count_nonzero(bad[lo:hi])), int(hi - lo), slo.target, end_s - start_s, slo.period_s
+    )
 
 
 def resources_block(result: RunResult) -> dict[str, Any]:

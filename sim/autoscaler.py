@@ -10,13 +10,18 @@ only ``scale_up_delay_s`` later (it loads the model).  Scaling down follows the 
 ``desired`` of the last ``stabilisation_s`` (so a short lull does not drop replicas that are
 needed again a moment later); removed replicas finish what they hold.  The replica count is
 recorded at every change (``timeline``) for the summary and the cost.
+
+On nodes of finite memory (``sim.memory``) each replica it starts asks for memory first
+(``allocate``); one without room is killed out of memory at once and never becomes ready,
+so the autoscaler is still short and starts another at its next sync.  A replica it removes
+gives its memory back (``release``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,8 +74,12 @@ def run_autoscaler(
     plan: AutoscalerPlan,
     until_s: float,
     trace: AutoscalerTrace,
+    *,
+    allocate: Callable[[], bool] | None = None,
+    release: Callable[[], None] | None = None,
 ) -> Generator[simpy.Event, Any, None]:
-    """The autoscaler's SimPy process for one version's pool (``replicas`` ready at start)."""
+    """The autoscaler's SimPy process for one version's pool (``replicas`` ready at start);
+    ``allocate``/``release``: the nodes' memory for a replica it starts or removes."""
     ready = replicas
     starting = 0  # started, not ready yet
     # (t, desired) within the stabilisation window; the starting count is the first wish, so
@@ -102,11 +111,16 @@ def run_autoscaler(
             recent.popleft()
         if desired > ready + starting:
             for _ in range(desired - ready - starting):
+                if allocate is not None and not allocate():
+                    continue  # killed out of memory as it started: never ready
                 starting += 1
                 env.timeout(plan.scale_up_delay_s).callbacks.append(become_ready)
             continue
         keep = max(d for _, d in recent)
         if keep < ready and starting == 0:
+            if release is not None:
+                for _ in range(ready - keep):
+                    release()
             ready = keep
             pool.set_capacity(ready * concurrency)
             trace.timeline.append((now, ready))

@@ -213,6 +213,8 @@ class EngineOutcome:
     events_processed: int = 0
     # Per version (index), per stage in path order: users' requests through that stage.
     stages: dict[int, list[StageCounters]] = field(default_factory=dict)
+    # The same for mirrored (shadow) copies: they hold the stages' servers too, counted apart.
+    shadow_stages: dict[int, list[StageCounters]] = field(default_factory=dict)
     coalesced: int = 0  # misses answered by another request's model call
     # Per autoscaled version (index): its ready replicas over time.
     autoscalers: dict[int, AutoscalerTrace] = field(default_factory=dict)
@@ -266,9 +268,11 @@ def simulate(
     versioned = cache_plan.invalidation == "versioned_keys"
     outcome = EngineOutcome(records, cache)
     counters = outcome.stages
+    shadow_counters = outcome.shadow_stages
     for v, path in enumerate(paths):
         if path is not None:
             counters[v] = [StageCounters(stage.name) for stage in path]
+            shadow_counters[v] = [StageCounters(stage.name) for stage in path]
     # Single flight: key (version * n_users + user) -> [leader's row, waiting rows...].
     inflight: dict[int, list[int]] | None = (
         {} if cache_plan.coalesce and cache is not None else None
@@ -499,8 +503,7 @@ def simulate(
         attempt.entered = now
         attempt.granted = False
         attempt.stage_deadline = min(now + stage.timeout_s, attempt.deadline)
-        if not attempt.shadow:
-            counters[version][k].entered += 1
+        (shadow_counters if attempt.shadow else counters)[version][k].entered += 1
         pool.request(attempt)  # starts it now if let in
         if not attempt.granted:
             timer = env.timeout(attempt.stage_deadline - now)
@@ -530,10 +533,9 @@ def simulate(
 
     def stage_done(attempt: StagedAttempt, k: int, _event: Any) -> None:
         stage_pools[attempt.version][k].release()
-        if not attempt.shadow:
-            c = counters[attempt.version][k]
-            c.completed += 1
-            c.sojourn_ms.append((env.now - attempt.entered) * 1000.0)
+        c = (shadow_counters if attempt.shadow else counters)[attempt.version][k]
+        c.completed += 1
+        c.sojourn_ms.append((env.now - attempt.entered) * 1000.0)
         next_stage(attempt, k)
 
     def next_stage(attempt: StagedAttempt, k: int) -> None:
@@ -546,11 +548,10 @@ def simulate(
         """Stage ``k``'s own timeout degrades the answer if the stage says so; the request's
         overall timeout (or a stage that may not degrade) is a timeout of the attempt."""
         stage = paths[attempt.version][k]  # type: ignore[index]
-        if not attempt.shadow:
-            counters[attempt.version][k].timeouts += 1
+        c = (shadow_counters if attempt.shadow else counters)[attempt.version][k]
+        c.timeouts += 1
         if attempt.stage_deadline < attempt.deadline and stage.degrade != FAIL:
-            if not attempt.shadow:
-                counters[attempt.version][k].degraded += 1
+            c.degraded += 1
             if attempt.degraded < 0:
                 attempt.degraded = k
             if stage.degrade == SKIP:
@@ -697,19 +698,32 @@ def simulate(
             (pair[0].concurrency, pair[1].concurrency),
             outcome.memory,
             until_s=plan.duration_s,
+            scaled=(pair[0].autoscaler is not None, pair[1].autoscaler is not None),
         )
+    placed = {plan.baseline: 0, plan.candidate: 1} if nodes is not None else {}
     for v, version_plan in enumerate(versions):
         if version_plan.autoscaler is not None:
             trace = outcome.autoscalers[v] = AutoscalerTrace()
+            slot = placed.get(v)
+            ready = version_plan.replicas
+            allocate: Callable[[], bool] | None = None
+            release: Callable[[], None] | None = None
+            if nodes is not None and slot is not None:
+                # Only the replicas that fitted at the start are ready.
+                ready = nodes.started(slot)
+                servers[v].set_capacity(ready * version_plan.concurrency)
+                allocate, release = partial(nodes.allocate, slot), partial(nodes.release, slot)
             env.process(
                 run_autoscaler(
                     env,
                     servers[v],
-                    version_plan.replicas,
+                    ready,
                     version_plan.concurrency,
                     version_plan.autoscaler,
                     plan.duration_s,
                     trace,
+                    allocate=allocate,
+                    release=release,
                 )
             )
     env.process(arrivals())

@@ -9,6 +9,14 @@ slots) and the replica restarts ``restart_delay_s`` later, to be killed again wh
 is still full (a crash loop, at a constant delay).  When a stack leaves (the candidate's on
 rollback, the old baseline's once a promotion is final) its memory is freed and the next
 restart on that node fits.
+
+An autoscaled version (``scaled``) owns its replica count: its autoscaler sets the pool's
+capacity and asks the nodes for memory each time it starts a replica (:meth:`Nodes.allocate`,
+placed round-robin after the replicas placed so far) and gives it back when it removes one
+(:meth:`Nodes.release`).  A replica the nodes have no room for is killed out of memory as it
+starts and never becomes ready; the autoscaler, still short of replicas, starts another at
+its next sync (its own retry instead of a restart loop).  Either way a node's memory never
+exceeds its capacity: a replica that does not fit is killed before it holds any.
 """
 
 from __future__ import annotations
@@ -52,8 +60,10 @@ class Nodes:
         concurrency: tuple[int, int],
         trace: MemoryTrace,
         until_s: float,
+        scaled: tuple[bool, bool] = (False, False),
     ) -> None:
         self.env = env
+        self.scaled = scaled  # per version: its autoscaler sets the pool's capacity
         self.until_s = until_s  # no restart is scheduled past it (the run must end)
         self.plan = plan
         self.pools = pools
@@ -70,18 +80,39 @@ class Nodes:
         for v in (0, 1):
             self.node_of.append([(slot + k) % plan.nodes for k in range(replicas[v])])
             slot += replicas[v]
+        self.next_slot = slot  # where the next replica an autoscaler starts is placed
         for v in (0, 1):
             for k in range(replicas[v]):
                 self._start(v, k)
 
-    def _start(self, v: int, k: int) -> None:
+    def _fits(self, v: int, k: int) -> bool:
+        """Hold replica ``k`` of ``v``'s memory on its node if it fits (peak recorded)."""
         node = self.node_of[v][k]
         need = self.plan.footprint_bytes[v]
         if self.used[node] + need > self.plan.node_bytes:
-            self._kill(v, k)
-            return
+            return False
         self.used[node] += need
         self.trace.node_peak_bytes[node] = max(self.trace.node_peak_bytes[node], self.used[node])
+        return True
+
+    def _record_kill(self, v: int) -> None:
+        trace = self.trace
+        trace.oom_kills[v] += 1
+        if trace.first_kill_s is None:
+            trace.first_kill_s = self.env.now
+
+    def _start(self, v: int, k: int) -> None:
+        if self.scaled[v]:
+            # The autoscaler's replicas at the start: one without room is killed and left
+            # to the autoscaler (it counts only those that started, see ``started``).
+            if self._fits(v, k):
+                self.up[v].add(k)
+            else:
+                self._record_kill(v)
+            return
+        if not self._fits(v, k):
+            self._kill(v, k)
+            return
         killed_at = self.down_since[v].pop(k, None)
         if killed_at is not None:
             self.trace.down_seconds[v] += self.env.now - killed_at
@@ -89,11 +120,36 @@ class Nodes:
         self.up[v].add(k)
         self.pools[v].set_capacity(self.running[v] * self.concurrency[v])
 
+    def started(self, v: int) -> int:
+        """Replicas of ``v`` holding memory now (an autoscaler's starting count)."""
+        return len(self.up[v])
+
+    def allocate(self, v: int) -> bool:
+        """An autoscaler starts a replica of ``v``: placed on the next node round-robin; True
+        when it fits (it holds its memory from now on), False when it is killed out of memory
+        at once (counted) or ``v``'s stack has left (nothing happens)."""
+        if not self.deployed[v]:
+            return False
+        k = len(self.node_of[v])
+        self.node_of[v].append(self.next_slot % self.plan.nodes)
+        self.next_slot += 1
+        if self._fits(v, k):
+            self.up[v].add(k)
+            return True
+        self._record_kill(v)
+        return False
+
+    def release(self, v: int) -> None:
+        """An autoscaler removes a replica of ``v``: the latest started gives back its memory."""
+        if not self.up[v]:
+            return
+        k = max(self.up[v])
+        self.up[v].discard(k)
+        node = self.node_of[v][k]
+        self.used[node] = max(self.used[node] - self.plan.footprint_bytes[v], 0.0)
+
     def _kill(self, v: int, k: int) -> None:
-        trace = self.trace
-        trace.oom_kills[v] += 1
-        if trace.first_kill_s is None:
-            trace.first_kill_s = self.env.now
+        self._record_kill(v)
         self.down_since[v].setdefault(k, self.env.now)
         self.pools[v].set_capacity(self.running[v] * self.concurrency[v])
         if self.env.now + self.plan.restart_delay_s <= self.until_s:

@@ -204,12 +204,32 @@ class RequestTruth:
         return p, hit
 
 
+#: ``(users [n], order [n, K]) -> [n]``: a version's predicted P(click on the list) of its
+#: own list shown to ``users`` in the column ``order`` given.
+ShownPredictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 @dataclass(frozen=True, slots=True)
 class Retrieval:
-    """What a degraded answer shows: each version's items in retrieval order (``sim.stages``)."""
+    """What a degraded answer shows: each version's items in retrieval order (``sim.stages``),
+    and what the version predicts for that list (``predict``; codes without a predictor keep
+    the prediction of the model's own order)."""
 
     items: dict[int, np.ndarray]  # served_by code -> [n_users, K] items of the version's list
     popularity: np.ndarray  # [n_items] users per item before the run
+    predict: dict[int, ShownPredictor] = dataclasses.field(default_factory=dict)
+
+    def predicted(
+        self, served_by: np.ndarray, users: np.ndarray, order: np.ndarray, fallback: np.ndarray
+    ) -> np.ndarray:
+        """``[n]`` predicted P(click on the list shown): each request's list in ``order``
+        [n, K], predicted by its version's ``predict``; ``fallback [n]`` where it has none."""
+        out = np.array(fallback, dtype=np.float32)
+        for code, predict in self.predict.items():
+            rows = np.flatnonzero(served_by == code)
+            if rows.size:
+                out[rows] = predict(users[rows], order[rows])
+        return out
 
     def order(self, served_by: np.ndarray, users: np.ndarray) -> np.ndarray:
         """``[n, K]`` column order turning each request's list into its retrieval order."""
@@ -463,6 +483,10 @@ class Monitor:
             # (and click) the version's list re-ordered, position by position.
             order = self.retrieval.order(served_by[degraded], users[degraded])
             rel[degraded] = np.take_along_axis(rel[degraded], order, axis=1)
+            # Their prediction is that of the list shown (other ranks), not of the model's.
+            rec.p_click[lo + degraded] = self.retrieval.predicted(
+                served_by[degraded], users[degraded], order, rec.p_click[lo + degraded]
+            )
         shown = rec.result[lo:hi] != DROPPED
         answer = self.users.respond(rel, rec.latency_ms[lo:hi], shown, rng=self.rng)
         rec.clicks[lo:hi] = answer.clicks

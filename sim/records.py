@@ -12,7 +12,7 @@ Codes (small integers, so the buffers stay a few dozen bytes per request):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -79,8 +79,19 @@ class Records:
         user: np.ndarray,
         session: np.ndarray,
         version_names: Sequence[str],
+        *,
+        stage_names: Mapping[int, Sequence[str]] | None = None,
+        coalesce: bool = False,
     ) -> pl.DataFrame:
-        """One row per request with readable categorical codes (the ``requests.parquet`` schema)."""
+        """One row per request with readable categorical codes (the ``requests.parquet`` schema).
+
+        With ``stage_names`` (version index -> its path's stage names, in path order; staged
+        versions only) a ``degraded`` column names the stage whose timeout first degraded the
+        answer, null when it was not degraded; with ``coalesce`` a ``coalesced`` column says
+        whether the request waited for another request's model call (single flight).
+        Without either, the columns are left out (the schema of runs without stages or
+        single flight does not change).
+        """
         names = [*version_names, "popular", "none"]
         lookup = pl.Series(names, dtype=pl.String)
 
@@ -89,7 +100,7 @@ class Records:
             return lookup.gather(idx.astype(np.int64)).cast(pl.Categorical)
 
         shadow_idx = np.where(self.shadow >= 0, self.shadow, len(version_names) + 1)
-        return pl.DataFrame(
+        frame = pl.DataFrame(
             {
                 "t_s": t_s,
                 "user": user,
@@ -115,3 +126,24 @@ class Records:
                 "shadow_latency_ms": self.shadow_latency_ms,
             }
         )
+        extra = []
+        if stage_names:
+            extra.append(self._degraded_stage(stage_names))
+        if coalesce:
+            extra.append(pl.Series("coalesced", self.coalesced))
+        return frame.with_columns(extra) if extra else frame
+
+    def _degraded_stage(self, stage_names: Mapping[int, Sequence[str]]) -> pl.Series:
+        """Per request the name of the stage that first degraded its answer (the path of the
+        version whose list was shown), else null."""
+        names: list[str | None] = [None]  # code 0: not degraded
+        offset = np.zeros(max(stage_names, default=0) + 1, np.int64)
+        for v, stages in sorted(stage_names.items()):
+            offset[v] = len(names)
+            names.extend(stages)
+        code = np.zeros(self.n, np.int64)
+        hit = (self.degraded >= 0) & (self.served_by >= 0)
+        by = self.served_by[hit].astype(np.int64)
+        code[hit] = offset[by] + self.degraded[hit].astype(np.int64)
+        lookup = pl.Series(names, dtype=pl.String)
+        return lookup.gather(code).alias("degraded").cast(pl.Categorical)

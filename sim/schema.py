@@ -75,7 +75,7 @@ NonNegInt = Annotated[int, ranged(0, math.inf)]
 
 
 class Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class Inconsistent(ValueError):

@@ -22,13 +22,13 @@ gives significance, the short one a quick reset).  The workbook's page: 14.4x ov
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from sim.records import FALLBACK, POPULAR, SERVED, STALE, Records
+from sim.slo_names import SLO_METRIC, slo_of_metric
 
 __all__ = [
     "SLO_METRIC",
@@ -40,15 +40,6 @@ __all__ = [
     "good_requests",
     "slo_of_metric",
 ]
-
-#: A guardrail on a declared SLO's burn rate in the analysis window: ``slo.<name>.burn_rate``.
-SLO_METRIC = re.compile(r"^slo\.([a-z][a-z0-9_]*)\.burn_rate$")
-
-
-def slo_of_metric(metric: str) -> str | None:
-    """The SLO name in ``slo.<name>.burn_rate``, else None."""
-    match = SLO_METRIC.match(metric)
-    return match.group(1) if match else None
 
 
 @dataclass(frozen=True, slots=True)

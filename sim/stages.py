@@ -57,7 +57,8 @@ class StagePlan:
 
 @dataclass(slots=True)
 class StageCounters:
-    """What one stage of one version did with users' requests (mirrored copies apart)."""
+    """What one stage of one version did with users' requests, or with mirrored (shadow)
+    copies: the engine keeps one set of counters for each, never mixed."""
 
     name: str
     entered: int = 0
@@ -69,10 +70,10 @@ class StageCounters:
     def as_dict(self) -> dict[str, float | int | None]:
         done = np.asarray(self.sojourn_ms)
         if done.size:
-            p50, p99 = np.percentile(done, [50, 99], method="inverted_cdf")
+            p50, p95, p99 = np.percentile(done, [50, 95, 99], method="inverted_cdf")
             mean: float | None = float(done.mean())
         else:
-            p50 = p99 = mean = None
+            p50 = p95 = p99 = mean = None
         return {
             "entered": self.entered,
             "completed": self.completed,
@@ -80,6 +81,7 @@ class StageCounters:
             "degraded": self.degraded,
             "sojourn_ms_mean": mean,
             "sojourn_ms_p50": None if p50 is None else float(p50),
+            "sojourn_ms_p95": None if p95 is None else float(p95),
             "sojourn_ms_p99": None if p99 is None else float(p99),
         }
 

@@ -19,6 +19,9 @@ pure function of its numbers, tested against a table of cases
 * a seed-noise floor too low to compare against: :func:`noise_floor_warning`;
 * fairness: a group's exposure share between versions, :func:`share_change`; the worst user
   group after correcting for the number of groups, :func:`group_harm`.
+* the serving topology: degraded answers :func:`degraded_share`, an SLO against its target
+  :func:`slo_verdict`, error budget burnt :func:`budget_burnt`, burn-rate alerts
+  :func:`alerts_fired`, memory on the nodes :func:`memory_verdict`;
 * the rollout's decision for a reader: :func:`decision_verdict`, :func:`decision_action`,
   the gate's state :func:`gate_state`, a duration :func:`about_duration` and the projected
   time to decision :func:`projected_time`.
@@ -35,12 +38,15 @@ from typing import Literal
 __all__ = [
     "IntervalSide",
     "about_duration",
+    "alerts_fired",
+    "budget_burnt",
     "budget_phrase",
     "calibration_warnings",
     "comparison_phrase",
     "count_noun",
     "decision_action",
     "decision_verdict",
+    "degraded_share",
     "difference_verdict",
     "drift_status",
     "expectations_headline",
@@ -49,10 +55,12 @@ __all__ = [
     "guardrail_breach",
     "guardrail_verdict",
     "interval_side",
+    "memory_verdict",
     "noise_floor_warning",
     "p_value_text",
     "projected_time",
     "share_change",
+    "slo_verdict",
     "success_streak",
     "tally",
 ]
@@ -267,6 +275,64 @@ def budget_phrase(p99_ms: dict[str, float | None], budget_ms: float) -> str:
         name for name, p99 in p99_ms.items() if _known(p99) and p99 is not None and p99 > budget_ms
     ]
     return f"over budget: {', '.join(over)}" if over else "within budget"
+
+
+def _share(fraction: float) -> str:
+    """A share as a percentage: two significant figures below 10 % (``0.0009%``,
+    ``0.35%``), whole percents above (``36%``, ``250%``)."""
+    percent = 100 * fraction
+    return f"{percent:.0f}%" if percent >= 10 else f"{percent:.2g}%"
+
+
+def degraded_share(degraded: int, answers: int) -> str:
+    """``"no answer degraded"`` or ``"1,813 of 5,088 answers degraded (36%)"``."""
+    if degraded <= 0:
+        return "no answer degraded"
+    noun = "answer" if answers == 1 else "answers"
+    return f"{degraded:,} of {answers:,} {noun} degraded ({_share(degraded / max(answers, 1))})"
+
+
+def slo_verdict(compliance: float | None, target: float) -> str:
+    """An SLO's compliance against its target (a share of good requests, 0–1); compliance
+    exactly at the target meets it."""
+    if not _known(compliance) or compliance is None:
+        return "not measured (no requests)"
+    word = "meets" if compliance >= target else "misses"
+    return f"{word} its target ({100 * compliance:.3f}% good against {100 * target:g}%)"
+
+
+def budget_burnt(spent: float | None, span: str) -> str:
+    """How much of an SLO's error budget ``span`` burnt; ``spent`` is the share (0–1) of the
+    compliance period's budget, so 1 or more exhausts it."""
+    if not _known(spent) or spent is None:
+        return f"error budget burnt in {span} not measured"
+    if spent <= 0:
+        return f"no error budget burnt in {span}"
+    if spent >= 1:
+        return f"error budget exhausted in {span} ({_share(spent)} of it burnt)"
+    return f"{_share(spent)} of the error budget burnt in {span}"
+
+
+def alerts_fired(fired: int, rules: int) -> str:
+    """The burn-rate alert rules of an SLO that fired at least once."""
+    if rules <= 0:
+        return "no burn-rate alert rule"
+    if fired <= 0:
+        return f"no burn-rate alert fired ({count_noun(rules, 'rule')})"
+    if fired == rules:
+        return "the burn-rate alert fired" if rules == 1 else f"all {rules} burn-rate alerts fired"
+    return f"{fired} of {rules} burn-rate alerts fired"
+
+
+def memory_verdict(peak_gb: float | None, node_gb: float, oom_kills: int) -> str:
+    """Memory on the fullest node against its capacity, and the replicas the out-of-memory
+    killer stopped (a replica starting where it does not fit)."""
+    peak = "–" if not _known(peak_gb) or peak_gb is None else f"{peak_gb:.3g}"
+    held = f"the fullest node peaked at {peak} of {node_gb:g} GB"
+    if oom_kills <= 0:
+        return f"no OOM kill; {held}"
+    kills = count_noun(oom_kills, "OOM kill")
+    return f"{kills}: a replica found no room on its node ({held})"
 
 
 def guardrail_verdict(

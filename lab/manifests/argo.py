@@ -451,16 +451,48 @@ def _steps(
     return out, None if scale is None else scale[0]
 
 
+SCALE_FORMS = ("replicas", "weight", "matchTrafficWeight")
+
+
 def _canary_scale(body: Node, ctx: Context, replicas: int) -> int | None:
-    check_fields(
-        body, ctx, where="setCanaryScale", handled={"replicas", "weight", "matchTrafficWeight"}
-    )
-    if body.get("replicas") is not None:
-        return body.require("replicas").integer(lo=0)
-    if body.get("weight") is not None:
-        return math.ceil(replicas * body.require("weight").integer(lo=0, hi=100) / 100.0)
-    ctx.note(body, "the canary's scale follows its weight in Argo; the lab keeps its replicas")
-    return None
+    """The candidate's own replica count (``models.<candidate>.replicas``) a
+    ``setCanaryScale`` step sets: ``replicas: N`` is N; ``weight: W`` is Argo's
+    ceil(W % of ``spec.replicas``); ``matchTrafficWeight: true`` sets none (the lab keeps the
+    count of the run).  Forms the lab cannot play are one-line errors: no replica at all
+    (the lab runs a version with at least one), several forms at once, ``false``."""
+    if not body.is_map:
+        raise body.error(f"must be a mapping with one of {', '.join(SCALE_FORMS)}")
+    check_fields(body, ctx, where="setCanaryScale", handled=set(SCALE_FORMS))
+    given = [key for key, _ in body.items()]
+    if len(given) != 1:
+        raise body.error(
+            f"must hold exactly one of {', '.join(SCALE_FORMS)}, got {', '.join(given) or 'none'}"
+        )
+    form = body.require(given[0])
+    if given[0] == "matchTrafficWeight":
+        if not form.boolean():
+            raise form.error(
+                "is false, which sets no scale: give replicas or weight, or true to follow "
+                "the traffic weight"
+            )
+        ctx.note(body, "the canary's scale follows its weight in Argo; the lab keeps its replicas")
+        return None
+    if given[0] == "replicas":
+        count = form.integer(lo=0)
+    else:
+        weight = form.integer(lo=0, hi=100)
+        count = math.ceil(replicas * weight / 100.0)
+        ctx.note(
+            form,
+            f"setCanaryScale weight {weight} of spec.replicas {replicas} gives the canary "
+            f"{count} replicas",
+        )
+    if count == 0:
+        raise form.error(
+            "scales the canary to 0 replicas: the lab runs every version on at least one "
+            "replica, not supported (leave the step out, or give replicas: 1 or more)"
+        )
+    return count
 
 
 def _spec_of(doc: Node, kind: str) -> Node:

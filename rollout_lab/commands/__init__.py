@@ -9,6 +9,7 @@ from __future__ import annotations
 from rollout_lab.commands import (
     check,
     export,
+    fit_world,
     models,
     run,
     schema,
@@ -18,4 +19,4 @@ from rollout_lab.commands import (
     world,
 )
 
-COMMANDS = (run, validate, check, sweep, train, models, schema, export, world)
+COMMANDS = (run, validate, check, sweep, train, models, schema, export, world, fit_world)

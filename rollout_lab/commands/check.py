@@ -16,10 +16,8 @@ import sys
 import time
 import traceback
 from collections.abc import Generator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -219,6 +217,10 @@ def _parallel(jobs: list[_Job], workers: int) -> Generator[_Outcome, None, None]
     On a stop (SIGINT / SIGTERM in this process) every worker gets SIGTERM, so each run in
     flight cleans up its staged files as a stopped ``run`` does, then the stop propagates.
     """
+    # Process pools load multiprocessing and pickle: only a check with --jobs pays for them.
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     from lab.sweep import worker_setup
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -135,7 +135,7 @@ def run_scenario(
         verdict = check_expectations(summary, dict(scenario.expect), source=path.name)
         summary["verdict"] = verdict
         files: dict[str, Payload] = {
-            "report.html": render_report(summary, result.requests, verdict)
+            "report.html": render_report(summary, result.requests, verdict, store=store)
         }
         if scenario.expect:
             suite = suite_of(

@@ -16,15 +16,12 @@ stopped by SIGINT (Ctrl-C) / SIGTERM (the finished replications are written, mar
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager, suppress
-from multiprocessing import get_context
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -40,6 +37,8 @@ from rollout_lab.commands.common import (
 )
 
 if TYPE_CHECKING:  # lab.sweep imports the simulator: only when a sweep actually runs
+    from concurrent.futures import Future, ProcessPoolExecutor
+
     from lab.sweep import PartStore, SweepPlan, Task, TaskResult
 
 NAME = "sweep"
@@ -116,6 +115,10 @@ class ProcessPoolRunner:
         return self.workers
 
     def run(self, tasks: Sequence[Task]) -> Generator[TaskResult, None, None]:
+        # Process pools load multiprocessing and pickle: only a sweep that runs pays for them.
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
         from lab.sweep import failed_result, one_line, run_task, worker_setup
 
         if not tasks:
@@ -185,6 +188,8 @@ class DaskRunner:
         self._cluster: Any = None
 
     def __enter__(self) -> DaskRunner:
+        import logging
+
         from lab.sweep import one_line
 
         distributed = _distributed()

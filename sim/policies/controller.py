@@ -50,6 +50,7 @@ class RolloutController:
         version_names: list[str],
         releases: list[tuple[float, int]] | None = None,
         builder: ReleaseBuilder | None = None,
+        rollback_to: int | None = None,
     ) -> None:
         self.config = config
         self.evidence = evidence
@@ -58,6 +59,8 @@ class RolloutController:
         self.routing = Routing(baseline=baseline, candidate=candidate)
         self.train = ReleaseTrain(releases or [(0.0, candidate)])
         self.builder = builder
+        #: The version a release train's rollback returns production to (None: it stays).
+        self.rollback_to = rollback_to
         #: Version each release was built from, by release number (release 1: not known here).
         self.release_parents: dict[int, int] = {}
         self._closed: list[tuple[int, str]] = []  # (version, outcome) of each closed release
@@ -94,6 +97,8 @@ class RolloutController:
     def _reset(self) -> None:
         """State of one release's rollout (a release train starts over for each release)."""
         self.policy: Policy = policy_for(self.config)
+        #: The version production returned to when this release was rolled back, if moved.
+        self.restored: int | None = None
         self.weight = 0.0
         self.mirror = 0.0
         self.max_weight = 0.0
@@ -191,6 +196,10 @@ class RolloutController:
             self.routing.baseline = self.routing.candidate
             self.routing.candidate_threshold = 0
         self._closed.append((previous, self.outcome))
+        if self.restored is not None:
+            # Production went back to a named version: the releases before it are passed
+            # over, and the next one is built from that version.
+            self._closed.clear()
         # The last good version: the latest release not rolled back (promoted, or withdrawn
         # undecided), else production, which every rollback restored.
         parent = next((v for v, o in reversed(self._closed) if o != "rolled_back"), self.baseline)
@@ -295,8 +304,19 @@ class RolloutController:
         self.rollback_s = now_s
         self._finished = True
         self._waiting = None
-        suffix = f"; {drained} units with sessions in progress drain on the candidate"
-        self._decide(now_s, step, "rollback", reason + (suffix if drained else ""))
+        if drained:
+            reason += f"; {drained} units with sessions in progress drain on the candidate"
+        restore = self.rollback_to
+        if (
+            restore is not None
+            and self.train.is_train
+            and restore not in (self.candidate, self.baseline)
+        ):
+            # ``release_train.rollback_to``: production goes back to that exact version.
+            self.restored = restore
+            self.routing.baseline = restore
+            reason += f"; production returns to {self.version_names[restore]}"
+        self._decide(now_s, step, "rollback", reason)
 
     def _decide(
         self,
@@ -403,6 +423,7 @@ class RolloutController:
             version=self.version_names[self.candidate],
             parent=None if parent is None else self.version_names[parent],
             started_s=self.started_s,
+            restored=None if self.restored is None else self.version_names[self.restored],
         )
         return summary
 

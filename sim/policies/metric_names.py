@@ -8,7 +8,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator
 
-from sim.slo import SLO_METRIC, slo_of_metric
+from sim.slo_names import SLO_METRIC, slo_of_metric
 
 __all__ = ["SLO_METRIC", "GuardrailMetric", "LabMetric", "RailMetric", "slo_of_metric"]
 

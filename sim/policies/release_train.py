@@ -6,7 +6,8 @@ starts, the one before it is closed: still exposed and undecided, it is ``supers
 
 A ``ReleaseBuilder`` builds each later release's version at its start, from the last good
 version: the latest release that was not rolled back, else production (every rollback
-restored it).
+restored it).  A controller given a ``rollback_to`` version makes that version production on
+a rollback; the releases before it are passed over.
 """
 
 from __future__ import annotations

@@ -33,6 +33,10 @@ def run(scenario: str, out: Path, *extra: str) -> bytes:
     return (out / "summary.json").read_bytes()
 
 
+def report(out: Path) -> bytes:
+    return (out / "report.html").read_bytes()
+
+
 @pytest.mark.parametrize(
     ("scenario", "extra"),
     [
@@ -48,26 +52,31 @@ def test_a_warm_rerun_reads_everything_and_writes_the_same_summary(
     cold = run(scenario, tmp_path / "cold", "--cache-dir", str(cache), *extra)
     built = entries(cache)
     kinds = {name.split("/")[0] for name in built}
-    assert kinds == {"world", "model", "lists"}
+    assert kinds == {"world", "model", "lists", "calibration", "figure"}
     warm = run(scenario, tmp_path / "warm", "--cache-dir", str(cache), *extra)
     assert warm == cold
-    assert entries(cache) == built  # nothing rebuilt, no list row scored again
+    assert report(tmp_path / "warm") == report(tmp_path / "cold")
+    assert entries(cache) == built  # nothing rebuilt, no list row scored again, no figure drawn
     assert run(scenario, tmp_path / "none", "--no-cache", *extra) == cold
+    assert report(tmp_path / "none") == report(tmp_path / "cold")
 
 
-def test_changing_a_model_setting_reuses_the_world_and_retrains(tmp_path: Path) -> None:
+def rerun_with(tmp_path: Path, setting: str) -> tuple[Path, dict[str, int], dict[str, int]]:
+    """The quick start into a fresh cache, then again with ``setting``: the cache and its
+    entries before and after the second run."""
     cache = tmp_path / "cache"
     run("quickstart.toml", tmp_path / "a", "--cache-dir", str(cache))
     before = entries(cache)
-    run(
-        "quickstart.toml",
-        tmp_path / "b",
-        "--cache-dir",
-        str(cache),
-        "--set",
-        "models.baseline.regularization=0.2",
-    )
-    after = entries(cache)
+    run("quickstart.toml", tmp_path / "b", "--cache-dir", str(cache), "--set", setting)
+    return cache, before, entries(cache)
+
+
+def of(kind: str, found: dict[str, int]) -> dict[str, int]:
+    return {name: inode for name, inode in found.items() if name.startswith(f"{kind}/")}
+
+
+def test_changing_a_model_setting_reuses_the_world_and_retrains(tmp_path: Path) -> None:
+    cache, before, after = rerun_with(tmp_path, "models.baseline.regularization=0.2")
     worlds = [name for name in after if name.startswith("world/")]
     assert len(worlds) == 1 and after[worlds[0]] == before[worlds[0]]
     assert len([n for n in after if n.startswith("model/")]) > len(
@@ -100,3 +109,11 @@ def test_a_cache_dir_that_is_a_file_is_refused(
     assert len(err) == 1 and err[0].startswith(f"rollout-lab: error: --cache-dir {blocker}")
     assert "--no-cache" in err[0]
     assert blocker.read_text() == "not a folder"
+
+
+def test_a_calibration_is_fitted_again_only_when_its_inputs_change(tmp_path: Path) -> None:
+    _, before, after = rerun_with(tmp_path, "users.click_offset=-2.0")
+    # The truth's click offset changes the clicks a calibration is fitted on, not the models.
+    assert of("model", after) == of("model", before)
+    assert of("world", after) == of("world", before)
+    assert len(of("calibration", after)) > len(of("calibration", before))

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.sparse as sp
+from cli_checks import one_line_exit_2
 
 from examples.byo_model.sklearn_knn import ItemKNN
 from rollout_lab.cli import main
@@ -65,7 +66,7 @@ def test_train_then_run_by_registry_id_is_the_same_run(
     # A version trained on another world does not fit this one.
     other = [*by_id, "--set", "traffic.users=2500"]
     code = _run(tmp_path / "other", "--registry", str(registry), *other)
-    _one_line_exit_2(capsys, code, ids[0], "serves 2000 users x 500 items", "2500 x 500")
+    one_line_exit_2(capsys, code, ids[0], "serves 2000 users x 500 items", "2500 x 500")
     assert not (tmp_path / "other").exists()
 
 
@@ -159,31 +160,23 @@ def test_a_third_party_model_rolls_out_against_the_lab_baseline(
         assert "covers" not in notes
 
 
-def _one_line_exit_2(capsys: pytest.CaptureFixture[str], code: int, *words: str) -> None:
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    for word in words:
-        assert word in err, err
-
-
 def test_bad_sources_are_one_line_and_write_nothing(
     tmp_path: Path, exported: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
     registry = tmp_path / "empty-registry"
     code = _run(out, "--registry", str(registry), "--set", 'models.candidate={registry="nope"}')
-    _one_line_exit_2(capsys, code, "nope", "registry is empty")
+    one_line_exit_2(capsys, code, "nope", "registry is empty")
     strict = f'models.candidate={{topk={{path="{exported["lists"]}", require_coverage=0.95}}}}'
-    _one_line_exit_2(capsys, _run(out, "--set", strict), "lists.parquet", "require_coverage")
+    one_line_exit_2(capsys, _run(out, "--set", strict), "lists.parquet", "require_coverage")
     plugin = 'models.candidate={plugin="no_such_package.models:Factory"}'
-    _one_line_exit_2(capsys, _run(out, "--set", plugin), "no_such_package", "cannot be imported")
+    one_line_exit_2(capsys, _run(out, "--set", plugin), "no_such_package", "cannot be imported")
     missing = 'models.candidate={embeddings={path="missing.npz"}}'
-    _one_line_exit_2(capsys, _run(out, "--set", missing), "missing.npz")
+    one_line_exit_2(capsys, _run(out, "--set", missing), "missing.npz")
     assert not out.exists()
     # validate checks the same before anything is built (and never imports a plugin).
     code = main(["validate", QUICKSTART, "--set", missing])
-    _one_line_exit_2(capsys, code, "missing.npz", "models.candidate.embeddings.path")
+    one_line_exit_2(capsys, code, "missing.npz", "models.candidate.embeddings.path")
     assert main(["validate", QUICKSTART, "--set", plugin]) == 0
     capsys.readouterr()
 
@@ -216,7 +209,7 @@ def test_world_export_is_the_history_the_lab_trains_on(
     assert set(log["window"].unique()) == {"train", "update"}
     capsys.readouterr()
     code = main(["world", "export", QUICKSTART, "--out", str(tmp_path / "all.csv")])
-    _one_line_exit_2(capsys, code, "all.csv", "never replaces a file")
+    one_line_exit_2(capsys, code, "all.csv", "never replaces a file")
 
 
 def _table(folder: Path, name: str, **columns: object) -> str:
@@ -229,11 +222,11 @@ def test_bad_files_and_plugins_are_one_line_and_write_nothing(
 ) -> None:
     out = tmp_path / "out"
     twice = _table(tmp_path, "twice.csv", user=[0, 0], item=[1, 2], rank=[1, 1], score=[1.0, 0.5])
-    _one_line_exit_2(capsys, _run(out, "--set", twice), "twice.csv", "rank")
+    one_line_exit_2(capsys, _run(out, "--set", twice), "twice.csv", "rank")
     nan = _table(tmp_path, "nan.csv", user=[0, 0], item=[1, 2], rank=[1, 2], score=[1.0, None])
-    _one_line_exit_2(capsys, _run(out, "--set", nan), "nan.csv", "score")
+    one_line_exit_2(capsys, _run(out, "--set", nan), "nan.csv", "score")
     words = _table(tmp_path, "words.csv", user=[0], item=["x"], rank=[1], score=[1.0])
-    _one_line_exit_2(capsys, _run(out, "--set", words), "words.csv", "item")
+    one_line_exit_2(capsys, _run(out, "--set", words), "words.csv", "item")
     np.savez(
         tmp_path / "ids.npz",
         user_factors=np.zeros((5, 2), np.float32),
@@ -241,7 +234,7 @@ def test_bad_files_and_plugins_are_one_line_and_write_nothing(
         user_ids=np.arange(4),
     )
     ids = f'models.candidate={{embeddings={{path="{tmp_path / "ids.npz"}"}}}}'
-    _one_line_exit_2(capsys, _run(out, "--set", ids), "ids.npz", "one id per row")
+    one_line_exit_2(capsys, _run(out, "--set", ids), "ids.npz", "one id per row")
     # A plugin in the folder the command runs in, answering with the wrong shape.
     (tmp_path / "wrong_shape.py").write_text(
         "import numpy as np\n"
@@ -253,7 +246,7 @@ def test_bad_files_and_plugins_are_one_line_and_write_nothing(
     )
     monkeypatch.chdir(tmp_path)
     plugin = 'models.candidate={plugin="wrong_shape:Model"}'
-    _one_line_exit_2(capsys, _run(out, "--set", plugin), "wrong_shape:Model", "must have shape")
+    one_line_exit_2(capsys, _run(out, "--set", plugin), "wrong_shape:Model", "must have shape")
     assert not out.exists()
 
 

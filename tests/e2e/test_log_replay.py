@@ -85,3 +85,30 @@ def test_unset_variable_in_log_path_is_one_line(
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert "ROLLOUT_LAB_NOT_SET_ANYWHERE" in err and "--log" in err
+
+
+def test_train_then_run_by_registry_id_on_a_replayed_log_is_the_same_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rollout-lab train`` on the shipped sample, then ``run`` with both versions by id:
+    the warm-started candidate loaded from the registry is calibrated as it was when trained
+    in the run (its parent's calibrator), so the summary is the same, byte for byte."""
+    monkeypatch.delenv("ROLLOUT_LAB_MOVIELENS", raising=False)
+    registry = str(tmp_path / "registry")
+    assert main(["train", str(SCENARIO), "--registry", registry]) == 0
+    ids = [
+        line.split()[0] for line in capsys.readouterr().out.splitlines() if "@" in line.split()[0]
+    ]
+    assert [i.split("@")[0] for i in ids] == ["baseline", "candidate"]
+    trained = _run(tmp_path, "trained", "--registry", registry)
+    loaded = _run(
+        tmp_path,
+        "loaded",
+        "--registry", registry,
+        "--set", f'models.baseline={{registry="{ids[0]}"}}',
+        "--set", f'models.candidate={{registry="{ids[1]}"}}',
+    )  # fmt: skip
+    trained.pop("scenario"), loaded.pop("scenario")
+    assert json.dumps(trained, sort_keys=True) == json.dumps(loaded, sort_keys=True)
+    candidate = loaded["versions"]["candidate"]["model"]
+    assert candidate["registry_id"] == ids[1] and candidate["provenance"]["parent_id"] == ids[0]

@@ -1,7 +1,9 @@
 """Reports opened in Chromium at 1280 px, measured through the browser's own layout.
 
 For the report of a small quick start, of a small release train (several versions, a
-rollback, a settled rollout with an idle tail) and of a tiny sweep:
+rollback, a settled rollout with an idle tail), of a staged serving path with single flight,
+SLOs and resources, of an autoscaler behind a flash crowd (SLO alerts, the replica trace), of
+a blue-green switch on a node too small (OOM kills) and of a tiny sweep:
 
 * every section is screenshotted at 1280 px (kept in ``$ROLLOUT_LAB_SCREENSHOTS`` when set,
   else a temporary folder) and each screenshot holds a real picture;
@@ -19,6 +21,7 @@ when it can: ``apt-get install chromium``).
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -32,6 +35,7 @@ from PIL import Image
 from reports.sections import SECTIONS
 from reports.svg import MIN_TEXT_PX
 from reports.sweep_report import SECTIONS as SWEEP_SECTIONS
+from reports.topology_sections import report_sections
 from rollout_lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +77,14 @@ def _run(out: Path, scenario: str, *extra: str) -> Path:
     return out / "report.html"
 
 
+def _topology_page(report: Path) -> Page:
+    """A report whose sections include the serving topology's (those its run uses)."""
+    summary = json.loads((report.parent / "summary.json").read_text(encoding="utf-8"))
+    sections = tuple(report_sections(summary))
+    assert len(sections) > len(SECTIONS)
+    return Page(report, sections)
+
+
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Page]:
     base = tmp_path_factory.mktemp("browser")
@@ -92,6 +104,21 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Page]:
         "--set",
         "traffic.arrivals.mean_rate_per_s=15",
     )
+    staged = _run(
+        base / "staged",
+        "slow_ranking_degrades.toml",
+        "--set",
+        "traffic.duration=15m",
+        "--set",
+        "cache.coalesce=true",
+        "--set",
+        'slos=[{name="fast", kind="latency", target=0.99, threshold_ms=50}, '
+        '{name="by_model", kind="availability", target=0.999}]',
+        "--set",
+        "resources={overhead_mb=100}",
+    )
+    scaled = _run(base / "autoscaler", "autoscaler_flash_crowd.toml")
+    oom = _run(base / "oom", "blue_green_oom.toml", "--set", "traffic.duration=12m")
     sweep_out = base / "sweep"
     code = main(
         [
@@ -118,6 +145,9 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Page]:
     return {
         "quickstart": Page(quick, SECTIONS),
         "release_train": Page(train, SECTIONS),
+        "staged": _topology_page(staged),
+        "autoscaler": _topology_page(scaled),
+        "oom": _topology_page(oom),
         "sweep": Page(sweep_out / "sweep.html", SWEEP_SECTIONS),
     }
 
@@ -193,7 +223,9 @@ def _inside(inner: dict[str, float], outer: dict[str, float], slack: float = 1.0
     )
 
 
-@pytest.mark.parametrize("which", ["quickstart", "release_train", "sweep"])
+@pytest.mark.parametrize(
+    "which", ["quickstart", "release_train", "staged", "autoscaler", "oom", "sweep"]
+)
 def test_every_section_fits_1280_px_and_is_screenshotted(
     pages: dict[str, Page], browser: Any, shots: Path, which: str
 ) -> None:
@@ -220,7 +252,9 @@ def test_every_section_fits_1280_px_and_is_screenshotted(
     tab.close()
 
 
-@pytest.mark.parametrize("which", ["quickstart", "release_train", "sweep"])
+@pytest.mark.parametrize(
+    "which", ["quickstart", "release_train", "staged", "autoscaler", "oom", "sweep"]
+)
 def test_figures_keep_legends_off_the_data_and_text_readable(
     pages: dict[str, Page], browser: Any, which: str
 ) -> None:
@@ -228,6 +262,10 @@ def test_figures_keep_legends_off_the_data_and_text_readable(
     figures = tab.evaluate(_FIGURES)
     tab.close()
     assert len(figures) >= (3 if which == "sweep" else 6)
+    drawn = {figure["name"] for figure in figures}
+    assert {"staged": {"slo-budget"}, "autoscaler": {"slo-budget", "replicas"}}.get(
+        which, set()
+    ) <= drawn
     problems: list[str] = []
     for figure in figures:
         name = figure["name"]

@@ -176,6 +176,53 @@ def test_log_estimate_grows_with_the_file(tmp_path: Path) -> None:
     assert "about 2,001 rows in small.csv" in logs[0].detail
 
 
+def test_external_versions_count_what_they_keep_and_what_reading_them_needs(
+    tmp_path: Path,
+) -> None:
+    """A top-K table adds its read beyond the request records it precedes; embeddings add
+    their placed float32 copy (d + 2 columns); neither counts as trained factors."""
+    import polars as pl
+
+    users, k = 4000, 50
+    table = tmp_path / "lists.parquet"
+    pl.DataFrame(
+        {
+            "user": np.repeat(np.arange(users), k),
+            "item": np.tile(np.arange(k), users),
+            "rank": np.tile(np.arange(1, k + 1), users),
+        }
+    ).write_parquet(table)
+    np.savez(
+        tmp_path / "factors.npz",
+        user_factors=np.zeros((users, 30), np.float32),
+        item_factors=np.zeros((500, 30), np.float32),
+    )
+    size = [f"traffic.users={users}", "traffic.items=500", "traffic.duration=1m"]
+    lab = estimate_run(load_scenario(QUICKSTART, size))
+    from_table = estimate_run(
+        load_scenario(QUICKSTART, [*size, f'models.candidate={{topk={{path="{table}"}}}}'])
+    )
+    parts = {p.what: p.bytes for p in from_table.parts}
+    requests = parts["request records"]
+    assert parts["reading versions from files"] == pytest.approx(users * k * 20 - requests)
+    lab_factors = next(p.bytes for p in lab.parts if p.what == "model factors")
+    assert parts["model factors"] < lab_factors  # the table's version trains nothing
+    embedded = estimate_run(
+        load_scenario(
+            QUICKSTART,
+            [*size, f'models.candidate={{embeddings={{path="{tmp_path / "factors.npz"}"}}}}'],
+        )
+    )
+    kept = next(p for p in embedded.parts if p.what == "candidate's embeddings")
+    assert kept.bytes == (users + 500) * 32 * 4
+    # Traffic long enough for its records to outgrow the read: the read adds nothing.
+    long = load_scenario(
+        QUICKSTART,
+        [*size[:2], "traffic.duration=2h", f'models.candidate={{topk={{path="{table}"}}}}'],
+    )
+    assert "reading versions from files" not in {p.what for p in estimate_run(long).parts}
+
+
 def test_unreadable_log_is_left_to_the_reader() -> None:
     scenario = load_scenario(MOVIELENS_REPLAY, ['traffic.log.path="/no/such/ratings.csv"'])
     estimate = estimate_run(scenario)

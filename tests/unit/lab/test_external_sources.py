@@ -87,3 +87,13 @@ def test_lists_from_outside_cannot_be_updated() -> None:
     data = _data(candidate={"embeddings": {"path": "e.npz"}})
     data["release_train"] = {"every": "2m", "count": 2, "update": "retrain"}
     assert "release_train needs a candidate that can be updated" in _error(data)
+
+
+def test_a_rollback_target_must_be_a_version_loaded_from_the_registry() -> None:
+    data = _data()
+    data["release_train"] = {"every": "2m", "count": 2, "rollback_to": "candidate@2026"}
+    assert "release_train.rollback_to must name a version this run loads" in _error(data)
+    data["models"]["stable"] = {"registry": "candidate@2026"}
+    data["registry"] = "registry"
+    train = parse_scenario(data, source="s.toml").release_train
+    assert train is not None and train.rollback_to == "candidate@2026"

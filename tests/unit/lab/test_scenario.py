@@ -24,7 +24,7 @@ INVALID = [
     ("rollout.weight=-1", "s.toml: rollout.weight must be in [0, 100], got -1"),
     (
         "traffic.userz=5",
-        "s.toml: traffic.userz is not a known setting (known: arrivals, duration, "
+        "s.toml: traffic.userz is not a known setting (known: arrivals, duration, fitted, "
         "flash_crowds, history, history_events_per_user, items, latent_factors, log, new_items, "
         "popularity_drift, popularity_skew, ramps, session, source, taste_signal, update_window, "
         "users)",

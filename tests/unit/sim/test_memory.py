@@ -86,3 +86,76 @@ def test_nodes_settings_mistakes_are_one_line() -> None:
     assert _error({"nodes": 2}) == (
         "s.toml: resources.node_memory_gb must be set with nodes and node_memory_gb, got None"
     )
+
+
+def _refusal(**extra: object) -> str:
+    data = copy.deepcopy(BASE)
+    data["resources"] = {"nodes": 2, "node_memory_gb": 4}
+    data.update(extra)
+    with pytest.raises(UserInputError) as info:
+        parse_scenario(data, source="s.toml")
+    return str(info.value)
+
+
+def test_nodes_with_stages_or_a_release_train_are_refused_with_the_reason() -> None:
+    law = {"kind": "exponential", "mean_ms": 4}
+    stages = {
+        "stages": [{"name": "retrieval", "latency": law}, {"name": "ranking", "latency": law}]
+    }
+    assert _refusal(serving=stages) == (
+        "s.toml: resources.nodes must be unset with a staged serving path (a footprint is per "
+        "replica of a version's one pool; its stages' replicas have no footprint of their "
+        "own), got 2"
+    )
+    train = {"every": "20m", "count": 2, "update": "warm_start"}
+    assert _refusal(release_train=train) == (
+        "s.toml: resources.nodes must be unset with a release train (nodes place the "
+        "baseline's and one candidate's replicas; later releases would need a placement of "
+        "their own), got 2"
+    )
+
+
+def test_nodes_take_an_autoscaled_version() -> None:
+    data = copy.deepcopy(BASE)
+    data["resources"] = {"nodes": 2, "node_memory_gb": 4}
+    data["serving"] = {"replicas": 2, "autoscaler": {"max_replicas": 6}}
+    scenario = parse_scenario(data, source="s.toml")
+    assert scenario.resources is not None and scenario.resources.nodes == 2
+
+
+def test_an_autoscaler_outgrowing_its_node_is_oom_killed_and_every_request_counted() -> None:
+    """The flash-crowd scenario on one 3 GB node: the autoscaler wants up to 8 replicas of
+    about 0.5 GB beside the candidate's; those without room are killed as they start, the
+    node never holds more than its capacity, and every request is answered or counted."""
+    from pathlib import Path
+
+    from lab.pipeline import run
+    from lab.scenario import load_scenario
+    from reports.summary import build_summary
+    from sim.records import PENDING
+
+    root = Path(__file__).resolve().parents[3]
+    scenario = load_scenario(
+        root / "scenarios" / "autoscaler_flash_crowd.toml",
+        [
+            "traffic.duration=32m",
+            "traffic.users=800",
+            "traffic.items=300",
+            "resources.nodes=1",
+            "resources.node_memory_gb=3",
+        ],
+    )
+    result = run(scenario)
+    summary = build_summary(result, reproducible=True)
+    resources = summary["resources"]
+    assert resources["nodes"]["peak_gb"][0] <= 3.0
+    assert resources["versions"]["baseline"]["oom_kills"] > 0
+    assert resources["nodes"]["first_oom_kill_s"] >= 20 * 60  # when the crowd came
+    ready = [n for _, n in summary["versions"]["baseline"]["autoscaler"]["timeline"]]
+    gb = resources["versions"]["baseline"]["footprint_gb"]
+    fewest = summary["versions"]["candidate"]["autoscaler"]["min_replicas_seen"]
+    # What fits beside the candidate's replicas (at their fewest) on the node.
+    assert max(ready) <= (3.0 - fewest * resources["versions"]["candidate"]["footprint_gb"]) // gb
+    requests = summary["requests"]
+    assert requests["served"] + requests["fallback"] + requests["dropped"] == requests["arrivals"]
+    assert not (result.monitor.records.result == PENDING).any()

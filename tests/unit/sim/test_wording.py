@@ -7,6 +7,7 @@ from typing import Literal
 
 import pytest
 
+from sim import wording
 from sim.wording import (
     budget_phrase,
     calibration_warnings,
@@ -317,3 +318,80 @@ def test_share_change(low: float | None, high: float | None, text: str) -> None:
 )
 def test_group_harm(low: float | None, high: float | None, groups: int, text: str) -> None:
     assert group_harm(low, high, groups) == text
+
+
+@pytest.mark.parametrize(
+    ("degraded", "answers", "text"),
+    [
+        (0, 100, "no answer degraded"),
+        (1813, 5088, "1,813 of 5,088 answers degraded (36%)"),
+        (1, 1, "1 of 1 answer degraded (100%)"),
+    ],
+)
+def test_degraded_share(degraded: int, answers: int, text: str) -> None:
+    assert wording.degraded_share(degraded, answers) == text
+
+
+@pytest.mark.parametrize(
+    ("compliance", "text"),
+    [
+        (0.999, "meets its target (99.900% good against 99.5%)"),
+        (0.995, "meets its target (99.500% good against 99.5%)"),
+        (0.98, "misses its target (98.000% good against 99.5%)"),
+        (None, "not measured (no requests)"),
+        (float("nan"), "not measured (no requests)"),
+    ],
+)
+def test_slo_verdict(compliance: float | None, text: str) -> None:
+    assert wording.slo_verdict(compliance, 0.995) == text
+
+
+@pytest.mark.parametrize(
+    ("spent", "text"),
+    [
+        (0.0, "no error budget burnt in the update window"),
+        (9e-06, "0.0009% of the error budget burnt in the update window"),
+        (0.003535, "0.35% of the error budget burnt in the update window"),
+        (1.0, "error budget exhausted in the update window (100% of it burnt)"),
+        (2.5, "error budget exhausted in the update window (250% of it burnt)"),
+        (None, "error budget burnt in the update window not measured"),
+    ],
+)
+def test_budget_burnt(spent: float | None, text: str) -> None:
+    assert wording.budget_burnt(spent, "the update window") == text
+
+
+@pytest.mark.parametrize(
+    ("fired", "rules", "text"),
+    [
+        (0, 2, "no burn-rate alert fired (2 rules)"),
+        (1, 2, "1 of 2 burn-rate alerts fired"),
+        (2, 2, "all 2 burn-rate alerts fired"),
+        (1, 1, "the burn-rate alert fired"),
+        (0, 0, "no burn-rate alert rule"),
+    ],
+)
+def test_alerts_fired(fired: int, rules: int, text: str) -> None:
+    assert wording.alerts_fired(fired, rules) == text
+
+
+@pytest.mark.parametrize(
+    ("peak", "kills", "text"),
+    [
+        (3.0, 0, "no OOM kill; the fullest node peaked at 3 of 3.5 GB"),
+        (
+            3.0,
+            12,
+            "12 OOM kills: a replica found no room on its node (the fullest node "
+            "peaked at 3 of 3.5 GB)",
+        ),
+        (
+            None,
+            1,
+            "1 OOM kill: a replica found no room on its node (the fullest node "
+            "peaked at – of 3.5 GB)",
+        ),
+    ],
+)
+def test_memory_verdict(peak: float | None, kills: int, text: str) -> None:
+    assert wording.memory_verdict(peak, 3.5, kills) == text

@@ -303,6 +303,59 @@ CASES: list[tuple[str, str, str, str]] = [
         "m.yaml: line 1 unfolds into more than 200,000 values (aliases of aliases?); a rollout "
         "manifest is far smaller",
     ),
+    # setCanaryScale forms the lab cannot play (the step is line 10).
+    (
+        "canary_scale_to_zero",
+        canary("        - setCanaryScale: {replicas: 0}"),
+        "",
+        "m.yaml: spec.strategy.canary.steps[1].setCanaryScale.replicas (line 10) scales the "
+        "canary to 0 replicas: the lab runs every version on at least one replica, not "
+        "supported (leave the step out, or give replicas: 1 or more)",
+    ),
+    (
+        "canary_scale_weight_zero",
+        canary("        - setCanaryScale: {weight: 0}"),
+        "",
+        "m.yaml: spec.strategy.canary.steps[1].setCanaryScale.weight (line 10) scales the "
+        "canary to 0 replicas: the lab runs every version on at least one replica, not "
+        "supported (leave the step out, or give replicas: 1 or more)",
+    ),
+    (
+        "canary_scale_two_forms",
+        canary("        - setCanaryScale: {replicas: 2, weight: 50}"),
+        "",
+        "m.yaml: spec.strategy.canary.steps[1].setCanaryScale (line 10) must hold exactly one "
+        "of replicas, weight, matchTrafficWeight, got replicas, weight",
+    ),
+    (
+        "canary_scale_empty",
+        canary("        - setCanaryScale: {}"),
+        "",
+        "m.yaml: spec.strategy.canary.steps[1].setCanaryScale (line 10) must hold exactly one "
+        "of replicas, weight, matchTrafficWeight, got none",
+    ),
+    (
+        "canary_scale_match_false",
+        canary("        - setCanaryScale: {matchTrafficWeight: false}"),
+        "",
+        "m.yaml: spec.strategy.canary.steps[1].setCanaryScale.matchTrafficWeight (line 10) is "
+        "false, which sets no scale: give replicas or weight, or true to follow the traffic "
+        "weight",
+    ),
+    (
+        "canary_scale_not_a_mapping",
+        canary("        - setCanaryScale: 3"),
+        "",
+        "m.yaml: spec.strategy.canary.steps[1].setCanaryScale (line 10) must be a mapping with "
+        "one of replicas, weight, matchTrafficWeight",
+    ),
+    (
+        "canary_scale_unknown_field",
+        canary("        - setCanaryScale: {pods: 2}"),
+        "",
+        "m.yaml: spec.strategy.canary.steps[1].setCanaryScale.pods (line 10) is not a field of "
+        "setCanaryScale (known: matchTrafficWeight, replicas, weight)",
+    ),
 ]
 
 

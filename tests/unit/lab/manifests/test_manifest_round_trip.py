@@ -78,6 +78,32 @@ BASE: dict[str, Any] = {
     "models": {"baseline": {}, "candidate": {"parent": "baseline"}},
 }
 
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_canary_own_scale_survives_the_round_trip(replicas: int, tmp_path: Path) -> None:
+    """The candidate's own replica count goes out as ``setCanaryScale: {replicas: N}`` and
+    comes back as ``models.<candidate>.replicas`` from the manifest alone."""
+    data = {
+        **BASE,
+        "models": {"baseline": {}, "candidate": {"parent": "baseline", "replicas": replicas}},
+        "rollout": {
+            "policy": "argo_canary",
+            "analysis": {"failure_limit": 1, "inconclusive_limit": 1},
+            "steps": [{"set_weight": 10}, {"pause": 600.0}, {"set_weight": 50}],
+        },
+    }
+    first = parse_scenario(data, source="s.toml")
+    text = export(first, "argo")
+    assert f"setCanaryScale:\n          replicas: {replicas}" in text
+    file = tmp_path / "exported.yaml"
+    file.write_text(text, encoding="utf-8")
+    # The scenario without the count: the manifest alone must bring it back.
+    second = parse_scenario({**BASE, "rollout": {"manifest": str(file)}}, source="s.toml")
+    assert second.models["candidate"].replicas == replicas
+    assert policy(second) == policy(first)
+    assert export(second, "argo") == text
+
+
 durations = st.sampled_from([30.0, 60.0, 90.0, 300.0, 600.0, 3600.0, 7200.0])
 conditions = st.sampled_from(
     ["result[0] >= 0.95", "result < 0.05", "isNaN(result) || result >= 0.9", ""]

@@ -110,6 +110,37 @@ def test_basic_canary_without_router_is_noted_and_scale_sets_replicas(tmp_path: 
     assert any(n.startswith("spec.strategy.canary.maxUnavailable (line 8)") for n in notes)
 
 
+@pytest.mark.parametrize(
+    ("spec_replicas", "weight", "canary_replicas"),
+    [(10, 25, 3), (4, 10, 1), (5, 100, 5), (3, 34, 2)],
+)
+def test_canary_scale_by_weight_is_a_share_of_spec_replicas(
+    tmp_path: Path, spec_replicas: int, weight: int, canary_replicas: int
+) -> None:
+    """``setCanaryScale: {weight: W}`` gives the canary ceil(W % of spec.replicas) replicas,
+    its own count for the run (``models.<candidate>.replicas``)."""
+    scenario = load(
+        tmp_path,
+        f"""\
+        apiVersion: argoproj.io/v1alpha1
+        kind: Rollout
+        spec:
+          replicas: {spec_replicas}
+          strategy:
+            canary:
+              trafficRouting: {{nginx: {{stableIngress: app}}}}
+              steps:
+                - setCanaryScale: {{weight: {weight}}}
+                - setWeight: 10
+        """,
+    )
+    assert scenario.models["candidate"].replicas == canary_replicas
+    assert (
+        f"spec.strategy.canary.steps[0].setCanaryScale.weight (line 9): setCanaryScale weight "
+        f"{weight} of spec.replicas {spec_replicas} gives the canary {canary_replicas} replicas"
+    ) in scenario.rollout.manifest_notes
+
+
 def test_different_canary_scales_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match=r"steps\[1\]\.setCanaryScale \(line 8\) sets 3"):
         load(
