@@ -74,7 +74,8 @@ def test_degraded_answers_carry_the_prediction_of_the_list_shown(staged: RunResu
         calibrator = table.calibrator
         assert calibrator is not None
         no_history = table.no_history(u) | (u >= table.model.n_users)
-        z = list_features(table.model, u, shown, no_history) @ np.asarray(calibrator.weights)
+        features = list_features(table.model, u, shown, no_history, table.history_length(u))
+        z = features @ np.asarray(calibrator.weights)
         p_item = np.where(shown >= 0, 1.0 / (1.0 + np.exp(-(z + calibrator.intercept))), 0.0)
         expected = _cascade(p_item, decay)
         assert np.allclose(records.p_click[rows], expected, rtol=1e-4, atol=1e-6)
