@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.pipeline import Prepared, _model_order, seeded_streams
-from replay.registry import Provenance, Registry, data_fingerprint, evaluate
+from lab.pipeline import Prepared, _model_order, holdout_of
+from lab.registering import register_tables
+from replay.registry import Registry
 
 __all__ = ["RegisteredVersion", "register_versions"]
 
@@ -40,8 +41,7 @@ def register_versions(prepared: Prepared, root: Path, *, k: int = 20) -> list[Re
     scenario = prepared.scenario
     source = prepared.source
     registry = Registry(root)
-    holdout = source.holdout(seeded_streams(scenario.seed)["faults"])
-    holdout_start, holdout_end = source.windows["holdout"]
+    holdout = holdout_of(prepared)
     tables = {t.name: t for t in prepared.versions}
     ids: dict[str, str] = {}
     out: list[RegisteredVersion] = []
@@ -56,36 +56,20 @@ def register_versions(prepared: Prepared, root: Path, *, k: int = 20) -> list[Re
             continue
         window = "train" if settings.parent is None else "update"
         seen = source.matrices["train"] if settings.parent is None else source.matrices["all"]
-        start = source.windows["train"][0]
-        end = source.windows[window][1]
-        metrics = evaluate(
-            table.model,
-            seen,
-            holdout,
-            k,
-            holdout_start=holdout_start.isoformat(),
-            holdout_end=holdout_end.isoformat(),
-        )
         parent_id = ids.get(settings.parent) if settings.parent else None
-        provenance = Provenance(
-            name=name,
-            created_at=end,
-            train_start=start.isoformat(),
-            train_end=end.isoformat(),
-            data_fingerprint=data_fingerprint(seen),
+        vid, metrics = register_tables(
+            registry,
+            table,
+            seen=seen,
+            holdout=holdout,
+            train_start=source.windows["train"][0],
+            train_end=source.windows[window][1],
             parent_id=parent_id,
             update=(settings.update if settings.parent else "train")
             + (f"+{settings.fault}" if settings.fault else ""),
-            metrics=metrics,
-            calibration=None if table.calibrator is None else table.calibrator.as_dict(),
+            k=k,
         )
-        vid = registry.save(table.model, provenance)
         ids[name] = vid
-        table.origin = {
-            "source": "lab",
-            "registry_id": vid,
-            "provenance": registry.provenance(vid),
-        }
         out.append(
             RegisteredVersion(
                 name,

@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from lab.calibration import (
 from lab.drift import drift_summary
 from lab.external import load_external, rollback_target
 from lab.manifests.evidence import evidence_for
+from lab.registering import Holdout
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
 from lab.resources import memory_plan
 from lab.scenario import (
@@ -58,6 +60,7 @@ from lab.versions import ClickTruth, ListRows, PopularTables, VersionTables
 from replay.artifact_store import ArtifactStore
 from replay.calibration import ClickCalibrator
 from replay.errors import UserInputError
+from replay.registry import Registry
 from replay.requests import RequestStream
 from replay.synthetic import (
     SyntheticWorld,
@@ -106,6 +109,17 @@ STREAMS = (
 SEGMENTS = ("cold", "light", "heavy")
 #: Name of the re-seeded baseline (stability noise floor) in ``Prepared.training_s``.
 NOISE_FLOOR = "baseline@noise_floor"
+
+
+def holdout_of(prepared: Prepared) -> Holdout:
+    """The holdout window every version of ``prepared`` is evaluated on when registered:
+    seeded, so every registration of the same scenario sees the same one; computed once."""
+    if not prepared.holdout_memo:
+        source = prepared.source
+        start, end = source.windows["holdout"]
+        matrix = source.holdout(seeded_streams(prepared.scenario.seed)["faults"])
+        prepared.holdout_memo.append(Holdout(matrix, start, end))
+    return prepared.holdout_memo[0]
 
 
 def seeded_streams(seed: int, replication: int = 0) -> dict[str, np.random.Generator]:
@@ -165,6 +179,11 @@ class Prepared:
     # The version production returns to on a release's rollback
     # (``release_train.rollback_to``); None: production stays where it was.
     rollback_to: str | None = None
+    # The registry the run registers its versions in (``registry``), releases built during
+    # the run included; None without one.
+    registry_root: Path | None = None
+    # The holdout window versions are evaluated on when registered (computed once).
+    holdout_memo: list[Holdout] = field(default_factory=list)
 
     def top_k_s(self) -> float:
         """Wall seconds spent scoring top-K lists so far (preparation and traffic)."""
@@ -756,6 +775,8 @@ def simulate_prepared(
             sample=prepared.calibration_sample,
             memo=prepared.release_memo,
             install=install,
+            registry=None if prepared.registry_root is None else Registry(prepared.registry_root),
+            holdout=partial(holdout_of, prepared),
         )
         if later
         else None
@@ -930,6 +951,7 @@ def run(
         root = registry_root(scenario, source=source_name, base_dir=base_dir)
         assert root is not None
         register_versions(prepared, root)
+        prepared = replace(prepared, registry_root=root)
     result = simulate_prepared(prepared, progress=progress)
     prepared.save_lists()
     result.timing["prepare_s"] = prepared.prepare_s + result.timing["scoring_s"]

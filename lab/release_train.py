@@ -22,6 +22,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -32,8 +33,10 @@ from lab.artifacts import derived_key, model_key
 from lab.builder import VersionBuilder
 from lab.calibration import fit_on_simulated_feedback
 from lab.external import FixedLists, plugin_store, updated_plugin
+from lab.registering import Holdout, register_tables
 from lab.scenario import Scenario
 from lab.versions import ListRows, VersionTables
+from replay.registry import Registry
 from replay.training import TrainedModel, active_ids, fine_tune, retrain, warm_start
 from sim.policies.release_train import Release as ScheduledRelease
 
@@ -93,6 +96,8 @@ class ReleaseFactory:
         sample: np.ndarray,
         memo: dict[tuple[str, ...], BuiltRelease],
         install: Callable[[int, VersionTables], None],
+        registry: Registry | None = None,
+        holdout: Callable[[], Holdout] | None = None,
     ) -> None:
         source = builder.source
         assert scenario.release_train is not None and source.organic is not None
@@ -104,6 +109,10 @@ class ReleaseFactory:
         self.memo = memo
         self.install = install
         self.every = scenario.release_train.every
+        # With a registry, every release trained here is registered like the run's own
+        # versions (``holdout`` gives the window they are all evaluated on).
+        self.registry = registry
+        self.holdout = holdout
         # Lineage and data horizon of every version slot built so far.
         self.lineage: dict[int, tuple[str, ...]] = {i: (t.name,) for i, t in enumerate(versions)}
         self.data_until_s: dict[int, float] = dict.fromkeys(range(len(versions)), 0.0)
@@ -201,7 +210,34 @@ class ReleaseFactory:
             seen,
         )
         tables = self._tables(release, parent_tables, model, seen, lists)
-        return self._calibrated(tables, key, at_s, model_id)
+        built = self._calibrated(tables, key, at_s, model_id)
+        self._register(tables, parent_tables, seen, at_s, train.update)
+        return built
+
+    def _register(
+        self,
+        tables: VersionTables,
+        parent_tables: VersionTables,
+        seen: sp.csr_matrix,
+        at_s: float,
+        update: str,
+    ) -> None:
+        """Save a release trained here to the registry (when the run has one), its parent
+        named by id, its data time the release's own time."""
+        if self.registry is None or self.holdout is None:
+            return
+        train_start = self.source.windows["train"][0]
+        zero = self.source.windows["holdout"][0]
+        register_tables(
+            self.registry,
+            tables,
+            seen=seen,
+            holdout=self.holdout(),
+            train_start=train_start,
+            train_end=zero + timedelta(seconds=at_s),
+            parent_id=parent_tables.origin.get("registry_id"),
+            update=update,
+        )
 
     def _tables(
         self,

@@ -150,3 +150,36 @@ def test_unknown_unloaded_or_foreign_versions_are_one_line_and_write_nothing(
     code = _run(scenario, ids, out, "--seed", "25")
     one_line_exit_2(capsys, code, ids[0], "trained on other interactions", "rollout-lab train")
     assert not out.exists()
+
+
+def test_releases_built_during_the_run_are_registered_with_their_lineage(
+    trained: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    from replay.registry import Registry
+
+    scenario, ids = trained
+    registry = Registry(scenario.parent / "registry")
+    assert _run(scenario, ids, tmp_path / "first") == 0
+    versions = _summary(tmp_path / "first")["versions"]
+    named = {name: v["model"]["registry_id"] for name, v in versions.items()}
+    assert set(named) == {"baseline", "candidate", "candidate-2", "candidate-3"}
+    assert named["baseline"] == ids[0] and named["candidate"] == ids[1]
+    # Each release names its parent by id, carries its own data time and verifies on load.
+    for release, parent in (("candidate-2", "candidate"), ("candidate-3", "candidate-2")):
+        provenance = versions[release]["model"]["provenance"]
+        assert named[release].startswith(f"{release}@")
+        assert provenance["parent_id"] == named[parent]
+        assert provenance["update"] == "warm_start"
+        assert provenance["metrics"]["recall"] is not None
+        assert registry.load(named[release]) is not None
+    created = [
+        versions[n]["model"]["provenance"]["created_at"] for n in ("candidate-2", "candidate-3")
+    ]
+    assert created[0] < created[1]
+    # Content-addressed: a rerun registers the same ids and adds nothing.
+    stored = sorted(p for p in registry.root.rglob("*") if p.is_dir())
+    assert _run(scenario, ids, tmp_path / "second") == 0
+    assert sorted(p for p in registry.root.rglob("*") if p.is_dir()) == stored
+    assert (tmp_path / "second" / "summary.json").read_bytes() == (
+        tmp_path / "first" / "summary.json"
+    ).read_bytes()
