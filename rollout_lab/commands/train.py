@@ -14,7 +14,12 @@ NAME = "train"
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(NAME, help="train a scenario's versions and save them to a registry")
     p.add_argument("scenario", type=Path)
-    p.add_argument("--registry", type=Path, default=Path("registry"), help="registry folder")
+    p.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help="registry folder (default: the scenario's registry, else ./registry)",
+    )
     p.add_argument("--k", type=int, default=20, help="K of recall@K and NDCG@K (default 20)")
     scenario_options(p)
     cache_options(p)
@@ -22,22 +27,27 @@ def add_parser(sub: Any) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from lab.artifacts import open_store
+    from lab.external import registry_root
     from lab.lifecycle import register_versions
     from lab.pipeline import prepare
     from lab.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, overrides(args))
+    base_dir = args.scenario.resolve().parent
+    root: Path = args.registry or (
+        registry_root(scenario, source=args.scenario.name, base_dir=base_dir) or Path("registry")
+    )
     prepared = prepare(
         scenario,
         source_name=args.scenario.name,
-        base_dir=args.scenario.resolve().parent,
+        base_dir=base_dir,
         store=open_store(args.cache_dir, enabled=not args.no_cache),
     )
     print(f"holdout metrics at K = {args.k} (recall@{args.k}, NDCG@{args.k}, catalogue coverage)")
     print(
         f"{'version':<44}{'parent':<14}{'recall@K':>10}{'NDCG@K':>9}{'coverage':>10}{'train s':>9}"
     )
-    registered = register_versions(prepared, args.registry, k=args.k)
+    registered = register_versions(prepared, root, k=args.k)
     for v in registered:
         parent = v.parent_id.split("@")[0] if v.parent_id else "-"
         print(
@@ -46,7 +56,7 @@ def execute(args: argparse.Namespace) -> int:
         )
     for line in worse_than_parent(registered, args.k):
         print(line)
-    print(f"registry: {args.registry}")
+    print(f"registry: {root}")
     return EXIT_OK
 
 

@@ -99,3 +99,21 @@ def test_an_ambiguous_prefix_is_one_line_naming_the_candidates(
     assert main(["models", "show", "", "--registry", str(registry)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "matches 2 versions" in err[0]
+
+
+def test_train_without_registry_option_uses_the_scenarios_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The registry a scenario names (relative to its file) is where ``train`` saves, so the
+    ids ``run`` looks up there are the ones ``train`` wrote; ``./registry`` stays untouched."""
+    folder, elsewhere = tmp_path / "scenarios", tmp_path / "cwd"
+    folder.mkdir()
+    elsewhere.mkdir()
+    text = (ROOT / "scenarios" / "quickstart.toml").read_text(encoding="utf-8")
+    scenario = folder / "quickstart.toml"
+    scenario.write_text('registry = "models"\n' + text, encoding="utf-8")
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", str(scenario), *SMALL]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"registry: {folder / 'models'}"
+    assert sorted(p.name for p in (folder / "models").iterdir()) == ["baseline", "candidate"]
+    assert not (elsewhere / "registry").exists()
