@@ -441,8 +441,6 @@ def _external_parts(
     other before any request exists, so the largest read counts only where it exceeds the
     request records that later take its place: max(0, largest read - request records).
     """
-    from replay.array_files import declared_arrays
-
     k = scenario.users.list_size
     kept: list[Part] = []
     reads: list[tuple[float, str]] = []
@@ -464,6 +462,10 @@ def _external_parts(
                     )
                 )
         elif model.embeddings is not None:
+            # numpy reads the arrays' headers: loaded only for a scenario with embeddings, so
+            # validate stays free of it otherwise (tests/e2e/test_cli_imports.py).
+            from replay.array_files import declared_arrays
+
             field = f"models.{name}.embeddings.path"
             path = _external_path(model.embeddings.path, field, base_dir, source)
             arrays = declared_arrays(path) if path is not None else {}
