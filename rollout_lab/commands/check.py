@@ -11,7 +11,6 @@ invalid scenarios and the time taken.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import traceback
@@ -44,6 +43,7 @@ from rollout_lab.commands.run import run_scenario
 from rollout_lab.outputs import check_out_dir, output_names
 from rollout_lab.progress import ProgressBar
 from rollout_lab.signals import RunInterrupted
+from rollout_lab.worker_pool import spawn_pool, stop_workers
 
 if TYPE_CHECKING:
     from reports.junit import Suite
@@ -217,18 +217,7 @@ def _parallel(jobs: list[_Job], workers: int) -> Generator[_Outcome, None, None]
     On a stop (SIGINT / SIGTERM in this process) every worker gets SIGTERM, so each run in
     flight cleans up its staged files as a stopped ``run`` does, then the stop propagates.
     """
-    # Process pools load multiprocessing and pickle: only a check with --jobs pays for them.
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    from lab.sweep import worker_setup
-
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    executor = ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)),
-        mp_context=get_context("spawn"),
-        initializer=worker_setup,
-    )
+    executor = spawn_pool(min(workers, len(jobs)))
     finished = False
     try:
         futures = [executor.submit(_run_in_worker, job) for job in jobs]
@@ -243,9 +232,7 @@ def _parallel(jobs: list[_Job], workers: int) -> Generator[_Outcome, None, None]
         finished = True
     finally:
         if not finished:
-            for process in list((getattr(executor, "_processes", None) or {}).values()):
-                if process.is_alive():
-                    process.terminate()
+            stop_workers(executor, kill=False)
         executor.shutdown(wait=True, cancel_futures=True)
 
 

@@ -35,9 +35,10 @@ from rollout_lab.commands.common import (
     slug,
     write_atomic,
 )
+from rollout_lab.worker_pool import spawn_pool, stop_workers
 
 if TYPE_CHECKING:  # lab.sweep imports the simulator: only when a sweep actually runs
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future
 
     from lab.sweep import PartStore, SweepPlan, Task, TaskResult
 
@@ -116,21 +117,14 @@ class ProcessPoolRunner:
 
     def run(self, tasks: Sequence[Task]) -> Generator[TaskResult, None, None]:
         # Process pools load multiprocessing and pickle: only a sweep that runs pays for them.
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from multiprocessing import get_context
+        from concurrent.futures import as_completed
 
-        from lab.sweep import failed_result, one_line, run_task, worker_setup
+        from lab.sweep import failed_result, one_line, run_task
 
         if not tasks:
             return
         task_fn = self._task_fn or run_task
-        # Workers read this at start-up, before any library creates its thread pool.
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        executor = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(tasks)),
-            mp_context=get_context("spawn"),
-            initializer=worker_setup,
-        )
+        executor = spawn_pool(min(self.workers, len(tasks)))
         finished = False
         try:
             pending: dict[Future[TaskResult], Task] = {
@@ -144,22 +138,9 @@ class ProcessPoolRunner:
                 yield result
             finished = True
         finally:
-            if not finished:
-                _kill_workers(executor)
+            if not finished:  # an interrupted sweep: the executor then sees a broken pool
+                stop_workers(executor, kill=True)
             executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _kill_workers(executor: ProcessPoolExecutor) -> None:
-    """End the workers now (an interrupted sweep); the executor then sees a broken pool.
-
-    Killing before ``shutdown`` matters: ``shutdown`` forgets the processes, and running
-    calls would otherwise finish first.  The executor has no public way to do this before
-    Python 3.14 (``kill_workers``).
-    """
-    processes = getattr(executor, "_processes", None) or {}
-    for process in list(processes.values()):
-        if process.is_alive():
-            process.kill()
 
 
 def _distributed() -> Any:
