@@ -53,6 +53,8 @@ class LoggedFeedback:
     known_before   csr [n_users, n_items] what users had consumed before the window (the
                    lists of that time leave it out)
     popular_before int32 [K] the popularity list of that time (by ``known_before``)
+    fold_in        users are folded in from ``known_before`` (``replay.fold_in``), which then
+                   also holds the window's warm-up events
     """
 
     users: np.ndarray
@@ -62,6 +64,7 @@ class LoggedFeedback:
     click_if_consumed: float
     click_otherwise: float
     window: str
+    fold_in: bool = False
 
 
 def _fit(

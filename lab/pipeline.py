@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from lab.artifacts import calibration_key, code_fingerprint, model_key
 from lab.attributes import RunAttributes, read_run_attributes, target_users
@@ -41,6 +42,7 @@ from lab.calibration import (
 )
 from lab.drift import drift_summary
 from lab.external import load_external, rollback_target
+from lab.fold_in import at_feedback_time, for_replay
 from lab.manifests.evidence import evidence_for
 from lab.registering import Holdout
 from lab.release_train import BuiltRelease, Release, ReleaseFactory, release_schedule
@@ -274,6 +276,7 @@ def _calibrator(
     tables: dict[str, VersionTables],
     name: str,
     builder: VersionBuilder,
+    trained: tuple[TrainedModel, sp.csr_matrix] | None,
     *,
     rng: np.random.Generator,
 ) -> ClickCalibrator:
@@ -282,7 +285,9 @@ def _calibrator(
 
     A registered update loaded from the registry takes its parent's exactly as it did when
     it was trained in a run, when that parent is one of this run's versions (found by its
-    registry id): loading a version never changes how it is calibrated.
+    registry id): loading a version never changes how it is calibrated.  ``trained``: a lab
+    version's model as trained and what it learnt from, for a fit on logged feedback that
+    folds users in at the feedback's time (``lab.fold_in.at_feedback_time``).
     """
     source = builder.source
     parent_name = settings.parent or _registered_parent(tables, name)
@@ -293,7 +298,10 @@ def _calibrator(
         if parent is not None:
             # It trained on the held-out window: judging it there would reward memory.
             return parent.inherited(name)
-        return fit_on_logged_feedback(tables[name], source.feedback, rng=rng)
+        table = tables[name]
+        if trained is not None:
+            table = at_feedback_time(table, *trained, source.feedback, threads=builder.threads)
+        return fit_on_logged_feedback(table, source.feedback, rng=rng)
     table = tables[name]
 
     def fit() -> ClickCalibrator:
@@ -342,10 +350,14 @@ def _noise_floor(
     key = model_key("train", builder.code, data=source.data_key("train"), spec=spec)
     model = builder.model(key, lambda: train(spec, matrices["train"], threads=builder.threads))
     n_users, k = source.world.n_users, scenario.users.list_size
+    # Served as the baseline is: replayed users folded in when the scenario folds them.
+    served, knows, served_key, consumed, consumed_key = for_replay(
+        source, model, matrices["train"], key, threads=builder.threads
+    )
     tables = VersionTables(
         NOISE_FLOOR,
-        model,
-        seen=matrices["train"],
+        served,
+        seen=knows,
         consumed=matrices["all"],
         truth=source.truth,
         n_users=n_users,
@@ -354,7 +366,8 @@ def _noise_floor(
         click_lift=0.0,
         parent=None,
         update=None,
-        list_store=builder.lists(key, source.data_key("all"), n_users, k, model, matrices["all"]),
+        list_store=builder.lists(served_key, consumed_key, n_users, k, served, consumed),
+        trained_model=model,
     )
     if calibrator is not None:
         tables.calibrator = calibrator.inherited(NOISE_FLOOR)
@@ -409,6 +422,7 @@ def prepare(
     popular_items = np.argsort(-item_popularity, kind="stable")[:k].astype(np.int32)
 
     models: dict[str, TrainedModel] = {}
+    trained: dict[str, tuple[TrainedModel, sp.csr_matrix]] = {}  # lab versions, unfolded
     tables: dict[str, VersionTables] = {}
     seeds = rng["models"].integers(0, 2**31 - 1, size=len(scenario.models))
     built = _model_order(scenario)
@@ -421,8 +435,12 @@ def prepare(
         if settings.source == "lab":
             say(f"training {name} ({index + 1} of {len(built)})")
             model, seen, key = builder.version(name, settings, int(seed), models, rng=rng["models"])
+            trained[name] = (model, seen)
+            served, knows, served_key, consumed, consumed_key = for_replay(
+                source, model, seen, key, threads=builder.threads
+            )
             list_store: ListRows = builder.lists(
-                key, source.data_key("all"), n_users, k, model, all_matrix
+                served_key, consumed_key, n_users, k, served, consumed
             )
             covered, origin = None, None
         else:
@@ -443,6 +461,7 @@ def prepare(
                 key, source.data_key("all"), n_users, k, model, all_matrix
             )
             covered, origin = external.covered, external.origin
+            served, knows = model, seen
             registered = (origin.get("provenance") or {}) if settings.source == "registry" else {}
             if registered.get("parent_id"):
                 # A registered update: its lineage as the registry tells it.
@@ -450,8 +469,8 @@ def prepare(
         models[name] = model
         tables[name] = VersionTables(
             name,
-            model,
-            seen=seen,
+            served,
+            seen=knows,
             consumed=all_matrix,
             truth=truth,
             n_users=n_users,
@@ -464,6 +483,7 @@ def prepare(
             covered=covered,
             fallback=None if fallback is None else tables[fallback],
             origin=origin,
+            trained_model=model,
         )
     loaded = {
         name: str(t.origin["registry_id"])
@@ -480,7 +500,7 @@ def prepare(
     say("calibrating clicks and scoring top-K lists")
     for name in _model_order(scenario):
         tables[name].calibrator = _calibrator(
-            scenario.models[name], tables, name, builder, rng=calibration_rng
+            scenario.models[name], tables, name, builder, trained.get(name), rng=calibration_rng
         )
         tables[name].ensure(sample)
     order = [scenario.rollout.baseline, scenario.rollout.candidate]

@@ -46,7 +46,7 @@ def register_tables(
     ``train_end`` is its data time tag (the id's time), never wall time.
     """
     metrics = evaluate(
-        tables.model,
+        tables.trained_model,
         seen,
         holdout.matrix,
         k,
@@ -64,6 +64,6 @@ def register_tables(
         metrics=metrics,
         calibration=None if tables.calibrator is None else tables.calibrator.as_dict(),
     )
-    vid = registry.save(tables.model, provenance)
+    vid = registry.save(tables.trained_model, provenance)
     tables.origin = {"source": "lab", "registry_id": vid, "provenance": registry.provenance(vid)}
     return vid, metrics

@@ -194,7 +194,8 @@ class ReleaseFactory:
             partial(
                 _update,
                 train.update,
-                parent_tables.model,
+                # What the parent learnt, not the replayed users folded into it for serving.
+                parent_tables.trained_model,
                 seen,
                 since,
                 rounds,

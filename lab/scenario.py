@@ -177,6 +177,16 @@ class LogWindow(Table):
     end: TimePoint | None = None
 
 
+class FoldIn(Table):
+    """Replayed users scored from what they did before they are replayed (``replay.fold_in``;
+    README, "How replayed users are scored")."""
+
+    #: A user with fewer interactions than this before a window (counted from the training
+    #: window's start) has their first events in it taken as history, not replayed, until
+    #: they have this many (counted in ``data.fold_in.warm_up_events``).
+    warm_up: NonNegInt = 10
+
+
 class LogSource(Table):
     """A logged interaction file to replay (see README, "Replaying logs")."""
 
@@ -203,6 +213,9 @@ class LogSource(Table):
     #: (``movieId,title,genres`` with ``|``-separated genres), ``"auto"`` for a movies.csv
     #: beside the log when there is one, or unset (pseudo-genres from item factors).
     genres: str | None = "auto"
+    #: Unset: users are scored by what the versions learnt in training (new users get the
+    #: popularity list).  Set: ALS versions fold each replayed user's earlier history in.
+    fold_in: FoldIn | None = None
 
     @model_validator(mode="after")
     def _off_policy_columns(self) -> LogSource:

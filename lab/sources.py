@@ -40,12 +40,13 @@ from lab.fitted_world import fitted_traffic
 from lab.footprint import check_log_run
 from lab.offpolicy_log import LoggedImpressions, read_logged_impressions
 from lab.paths import expand_path, resolve_input_path
-from lab.scenario import FittedWorld, LogSource, Scenario
+from lab.scenario import FittedWorld, FoldIn, LogSource, Scenario
 from lab.versions import ClickTruth
 from replay.artifact_store import Artifact, ArtifactStore
 from replay.errors import UserInputError
 from replay.events import EventTable, interaction_matrix
 from replay.fitted_traffic import fitted_requests, make_fitted_world
+from replay.fold_in import history_before, warm_up_rows
 from replay.log_traffic import LogTraffic, replay_requests
 from replay.logs import LogSpec, read_log
 from replay.registry import data_fingerprint
@@ -63,7 +64,7 @@ from replay.synthetic import (
     window_edges,
 )
 from replay.training import active_ids
-from replay.windows import WindowSpec, split_windows
+from replay.windows import Window, WindowSpec, split_windows
 
 __all__ = ["LogTruth", "Source", "build_source", "expand_path"]
 
@@ -123,6 +124,9 @@ class Source:
     #: right rows; ``None``: the dense index is the id (synthetic worlds).
     user_ids: pl.Series | None = None
     item_ids: pl.Series | None = None
+    #: Replayed logs with ``fold_in``: users x items, everything each user did before their
+    #: first replayed event (``replay.fold_in.history_before``), folded into ALS versions.
+    fold_in: sp.csr_matrix | None = None
     #: Keys naming the data in ``matrices`` (``lab.artifacts``); filled on first use for logs.
     data_keys: dict[str, str] = field(default_factory=dict)
 
@@ -448,11 +452,15 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         rate_per_s=log.rate_per_s,
         max_truth=log.max_truth,
     )
-    stream = replay_requests(table, split.replay, traffic, source=source)
+    since = split.train.start
+    warm_up = _warm_up(log.fold_in, events, since, n_users)
+    replay_warm_up = warm_up(split.replay)
+    stream = replay_requests(table, split.replay, traffic, source=source, skip=replay_warm_up)
     feedback = None
     if split.update is not None:
         # The update window's requests, with the replay's horizon: what versions calibrate on.
-        held_out = replay_requests(table, split.update, traffic, source=source)
+        update_warm_up = warm_up(split.update)
+        held_out = replay_requests(table, split.update, traffic, source=source, skip=update_warm_up)
         if len(held_out):
             feedback = LoggedFeedback(
                 users=held_out.user.astype(np.int64),
@@ -464,13 +472,25 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
                     ),
                     shape=(len(held_out), n_items),
                 ),
-                known_before=matrices["train"],
+                known_before=(
+                    matrices["train"]
+                    if log.fold_in is None
+                    else history_before(
+                        events,
+                        split.update,
+                        update_warm_up,
+                        since=since,
+                        n_users=n_users,
+                        n_items=n_items,
+                    )
+                ),
                 popular_before=np.argsort(-matrices["train"].getnnz(axis=0), kind="stable")[
                     : scenario.users.list_size
                 ].astype(np.int32),
                 click_if_consumed=log.click_if_consumed,
                 click_otherwise=log.click_otherwise,
                 window=f"update window {split.update}",
+                fold_in=log.fold_in is not None,
             )
     if len(stream) == 0:
         raise UserInputError(
@@ -519,6 +539,22 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
     replay_matrix = interaction_matrix(
         events, n_users, n_items, split.replay.start, split.replay.end
     )
+    fold_in = None
+    data_fold_in = None
+    if log.fold_in is not None:
+        fold_in = history_before(
+            events, split.replay, replay_warm_up, since=since, n_users=n_users, n_items=n_items
+        )
+        replayed = np.unique(stream.user)
+        data_fold_in = {
+            "warm_up": log.fold_in.warm_up,
+            "warm_up_events": {
+                "update": 0 if split.update is None else int(update_warm_up.sum()),
+                "replay": int(replay_warm_up.sum()),
+            },
+            "replayed_users": int(replayed.size),
+            "replayed_users_with_history": int((fold_in.getnnz(axis=1)[replayed] > 0).sum()),
+        }
     return Source(
         world=world,
         truth=LogTruth(
@@ -540,6 +576,7 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         genre_names=genre_names,
         impressions=impressions,
         feedback=feedback,
+        fold_in=fold_in,
         user_ids=table.user_ids,
         item_ids=table.item_ids,
         data={
@@ -550,8 +587,21 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
             "accounting": accounting,
             "windows": split.summary(),
             "replayed_requests": len(stream),
+            **({} if data_fold_in is None else {"fold_in": data_fold_in}),
         },
     )
+
+
+def _warm_up(
+    fold_in: FoldIn | None, events: pl.DataFrame, since: datetime, n_users: int
+) -> Callable[[Window], np.ndarray]:
+    """The warm-up rows of a window (``replay.fold_in.warm_up_rows``); none without fold-in."""
+    warm_up = 0 if fold_in is None else fold_in.warm_up
+
+    def rows(window: Window) -> np.ndarray:
+        return warm_up_rows(events, window, since=since, warm_up=warm_up, n_users=n_users)
+
+    return rows
 
 
 def _stand_in_world(n_users: int, n_items: int, matrix: sp.csr_matrix) -> SyntheticWorld:

@@ -121,8 +121,12 @@ class VersionTables:
         covered: np.ndarray | None = None,
         fallback: VersionTables | None = None,
         origin: dict[str, Any] | None = None,
+        trained_model: TrainedModel | None = None,
     ) -> None:
         self.name = name
+        # What the version learnt, before any replayed user was folded in (lab.fold_in):
+        # what the registry keeps.  ``model`` is what it serves with.
+        self.trained_model = trained_model or model
         self.covered = covered
         self.fallback = fallback
         self.origin: dict[str, Any] = origin or {

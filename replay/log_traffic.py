@@ -200,10 +200,13 @@ def replay_requests(
     traffic: LogTraffic | None = None,
     *,
     source: str = "traffic",
+    skip: npt.NDArray[np.bool_] | None = None,
 ) -> RequestStream:
     """Requests from the logged events of ``window`` (default: the whole log).
 
-    ``table.events`` must be sorted by time (the canonical order).
+    ``table.events`` must be sorted by time (the canonical order).  ``skip`` (bool, one per
+    event of the window) marks events that are no request (``replay.fold_in`` warm-up rows:
+    a user's first events in the window, so no replayed request's truth holds them).
     """
     traffic = traffic or LogTraffic()
     traffic.check(source)
@@ -237,6 +240,10 @@ def replay_requests(
             earlier[before[before <= session.max()]] = True
             first &= ~earlier[session]
         rows = np.flatnonzero(first).astype(np.int64)
+    if skip is not None:
+        if skip.shape != (n,):
+            raise must_be(source, "skip", f"one flag per event of the window ({n})", skip.shape)
+        rows = rows[~skip[rows]]
 
     per_session = traffic.horizon == "session"
     group = session if per_session else user

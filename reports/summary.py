@@ -501,7 +501,8 @@ def build_summary(
             **{
                 key: _json_ready(_nest(value) if isinstance(value, dict) else value)
                 for key, value in prepared.source.data.items()
-                if key in ("path", "format", "accounting", "windows", "replayed_requests")
+                if key
+                in ("path", "format", "accounting", "windows", "replayed_requests", "fold_in")
             },
         },
         "timing": {k: _num(v, 4) for k, v in timing.items()},

@@ -817,6 +817,11 @@ class Data(Block):
         default=None, description="input_rows, kept and skipped.REASON (keys are data)"
     )
     windows: dict[str, Any] | None = None
+    fold_in: dict[str, Any] | None = Field(
+        default=None,
+        description="Replayed users folded in (traffic.log.fold_in): warm_up, warm_up_events "
+        "per window (taken as history, not replayed), replayed_users and how many had history",
+    )
     attributes: DataAttributes | None = None
 
 

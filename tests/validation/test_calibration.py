@@ -169,26 +169,59 @@ def _movielens_held_out(prepared: Prepared, *, draws: int) -> dict[str, Calibrat
     return slopes
 
 
+def test_movielens_sample_replay_counts_every_warm_up_event() -> None:
+    """The bundled sample with ``fold_in``: every replay-window event is a request or a
+    warm-up event (taken as its user's history, counted), and every replayed user is scored
+    from a history (none left on the popularity list for want of one)."""
+    prepared = _prepared(MOVIELENS_REPLAY, [])
+    data = prepared.source.data
+    fold = data["fold_in"]
+    assert fold["warm_up_events"]["replay"] > 0, fold
+    assert (
+        data["replayed_requests"] + fold["warm_up_events"]["replay"]
+        == (data["windows"]["replay.events"])
+    )
+    assert fold["replayed_users_with_history"] == fold["replayed_users"], fold
+    stream = prepared.source.requests(0, np.random.default_rng(0))
+    baseline = prepared.versions[0]
+    assert not baseline.no_history(np.unique(stream.user)).any()
+
+
 @needs_movielens
-def test_movielens_replay_slope_is_not_reported_as_noise() -> None:
-    """MovieLens latest-small split by time leaves ~15-20 of the replay's ~165 users with a
-    history (the rest get the popularity list, all with one prediction), so the slope's
-    information rests on a handful of users: on all replay requests its interval is wider
-    than SLOPE_MAX_CI_WIDTH, and on the baseline's share in the run (3.4 effective users of
-    129) the clustered interval even looks narrow ([0.42, 0.85]).  The summary says the
-    slope is not measured instead of printing a number.  Twenty click draws do not help:
-    the noise is in which users there are, not in the clicks."""
+@pytest.mark.slow
+def test_movielens_replay_slope_is_measured_once_users_are_folded_in() -> None:
+    """MovieLens latest-small split by time leaves 18 of the replay's 165 users with a
+    history: without fold-in the other 147 all got the popularity list and one prediction,
+    and the slope's information rested on 4.7 (baseline) and 6.6 (candidate) users, its
+    interval ~0.95 wide.  Folded in (each user's first ratings up to 10 taken as history,
+    see README, "How replayed users are scored"), every replayed user has a list of their
+    own and the held-out slope is measured: at least SLOPE_MIN_EFFECTIVE_USERS effective
+    users, interval at most SLOPE_MAX_CI_WIDTH wide.  Twenty click draws: the noise is in
+    which users there are, not in the clicks.  The run's summary judges each version on its
+    own share of the users only: there the slope is measured or left out with a warning."""
     prepared = _prepared(MOVIELENS_REPLAY, [f"traffic.log.path={MOVIELENS}"])
+    assert prepared.source.data["fold_in"]["replayed_users_with_history"] == 165
     for name, fit in _movielens_held_out(prepared, draws=20).items():
-        assert fit.slope > 0, name
         assert fit.effective_clusters is not None, name
-        assert fit.effective_clusters < SLOPE_MIN_EFFECTIVE_USERS, (name, fit)
-        assert not fit.measured(SLOPE_MAX_CI_WIDTH, SLOPE_MIN_EFFECTIVE_USERS), (name, fit)
+        assert fit.measured(SLOPE_MAX_CI_WIDTH, SLOPE_MIN_EFFECTIVE_USERS), (name, fit)
+        assert fit.slope > 0, (name, fit)
     scenario = load_scenario(
         MOVIELENS_REPLAY, [f"traffic.log.path={MOVIELENS}", "metrics.noise_floor=false"]
     )
     summary = build_summary(run(scenario, base_dir=MOVIELENS_REPLAY.parent), reproducible=True)
     for name in ("baseline", "candidate"):
-        cal = summary["versions"][name]["quality"]["calibration"]
-        _assert_reported(cal, name)
-        assert cal["slope"] is None, (name, cal["slope_ci95"])
+        _assert_reported(summary["versions"][name]["quality"]["calibration"], name)
+
+
+@needs_movielens
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured held-out slope 0.21 [0.03, 0.39] (baseline) and 0.18 [0.01, 0.36] "
+    "(candidate): the calibrator, fitted on the update window's 63 users (most with long "
+    "histories), predicts the replay's folded-in newcomers' lists twice as clickable as they "
+    "are (mean 0.196 predicted, 0.098 observed)",
+)
+def test_movielens_replay_held_out_slope_in_band() -> None:
+    prepared = _prepared(MOVIELENS_REPLAY, [f"traffic.log.path={MOVIELENS}"])
+    _assert_in_band(_movielens_held_out(prepared, draws=20), "movielens latest-small")
