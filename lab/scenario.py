@@ -185,6 +185,9 @@ class FoldIn(Table):
     #: window's start) has their first events in it taken as history, not replayed, until
     #: they have this many (counted in ``data.fold_in.warm_up_events``).
     warm_up: NonNegInt = 10
+    #: ... and at least this fraction of each user's events in the window (the list a user
+    #: is served then stands for at least this share of the history it is served over).
+    fraction: Annotated[float, ranged(0, 1, hi_open=True)] = 0.0
 
 
 class LogSource(Table):

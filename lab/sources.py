@@ -548,6 +548,7 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         replayed = np.unique(stream.user)
         data_fold_in = {
             "warm_up": log.fold_in.warm_up,
+            "fraction": log.fold_in.fraction,
             "warm_up_events": {
                 "update": 0 if split.update is None else int(update_warm_up.sum()),
                 "replay": int(replay_warm_up.sum()),
@@ -597,9 +598,12 @@ def _warm_up(
 ) -> Callable[[Window], np.ndarray]:
     """The warm-up rows of a window (``replay.fold_in.warm_up_rows``); none without fold-in."""
     warm_up = 0 if fold_in is None else fold_in.warm_up
+    fraction = 0.0 if fold_in is None else fold_in.fraction
 
     def rows(window: Window) -> np.ndarray:
-        return warm_up_rows(events, window, since=since, warm_up=warm_up, n_users=n_users)
+        return warm_up_rows(
+            events, window, since=since, warm_up=warm_up, n_users=n_users, fraction=fraction
+        )
 
     return rows
 

@@ -9,12 +9,16 @@ it folds the user's interactions into the model as they come.  Two steps do that
 both causal (nothing a user did later, nor anything any other user did after the training
 window, reaches their list):
 
-**Warm-up** (:func:`warm_up_rows`).  A user with fewer than ``warm_up`` interactions
-before a window (counted from the start of the training window) has the first of their
-events in the window, up to ``warm_up`` interactions in all, taken as history instead of
-replayed: those rows are counted (``data.fold_in.warm_up_events``), never dropped
-silently.  Their remaining events are replayed as usual, their truth (what they consumed
-next) unchanged.
+**Warm-up** (:func:`warm_up_rows`).  The first of each user's events in a window are taken
+as history instead of replayed: enough for ``warm_up`` interactions in all (counted from the
+start of the training window), and at least a ``fraction`` of the user's events in the
+window.  Those rows are counted (``data.fold_in.warm_up_events``), never dropped silently;
+the user's remaining events are replayed as usual, their truth (what they consumed next)
+unchanged.  Why a fraction as well as a count: a version serves one list per user, a
+snapshot of their history at their first replayed event, while a service would refresh it
+as they act.  After a fixed count of 10, a user who rates 2,000 films in the window is
+served for all of them from 10; starting the replay after a fraction f of the user's events
+bounds how far behind the snapshot falls to a factor 1/f of the history it stands for.
 
 **Fold-in** (:func:`fold_in`).  For every user whose history before their first replayed
 event (:func:`history_before`) holds interactions a version did not learn from, the
@@ -57,16 +61,25 @@ def _window_slice(events: pl.DataFrame, window: Window) -> tuple[int, int]:
 
 
 def warm_up_rows(
-    events: pl.DataFrame, window: Window, *, since: datetime, warm_up: int, n_users: int
+    events: pl.DataFrame,
+    window: Window,
+    *,
+    since: datetime,
+    warm_up: int,
+    n_users: int,
+    fraction: float = 0.0,
 ) -> npt.NDArray[np.bool_]:
     """bool [rows of ``window``]: the events taken as their user's history, not replayed.
 
-    Row j of user u (the r-th of u's events in the window, r = 0, 1, ... in time order) is a
-    warm-up row iff ``prior_u + r < warm_up``, ``prior_u`` the user's events in
-    ``[since, window.start)``.  ``events`` sorted by time (the canonical order).
+    Row j of user u (the r-th of u's n_u events in the window, r = 0, 1, ... in time order)
+    is a warm-up row iff ``r < max(warm_up − prior_u, ⌈fraction · n_u⌉)``, ``prior_u`` the
+    user's events in ``[since, window.start)``.  ``events`` sorted by time (the canonical
+    order).
     """
     if not (isinstance(warm_up, int) and not isinstance(warm_up, bool) and warm_up >= 0):
         raise must_be("warm_up_rows", "warm_up", "an integer >= 0", warm_up)
+    if not (isinstance(fraction, int | float) and 0.0 <= fraction < 1.0):
+        raise must_be("warm_up_rows", "fraction", "a number in [0, 1)", fraction)
     lo, hi = _window_slice(events, window)
     start = int(events["ts"].search_sorted(since, side="left"))
     prior = np.bincount(
@@ -74,7 +87,7 @@ def warm_up_rows(
         minlength=n_users,
     )
     user = events["user"].slice(lo, hi - lo).to_numpy()
-    if user.size == 0 or warm_up == 0:
+    if user.size == 0 or (warm_up == 0 and fraction == 0.0):
         return np.zeros(user.size, dtype=bool)
     order = user_time_order(user)
     grouped = user[order]
@@ -86,7 +99,9 @@ def warm_up_rows(
     )
     rank = np.empty(user.size, dtype=np.int64)
     rank[order] = rank_grouped
-    return np.asarray(prior[user.astype(np.int64)] + rank < warm_up)
+    per_user = np.bincount(user.astype(np.int64), minlength=n_users)
+    taken = np.maximum(warm_up - prior, np.ceil(fraction * per_user).astype(np.int64))
+    return np.asarray(rank < taken[user.astype(np.int64)])
 
 
 def history_before(

@@ -189,22 +189,26 @@ def test_movielens_sample_replay_counts_every_warm_up_event() -> None:
 
 @needs_movielens
 @pytest.mark.slow
-def test_movielens_replay_slope_is_measured_once_users_are_folded_in() -> None:
+@pytest.mark.parametrize("seed", [23, 1, 2])
+def test_movielens_replay_slope_is_measured_once_users_are_folded_in(seed: int) -> None:
     """MovieLens latest-small split by time leaves 18 of the replay's 165 users with a
     history: without fold-in the other 147 all got the popularity list and one prediction,
     and the slope's information rested on 4.7 (baseline) and 6.6 (candidate) users, its
-    interval ~0.95 wide.  Folded in (each user's first ratings up to 10 taken as history,
-    see README, "How replayed users are scored"), every replayed user has a list of their
-    own and the held-out slope is measured: at least SLOPE_MIN_EFFECTIVE_USERS effective
-    users, interval at most SLOPE_MAX_CI_WIDTH wide.  Twenty click draws: the noise is in
-    which users there are, not in the clicks.  The run's summary judges each version on its
-    own share of the users only: there the slope is measured or left out with a warning."""
-    prepared = _prepared(MOVIELENS_REPLAY, [f"traffic.log.path={MOVIELENS}"])
+    interval ~0.95 wide.  Folded in (each user's first ratings, 10 in all and at least a
+    fifth of theirs, taken as history: README, "How replayed users are scored"), every
+    replayed user has a list of their own and the held-out slope is measured for every
+    seed: at least SLOPE_MIN_EFFECTIVE_USERS effective users, interval at most
+    SLOPE_MAX_CI_WIDTH wide.  Twenty click draws: the noise is in which users there are,
+    not in the clicks.  The run's summary judges each version on its own share of the users
+    only: there the slope is measured or left out with a warning."""
+    prepared = _prepared(MOVIELENS_REPLAY, [f"traffic.log.path={MOVIELENS}", f"seed={seed}"])
     assert prepared.source.data["fold_in"]["replayed_users_with_history"] == 165
     for name, fit in _movielens_held_out(prepared, draws=20).items():
         assert fit.effective_clusters is not None, name
         assert fit.measured(SLOPE_MAX_CI_WIDTH, SLOPE_MIN_EFFECTIVE_USERS), (name, fit)
         assert fit.slope > 0, (name, fit)
+    if seed != 23:
+        return
     scenario = load_scenario(
         MOVIELENS_REPLAY, [f"traffic.log.path={MOVIELENS}", "metrics.noise_floor=false"]
     )
@@ -217,10 +221,10 @@ def test_movielens_replay_slope_is_measured_once_users_are_folded_in() -> None:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="measured held-out slope 0.21 [0.03, 0.39] (baseline) and 0.18 [0.01, 0.36] "
-    "(candidate): the calibrator, fitted on the update window's 63 users (most with long "
-    "histories), predicts the replay's folded-in newcomers' lists twice as clickable as they "
-    "are (mean 0.196 predicted, 0.098 observed)",
+    reason="measured held-out slope 0.70 [0.48, 0.92] (baseline) and 0.74 [0.52, 0.95] "
+    "(candidate), 0.59-0.67 for seeds 1-3: the calibrator, fitted on the update window "
+    "(2011-2014, 63 users), spreads its predictions for the replay (2014-2018) about 1.5 "
+    "times too widely (README, Click predictions)",
 )
 def test_movielens_replay_held_out_slope_in_band() -> None:
     prepared = _prepared(MOVIELENS_REPLAY, [f"traffic.log.path={MOVIELENS}"])

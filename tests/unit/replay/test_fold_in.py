@@ -57,6 +57,17 @@ def test_warm_up_takes_each_users_first_events_up_to_the_count() -> None:
     assert rows.tolist() == [True, True, False, True, True, True, False]
 
 
+def test_warm_up_takes_at_least_a_fraction_of_each_users_window_events() -> None:
+    # fraction 0.5: user 0 (4 events in the window) takes 2 though it had 2 before; user 1
+    # (3 events) takes 2 (⌈1.5⌉); user 2 (1 event) takes 1.  With warm_up 3 user 1 takes 3.
+    rows = warm_up_rows(events(), WINDOW, since=SINCE, warm_up=0, n_users=3, fraction=0.5)
+    assert rows.tolist() == [True, True, True, True, True, False, False]
+    rows = warm_up_rows(events(), WINDOW, since=SINCE, warm_up=3, n_users=3, fraction=0.5)
+    assert rows.tolist() == [True, True, True, True, True, True, False]
+    with pytest.raises(Exception, match="fraction"):
+        warm_up_rows(events(), WINDOW, since=SINCE, warm_up=0, n_users=3, fraction=1.0)
+
+
 def test_no_warm_up_replays_every_event() -> None:
     rows = warm_up_rows(events(), WINDOW, since=SINCE, warm_up=0, n_users=3)
     assert not rows.any() and rows.size == 7
@@ -143,20 +154,22 @@ def test_fold_in_leaves_non_als_versions_and_unchanged_histories_alone() -> None
         max_size=30,
     ),
     warm_up=st.integers(0, 5),
+    fraction=st.sampled_from([0.0, 0.2, 0.5, 0.9]),
 )
 def test_warm_up_never_takes_an_event_after_a_replayed_one(
-    rows: list[tuple[int, int, int]], warm_up: int
+    rows: list[tuple[int, int, int]], warm_up: int, fraction: float
 ) -> None:
-    """Causality: a user's warm-up rows all come before their first replayed row, and a
-    user has at most ``warm_up`` interactions counted before it."""
+    """Causality: a user's warm-up rows all come before their first replayed row, and they
+    are exactly as many as the count and the fraction ask for."""
     frame = events(rows)
-    taken = warm_up_rows(frame, WINDOW, since=SINCE, warm_up=warm_up, n_users=4)
+    taken = warm_up_rows(
+        frame, WINDOW, since=SINCE, warm_up=warm_up, n_users=4, fraction=fraction
+    )
     inside = frame.filter((pl.col("ts") >= WINDOW.start) & (pl.col("ts") < WINDOW.end))
     users = inside["user"].to_numpy()
     prior = np.bincount(frame.filter(pl.col("ts") < WINDOW.start)["user"].to_numpy(), minlength=4)
     for u in range(4):
         mine = taken[users == u]
         assert not np.any(np.diff(mine.astype(int)) > 0)  # True…True then False…False
-        assert prior[u] + mine.sum() <= max(warm_up, prior[u])
-        if not mine.all():
-            assert prior[u] + mine.sum() >= warm_up or prior[u] >= warm_up
+        wanted = max(warm_up - prior[u], int(np.ceil(fraction * mine.size)), 0)
+        assert mine.sum() == min(wanted, mine.size)
