@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from replay.events import EVENT_SCHEMA, EventTable
 from replay.fold_in import fold_in, history_before, warm_up_rows
 from replay.log_traffic import LogTraffic, replay_requests
-from replay.training import ModelSpec, to_implicit, train
+from replay.training import Algorithm, ModelSpec, TrainedModel, to_implicit, train
 from replay.windows import Window
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -108,12 +108,12 @@ def test_history_before_is_the_earlier_events_plus_the_warm_up() -> None:
         history_before(events(), WINDOW, rows[:2], since=SINCE, n_users=3, n_items=5)
 
 
-def _model(algorithm: str = "als") -> tuple[object, sp.csr_matrix]:
+def _model(algorithm: Algorithm = "als") -> tuple[TrainedModel, sp.csr_matrix]:
     rng = np.random.default_rng(3)
     dense = (rng.random((40, 30)) < 0.2).astype(np.float32)
     dense[30:] = 0.0  # users 30..39: nothing in training
     seen = sp.csr_matrix(dense)
-    spec = ModelSpec(algorithm=algorithm, factors=4, iterations=3, regularization=0.1, alpha=2.0)  # type: ignore[arg-type]
+    spec = ModelSpec(algorithm=algorithm, factors=4, iterations=3, regularization=0.1, alpha=2.0)
     return train(spec, seen), seen
 
 
@@ -124,25 +124,25 @@ def test_fold_in_resolves_exactly_the_users_with_more_history() -> None:
     extra = int(np.flatnonzero(seen[5].toarray()[0] == 0)[0])
     history[5, extra] = 1.0  # a known user with one more interaction
     history = sp.csr_matrix(history, dtype=np.float32)
-    folded, knows, count = fold_in(model, seen, history)  # type: ignore[arg-type]
+    folded, knows, count = fold_in(model, seen, history)
     assert count == 2
-    expected = to_implicit(model).recalculate_user(np.array([5, 31]), history[[5, 31]])  # type: ignore[arg-type]
+    expected = to_implicit(model).recalculate_user(np.array([5, 31]), history[[5, 31]])
     np.testing.assert_array_equal(folded.user_factors[[5, 31]], expected)
     others = np.setdiff1d(np.arange(40), [5, 31])
-    np.testing.assert_array_equal(folded.user_factors[others], model.user_factors[others])  # type: ignore[attr-defined]
-    np.testing.assert_array_equal(folded.item_factors, model.item_factors)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(folded.user_factors[others], model.user_factors[others])
+    np.testing.assert_array_equal(folded.item_factors, model.item_factors)
     assert (knows != history).nnz == 0
     # The trained model is left as it was.
-    assert not np.array_equal(model.user_factors[31], folded.user_factors[31])  # type: ignore[attr-defined]
+    assert not np.array_equal(model.user_factors[31], folded.user_factors[31])
 
 
 def test_fold_in_leaves_non_als_versions_and_unchanged_histories_alone() -> None:
     model, seen = _model("bpr")
     history = seen.tolil(copy=True)
     history[31, 1] = 1.0
-    assert fold_in(model, seen, sp.csr_matrix(history))[2] == 0  # type: ignore[arg-type]
+    assert fold_in(model, seen, sp.csr_matrix(history))[2] == 0
     als, seen = _model()
-    same, knows, count = fold_in(als, seen, seen)  # type: ignore[arg-type]
+    same, knows, count = fold_in(als, seen, seen)
     assert count == 0 and same is als and knows is seen
 
 
@@ -162,9 +162,7 @@ def test_warm_up_never_takes_an_event_after_a_replayed_one(
     """Causality: a user's warm-up rows all come before their first replayed row, and they
     are exactly as many as the count and the fraction ask for."""
     frame = events(rows)
-    taken = warm_up_rows(
-        frame, WINDOW, since=SINCE, warm_up=warm_up, n_users=4, fraction=fraction
-    )
+    taken = warm_up_rows(frame, WINDOW, since=SINCE, warm_up=warm_up, n_users=4, fraction=fraction)
     inside = frame.filter((pl.col("ts") >= WINDOW.start) & (pl.col("ts") < WINDOW.end))
     users = inside["user"].to_numpy()
     prior = np.bincount(frame.filter(pl.col("ts") < WINDOW.start)["user"].to_numpy(), minlength=4)
