@@ -432,16 +432,10 @@ def prepare(
         lineage: tuple[str | None, str | None] = (
             (settings.parent, settings.update) if settings.parent else (None, None)
         )
+        external_lists: ListRows | None = None
         if settings.source == "lab":
             say(f"training {name} ({index + 1} of {len(built)})")
             model, seen, key = builder.version(name, settings, int(seed), models, rng=rng["models"])
-            trained[name] = (model, seen)
-            served, knows, served_key, consumed, consumed_key = for_replay(
-                source, model, seen, key, threads=builder.threads
-            )
-            list_store: ListRows = builder.lists(
-                served_key, consumed_key, n_users, k, served, consumed
-            )
             covered, origin = None, None
         else:
             say(f"loading {name} from {settings.source} ({index + 1} of {len(built)})")
@@ -457,15 +451,23 @@ def prepare(
             )
             model, seen, key = external.model, external.seen, external.key
             builder.keys[name] = key
-            list_store = external.lists or builder.lists(
-                key, source.data_key("all"), n_users, k, model, all_matrix
-            )
+            external_lists = external.lists
             covered, origin = external.covered, external.origin
-            served, knows = model, seen
             registered = (origin.get("provenance") or {}) if settings.source == "registry" else {}
             if registered.get("parent_id"):
                 # A registered update: its lineage as the registry tells it.
                 lineage = (str(registered["parent_id"]).split("@")[0], str(registered["update"]))
+        served, knows, served_key, consumed, consumed_key = model, seen, key, all_matrix, None
+        if settings.source in ("lab", "registry"):
+            # Versions the lab trained (now or into the registry) serve replayed users
+            # folded in when the scenario folds them (lab.fold_in).
+            trained[name] = (model, seen)
+            served, knows, served_key, consumed, consumed_key = for_replay(
+                source, model, seen, key, threads=builder.threads
+            )
+        list_store: ListRows = external_lists or builder.lists(
+            served_key, consumed_key or source.data_key("all"), n_users, k, served, consumed
+        )
         models[name] = model
         tables[name] = VersionTables(
             name,
