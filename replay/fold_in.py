@@ -12,7 +12,8 @@ window, reaches their list):
 **Warm-up** (:func:`warm_up_rows`).  The first of each user's events in a window are taken
 as history instead of replayed: enough for ``warm_up`` interactions in all (counted from the
 start of the training window), and at least a ``fraction`` of the user's events in the
-window.  Those rows are counted (``data.fold_in.warm_up_events``), never dropped silently;
+window, but never the user's last event there: everyone active in the window is replayed.
+Those rows are counted (``data.fold_in.warm_up_events``), never dropped silently;
 the user's remaining events are replayed as usual, their truth (what they consumed next)
 unchanged.  Why a fraction as well as a count: a version serves one list per user, a
 snapshot of their history at their first replayed event, while a service would refresh it
@@ -72,8 +73,9 @@ def warm_up_rows(
     """bool [rows of ``window``]: the events taken as their user's history, not replayed.
 
     Row j of user u (the r-th of u's n_u events in the window, r = 0, 1, ... in time order)
-    is a warm-up row iff ``r < max(warm_up − prior_u, ⌈fraction · n_u⌉)``, ``prior_u`` the
-    user's events in ``[since, window.start)``.  ``events`` sorted by time (the canonical
+    is a warm-up row iff ``r < min(max(warm_up − prior_u, ⌈fraction · n_u⌉), n_u − 1)``,
+    ``prior_u`` the user's events in ``[since, window.start)``: the last event of every user
+    is replayed.  ``events`` sorted by time (the canonical
     order).
     """
     if not (isinstance(warm_up, int) and not isinstance(warm_up, bool) and warm_up >= 0):
@@ -100,7 +102,8 @@ def warm_up_rows(
     rank = np.empty(user.size, dtype=np.int64)
     rank[order] = rank_grouped
     per_user = np.bincount(user.astype(np.int64), minlength=n_users)
-    taken = np.maximum(warm_up - prior, np.ceil(fraction * per_user).astype(np.int64))
+    wanted = np.maximum(warm_up - prior, np.ceil(fraction * per_user).astype(np.int64))
+    taken = np.minimum(wanted, per_user - 1)
     return np.asarray(rank < taken[user.astype(np.int64)])
 
 

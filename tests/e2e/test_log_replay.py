@@ -69,6 +69,15 @@ def test_missing_log_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len(err) == 1 and "nope.csv" in err[0]
 
 
+def test_a_warm_up_longer_than_the_replay_still_replays_every_user(tmp_path: Path) -> None:
+    """However long the warm-up, each user's last replay-window event is replayed: nobody
+    active in the window disappears from the traffic."""
+    summary = _run(tmp_path, "long", "--set", "traffic.log.fold_in.warm_up=100000")
+    fold = summary["data"]["fold_in"]
+    assert fold["replayed_users"] == summary["data"]["windows"]["replay"]["users"], fold
+    assert summary["data"]["replayed_requests"] == fold["replayed_users"]
+
+
 def test_unset_variable_in_log_path_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

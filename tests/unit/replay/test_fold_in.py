@@ -51,19 +51,19 @@ def events(rows: list[tuple[int, int, int]] = ROWS) -> pl.DataFrame:
 
 
 def test_warm_up_takes_each_users_first_events_up_to_the_count() -> None:
-    # warm_up 3: user 0 had 2 before, so 1 more (t=100); user 1 takes 3 (150, 300, 500);
-    # user 2 takes its only event.
+    # warm_up 3: user 0 had 2 before, so 1 more (t=100); user 1 would take 3 but its last
+    # event (500) is replayed; user 2's only event is replayed.
     rows = warm_up_rows(events(), WINDOW, since=SINCE, warm_up=3, n_users=3)
-    assert rows.tolist() == [True, True, False, True, True, True, False]
+    assert rows.tolist() == [True, True, False, True, False, False, False]
 
 
 def test_warm_up_takes_at_least_a_fraction_of_each_users_window_events() -> None:
     # fraction 0.5: user 0 (4 events in the window) takes 2 though it had 2 before; user 1
-    # (3 events) takes 2 (⌈1.5⌉); user 2 (1 event) takes 1.  With warm_up 3 user 1 takes 3.
+    # (3 events) takes 2 (⌈1.5⌉); user 2 (1 event) none: a user's last event is replayed.
     rows = warm_up_rows(events(), WINDOW, since=SINCE, warm_up=0, n_users=3, fraction=0.5)
-    assert rows.tolist() == [True, True, True, True, True, False, False]
+    assert rows.tolist() == [True, True, True, True, False, False, False]
     rows = warm_up_rows(events(), WINDOW, since=SINCE, warm_up=3, n_users=3, fraction=0.5)
-    assert rows.tolist() == [True, True, True, True, True, True, False]
+    assert rows.tolist() == [True, True, True, True, False, False, False]
     with pytest.raises(Exception, match="fraction"):
         warm_up_rows(events(), WINDOW, since=SINCE, warm_up=0, n_users=3, fraction=1.0)
 
@@ -83,14 +83,16 @@ def test_warm_up_rows_are_no_requests_and_every_window_event_is_accounted() -> N
     table = EventTable(events(), pl.Series(range(3)), pl.Series(range(5)))
     rows = warm_up_rows(table.events, WINDOW, since=SINCE, warm_up=2, n_users=3)
     stream = replay_requests(table, WINDOW, LogTraffic(horizon=5), skip=rows)
-    # User 0 had 2 interactions already: all of its window events are replayed.
-    assert stream.user.tolist() == [0, 0, 1, 0]
+    # User 0 had 2 interactions already: all of its window events are replayed; user 1's
+    # first two are its warm-up; user 2's only event is its last, so it is replayed.
+    assert stream.user.tolist() == [0, 0, 2, 1, 0]
     assert len(stream) + int(rows.sum()) == 7
     # Truth is what the user consumed from the request on, never a warm-up row.
     ptr = stream.truth_ptr
-    assert [stream.truth_items[ptr[k] : ptr[k + 1]].tolist() for k in range(4)] == [
+    assert [stream.truth_items[ptr[k] : ptr[k + 1]].tolist() for k in range(5)] == [
         [2, 3, 4],
         [3, 4],
+        [0],
         [0],
         [4],
     ]
@@ -101,8 +103,8 @@ def test_history_before_is_the_earlier_events_plus_the_warm_up() -> None:
     history = history_before(events(), WINDOW, rows, since=SINCE, n_users=3, n_items=5)
     assert history.toarray().tolist() == [
         [1, 1, 1, 0, 0],
-        [1, 0, 0, 1, 1],
-        [1, 0, 0, 0, 0],
+        [0, 0, 0, 1, 1],
+        [0, 0, 0, 0, 0],
     ]
     with pytest.raises(Exception, match="like the window"):
         history_before(events(), WINDOW, rows[:2], since=SINCE, n_users=3, n_items=5)
@@ -170,4 +172,4 @@ def test_warm_up_never_takes_an_event_after_a_replayed_one(
         mine = taken[users == u]
         assert not np.any(np.diff(mine.astype(int)) > 0)  # True…True then False…False
         wanted = max(warm_up - prior[u], int(np.ceil(fraction * mine.size)), 0)
-        assert mine.sum() == min(wanted, mine.size)
+        assert mine.sum() == min(wanted, max(mine.size - 1, 0))  # the last one is replayed
