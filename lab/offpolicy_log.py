@@ -50,6 +50,7 @@ import polars as pl
 
 from replay.errors import UserInputError
 from replay.events import EventTable
+from replay.obd import user_expr
 from replay.validation import decide_timestamp_mode, timestamp_us_expr
 from sim.metrics.click_model import ClickModelFit, direct_value, fit_position_based
 from sim.metrics.offpolicy import (
@@ -93,12 +94,16 @@ class LoggedImpressions:
         return int(self.user.size)
 
 
-def _scan(path: Path) -> pl.LazyFrame:
+def _scan(path: Path, *, as_text: bool = False) -> pl.LazyFrame:
+    """The log's columns; ``as_text`` reads a CSV's columns as text, as the event reader
+    does for the Open Bandit Dataset (so that the joined user features match its ids)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return pl.scan_parquet(path)
     if suffix in (".ndjson", ".jsonl", ".json"):
         return pl.scan_ndjson(path)
+    if as_text:
+        return pl.scan_csv(path, infer_schema=False)
     return pl.scan_csv(path, infer_schema_length=10_000)
 
 
@@ -110,6 +115,7 @@ def read_logged_impressions(
     *,
     timestamp_unit: str,
     source: str,
+    user_features: tuple[str, ...] | None = None,
 ) -> LoggedImpressions:
     """The replay window's rows with reward and propensity or position, keyed to the table's
     dense ids.
@@ -118,12 +124,22 @@ def read_logged_impressions(
     ``position`` to the log's column names.  Without a propensity (a long-form impression
     log: one row per shown item with its position and whether it was clicked), the reward
     must be 0 or 1; other rows are counted as ``invalid_reward``.
+
+    ``user_features`` (the Open Bandit Dataset, :mod:`replay.obd`): the user of a row is the
+    profile of these columns instead of a ``user`` column.  A propensity outside (0, 1] is
+    refused (:class:`UserInputError`: the column holds no probabilities); a missing or
+    unreadable one is counted as ``invalid_propensity``.
     """
     file = Path(path)
     roles = ("user", "item", "timestamp", "propensity", "reward", "position")
     wanted = {role: name for role in roles if (name := columns.get(role)) is not None}
+    if user_features is not None:
+        wanted.pop("user", None)
+    selected = [pl.col(c).alias(role) for role, c in wanted.items()]
+    if user_features is not None:
+        selected.append(user_expr(user_features).alias("user"))
     try:
-        raw = _scan(file).select([pl.col(c).alias(role) for role, c in wanted.items()]).collect()
+        raw = _scan(file, as_text=user_features is not None).select(selected).collect()
     except (OSError, pl.exceptions.PolarsError) as exc:
         mapped = ", ".join(f".{role}" for role in wanted if role not in ("user", "item"))
         raise UserInputError(
@@ -136,6 +152,8 @@ def read_logged_impressions(
         source=str(file),
         column=wanted["timestamp"],
     )
+    if "propensity" in wanted:
+        _check_propensities(raw, file, wanted["propensity"])
     start_us = int(window[0].timestamp() * 1e6)
     end_us = int(window[1].timestamp() * 1e6)
     slates = "position" in wanted
@@ -191,6 +209,24 @@ def read_logged_impressions(
         slate=slate,
         accounting=accounting,
     )
+
+
+def _check_propensities(raw: pl.DataFrame, file: Path, column: str) -> None:
+    """Refuse a propensity that is a number outside (0, 1]: a column of scores or
+    percentages, not probabilities, would bias every estimate (nulls are counted later)."""
+    value = pl.col("propensity").cast(pl.Float64, strict=False)
+    bad = (
+        raw.with_row_index("row")
+        .filter(value.is_not_null() & ~(value.is_finite() & (value > 0) & (value <= 1)))
+        .head(1)
+    )
+    if bad.height:
+        row, shown = int(bad["row"][0]) + 1, bad["propensity"][0]
+        raise UserInputError(
+            f"{file}: column {column!r} (the logging propensity) must be a probability in "
+            f"(0, 1], got {shown!r} in data row {row:,} (export the probability with which "
+            "the logging policy showed the item, not a score or a percentage)"
+        )
 
 
 def _estimate(estimate: OffPolicyEstimate | None) -> dict[str, Any] | None:

@@ -209,6 +209,13 @@ class LogSource(Table):
         cols = self.columns
         if cols is None:
             return self
+        if self.format == "obd":
+            raise Inconsistent(
+                ("columns",),
+                'must be unset when format = "obd" (the Open Bandit Dataset\'s columns have '
+                'fixed roles; remove columns, or set format = "csv" to map them yourself)',
+                "set",
+            )
         # A propensity without rewards, or rewards with neither propensities nor positions,
         # would silently give no estimate at all.
         if cols.propensity is not None and cols.reward is None:
