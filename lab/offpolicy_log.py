@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from lab.logged_exposure import logged_block
 from replay.errors import UserInputError
 from replay.events import EventTable
 from replay.obd import user_expr
@@ -362,9 +363,16 @@ def _subset(impressions: LoggedImpressions, keep: np.ndarray) -> LoggedImpressio
     )
 
 
-def offpolicy_block(impressions: LoggedImpressions, lists: dict[str, np.ndarray]) -> dict[str, Any]:
+def offpolicy_block(
+    impressions: LoggedImpressions,
+    lists: dict[str, np.ndarray],
+    *,
+    n_items: int | None = None,
+) -> dict[str, Any]:
     """Per version (``lists``: name -> [n_users, K] items, rows of the impressions' users
-    filled) the replay, IPS and SNIPS estimates, with the rows each one could use."""
+    filled) the replay, IPS and SNIPS estimates, with the rows each one could use; and the
+    logging policy's own engagement and exposure (``logged``, :mod:`lab.logged_exposure`)
+    over a catalogue of ``n_items`` (default: the largest item id seen + 1)."""
     slates = impressions.position is not None
     out: dict[str, Any] = {
         "rows": len(impressions),
@@ -381,15 +389,18 @@ def offpolicy_block(impressions: LoggedImpressions, lists: dict[str, np.ndarray]
             "slates": int(np.unique(impressions.slate).size),
             "positions": int(impressions.position.max(initial=-1)) + 1,
         },
+        "logged": None,
         "click_model": None,
         "versions": {},
     }
     if len(impressions) == 0:
         return out
-    n_items = int(max([int(impressions.item.max()), *(int(t.max()) for t in lists.values())])) + 1
+    seen = int(max([int(impressions.item.max()), *(int(t.max()) for t in lists.values())])) + 1
+    n_items = max(n_items or 0, seen)
     fit = _click_model(impressions, n_items)
     if fit is not None:
         out["click_model"] = _click_model_block(fit)
+    out["logged"] = logged_block(impressions, fit, n_items=n_items)
     for name, table in lists.items():
         shown = table[impressions.user]
         excluded = {"empty_target_list": int((shown < 0).all(axis=1).sum())}

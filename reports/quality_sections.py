@@ -178,7 +178,58 @@ def off_policy(summary: dict[str, Any]) -> str:
             )
             + (f" Log rows of the replay window left out: {dropped}." if dropped else "")
         )
+        + _logged(block.get("logged"))
         + _click_model(block.get("click_model"))
+    )
+
+
+def _logged(logged: dict[str, Any] | None) -> str:
+    """The logging policy's engagement and exposure as the log records them."""
+    if not logged:
+        return ""
+    fitted = any(c.get("click_model_ctr") is not None for c in logged["by_position"])
+    rows = [
+        [
+            "all" if c is None else fmt(c["position"] + 1),
+            fmt(cell["impressions"]),
+            fmt(cell["clicks"]),
+            pct(cell["ctr"]) + ci_pct(cell["ctr_ci95"]),
+            *([pct(cell.get("click_model_ctr")) if c is not None else "–"] if fitted else []),
+        ]
+        for c, cell in [(None, logged), *((c, c) for c in logged["by_position"])]
+    ]
+    exposure = logged["exposure"]
+    return (
+        "<h3>Logging policy, from the log</h3>"
+        + "<p>Exposure and engagement of the policy that wrote the log, read from its rows "
+        "(what was shown, where, and what was clicked): the <b>logged</b> CTR, not simulated. "
+        f"It showed {fmt(exposure['items_shown'])} of {fmt(exposure['catalogue_items'])} items "
+        f"(catalogue coverage {pct(exposure['catalogue_coverage'])}, exposure Gini "
+        f"{fmt(exposure['exposure_gini'], 3)})"
+        + (
+            f"; {fmt(logged['clicks_per_slate'], 4)} clicks per slate over "
+            f"{fmt(logged['slates'])} slates."
+            if logged.get("slates")
+            else "."
+        )
+        + "</p>"
+        + html_table(
+            [
+                "position",
+                "impressions",
+                "clicks",
+                "logged CTR [95% CI]",
+                *(["click model CTR (fitted)"] if fitted else []),
+            ],
+            rows,
+        )
+        + _muted(
+            "Wilson intervals for 0/1 clicks. The fitted column is the mean of "
+            "examination(position) × attractiveness(item) over the rows at that position: how "
+            "closely the click model below reproduces the log."
+            if fitted
+            else "Wilson intervals for 0/1 clicks, normal intervals otherwise."
+        )
     )
 
 

@@ -62,7 +62,6 @@ def _run(tmp_path: Path, log: Path, *extra: str) -> tuple[int, Path]:
             "users.list_size=3",
             "--set",
             "metrics.noise_floor=false",
-            "--quiet",
             "--no-cache",
             *extra,
         ]
@@ -90,11 +89,14 @@ def test_obd_layout_is_detected_and_every_row_is_an_event(tmp_path: Path) -> Non
     assert events["count"].to_list() == [frame["click"].sum(), frame.height - frame["click"].sum()]
 
 
-def test_obd_log_replays_with_its_propensities_positions_and_clicks(tmp_path: Path) -> None:
+def test_obd_log_replays_with_its_propensities_positions_and_clicks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     log = tmp_path / "all.csv"
-    write_obd(log)
+    frame = write_obd(log)
     code, out = _run(tmp_path, log, "--log-format", "obd")
     assert code in (0, 1)
+    console = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["data"]["format"] == "obd"
     table = summary["data"]["accounting"]
@@ -108,6 +110,27 @@ def test_obd_log_replays_with_its_propensities_positions_and_clicks(tmp_path: Pa
     assert block["target_policy"].startswith("the version's ranking")
     for version in block["versions"].values():
         assert version["rows"] + sum(version["excluded"].values()) == block["rows"]
+    # The logging policy's engagement and exposure are the log's rows of the replay window
+    # (the last 20 % of its span), counted here straight from the file.
+    ts = frame["timestamp"].str.to_datetime(time_zone="UTC").dt.epoch("us").to_numpy()
+    window = frame.filter(ts >= ts.min() + 0.8 * (ts.max() - ts.min()))
+    logged = block["logged"]
+    assert logged["impressions"] == window.height == block["rows"]
+    assert logged["clicks"] == window["click"].sum()
+    assert logged["ctr"] == pytest.approx(window["click"].mean(), abs=1e-6)
+    assert logged["ctr_ci95"][0] < logged["ctr"] < logged["ctr_ci95"][1]
+    assert logged["exposure"]["items_shown"] == window["item_id"].n_unique()
+    for cell in logged["by_position"]:
+        at = window.filter(pl.col("position") == cell["position"] + 1)
+        assert (cell["impressions"], cell["clicks"]) == (at.height, at["click"].sum())
+        # The position-based model fitted on these rows predicts each position's CTR within
+        # the observed rate's interval.
+        assert cell["ctr_ci95"][0] < cell["click_model_ctr"] < cell["ctr_ci95"][1]
+    # Console and report say which CTR is the log's and which the simulated model's.
+    assert "simulated by the click model" in console and "logged CTR" in console
+    assert f"{100 * logged['ctr']:.2f}%" in console and "click model fitted from the log" in console
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Logging policy, from the log" in page and "logged CTR [95% CI]" in page
 
 
 @pytest.mark.parametrize(
