@@ -53,7 +53,7 @@ from replay.errors import UserInputError
 from replay.events import EventTable
 from replay.obd import user_expr
 from replay.validation import decide_timestamp_mode, timestamp_us_expr
-from sim.metrics.click_model import ClickModelFit, direct_value, fit_position_based
+from sim.metrics.click_model import ClickModelFit, direct_value_at, fit_position_based
 from sim.metrics.offpolicy import (
     OffPolicyEstimate,
     ips_estimate,
@@ -331,20 +331,24 @@ def _direct(
     fit: ClickModelFit, impressions: LoggedImpressions, table: np.ndarray
 ) -> dict[str, Any]:
     """Expected clicks per slate of the version's ranking under the fitted click model, over
-    the log's slates (each slate's user's list), with the bootstrap's percentile interval."""
-    assert impressions.slate is not None
-    slates, first = np.unique(impressions.slate, return_index=True)
-    ranking = table[impressions.user[first]]
-    value, unseen = direct_value(fit.model, ranking)
+    the log's slates at the positions each slate logged (each row's user's item at the row's
+    position), with the bootstrap's percentile interval."""
+    assert impressions.slate is not None and impressions.position is not None
+    position = impressions.position
+    inside = position < table.shape[1]
+    shown = np.full(position.size, -1, dtype=np.int64)
+    shown[inside] = table[impressions.user[inside], position[inside]]
+    groups = np.unique(impressions.slate, return_inverse=True)[1].reshape(-1)
+    value, unseen = direct_value_at(fit.model, shown, position, groups)
     replicated = [
-        direct_value(model, ranking, weights)[0]
+        direct_value_at(model, shown, position, groups, weights)[0]
         for model, weights in zip(fit.replicates, fit.slate_weights, strict=True)
     ]
     low, high = np.percentile(replicated, [2.5, 97.5]) if len(replicated) >= 2 else (np.nan, np.nan)
     return {
         "value": _r6(value),
         "ci95": [_r6(low), _r6(high)],
-        "slates": int(slates.size),
+        "slates": int(groups.max(initial=-1)) + 1,
         "unseen_items_share": _r6(unseen),
     }
 
