@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from scipy import stats
 
 from lab.logged_exposure import logged_block
 from replay.errors import UserInputError
@@ -64,6 +65,8 @@ from sim.metrics.offpolicy import (
 
 __all__ = ["LoggedImpressions", "offpolicy_block", "read_logged_impressions"]
 
+#: z of a two-sided 95 % normal interval.
+Z95 = 1.959964
 UNIFORM_TARGET = "uniform over the version's top-K list (1/K per listed item)"
 RANKING_TARGET = "the version's ranking: the item it puts at the logged position (slates)"
 CLICK_MODEL_BASIS = (
@@ -353,6 +356,46 @@ def _direct(
     }
 
 
+def _inside(value: float | None, estimate: dict[str, Any] | None) -> bool | None:
+    if value is None or estimate is None or None in estimate["ci95"]:
+        return None
+    low, high = estimate["ci95"]
+    return bool(low <= value <= high)
+
+
+def _difference(estimate: dict[str, Any] | None, direct: dict[str, Any]) -> dict[str, Any]:
+    """``estimate − direct`` with a two-sided p-value of z = d / sqrt(se_e² + se_d²), each
+    standard error taken from its 95 % interval's half-width / 1.96 (percentile bootstrap
+    for the direct value)."""
+    if estimate is None or estimate["value"] is None or None in estimate["ci95"]:
+        return {"difference": None, "p_value": None}
+    if None in direct["ci95"]:
+        return {"difference": _r6(estimate["value"] - direct["value"]), "p_value": None}
+    se = np.hypot(
+        (estimate["ci95"][1] - estimate["ci95"][0]) / (2 * Z95),
+        (direct["ci95"][1] - direct["ci95"][0]) / (2 * Z95),
+    )
+    d = float(estimate["value"] - direct["value"])
+    p = float(2 * stats.norm.sf(abs(d) / se)) if se > 0 else float(d == 0)
+    return {"difference": _r6(d), "p_value": _r6(p)}
+
+
+def _agreement(version: dict[str, Any]) -> dict[str, Any] | None:
+    """Whether the click model's direct value and the importance-weighted estimates of the
+    same quantity agree: the direct value inside the IPS and SNIPS intervals, and the test of
+    a zero difference (``None`` where an estimate is missing)."""
+    direct = version.get("direct")
+    if direct is None or direct["value"] is None:
+        return None
+    ips, snips = version.get("ips"), version.get("snips")
+    return {
+        "ips_minus_direct": _difference(ips, direct),
+        "snips_minus_direct": _difference(snips, direct),
+        "direct_in_ips_ci95": _inside(direct["value"], ips),
+        "direct_in_snips_ci95": _inside(direct["value"], snips),
+    }
+
+
 def _subset(impressions: LoggedImpressions, keep: np.ndarray) -> LoggedImpressions:
     def cut(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else a[keep]
@@ -430,5 +473,6 @@ def offpolicy_block(
             # Beside the importance-weighted estimates: the same quantity (expected clicks per
             # slate) computed directly from the click model the log fits.
             version["direct"] = _direct(fit, impressions, table)
+            version["agreement"] = _agreement(version)
         out["versions"][name] = version
     return out
