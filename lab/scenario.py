@@ -145,6 +145,11 @@ class FittedWorld(Table):
     sessions: Annotated[list[AtLeastOne], Field(min_length=1)]
     #: Hour-of-day weights (UTC, hour 0 first) of users' first requests.
     hourly: Annotated[list[NonNegSeconds], Field(min_length=24, max_length=24)]
+    #: Hour-of-day weights of sessions that start a day or more after the user's previous
+    #: request (unset: such returns keep the hour their gap gives them).
+    hourly_returns: Annotated[list[NonNegSeconds], Field(min_length=24, max_length=24)] | None = (
+        None
+    )
     #: ln(share of requests) of items, equally likely values (the popularity by rank).
     popularity: Annotated[list[Annotated[float, ranged(-1000, 0)]], Field(min_length=1)]
     bands: Annotated[list[FittedBand], Field(min_length=1)]
@@ -160,6 +165,8 @@ class FittedWorld(Table):
             )
         if sum(self.hourly) <= 0:
             raise Inconsistent(("hourly",), "must hold a positive weight", None)
+        if self.hourly_returns is not None and sum(self.hourly_returns) <= 0:
+            raise Inconsistent(("hourly_returns",), "must hold a positive weight", None)
         uppers = [band.max_mean_length for band in self.bands]
         if any(b <= a for a, b in itertools.pairwise(uppers)):
             raise Inconsistent(("bands",), "must be in increasing max_mean_length", str(uppers))

@@ -14,13 +14,19 @@ so generated traffic has the log's marginals:
   session and the return gap between sessions are empirical laws of the log's users of
   that band (heavy users of a log may have many short sessions, light users one long one:
   one law for all would lose that);
-* **hourly profile** — the hour of day (UTC) at which users make their first request.
+* **hourly profile** — the hour of day (UTC) at which users make their first request, and
+  the hour at which sessions start that come a day or more after the user's previous
+  request (``return_hourly_profile``).
 
 A user's life: it has its pair's ``A`` requests in ``S`` sessions, whose lengths are drawn
 from its band's law and rescaled to add up to ``A`` (``_session_lengths``); requests inside
 a session are think times apart, sessions are return gaps apart (shrunk if the life would
 not fit in the span); the life starts on a uniform day that leaves room for it, at an hour
-drawn from the hourly profile.  Requests after the run's duration are cut, as a log is.
+drawn from the hourly profile.  A session a day or more after the user's previous request
+then moves by less than half a day, to a time of day drawn from the return profile (with
+the rest of the life after it): independent gaps of days add up to a uniform time of day,
+while a log's users come back at the hours they use the service.  Requests after the run's
+duration are cut, as a log is.
 
 An ``EmpiricalLaw`` is a sorted list of equally likely values (a stratified subsample of the
 observations), so drawing from it is resampling the log.
@@ -48,6 +54,9 @@ __all__ = [
 ]
 
 SECONDS_PER_DAY = 86_400.0
+#: A session this long after the user's previous request is a long return: it starts at an
+#: hour of the return profile (seconds).
+LONG_RETURN_S = SECONDS_PER_DAY
 #: Draws of a user's session lengths, the one adding up closest to its activity kept.
 LENGTH_TRIES = 16
 
@@ -104,6 +113,9 @@ class FittedTraffic:
     bands: tuple[UserBand, ...]  # ascending max_mean_length
     hourly_profile: tuple[float, ...]  # 24 non-negative weights, hour 0 = midnight UTC
     popularity: EmpiricalLaw  # ln(share of requests) of items, ascending
+    #: 24 weights: hour of day of sessions starting ``LONG_RETURN_S`` or more after the
+    #: user's previous request (None: those sessions keep the hour their gap gives them).
+    return_hourly_profile: tuple[float, ...] | None = None
 
 
 def fitted_item_bias(popularity: EmpiricalLaw, n_items: int) -> npt.NDArray[np.float32]:
@@ -242,6 +254,53 @@ def _arrivals(
     return day * SECONDS_PER_DAY + (hour + rng.uniform(0.0, 1.0, n_users)) * 3600.0
 
 
+def _return_shifts(
+    fitted: FittedTraffic,
+    clock: npt.NDArray[np.float64],
+    gaps: npt.NDArray[np.float64],
+    returning_first: npt.NDArray[np.int64],
+    user_first_request: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64]:
+    """Per request, how far its time moves so that every long return (a session starting
+    ``LONG_RETURN_S`` or more after the user's previous request) begins at a time of day
+    drawn from the return profile; later requests of the user move with it.
+
+    A long return s moves by δ_s in [−12 h, 12 h): with p the user's previous long return
+    (or its first request, which does not move) and its time of day τ_p (drawn, or the
+    first request's), δ_s = wrap(τ_s − τ_p − (t_s − t_p)), wrap(x) = ((x + 12 h) mod 24 h)
+    − 12 h, so that t_s plus the shifts up to s has time of day τ_s.  A gap of a day or more
+    moved by less than half a day stays above the session gap: sessions stay apart."""
+    shift = np.zeros(clock.size)
+    profile = fitted.return_hourly_profile
+    if profile is None:
+        return shift
+    long_returns = returning_first[gaps[returning_first] >= LONG_RETURN_S]
+    if long_returns.size == 0:
+        return shift
+    weights = np.asarray(profile, dtype=np.float64)
+    hour = rng.choice(24, size=long_returns.size, p=weights / weights.sum())
+    anchors = np.concatenate([user_first_request, long_returns])
+    time_of_day = np.concatenate(
+        [
+            np.mod(clock[user_first_request], SECONDS_PER_DAY),
+            (hour + rng.uniform(0.0, 1.0, long_returns.size)) * 3600.0,
+        ]
+    )
+    order = np.argsort(anchors, kind="stable")
+    anchors, time_of_day = anchors[order], time_of_day[order]
+    moved = np.isin(anchors, long_returns)
+    at = np.flatnonzero(moved)  # never 0: a user's first request comes before its returns
+    half = SECONDS_PER_DAY / 2.0
+    raw = time_of_day[at] - time_of_day[at - 1] - (clock[anchors[at]] - clock[anchors[at - 1]])
+    shift[anchors[at]] = np.mod(raw + half, SECONDS_PER_DAY) - half
+    np.cumsum(shift, out=shift)
+    # Users' requests are contiguous and a first request never moves: per-user sums.
+    shift -= np.repeat(shift[user_first_request], counts)
+    return shift
+
+
 def fitted_requests(
     fitted: FittedTraffic,
     activity: npt.NDArray[np.float64],
@@ -285,6 +344,15 @@ def fitted_requests(
     clock = np.cumsum(gaps)
     clock -= np.repeat(clock[user_first_request], counts)
     clock += np.repeat(arrival, counts)
+    clock += _return_shifts(
+        fitted,
+        clock,
+        gaps,
+        session_first[returning],
+        user_first_request,
+        counts,
+        rng,
+    )
     keep = clock < duration_s
     t_s, user, session = clock[keep], request_user[keep], request_session[keep]
     order = np.argsort(t_s, kind="stable")

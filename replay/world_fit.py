@@ -17,9 +17,9 @@ measures:
   ``new_users_per_day`` — users first seen per day (users / span in days);
 * ``latent_factors`` and ``taste_signal`` — by matching the log's spectrum with a fitted
   world's (``replay.taste_fit``);
-* ``click_level`` — clicks per logged event when the log's event types name clicks
-  (``click``) beside others (views, impressions), else ``None`` (a log of consumptions only
-  says nothing about how often a shown item is clicked).
+* ``click_level`` and ``click_offset`` — how often a shown item is clicked (clicks per
+  impression, or per logged event) and the ``users.click_offset`` that gives the fitted
+  world that level (``replay.click_level``); ``None`` for a log of consumptions only.
 """
 
 from __future__ import annotations
@@ -31,9 +31,16 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import spearmanr
 
+from replay.click_level import ClickLevel, click_offset, event_click_level
 from replay.errors import UserInputError
 from replay.events import EventTable
-from replay.fitted_traffic import EmpiricalLaw, FittedTraffic, UserBand
+from replay.fitted_traffic import (
+    LONG_RETURN_S,
+    EmpiricalLaw,
+    FittedTraffic,
+    UserBand,
+    make_fitted_world,
+)
 from replay.sessions import gap_sessions
 from replay.taste_fit import TasteFit, fit_taste
 
@@ -85,7 +92,8 @@ class WorldFit:
     new_users_per_day: float
     mean_session_length: float
     mean_think_time_s: float
-    click_level: float | None
+    click_level: ClickLevel | None
+    click_offset: float | None
     taste: TasteFit
 
 
@@ -162,15 +170,6 @@ def _popularity_drift(log: LogShape) -> float:
     return float(np.clip(1.0 - rho, 0.0, 1.0))
 
 
-def _click_level(event: npt.NDArray[np.str_] | None) -> float | None:
-    if event is None:
-        return None
-    clicks = np.char.lower(event.astype(str)) == "click"
-    if clicks.all() or not clicks.any():
-        return None
-    return float(clicks.mean())
-
-
 def _bands(
     activity: npt.NDArray[np.int64],
     sessions_of_user: npt.NDArray[np.int64],
@@ -215,10 +214,19 @@ def _bands(
     return tuple(bands)
 
 
-def fit_world(log: LogShape, *, source: str, gap_s: float = DEFAULT_GAP_S) -> WorldFit:
-    """Every estimate of the module docstring from one log (sorted by time)."""
+def fit_world(
+    log: LogShape,
+    *,
+    source: str,
+    gap_s: float = DEFAULT_GAP_S,
+    clicks: ClickLevel | None = None,
+) -> WorldFit:
+    """Every estimate of the module docstring from one log (sorted by time); ``clicks``: the
+    click level when the caller measured it (a click column), else from the event types."""
     if not (math.isfinite(gap_s) and gap_s > 0):
         raise UserInputError(f"{source}: session gap must be a positive duration, got {gap_s!r}")
+    if clicks is None:
+        clicks = event_click_level(log.event, rows_are_impressions=False, source=source)
     _too_short(source, log, gap_s)
     session = _sessions(log, gap_s)
     n_sessions = int(session.max()) + 1
@@ -240,9 +248,15 @@ def fit_world(log: LogShape, *, source: str, gap_s: float = DEFAULT_GAP_S) -> Wo
     by_pair = active[np.lexsort((sessions_of_user[active], activity[active]))]
     m = min(MAX_LAW_VALUES, by_pair.size)
     template = by_pair[((np.arange(m) + 0.5) * by_pair.size / m).astype(np.int64)]
-    # Hour of day (UTC) of each user's first request.
+    # Hour of day (UTC) of each user's first request, and of sessions that start a day or
+    # more after the user's previous request (long returns).
     epoch_s = log.t_s[np.unique(log.user, return_index=True)[1]]
     hours = np.bincount(((epoch_s % SECONDS_PER_DAY) // 3600).astype(np.int64), minlength=24)
+    long_return = new_session & (gap >= LONG_RETURN_S)
+    return_s = log.t_s[order][1:][same_user][long_return]
+    return_hours = np.bincount(
+        ((return_s % SECONDS_PER_DAY) // 3600).astype(np.int64), minlength=24
+    )
     item_counts = np.bincount(log.item, minlength=log.n_items)
     shares = item_counts / item_counts.sum()
     # Items never requested have no share: they take the smallest share seen, halved.
@@ -264,12 +278,29 @@ def fit_world(log: LogShape, *, source: str, gap_s: float = DEFAULT_GAP_S) -> Wo
             gap[new_session],
         ),
         hourly_profile=tuple(float(h) for h in hours / hours.sum()),
+        return_hourly_profile=tuple(float(h) for h in return_hours / return_hours.sum())
+        if return_hours.sum() > 0
+        else None,
         popularity=popularity,
     )
     first_item_t = np.full(log.n_items, np.inf)
     np.minimum.at(first_item_t, log.item, log.t_s)
     new_since = log.t_s[-1] - NEW_WINDOW_SHARE * span_s
     seen = np.isfinite(first_item_t)
+    taste = fit_taste(log.user, log.item, n_users=log.n_users, n_items=log.n_items, traffic=traffic)
+    offset = None
+    if clicks is not None and clicks.shown > 0:
+        # The world the block describes (its laws, factors and signal), drawn once with a
+        # fixed seed, on which the offset is solved.
+        world = make_fitted_world(
+            traffic,
+            users=int((activity > 0).sum()),
+            items=log.n_items,
+            latent_factors=taste.latent_factors,
+            signal=taste.taste_signal,
+            rng=np.random.default_rng(0),
+        )
+        offset = click_offset(world, clicks.rate, rng=np.random.default_rng(1))
     return WorldFit(
         traffic=traffic,
         gap_s=gap_s,
@@ -283,8 +314,7 @@ def fit_world(log: LogShape, *, source: str, gap_s: float = DEFAULT_GAP_S) -> Wo
         new_users_per_day=float((activity > 0).sum() / max(span_s / SECONDS_PER_DAY, 1e-9)),
         mean_session_length=float(session_length.mean()),
         mean_think_time_s=float(gap[~new_session].mean()) if (~new_session).any() else 0.0,
-        click_level=_click_level(log.event),
-        taste=fit_taste(
-            log.user, log.item, n_users=log.n_users, n_items=log.n_items, traffic=traffic
-        ),
+        click_level=clicks,
+        click_offset=offset,
+        taste=taste,
     )
