@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from lab.scenario import FittedWorld, Traffic, Users
 from replay.errors import InternalError
-from replay.fitted_traffic import EmpiricalLaw, FittedTraffic, UserBand
+from replay.fitted_traffic import EmpiricalLaw, FittedTraffic, SessionHours, UserBand
 from replay.taste_fit import MAX_TASTE_VARIANCE
 from replay.world_fit import DRIFT_SHARE, NEW_WINDOW_SHARE, WorldFit
 from sim.durations import format_duration
@@ -52,9 +52,11 @@ def fitted_traffic(settings: FittedWorld) -> FittedTraffic:
             for band in settings.bands
         ),
         hourly_profile=tuple(settings.hourly),
-        return_hourly_profile=None
-        if settings.hourly_returns is None
-        else tuple(settings.hourly_returns),
+        session_hours=None
+        if settings.hourly_by_length is None
+        else tuple(
+            SessionHours(float(c.max_length), tuple(c.hourly)) for c in settings.hourly_by_length
+        ),
         popularity=_law(settings.popularity),
     )
 
@@ -152,18 +154,19 @@ def render_block(
         f"sessions = {_array(fit.traffic.sessions)}",
         "# hour-of-day weights (UTC) of users' first requests",
         f"hourly = {_array([round(h, 6) for h in fit.traffic.hourly_profile])}",
-        *(
-            [
-                "# hour-of-day weights (UTC) of sessions starting a day or more after the "
-                "user's previous request",
-                f"hourly_returns = {_array([round(h, 6) for h in returns])}",
-            ]
-            if (returns := fit.traffic.return_hourly_profile) is not None
-            else []
-        ),
         "# ln(share of requests) of items, equally likely values",
         f"popularity = {_array(fit.traffic.popularity.values)}",
     ]
+    for hours in fit.traffic.session_hours or ():
+        lines += [
+            "",
+            "# hour-of-day weights (UTC) of users' first sessions and of sessions half a day "
+            "or more after",
+            "# the user's previous request, of at most max_length requests",
+            "[[traffic.fitted.hourly_by_length]]",
+            f"max_length = {_number(hours.max_length)}",
+            f"hourly = {_array([round(h, 6) for h in hours.profile])}",
+        ]
     for band in fit.traffic.bands:
         lines += [
             "",

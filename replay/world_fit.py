@@ -35,10 +35,11 @@ from replay.click_level import ClickLevel, click_offset, event_click_level
 from replay.errors import UserInputError
 from replay.events import EventTable
 from replay.fitted_traffic import (
-    LONG_RETURN_S,
     EmpiricalLaw,
     FittedTraffic,
+    SessionHours,
     UserBand,
+    long_return_s,
     make_fitted_world,
 )
 from replay.sessions import gap_sessions
@@ -63,6 +64,8 @@ DRIFT_SHARE = 0.2
 NEW_WINDOW_SHARE = 0.1
 MIN_USERS = 10
 MIN_ITEMS = 2
+#: Classes of session length the hour-of-day profiles of anchored sessions are kept in.
+LENGTH_CLASSES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,28 @@ SECONDS_PER_DAY = 86_400.0
 def _sessions(log: LogShape, gap_s: float) -> npt.NDArray[np.int64]:
     ts_us = np.rint(log.t_s * 1e6).astype(np.int64)
     return gap_sessions(log.user.astype(np.uint32), ts_us, gap_s).astype(np.int64)
+
+
+def _session_hours(
+    length: npt.NDArray[np.int64], start_s: npt.NDArray[np.float64]
+) -> tuple[SessionHours, ...]:
+    """Hour-of-day profiles of anchored sessions (``length`` requests starting at epoch
+    ``start_s``) in up to ``LENGTH_CLASSES`` classes of session length, cut at the quantiles
+    of the length weighted by itself (each class holds about 1 / LENGTH_CLASSES of those
+    sessions' requests: the long sessions that carry most requests get classes of their
+    own, so the daily profile of all requests, not only of session starts, is the log's)."""
+    ordered = np.sort(length)
+    share = np.cumsum(ordered) / ordered.sum()
+    levels = np.arange(1, LENGTH_CLASSES) / LENGTH_CLASSES
+    cuts = [int(ordered[np.searchsorted(share, q)]) for q in levels]
+    uppers = np.unique([*cuts, int(ordered[-1])])
+    of = np.searchsorted(uppers, length, side="left")
+    hour = ((start_s % SECONDS_PER_DAY) // 3600).astype(np.int64)
+    out = []
+    for k, upper in enumerate(uppers):
+        counts = np.bincount(hour[of == k], minlength=24).astype(np.float64)
+        out.append(SessionHours(float(upper), tuple(float(c) for c in counts / counts.sum())))
+    return tuple(out)
 
 
 def _popularity_skew(counts: npt.NDArray[np.int64]) -> float:
@@ -248,15 +273,16 @@ def fit_world(
     by_pair = active[np.lexsort((sessions_of_user[active], activity[active]))]
     m = min(MAX_LAW_VALUES, by_pair.size)
     template = by_pair[((np.arange(m) + 0.5) * by_pair.size / m).astype(np.int64)]
-    # Hour of day (UTC) of each user's first request, and of sessions that start a day or
-    # more after the user's previous request (long returns).
+    # Hour of day (UTC) of each user's first request.
     epoch_s = log.t_s[np.unique(log.user, return_index=True)[1]]
     hours = np.bincount(((epoch_s % SECONDS_PER_DAY) // 3600).astype(np.int64), minlength=24)
-    long_return = new_session & (gap >= LONG_RETURN_S)
-    return_s = log.t_s[order][1:][same_user][long_return]
-    return_hours = np.bincount(
-        ((return_s % SECONDS_PER_DAY) // 3600).astype(np.int64), minlength=24
-    )
+    # Rows (in user, time order) that start an anchored session: a user's first, or a long
+    # return (half a day or more after the user's previous request, ``long_return_s``).
+    anchored = np.ones(order.size, dtype=bool)
+    anchored[1:] = ~same_user
+    pair_row = np.flatnonzero(same_user) + 1
+    anchored[pair_row[new_session & (gap >= long_return_s(gap_s))]] = True
+    anchor_rows = order[anchored]
     item_counts = np.bincount(log.item, minlength=log.n_items)
     shares = item_counts / item_counts.sum()
     # Items never requested have no share: they take the smallest share seen, halved.
@@ -278,9 +304,7 @@ def fit_world(
             gap[new_session],
         ),
         hourly_profile=tuple(float(h) for h in hours / hours.sum()),
-        return_hourly_profile=tuple(float(h) for h in return_hours / return_hours.sum())
-        if return_hours.sum() > 0
-        else None,
+        session_hours=_session_hours(session_length[session[anchor_rows]], log.t_s[anchor_rows]),
         popularity=popularity,
     )
     first_item_t = np.full(log.n_items, np.inf)
