@@ -1,4 +1,4 @@
-"""The four marginals a fitted world must reproduce, measured the same way on a log and on
+"""The five marginals a fitted world must reproduce, measured the same way on a log and on
 generated traffic, and their two-sample Kolmogorov-Smirnov distances.
 
 From requests ``(user, t_s, item)`` (any order):

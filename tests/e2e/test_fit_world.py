@@ -3,7 +3,7 @@
 Each check runs the command on the log, loads the written block as the ``[traffic]`` table
 of the quick-start scenario (run length = the log's span), draws the world and one
 replication's requests through the lab's own source, gives every request the item its user
-would consume on its own (``sample_consumption``), and compares the four marginals of
+would consume on its own (``sample_consumption``), and compares the five marginals of
 ``replay.marginals`` with the log's: two-sample KS statistic at most 0.05 each.
 """
 
