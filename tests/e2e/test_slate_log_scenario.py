@@ -39,5 +39,7 @@ def test_slate_log_replay_recovers_the_logs_click_model(tmp_path: Path) -> None:
         assert low <= theta[k] / theta[0] <= high, (k, model["examination_relative_ci95"])
     logged = summary["off_policy"]["logged"]
     assert logged["slates"] == summary["off_policy"]["slates"]["slates"]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "IPS − direct (p)" in page and "Logging policy, from the log" in page
     expectations = summary["verdict"]["expectations"]
     assert len(expectations) == 9 and all(e["passed"] for e in expectations)
