@@ -505,13 +505,7 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         impressions = read_logged_impressions(
             log_path,
             table,
-            {
-                "item": obd.item,
-                "timestamp": obd.timestamp,
-                "propensity": obd.propensity,
-                "reward": obd.reward,
-                "position": obd.position,
-            },
+            obd.impression_roles(),
             (split.replay.start, split.replay.end),
             timestamp_unit=log.timestamp_unit,
             source=source,

@@ -71,6 +71,17 @@ class ObdColumns:
     reward: str = "click"
     propensity: str = "propensity_score"
 
+    def impression_roles(self) -> dict[str, str | None]:
+        """Role -> column for reading the rows as logged impressions (the user is derived
+        from ``user_features``)."""
+        return {
+            "item": self.item,
+            "timestamp": self.timestamp,
+            "propensity": self.propensity,
+            "reward": self.reward,
+            "position": self.position,
+        }
+
 
 def looks_obd(header: list[str]) -> bool:
     """Whether a header is the OBD layout (every required column and a user feature)."""

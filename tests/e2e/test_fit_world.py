@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tomllib
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,7 @@ from replay.synthetic import sample_consumption
 from replay.world_fit import log_shape
 from rollout_lab.cli import main
 from tests.helpers_obd import obd_sample
+from tests.helpers_wheels import file_from_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.toml"
@@ -39,8 +37,6 @@ MOVIELENS = Path(
         "ROLLOUT_LAB_MOVIELENS", ROOT.parent / "shared/data/movielens-latest-small/ratings.csv"
     )
 )
-#: Where the RecBole wheel (and the MovieLens-100k log inside it) is kept between runs.
-CACHE = Path(os.environ.get("ROLLOUT_LAB_TEST_CACHE", Path.home() / ".cache" / "rollout-lab-tests"))
 ML100K_MEMBER = "recbole/dataset_example/ml-100k/ml-100k.inter"
 KS_LIMIT = 0.05
 
@@ -88,38 +84,7 @@ def test_movielens_fitted_world_has_the_logs_marginals(tmp_path: Path, scale: in
 
 def _ml100k() -> Path:
     """MovieLens-100k as RecBole ships it in its wheel on PyPI (downloaded once, cached)."""
-    target = CACHE / "ml-100k.inter"
-    if target.is_file():
-        return target
-    wheels = CACHE / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "recbole==1.2.1",
-                "--no-deps",
-                "-q",
-                "-d",
-                str(wheels),
-            ],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip("PyPI did not answer within 5 minutes (RecBole's wheel holds MovieLens-100k)")
-    found = sorted(wheels.glob("recbole-*.whl"))
-    if done.returncode != 0 or not found:
-        pytest.skip(f"could not download RecBole's wheel from PyPI: {done.stderr[-200:]!r}")
-    with zipfile.ZipFile(found[-1]) as wheel:
-        partial = target.with_suffix(".part")
-        partial.write_bytes(wheel.read(ML100K_MEMBER))
-        partial.replace(target)
-    return target
+    return file_from_wheel("recbole==1.2.1", ML100K_MEMBER, "ml-100k.inter")
 
 
 def test_movielens_100k_fitted_world_has_the_logs_marginals(tmp_path: Path) -> None:

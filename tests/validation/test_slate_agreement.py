@@ -100,13 +100,7 @@ def test_open_bandit_sample_off_policy_and_direct_agree() -> None:
     impressions = read_logged_impressions(
         path,
         table,
-        {
-            "item": roles.item,
-            "timestamp": roles.timestamp,
-            "propensity": roles.propensity,
-            "reward": roles.reward,
-            "position": roles.position,
-        },
+        roles.impression_roles(),
         (datetime(2019, 1, 1, tzinfo=UTC), datetime(2020, 1, 1, tzinfo=UTC)),
         timestamp_unit="auto",
         source=path,

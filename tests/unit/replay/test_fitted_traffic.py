@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -109,16 +111,7 @@ def test_first_sessions_and_long_returns_start_at_their_class_hour(
         tuple(float(h == 19) for h in range(24)),
     )
     classes = (SessionHours(3.0, seven), SessionHours(1e9, nineteen))
-    laws = FittedTraffic(
-        laws.span_s,
-        laws.gap_s,
-        laws.activity,
-        laws.sessions,
-        laws.bands,
-        (1.0,) * 24,
-        laws.popularity,
-        session_hours=classes,
-    )
+    laws = replace(laws, session_hours=classes)
     rng = np.random.default_rng(seed)
     activity = fitted_activity(laws.activity, users, rng)
     stream = fitted_requests(laws, activity, duration_s=np.inf, rng=rng)
