@@ -424,7 +424,8 @@ def _select_shortlisted(
     bound = np.take_along_axis(maxima, best_groups, axis=1).min(axis=1)
     clear = np.count_nonzero(maxima >= bound[:, None], axis=1) == k
     rows = np.flatnonzero(clear)
-    columns = (best_groups[rows, :, None] + groups * np.arange(_GROUP)).reshape(rows.size, k * _GROUP)
+    columns = best_groups[rows, :, None] + groups * np.arange(_GROUP)
+    columns = columns.reshape(rows.size, k * _GROUP)
     if covered < width:
         tail = np.broadcast_to(np.arange(covered, width), (rows.size, width - covered))
         columns = np.concatenate([columns, tail], axis=1)
