@@ -61,8 +61,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy.special import expit
-from scipy.stats import rankdata
 
+from replay.distributions import rankdata
 from replay.errors import InternalError, must_be
 from replay.training import TrainedModel
 
@@ -343,18 +343,22 @@ def list_features(
     items: np.ndarray,
     no_history: np.ndarray,
     history: np.ndarray,
+    scores: np.ndarray | None = None,
 ) -> npt.NDArray[np.float64]:
     """The :data:`FEATURES` of every listed item: ``[n, K, 8]`` float64.
 
     ``users [n]``, ``items [n, K]`` (-1: empty slot, features 0), ``no_history [n]`` bool
     (the user gets the popularity list: within-user score 0 and no history features),
-    ``history [n]`` how many interactions of the user the version learnt from.  See the
-    module docstring.
+    ``history [n]`` how many interactions of the user the version learnt from; ``scores``
+    ``[n, K]`` float32: :func:`item_scores` of these lists when the caller has them already.
+    See the module docstring.
     """
     n, k = items.shape
     out = np.zeros((n, k, len(FEATURES)))
     factors = np.asarray(model.item_factors, dtype=np.float64)
-    scores = item_scores(model, users, items).astype(np.float64)
+    if scores is None:
+        scores = item_scores(model, users, items)
+    scores = np.asarray(scores, dtype=np.float64)
     known = (users < model.n_users) & ~np.asarray(no_history, dtype=bool)
     if known.any():
         x = np.asarray(model.user_factors[users[known]], dtype=np.float64)
@@ -382,4 +386,4 @@ def popularity_rank(model: TrainedModel) -> npt.NDArray[np.float64]:
     """Each item's rank by popularity in the model's data [n_items]: 0 the most popular, ties
     sharing their mean rank, so equal counts give equal features."""
     counts = np.asarray(model.item_popularity, dtype=np.float64)
-    return np.asarray(rankdata(-counts, method="average") - 1.0, dtype=np.float64)
+    return np.asarray(rankdata(-counts) - 1.0, dtype=np.float64)
