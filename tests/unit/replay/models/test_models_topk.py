@@ -245,9 +245,7 @@ def _score_rows(kind: str, rng: np.random.Generator) -> npt.NDArray[np.float32]:
 
 @pytest.mark.parametrize("kind", ["distinct", "tied", "consumed", "nan"])
 @pytest.mark.parametrize("id_kind", ["columns", "shared", "per_row"])
-def test_the_shortlist_selects_what_partitioning_every_row_selects(
-    kind: str, id_kind: str
-) -> None:
+def test_the_shortlist_selects_what_partitioning_every_row_selects(kind: str, id_kind: str) -> None:
     """Wide rows are selected through a shortlist of column groups: same ids and bits as
     partitioning whole rows, ties at the K-th place and padding included (``-inf`` pads may
     carry any id: callers mask them)."""
