@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import ks_2samp
 
 from replay.sessions import gap_sessions
 
@@ -85,6 +84,8 @@ def marginals_of(
 
 def ks_distances(a: Marginals, b: Marginals) -> dict[str, float]:
     """Two-sample KS statistic ``sup_x |F_a(x) - F_b(x)|`` of each marginal."""
+    from scipy.stats import ks_2samp  # slow to import: only when marginals are compared
+
     return {
         name: float(ks_2samp(getattr(a, name), getattr(b, name), method="asymp").statistic)
         for name in MARGINALS

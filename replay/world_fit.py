@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import spearmanr
 
 from replay.click_level import ClickLevel, click_offset, event_click_level
 from replay.errors import UserInputError
@@ -191,6 +190,8 @@ def _popularity_drift(log: LogShape) -> float:
     kept = (early + late) >= DRIFT_MIN_COUNT
     if kept.sum() < 3 or early[kept].std() == 0 or late[kept].std() == 0:
         return 0.0
+    from scipy.stats import spearmanr  # slow to import: only when a world is fitted
+
     rho = float(spearmanr(early[kept], late[kept]).statistic)
     return float(np.clip(1.0 - rho, 0.0, 1.0))
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
+from replay.distributions import chi2_sf
 from replay.errors import must_be
 
 __all__ = [
@@ -242,7 +242,7 @@ def fit_position_based(
         perplexity=_perplexity(pbm_terms, k, n_positions),
         blind_perplexity=_perplexity(blind_terms, k, n_positions),
         likelihood_ratio=ratio,
-        p_value=float(stats.chi2.sf(max(ratio, 0.0), max(n_positions - 1, 1))),
+        p_value=float(chi2_sf(max(ratio, 0.0), max(n_positions - 1, 1))),
     )
 
 
