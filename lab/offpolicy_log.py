@@ -47,9 +47,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from lab.logged_exposure import logged_block
+from replay.distributions import norm_sf
 from replay.errors import UserInputError
 from replay.events import EventTable
 from replay.obd import user_expr
@@ -376,7 +376,7 @@ def _difference(estimate: dict[str, Any] | None, direct: dict[str, Any]) -> dict
         (direct["ci95"][1] - direct["ci95"][0]) / (2 * Z95),
     )
     d = float(estimate["value"] - direct["value"])
-    p = float(2 * stats.norm.sf(abs(d) / se)) if se > 0 else float(d == 0)
+    p = float(2 * norm_sf(abs(d) / se)) if se > 0 else float(d == 0)
     return {"difference": _r6(d), "p_value": _r6(p)}
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from scipy.optimize import brentq
 
 from replay.errors import UserInputError
 from replay.synthetic import SyntheticWorld, sample_consumption
@@ -136,4 +135,6 @@ def click_offset(world: SyntheticWorld, level: float, *, rng: np.random.Generato
         return -OFFSET_BOUND
     if gap(OFFSET_BOUND) <= 0:
         return OFFSET_BOUND
+    from scipy.optimize import brentq  # slow to import: only when a world is fitted
+
     return float(brentq(gap, -OFFSET_BOUND, OFFSET_BOUND, xtol=1e-6))
