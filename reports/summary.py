@@ -516,7 +516,14 @@ def build_summary(
         not_sent = int(np.count_nonzero(result.monitor.records.result == ABSENT))
         summary["requests"]["not_sent"] = not_sent
         summary["remembering"] = _rounded(
-            remembering_outcomes(memory, result.monitor.records, names)
+            remembering_outcomes(
+                memory,
+                result.monitor.records,
+                names,
+                t_s=result.monitor.t_s,
+                rollback_s=result.controller.rollback_s,
+                candidate=result.controller.candidate,
+            )
         )
     if scenario.resources is not None:
         summary["resources"] = resources_block(result)

@@ -879,6 +879,20 @@ class RememberingVersion(Block):
     conversion_rate_ci95: Interval = Field(description="Wilson interval over clicks")
 
 
+class AtRollback(Block):
+    rollback_at_s: float
+    users: int = Field(description="Users mid-session on the candidate at its rollback")
+    retained_users: int
+    retained: Number
+    retained_ci95: Interval = Field(description="Wilson interval over users")
+    satisfaction_end: Number
+    satisfaction_end_se: Number
+    satisfaction_end_ci95: Interval
+    requests_after_rollback: int
+    list_change: Number = Field(description="Mean 1 - overlap in the interrupted sessions")
+    latency_ms: Number = Field(description="Mean latency in the interrupted sessions")
+
+
 class Remembering(Block):
     users: int = Field(description="Users who sent at least one request")
     users_left: int = Field(description="Users who left for good")
@@ -888,6 +902,9 @@ class Remembering(Block):
     satisfaction_end: Number = Field(description="Mean satisfaction of users at the end")
     satisfaction_end_ci95: Interval
     versions: dict[VersionName, RememberingVersion]
+    at_rollback: AtRollback | None = Field(
+        description="Users caught mid-session on the candidate by its rollback"
+    )
 
 
 class Summary(Block):
