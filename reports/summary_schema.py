@@ -856,6 +856,7 @@ class Verdict(Block):
 
 class RememberingVersion(Block):
     users_exposed: int = Field(description="Users with a request assigned to the version")
+    retained_users: int = Field(description="Of users_exposed, those who had not left")
     retained: Number = Field(description="Share of users_exposed who had not left by the end")
     retained_ci95: Interval = Field(description="Wilson interval over users")
     return_decisions: int = Field(

@@ -159,6 +159,7 @@ def remembering_outcomes(
         conversion_rate, conversion_ci = _proportion(conversions, int(clicked.size))
         versions[name] = {
             "users_exposed": int(exposed.size),
+            "retained_users": retained,
             "retained": retention,
             "retained_ci95": retention_ci,
             "return_decisions": int(decisions.size),

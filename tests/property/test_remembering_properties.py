@@ -61,7 +61,9 @@ def runs(draw: st.DrawFn) -> dict[str, object]:
         start = 0.0
         for _ in range(draw(st.integers(1, 5))):
             start += draw(st.floats(0.0, 60.0))
-            times = start + np.cumsum([draw(st.floats(0.1, 10.0)) for _ in range(draw(st.integers(1, 5)))])
+            times = start + np.cumsum(
+                [draw(st.floats(0.1, 10.0)) for _ in range(draw(st.integers(1, 5)))]
+            )
             sessions.append((u, times))
     user = np.concatenate([np.full(t.size, u, np.int32) for u, t in sessions])
     session = np.concatenate([np.full(t.size, s, np.int32) for s, (_, t) in enumerate(sessions)])
@@ -88,13 +90,18 @@ def _simulate(spec: dict[str, object], *, remembering: bool, leave: bool = True)
     n_users = int(spec["n_users"])  # type: ignore[call-overload]
     plan: EnginePlan = make_plan(
         t_s,
-        versions=[version("baseline", mean_ms=5.0), version("candidate", mean_ms=float(spec["slow_ms"]))],  # type: ignore[arg-type]
+        versions=[
+            version("baseline", mean_ms=5.0),
+            version("candidate", mean_ms=float(spec["slow_ms"])),
+        ],  # type: ignore[arg-type]
         users=user,
         n_users=n_users,
         timeout_s=float(spec["timeout_s"]),  # type: ignore[arg-type]
         fallback=("baseline", "popular"),
     )
-    plan = EnginePlan(**{**{f: getattr(plan, f) for f in plan.__dataclass_fields__}, "session": session})
+    plan = EnginePlan(
+        **{**{f: getattr(plan, f) for f in plan.__dataclass_fields__}, "session": session}
+    )
     rng = np.random.default_rng(int(spec["seed"]))  # type: ignore[call-overload]
     items = {v: rng.integers(0, N_ITEMS, (n_users, K)) for v in (0, 1)}
     relevance = {code: rng.random((n_users, K)).astype(np.float32) for code in (0, 1, POPULAR)}

@@ -55,7 +55,9 @@ def test_list_overlap_counts_shared_items_per_list_size() -> None:
     b = rng.integers(-1, 30, (200, 10))
     expected = [len({x for x in ra if x >= 0} & set(rb)) for ra, rb in zip(a, b, strict=True)]
     # Duplicated ids inside a list count once per position holding them.
-    direct = [sum(1 for x in ra if x >= 0 and x in set(rb)) / 10 for ra, rb in zip(a, b, strict=True)]
+    direct = [
+        sum(1 for x in ra if x >= 0 and x in set(rb)) / 10 for ra, rb in zip(a, b, strict=True)
+    ]
     np.testing.assert_allclose(list_overlap(a, b), direct)
     assert all(e <= d * 10 for e, d in zip(expected, direct, strict=True))
 
@@ -141,7 +143,7 @@ def test_dwell_and_conversions_follow_their_laws() -> None:
     relevance = np.full((n, 1), r)
     items = np.zeros((n, 1), np.int64)
     result = np.full(n, SERVED, np.uint8)
-    clicks, pos, _ = users.respond(
+    clicks, _pos, _ = users.respond(
         0, n, relevance, items, np.zeros(n, np.int8), np.zeros(n, np.float32), result,
         lambda codes, who: np.zeros((codes.size, 1), np.int64), rng=np.random.default_rng(5),
     )  # fmt: skip
@@ -208,7 +210,9 @@ def test_rollback_difference_is_switch_minus_drain() -> None:
               "satisfaction_end_se": 0.04}  # fmt: skip
     diff = rollback_difference(drain, switch)
     assert diff["satisfaction_end"] == pytest.approx(0.1)
-    assert diff["satisfaction_end_ci95"] == pytest.approx([0.1 - 1.959964 * 0.05, 0.1 + 1.959964 * 0.05])
+    assert diff["satisfaction_end_ci95"] == pytest.approx(
+        [0.1 - 1.959964 * 0.05, 0.1 + 1.959964 * 0.05]
+    )
     assert diff["retained"] == pytest.approx(0.1)
     kept = newcombe_difference(60, 100, 70, 100)
     assert diff["retained_ci95"] == [kept.low, kept.high]
