@@ -736,7 +736,7 @@ class Users(Table):
     @model_validator(mode="after")
     def _memory_needs_model(self) -> Users:
         if self.memory is not None and self.model != "remembering":
-            raise Inconsistent(("users", "memory"), 'needs users.model = "remembering"', self.model)
+            raise Inconsistent(("memory",), 'needs users.model = "remembering"', self.model)
         return self
 
     @model_serializer(mode="wrap")
