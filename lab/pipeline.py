@@ -878,7 +878,9 @@ def _remembering_users(
     norms = np.linalg.norm(factors, axis=1, keepdims=True)
     unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
     return RememberingUsers(
-        MemoryParams(**settings.model_dump()),
+        MemoryParams(
+            **settings.model_dump(exclude={"update_every"}), update_every_s=settings.update_every
+        ),
         cascade,
         user=stream.user,
         session=stream.session,

@@ -715,6 +715,8 @@ class Memory(Table):
     dwell_relevance_gain: Annotated[float, ranged(-10, 10)] = 1.0
     dwell_sigma: Annotated[float, ranged(0, 5)] = 0.8
     conversion_per_relevance: Annotated[float, ranged(0, 100)] = 0.1
+    #: How often users' satisfaction is brought up to date for their return decisions.
+    update_every: PositiveDuration = 60.0
 
 
 class Users(Table):

@@ -149,17 +149,18 @@ class Controller(Protocol):
 
 
 class Presence(Protocol):
-    """Users who may leave (``sim.remembering``): asked at each session's first request.
+    """Users who may leave (``sim.remembering``), asked at the first request of each of a
+    user's sessions after their first.
 
-    ``session_first`` bool [n] marks those requests; ``gone`` bool [n_users] the users who
-    have left (their requests are not sent: recorded as ``ABSENT``, never routed).
+    ``session_first`` bool [n] marks those requests; ``left`` holds the users who have left
+    (their requests are not sent: recorded as ``ABSENT``, never routed).
     """
 
     @property
     def session_first(self) -> np.ndarray: ...
 
     @property
-    def gone(self) -> np.ndarray: ...
+    def left(self) -> set[int]: ...
 
     def comes_back(self, i: int, user: int, ended_before_s: float) -> bool:
         """Whether ``user`` returns for the session request ``i`` starts; every request that
@@ -631,7 +632,8 @@ def simulate(
         advance_to = env.advance_to
         lookup = cache.lookup if cache is not None else None
         stats = cache.stats if cache is not None else None
-        gone = presence.gone if presence is not None else None
+        left = presence.left if presence is not None else set()
+        comes_back = presence.comes_back if presence is not None else None
         settle_s = plan.settle_s
         firsts: list[bool] = []
         for lo in range(0, n, _CHUNK):
@@ -656,8 +658,8 @@ def simulate(
                     now = env.now
                 i = lo + j
                 user = users[j]
-                if gone is not None and (
-                    gone[user] or (firsts[j] and not presence.comes_back(i, user, now - settle_s))  # type: ignore[union-attr]
+                if comes_back is not None and (
+                    user in left or (firsts[j] and not comes_back(i, user, now - settle_s))
                 ):
                     rec_result[i] = ABSENT  # a user who left sends nothing more
                     rec_version[i] = NOTHING  # assigned to no version

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -358,20 +359,25 @@ class Monitor:
         return self.memory.session_first
 
     @property
-    def gone(self) -> np.ndarray:
+    def left(self) -> set[int]:
         assert self.memory is not None
-        return self.memory.gone
+        return self.memory.left
 
     def comes_back(self, i: int, user: int, ended_before_s: float) -> bool:
-        """Whether ``user`` returns for request ``i``'s session: their satisfaction after every
-        request that has ended (responses sampled now if need be, ahead of their window)."""
-        assert self.memory is not None
-        if self.memory.previous_last[i] >= self.responded:
-            upto = int(np.searchsorted(self.t_s, ended_before_s, side="left"))
+        """Whether ``user`` returns for request ``i``'s session, on their satisfaction as of
+        the last update (``update_every_s``): every request that arrived before the last
+        multiple of it at or before ``ended_before_s`` has ended; the responses of those not
+        yet sampled are sampled now, in one batch, ahead of their window."""
+        memory = self.memory
+        assert memory is not None
+        if memory.previous_last.item(i) >= self.responded:
+            step = memory.params.update_every_s
+            cut = math.floor(ended_before_s / step) * step
+            upto = int(np.searchsorted(self.t_s, cut, side="left"))
             if upto > self.responded:
                 self._respond(self.responded, upto)
                 self.responded = upto
-        return self.memory.comes_back(i, user)
+        return memory.comes_back(i, user)
 
     def items_shown(self, served_by: np.ndarray, users: np.ndarray) -> np.ndarray:
         """``[m, K]`` items of the list each code in ``served_by`` gives each user (-1: none)."""

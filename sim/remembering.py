@@ -35,10 +35,11 @@ the qualities, so ``s_u`` stays in [0, 1].
 **Return.**  At the first request of each of a user's later sessions the user comes back with
 probability ``p = p0 + (p1 − p0) s_u`` (``return_at_zero``, ``return_at_one``); a user who
 does not has left for good, and none of their later requests is sent (each is counted as not
-sent).  ``s_u`` is the satisfaction *as known then*: after every request that had ended (the
-responses of the requests that arrived at least the engine's settle time before).  A session
-that overlaps the previous one (synthetic users may start one before the last ends) sees the
-previous one only in part.
+sent).  ``s_u`` is the satisfaction *as known then*: the lab brings the users' responses up to
+date every ``update_every_s`` simulated seconds (at ``t = k · update_every_s``, the requests
+that arrived at least the engine's settle time before, so all have ended), in one vectorized
+batch; a session that starts less than that after the previous one (or overlaps it:
+synthetic users may start one before the last ends) sees the previous one only in part.
 
 **Engagement per click.**  Dwell time ``D ~ LogNormal(ln(dwell_median_s) + γ (r' − ½), σ_d)``
 seconds (γ = ``dwell_relevance_gain`` log-seconds per unit of click probability, σ_d =
@@ -93,6 +94,7 @@ class MemoryParams:
     dwell_relevance_gain: float = 1.0
     dwell_sigma: float = 0.8
     conversion_per_relevance: float = 0.1
+    update_every_s: float = 60.0
 
 
 def return_probability(satisfaction: np.ndarray, params: MemoryParams) -> FloatArray:
@@ -134,7 +136,7 @@ def tilt_relevance(
     """``r' = σ(logit(r) + d · v̂)`` for ``relevance [n, K]``, ``taste [n, f]`` and the shown
     items' ``unit_factors [n, K, f]``; 0 stays 0 and 1 stays 1."""
     r = np.clip(np.asarray(relevance, np.float64), 0.0, 1.0)
-    shift = np.einsum("nkf,nf->nk", unit_factors, taste)
+    shift = np.einsum("nkf,nf->nk", unit_factors, taste).astype(np.float64)
     with np.errstate(divide="ignore"):
         logit = np.log(r) - np.log1p(-r)
     return np.asarray(1.0 / (1.0 + np.exp(-(logit + shift))), np.float64)
@@ -170,10 +172,11 @@ def smooth_in_order(state: np.ndarray, who: np.ndarray, x: np.ndarray, rate: flo
 class RememberingUsers:
     """The remembering users' state over one run, and their response to settled requests.
 
-    ``session_first`` [n] marks each session's first request; ``previous_last`` [n] is, at
-    those rows, the last request of the same user's previous session (-1: none, the user's
-    first session).  ``item_unit_factors`` [n_items, f]: the world's item factors scaled to
-    unit length (taste drift needs them; None turns drift off).
+    ``session_first`` [n] marks the first request of each of a user's sessions after their
+    first; ``previous_last`` [n] is, at every session's first request, the last request of
+    the same user's previous session (-1: none, the user's first session).
+    ``item_unit_factors`` [n_items, f]: the world's item factors scaled to unit length (taste
+    drift needs them; None turns drift off).
     """
 
     def __init__(
@@ -194,15 +197,17 @@ class RememberingUsers:
         n = user.shape[0]
         self.satisfaction = np.full(n_users, params.satisfaction_start, np.float64)
         self.gone = np.zeros(n_users, np.bool_)
+        self.left: set[int] = set()  # the same users, for the event loop's membership test
         factors = item_unit_factors if params.drift_rate > 0 else None
-        self.item_unit_factors = factors
+        self.item_unit_factors = None if factors is None else factors.astype(np.float32)
         f = 0 if factors is None else factors.shape[1]
         self.taste = np.zeros((n_users, f), np.float64)
         self.session_taste = np.zeros((n_users, f), np.float64)
         self.taste_session = np.full(n_users, -1, np.int64)
-        self.session_first, self.previous_in_session, self.previous_last = _session_links(
-            user, session
-        )
+        first, self.previous_in_session, self.previous_last = _session_links(user, session)
+        #: The requests where a user decides whether to return: the first of each of their
+        #: sessions after the first (the engine asks only there).
+        self.session_first = first & (self.previous_last >= 0)
         n_sessions = int(session.max(initial=-1)) + 1
         # One uniform per session, drawn up front: whether a user returns does not depend
         # on when the lab learnt their satisfaction, only on its value.
@@ -220,18 +225,18 @@ class RememberingUsers:
     def comes_back(self, i: int, user: int) -> bool:
         """Whether ``user``, starting the session of request ``i``, returns (the caller has
         brought the satisfaction up to date); a user who does not is gone for good."""
-        if self.previous_last[i] < 0:
+        # Called once per session start in the event loop: scalar reads, no array temporaries.
+        if self.previous_last.item(i) < 0:
             return True
-        s = self.satisfaction[user]
-        p = (
-            self.params.return_at_zero
-            + (self.params.return_at_one - self.params.return_at_zero) * s
-        )
-        back = bool(self.return_draw[self.session[i]] < p)
+        s = self.satisfaction.item(user)
+        p0 = self.params.return_at_zero
+        p = p0 + (self.params.return_at_one - p0) * s
+        back: bool = self.return_draw.item(self.session.item(i)) < p
         self.decision[i] = 1 if back else 0
         self.satisfaction_at_decision[i] = s
         if not back:
             self.gone[user] = True
+            self.left.add(user)
         return back
 
     # --- responses to settled requests ----------------------------------------------------------
@@ -307,9 +312,18 @@ class RememberingUsers:
         new = self.taste_session[users] != sessions
         self.session_taste[users[new]] = self.taste[users[new]]
         self.taste_session[users[new]] = sessions[new]
-        factors = self.item_unit_factors[np.maximum(items, 0)]
-        factors[items < 0] = 0.0
-        return tilt_relevance(relevance, self.session_taste[users], factors)
+        out = np.asarray(relevance, np.float64).copy()
+        taste = self.session_taste[users]
+        # Users who never clicked have no taste yet: their lists are not tilted (most rows
+        # early in a run), so only the others pay for the [n, K, f] gather.
+        tilted = np.flatnonzero(taste.any(axis=1))
+        if tilted.size:
+            shown = items[tilted]
+            factors = self.item_unit_factors[np.maximum(shown, 0)]
+            factors[shown < 0] = 0.0
+            # float32 factors (see ``__init__``): the shift needs no more than 7 digits.
+            out[tilted] = tilt_relevance(out[tilted], taste[tilted].astype(np.float32), factors)
+        return out
 
     def _drift(
         self, members: np.ndarray, items: np.ndarray, click_pos: np.ndarray, users: np.ndarray
@@ -329,9 +343,13 @@ class RememberingUsers:
         has = (before >= 0) & (served_by[rows] != NOTHING)
         has[has] = served_by[before[has]] != NOTHING
         overlap = np.ones(rows.size)
-        if has.any():
+        # One version's list for one user is one set of items (a degraded answer reorders
+        # it): only a list from another source than the previous one can differ from it.
+        differs = has.copy()
+        differs[has] = served_by[before[has]] != served_by[rows[has]]
+        if differs.any():
             lo = int(rows[0])
-            here = np.flatnonzero(has)
+            here = np.flatnonzero(differs)
             prev_rows = before[here]
             inside = prev_rows >= lo
             prev_items = np.empty((here.size, items.shape[1]), items.dtype)
