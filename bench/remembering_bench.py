@@ -14,8 +14,11 @@ variants of a round share the machine's load):
 
 Rate = requests the traffic drew / ``timing["simulate_s"]`` (the pipeline's own clock of the
 simulation phase: routing, event loop, users' responses); ratio = the variant's rate / the
-cascade's rate in the same round.  Goal: ``remembering`` >= 0.8x.  Prints min / median / max;
-writes ``bench/out/remembering_bench.json``.
+cascade's rate in the same round.  Then end to end: ``rollout-lab run`` of the quick start
+in a fresh process (warm artifact cache, report written), the cascade and ``remembering``
+alternately, ``--runs`` times each; ratio = the remembering run's wall time / the cascade
+run's just before.  Goals: simulation ``remembering`` >= 0.5x; end to end <= 1.2x.  Prints
+min / median / max; writes ``bench/out/remembering_bench.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ import dataclasses
 import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +96,31 @@ def main() -> None:
             f"ratio to cascade min {min(r):.2f}x  median {statistics.median(r):.2f}x  "
             f"max {max(r):.2f}x"
         )
+    results["end_to_end_ratio"] = _end_to_end(args.scenario, args.runs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def _end_to_end(scenario: Path, runs: int) -> dict[str, float]:
+    """Wall time of ``rollout-lab run`` with remembering users / without, paired by round."""
+    ratios: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="remembering-bench-") as tmp:
+        walls: dict[str, float] = {}
+        for k in range(runs + 1):  # round 0 warms the artifact cache
+            for name in ("cascade", "remembering"):
+                sets = [arg for o in VARIANTS[name] for arg in ("--set", o)]
+                command = [sys.executable, "-m", "rollout_lab.cli", "run", str(scenario),
+                           "--out", f"{tmp}/{name}", "--force", "--quiet", *sets]  # fmt: skip
+                started = time.perf_counter()
+                subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+                walls[name] = time.perf_counter() - started
+            if k:
+                ratios.append(walls["remembering"] / walls["cascade"])
+    print(
+        f"end to end (remembering / cascade wall time): min {min(ratios):.2f}x  "
+        f"median {statistics.median(ratios):.2f}x  max {max(ratios):.2f}x"
+    )
+    return _spread(ratios)
 
 
 if __name__ == "__main__":

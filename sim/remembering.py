@@ -29,6 +29,10 @@ of ``r'``; 0 for a list not looked at: dropped or abandoned), ``g_ref`` =
 and ``o`` the overlap ``|A ∩ B| / K`` of the list shown with the list shown just before in the
 same session (``o = 1`` for a session's first list or when nothing was shown before), weighted
 by ``w_chg`` = ``change_weight``: an abrupt list change inside a session costs satisfaction.
+A version's list for a user is one set of items for the whole run (a degraded answer only
+reorders it), so only a list from another source (another version after a switch or a
+fallback, the popularity list) can change it; a release installed mid-session keeps its
+version's slot and counts as the same list.
 Then ``s_u ← (1 − λ) s_u + λ q`` (λ = ``satisfaction_rate``): an exponentially weighted mean of
 the qualities, so ``s_u`` stays in [0, 1].
 
