@@ -132,6 +132,14 @@ class FittedBand(Table):
     return_gap: Annotated[list[PositiveSeconds], Field(min_length=1)] | None = None  # seconds
 
 
+class FittedHours(Table):
+    """Hour-of-day weights (UTC, hour 0 first) of sessions of at most ``max_length`` requests
+    (and more than the previous class's)."""
+
+    max_length: AtLeastOne
+    hourly: Annotated[list[NonNegSeconds], Field(min_length=24, max_length=24)]
+
+
 class FittedWorld(Table):
     """Empirical traffic laws measured on a log by ``rollout-lab fit-world``
     (``replay.fitted_traffic``); replaces ``arrivals`` and ``session``."""
@@ -145,6 +153,10 @@ class FittedWorld(Table):
     sessions: Annotated[list[AtLeastOne], Field(min_length=1)]
     #: Hour-of-day weights (UTC, hour 0 first) of users' first requests.
     hourly: Annotated[list[NonNegSeconds], Field(min_length=24, max_length=24)]
+    #: Hour-of-day weights of the sessions that start a user's life or come half a day or more
+    #: after its previous request, by session length (unset: first requests by ``hourly``,
+    #: and such returns keep the hour their gap gives them).
+    hourly_by_length: Annotated[list[FittedHours], Field(min_length=1)] | None = None
     #: ln(share of requests) of items, equally likely values (the popularity by rank).
     popularity: Annotated[list[Annotated[float, ranged(-1000, 0)]], Field(min_length=1)]
     bands: Annotated[list[FittedBand], Field(min_length=1)]
@@ -160,6 +172,17 @@ class FittedWorld(Table):
             )
         if sum(self.hourly) <= 0:
             raise Inconsistent(("hourly",), "must hold a positive weight", None)
+        classes = self.hourly_by_length or []
+        uppers = [c.max_length for c in classes]
+        if any(b <= a for a, b in itertools.pairwise(uppers)):
+            raise Inconsistent(
+                ("hourly_by_length",), "must be in increasing max_length", str(uppers)
+            )
+        for k, c in enumerate(classes):
+            if sum(c.hourly) <= 0:
+                raise Inconsistent(
+                    ("hourly_by_length", k, "hourly"), "must hold a positive weight", None
+                )
         uppers = [band.max_mean_length for band in self.bands]
         if any(b <= a for a, b in itertools.pairwise(uppers)):
             raise Inconsistent(("bands",), "must be in increasing max_mean_length", str(uppers))
@@ -209,6 +232,13 @@ class LogSource(Table):
         cols = self.columns
         if cols is None:
             return self
+        if self.format == "obd":
+            raise Inconsistent(
+                ("columns",),
+                'must be unset when format = "obd" (the Open Bandit Dataset\'s columns have '
+                'fixed roles; remove columns, or set format = "csv" to map them yourself)',
+                "set",
+            )
         # A propensity without rewards, or rewards with neither propensities nor positions,
         # would silently give no estimate at all.
         if cols.propensity is not None and cols.reward is None:

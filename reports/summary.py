@@ -486,7 +486,11 @@ def build_summary(
         # Off-policy estimates (replay, IPS, SNIPS) of every version on the logged impressions,
         # when the log maps a propensity and a reward column; null otherwise.
         "off_policy": (
-            offpolicy_block(prepared.source.impressions, {t.name: t.items for t in result.versions})
+            offpolicy_block(
+                prepared.source.impressions,
+                {t.name: t.items for t in result.versions},
+                n_items=prepared.world.n_items,
+            )
             if prepared.source.impressions is not None
             else None
         ),
