@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from lab.versions import VersionTables
 from replay.artifact_store import Artifact, ArtifactStore
 from replay.calibration import FEATURES, ClickCalibrator, fit_logistic, list_features
+from replay.errors import UserInputError
 
 __all__ = [
     "NEGATIVES_EVERY",
@@ -93,6 +94,14 @@ def _fit(
     (weighted by it).  Impressions are independent draws, so taking them by position is a
     random subsample; the generator draws exactly as for the whole sample."""
     listed = items >= 0
+    if not listed.any():
+        # Every user sampled had already consumed every item (a tiny log): no list, nothing
+        # to fit a click probability on.
+        raise UserInputError(
+            f"calibration: every list of the {fitted_on} is empty, because those users have"
+            " already consumed every item; replay a log with more items than any user has"
+            " consumed, or a longer window"
+        )
     labels = (rng.random(items.shape) < p_click) & listed
     kept, sample_weight = subsample_negatives(labels, listed)
     rows = np.flatnonzero(kept.any(axis=1))

@@ -743,15 +743,65 @@ class Metrics(Table):
     noise_floor: bool = True
 
 
+class Memory(Table):
+    """Remembering users' settings (``[users.memory]``; formulas in ``sim.remembering``)."""
+
+    satisfaction_start: Fraction = 0.5
+    satisfaction_rate: Annotated[float, ranged(0, 1, lo_open=True)] = 0.2
+    relevant_click_probability: Annotated[float, ranged(0, 1, lo_open=True)] = 0.3
+    latency_threshold_ms: Annotated[float, ranged(0, math.inf)] = 200.0
+    latency_scale_ms: Annotated[float, ranged(0, math.inf, lo_open=True)] = 500.0
+    latency_weight: Annotated[float, ranged(0, 10)] = 0.5
+    change_weight: Annotated[float, ranged(0, 10)] = 0.5
+    return_at_zero: Fraction = 0.6
+    return_at_one: Fraction = 1.0
+    drift_rate: Fraction = 0.05
+    drift_strength: Annotated[float, ranged(0, 20)] = 1.0
+    dwell_median_s: Annotated[float, ranged(0, math.inf, lo_open=True)] = 30.0
+    dwell_relevance_gain: Annotated[float, ranged(-10, 10)] = 1.0
+    dwell_sigma: Annotated[float, ranged(0, 5)] = 0.8
+    conversion_per_relevance: Annotated[float, ranged(0, 100)] = 0.1
+    #: How often users' satisfaction is brought up to date for their return decisions.
+    update_every: PositiveDuration = 60.0
+
+
 class Users(Table):
-    """How simulated users react to a shown list (see ``sim.users``)."""
+    """How simulated users react to a shown list (see ``sim.users``).
+
+    ``model = "remembering"`` adds memory (``sim.remembering``): drifting taste, satisfaction,
+    leaving for good; its settings are ``[users.memory]``.
+    """
 
     choice: Literal["cascade"] = "cascade"
+    model: Literal["cascade", "remembering"] = "cascade"
     list_size: PosInt = 10
     position_decay: Annotated[float, ranged(0, 1, lo_open=True)] = 0.8
     click_offset: Annotated[float, ranged(-20, 20)] = -2.5
     abandon_after_ms: Annotated[float, ranged(0, math.inf)] = 400.0
     abandon_per_100ms: Fraction = 0.1
+    memory: Memory | None = None
+
+    @model_validator(mode="after")
+    def _memory_needs_model(self) -> Users:
+        if self.memory is not None and self.model != "remembering":
+            raise Inconsistent(("memory",), 'needs users.model = "remembering"', self.model)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        if self.model == "cascade":
+            # The memoryless default leaves no trace: summaries from before stay the same.
+            dumped.pop("model", None)
+            dumped.pop("memory", None)
+        elif dumped.get("memory") is None:
+            dumped["memory"] = Memory().model_dump()
+        return dumped
+
+    @property
+    def remembering(self) -> Memory | None:
+        """The remembering users' settings (defaults filled in), None for the cascade."""
+        return (self.memory or Memory()) if self.model == "remembering" else None
 
 
 class Fault(Table):
