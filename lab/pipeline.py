@@ -309,6 +309,7 @@ def _calibrator(
         consumed=source.data_key("all"),
         k=int(table.items.shape[1]),
         click_offset=truth.click_offset,
+        activity_engagement=truth.activity_engagement,
         click_lift=table.click_lift,
         lists=MAX_LISTS,
         rng_state=rng.bit_generator.state,

@@ -245,7 +245,10 @@ class Traffic(Table):
     latent_factors: PosInt = 16
     popularity_skew: Annotated[float, ranged(0, 3)] = 0.8
     #: Weight of personal taste in the true affinity a(u, i) = taste_signal · <x_u, y_i> + b_i.
-    taste_signal: Annotated[float, ranged(0, 50)] = 2.0
+    #: 6: a perfect recommender beats the popularity list (mean item click probability 0.087
+    #: against 0.054 at the defaults); at 2 it does not (0.025 against 0.030), so models
+    #: learn little beyond popularity and retraining with another seed keeps ~20 % of a top-10.
+    taste_signal: Annotated[float, ranged(0, 50)] = 6.0
     history: PositiveDuration = 14 * 86400.0
     update_window: PositiveDuration = 2 * 86400.0
     history_events_per_user: Annotated[float, ranged(1, 10_000)] = 20.0
@@ -531,7 +534,9 @@ class ModelSettings(Table):
             )
         return self
 
-    factors: PosInt = 32
+    # The default world's 16 latent dimensions: 32 factors fit noise (seed overlap 0.30
+    # against 0.66 at 16 on the default world; 0.49 against 0.54 on MovieLens latest-small).
+    factors: PosInt = 16
     regularization: Annotated[float, ranged(0, math.inf)] = 0.05
     # More than a thousand sweeps never changes a model; 1e10 would run for ever.
     iterations: Annotated[int, ranged(1, 1_000)] = 15
@@ -704,6 +709,8 @@ class Users(Table):
     list_size: PosInt = 10
     position_decay: Annotated[float, ranged(0, 1, lo_open=True)] = 0.8
     click_offset: Annotated[float, ranged(-20, 20)] = -2.5
+    #: Click logit per unit of centred log activity (see ``lab.versions.ClickTruth``).
+    activity_engagement: Annotated[float, ranged(0, 5)] = 0.5
     abandon_after_ms: Annotated[float, ranged(0, math.inf)] = 400.0
     abandon_per_100ms: Fraction = 0.1
 
