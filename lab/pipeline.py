@@ -40,6 +40,7 @@ from lab.calibration import (
     stored_calibration,
 )
 from lab.drift import drift_summary
+from lab.exploration import exploration_of
 from lab.external import load_external, rollback_target
 from lab.manifests.evidence import evidence_for
 from lab.registering import Holdout
@@ -310,6 +311,7 @@ def _calibrator(
         k=int(table.items.shape[1]),
         click_offset=truth.click_offset,
         activity_engagement=truth.activity_engagement,
+        explore_slots=table.exploration.slots if table.exploration else 0,
         click_lift=table.click_lift,
         lists=MAX_LISTS,
         rng_state=rng.bit_generator.state,
@@ -356,6 +358,7 @@ def _noise_floor(
         parent=None,
         update=None,
         list_store=builder.lists(key, source.data_key("all"), n_users, k, model, matrices["all"]),
+        exploration=exploration_of(scenario.serving.explore_slots, scenario.seed),
     )
     if calibrator is not None:
         tables.calibrator = calibrator.inherited(NOISE_FLOOR)
@@ -465,6 +468,7 @@ def prepare(
             covered=covered,
             fallback=None if fallback is None else tables[fallback],
             origin=origin,
+            exploration=exploration_of(scenario.serving.explore_slots, scenario.seed),
         )
     loaded = {
         name: str(t.origin["registry_id"])

@@ -581,6 +581,8 @@ class Serving(Table):
     fallback: list[Fallback] = ["baseline", "popular"]
     fallback_latency_ms: Annotated[float, ranged(0, math.inf)] = 2.0
     budget_ms: PositiveMs = 100.0
+    #: Last positions of every lab-scored list filled by exploration (``lab.exploration``).
+    explore_slots: NonNegInt = 1
     # Unset: each version is one pool (replicas x concurrency, one latency law).
     stages: Annotated[list[Stage], Field(min_length=1)] | None = None
     autoscaler: Autoscaler | None = None
@@ -841,6 +843,13 @@ class Scenario(Table):
                     f"must name a model in [models] ({', '.join(sorted(names)) or 'none'})",
                     name,
                 )
+        if self.serving.explore_slots >= self.users.list_size:
+            raise Inconsistent(
+                ("serving", "explore_slots"),
+                f"must be smaller than users.list_size ({self.users.list_size}): the model "
+                "keeps at least the first position",
+                self.serving.explore_slots,
+            )
         if self.rollout.baseline == self.rollout.candidate:
             raise Inconsistent(
                 ("rollout", "candidate"),

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from lab.exploration import Exploration
 from lab.list_store import ListStore
 from replay.calibration import ClickCalibrator, item_scores, list_features
 from replay.synthetic import SyntheticWorld
@@ -144,8 +145,10 @@ class VersionTables:
         covered: np.ndarray | None = None,
         fallback: VersionTables | None = None,
         origin: dict[str, Any] | None = None,
+        exploration: Exploration | None = None,
     ) -> None:
         self.name = name
+        self.exploration = exploration
         self.covered = covered
         self.fallback = fallback
         self.origin: dict[str, Any] = origin or {
@@ -245,6 +248,11 @@ class VersionTables:
         if todo.size == 0:
             return
         chosen, no_history = self.lists(todo)
+        if self.exploration is not None and isinstance(self.list_store, ListStore):
+            # Lab-scored lists only: a list decided outside the lab is what it is.
+            chosen = self.exploration.apply(
+                todo, chosen, self.list_store.consumed, self.model.n_items
+            )
         self.items[todo] = chosen
         self.relevance[todo] = self.truth.relevance(todo, chosen, self.click_lift)
         self.scores[todo] = item_scores(self.model, todo, chosen)

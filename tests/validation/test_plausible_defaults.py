@@ -1,16 +1,19 @@
 """The built-in synthetic world at its defaults looks like a service, not like a puzzle.
 
 Reported: run as a new user would (every setting at its default), the noise floor was 20 %
-(retraining the baseline with another seed kept a fifth of its top-10) and new users,
-served the popularity list, clicked 3.1x as often as returning users (15.3 % against
-5.0 %; the quick start: 1.9x).  Reference figures (README, "The synthetic world's
-defaults"):
+(retraining the baseline with another seed kept a fifth of its top-10), new users, served
+the popularity list, clicked 3.1x as often as returning users (15.3 % against 5.0 %; the
+quick start: 1.9x), and the torso and tail thirds of the catalogue got no impressions.
+Reference figures (README, "The synthetic world's defaults"):
 
 * noise floor: ALS retrained with another seed on MovieLens latest-small keeps 49-75 % of
   its top-10 (54 % at 16 factors), so a floor below 50 % says the world gives too little
   to learn;
 * new against returning users: services report new users clicking less than returning
-  ones; the target band for the ratio of their CTRs is [0.5, 0.9].
+  ones; the target band for the ratio of their CTRs is [0.5, 0.9];
+* torso and tail: ALS's top-10 on MovieLens latest-small shows them nothing either, so
+  their impressions come from exploration (``lab.exploration``): one slot in ten by
+  default, 2-6 % of the impressions for each.
 
 The reduced tests read the expected CTR from the click truth itself (the cascade over each
 list's true click probabilities, no click noise), so a few dozen new users suffice; the
@@ -45,6 +48,8 @@ REDUCED = ["traffic.users=6000", "traffic.items=1500", "traffic.duration=20m"]
 RATIO_BAND = (0.5, 0.9)
 #: Lowest acceptable Jaccard@10 of the baseline against itself retrained with seed + 1.
 FLOOR = 0.5
+#: Share of impressions of the torso, and of the tail, third of the catalogue.
+TAIL_SHARE = (0.02, 0.06)
 
 
 def _scenario(tmp_path: Path, overrides: list[str]) -> Scenario:
@@ -96,17 +101,34 @@ def test_without_engagement_new_users_out_click_returning_ones(tmp_path: Path) -
     assert low > 1.0, ratio
 
 
-def _stability(tmp_path: Path, overrides: list[str]) -> dict[str, Any]:
-    summary = build_summary(run(_scenario(tmp_path, overrides)), reproducible=True)
-    stability: dict[str, Any] = summary["versions"]["candidate"]["quality"]["stability"]
-    return stability
+def _summary(tmp_path: Path, overrides: list[str]) -> dict[str, Any]:
+    return build_summary(run(_scenario(tmp_path, overrides)), reproducible=True)
 
 
-def test_default_noise_floor_is_meaningful(tmp_path: Path) -> None:
-    floor = _stability(tmp_path, REDUCED)["noise_floor"]
+def _tier_shares(summary: dict[str, Any]) -> dict[str, float]:
+    """Share of all impressions (list slots shown) per popularity third of the catalogue."""
+    buckets = summary["segments"]["item_popularity"]["by_bucket"]
+    total = sum(b["impressions"] for b in buckets.values())
+    return {name: b["impressions"] / total for name, b in buckets.items()}
+
+
+def test_default_noise_floor_is_meaningful_and_torso_and_tail_are_shown(tmp_path: Path) -> None:
+    summary = _summary(tmp_path, REDUCED)
+    floor = summary["versions"]["candidate"]["quality"]["stability"]["noise_floor"]
     low, high = floor["jaccard_at_k_ci95"]
     assert low > FLOOR, floor  # 0.2 with taste_signal 2 and 32 factors
     assert high - low < 0.05 and floor["warnings"] == []
+    # One exploration slot in ten, drawn uniformly: a third of it to each third of the
+    # catalogue, 3.3 % of the impressions each (the models' own lists add a little).
+    shares = _tier_shares(summary)
+    assert TAIL_SHARE[0] < shares["torso"] < TAIL_SHARE[1], shares
+    assert TAIL_SHARE[0] < shares["tail"] < TAIL_SHARE[1], shares
+
+
+def test_without_exploration_lists_hold_only_the_head(tmp_path: Path) -> None:
+    # What was reported: ALS lists (like ALS's on MovieLens) show torso and tail nothing.
+    shares = _tier_shares(_summary(tmp_path, [*REDUCED, "serving.explore_slots=0"]))
+    assert shares["torso"] + shares["tail"] < 0.01, shares
 
 
 @pytest.mark.slow
@@ -122,3 +144,5 @@ def test_full_scale_defaults_are_plausible(tmp_path: Path) -> None:
     assert new["ctr"] / returning["ctr"] < 1.0
     floor = summary["versions"]["candidate"]["quality"]["stability"]["noise_floor"]
     assert floor["jaccard_at_k_ci95"][0] > FLOOR
+    shares = _tier_shares(summary)
+    assert all(TAIL_SHARE[0] < shares[t] < TAIL_SHARE[1] for t in ("torso", "tail")), shares
