@@ -32,6 +32,7 @@ ORDER = [
     "list_table_bench",
     "byo_simulation_bench",
     "byo_memory_bench",
+    "remembering_bench",
 ]
 
 

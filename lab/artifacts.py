@@ -47,6 +47,8 @@ from replay.artifact_store import DEFAULT_MAX_BYTES, Artifact, ArtifactStore, en
 from replay.errors import UserInputError
 
 if TYPE_CHECKING:  # the builders' types load with the first artifact (--help stays fast)
+    import numpy.typing as npt
+
     from lab.scenario import Scenario
     from replay.synthetic import History, SyntheticWorld
     from replay.training import ModelSpec, TrainedModel
@@ -64,6 +66,7 @@ __all__ = [
     "model_from_artifact",
     "model_key",
     "open_store",
+    "partition_key",
     "world_artifact",
     "world_from_artifact",
     "world_key",
@@ -239,6 +242,15 @@ def model_from_artifact(artifact: Artifact) -> TrainedModel:
 
 def lists_key(model: str, consumed: str, k: int, code: str) -> str:
     return entry_key("lists", {"code": code, "model": model, "consumed": consumed, "k": k})
+
+
+def partition_key(world: str, users: npt.NDArray[Any], code: str) -> str:
+    """The key of the exposure normalisers ``ln Z_u`` of exactly ``users`` (their ids, in
+    order) in the world whose data key is ``world`` (``reports.exposure``)."""
+    import numpy as np
+
+    digest = hashlib.sha256(np.ascontiguousarray(users, dtype=np.int64).tobytes()).hexdigest()
+    return entry_key("partition", {"code": code, "world": world, "users": digest})
 
 
 def calibration_key(

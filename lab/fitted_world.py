@@ -10,9 +10,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from lab.scenario import FittedWorld, Traffic
+from lab.scenario import FittedWorld, Traffic, Users
 from replay.errors import InternalError
-from replay.fitted_traffic import EmpiricalLaw, FittedTraffic, UserBand
+from replay.fitted_traffic import EmpiricalLaw, FittedTraffic, SessionHours, UserBand
 from replay.taste_fit import MAX_TASTE_VARIANCE
 from replay.world_fit import DRIFT_SHARE, NEW_WINDOW_SHARE, WorldFit
 from sim.durations import format_duration
@@ -52,6 +52,11 @@ def fitted_traffic(settings: FittedWorld) -> FittedTraffic:
             for band in settings.bands
         ),
         hourly_profile=tuple(settings.hourly),
+        session_hours=None
+        if settings.hourly_by_length is None
+        else tuple(
+            SessionHours(float(c.max_length), tuple(c.hourly)) for c in settings.hourly_by_length
+        ),
         popularity=_law(settings.popularity),
     )
 
@@ -94,10 +99,11 @@ def render_block(
     skipped = {k.removeprefix("skipped."): v for k, v in accounting.items() if v and "." in k}
     skipped_text = ", ".join(f"{v:,} {k}" for k, v in skipped.items()) or "none skipped"
     span_days = fit.traffic.span_s / 86_400.0
+    level = fit.click_level
     click = (
-        f"{fit.click_level:.4f} clicks per logged event"
-        if fit.click_level is not None
-        else "not in this log (no 'click' events beside other types)"
+        f"{level.rate:.4f} ({level.clicks:,} / {level.shown:,}: {level.basis})"
+        if level is not None
+        else "not in this log (no clicks beside other events, no click column)"
     )
     history_events = min(max(fit.events / fit.users, 1.0), 10_000.0)
     lines = [
@@ -151,6 +157,16 @@ def render_block(
         "# ln(share of requests) of items, equally likely values",
         f"popularity = {_array(fit.traffic.popularity.values)}",
     ]
+    for hours in fit.traffic.session_hours or ():
+        lines += [
+            "",
+            "# hour-of-day weights (UTC) of users' first sessions and of sessions half a day "
+            "or more after",
+            "# the user's previous request, of at most max_length requests",
+            "[[traffic.fitted.hourly_by_length]]",
+            f"max_length = {_number(hours.max_length)}",
+            f"hourly = {_array([round(h, 6) for h in hours.profile])}",
+        ]
     for band in fit.traffic.bands:
         lines += [
             "",
@@ -161,14 +177,28 @@ def render_block(
         ]
         if band.return_gap_s is not None:
             lines.append(f"return_gap = {_array(band.return_gap_s.values)}  # seconds")
+    if level is not None and fit.click_offset is not None:
+        lines += [
+            "",
+            "# Merge into the scenario's [users] table.  P(click | examined) = "
+            "sigmoid(a(u, i) + click_offset):",
+            f"# the offset at which items users consume on their own are clicked at the log's "
+            f"level, {level.rate:.4f}.",
+            "[users]",
+            f"click_offset = {_number(round(fit.click_offset, 4))}",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def check_block(block: str, *, source: str) -> None:
-    """The written block must load as the scenario's ``[traffic]`` table (a self-check: a
-    failure is a bug of the writer, not of the log)."""
+    """The written block must load as the scenario's ``[traffic]`` table, and its ``[users]``
+    table (the click level) as ``[users]`` (a self-check: a failure is a bug of the writer,
+    not of the log)."""
     try:
-        Traffic.model_validate(tomllib.loads(block)["traffic"])
+        tables = tomllib.loads(block)
+        Traffic.model_validate(tables["traffic"])
+        if "users" in tables:
+            Users.model_validate(tables["users"])
     except (tomllib.TOMLDecodeError, ValidationError, KeyError) as error:
         raise InternalError(
             f"{source}: the fitted [traffic] block does not load: {error}"

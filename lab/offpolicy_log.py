@@ -48,10 +48,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from lab.logged_exposure import logged_block
+from replay.distributions import norm_sf
 from replay.errors import UserInputError
 from replay.events import EventTable
+from replay.obd import user_expr
 from replay.validation import decide_timestamp_mode, timestamp_us_expr
-from sim.metrics.click_model import ClickModelFit, direct_value, fit_position_based
+from sim.metrics.click_model import ClickModelFit, direct_value_at, fit_position_based
 from sim.metrics.offpolicy import (
     OffPolicyEstimate,
     ips_estimate,
@@ -62,6 +65,8 @@ from sim.metrics.offpolicy import (
 
 __all__ = ["LoggedImpressions", "offpolicy_block", "read_logged_impressions"]
 
+#: z of a two-sided 95 % normal interval.
+Z95 = 1.959964
 UNIFORM_TARGET = "uniform over the version's top-K list (1/K per listed item)"
 RANKING_TARGET = "the version's ranking: the item it puts at the logged position (slates)"
 CLICK_MODEL_BASIS = (
@@ -93,12 +98,16 @@ class LoggedImpressions:
         return int(self.user.size)
 
 
-def _scan(path: Path) -> pl.LazyFrame:
+def _scan(path: Path, *, as_text: bool = False) -> pl.LazyFrame:
+    """The log's columns; ``as_text`` reads a CSV's columns as text, as the event reader
+    does for the Open Bandit Dataset (so that the joined user features match its ids)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return pl.scan_parquet(path)
     if suffix in (".ndjson", ".jsonl", ".json"):
         return pl.scan_ndjson(path)
+    if as_text:
+        return pl.scan_csv(path, infer_schema=False)
     return pl.scan_csv(path, infer_schema_length=10_000)
 
 
@@ -110,6 +119,7 @@ def read_logged_impressions(
     *,
     timestamp_unit: str,
     source: str,
+    user_features: tuple[str, ...] | None = None,
 ) -> LoggedImpressions:
     """The replay window's rows with reward and propensity or position, keyed to the table's
     dense ids.
@@ -118,12 +128,22 @@ def read_logged_impressions(
     ``position`` to the log's column names.  Without a propensity (a long-form impression
     log: one row per shown item with its position and whether it was clicked), the reward
     must be 0 or 1; other rows are counted as ``invalid_reward``.
+
+    ``user_features`` (the Open Bandit Dataset, :mod:`replay.obd`): the user of a row is the
+    profile of these columns instead of a ``user`` column.  A propensity outside (0, 1] is
+    refused (:class:`UserInputError`: the column holds no probabilities); a missing or
+    unreadable one is counted as ``invalid_propensity``.
     """
     file = Path(path)
     roles = ("user", "item", "timestamp", "propensity", "reward", "position")
     wanted = {role: name for role in roles if (name := columns.get(role)) is not None}
+    if user_features is not None:
+        wanted.pop("user", None)
+    selected = [pl.col(c).alias(role) for role, c in wanted.items()]
+    if user_features is not None:
+        selected.append(user_expr(user_features).alias("user"))
     try:
-        raw = _scan(file).select([pl.col(c).alias(role) for role, c in wanted.items()]).collect()
+        raw = _scan(file, as_text=user_features is not None).select(selected).collect()
     except (OSError, pl.exceptions.PolarsError) as exc:
         mapped = ", ".join(f".{role}" for role in wanted if role not in ("user", "item"))
         raise UserInputError(
@@ -136,6 +156,8 @@ def read_logged_impressions(
         source=str(file),
         column=wanted["timestamp"],
     )
+    if "propensity" in wanted:
+        _check_propensities(raw, file, wanted["propensity"])
     start_us = int(window[0].timestamp() * 1e6)
     end_us = int(window[1].timestamp() * 1e6)
     slates = "position" in wanted
@@ -191,6 +213,24 @@ def read_logged_impressions(
         slate=slate,
         accounting=accounting,
     )
+
+
+def _check_propensities(raw: pl.DataFrame, file: Path, column: str) -> None:
+    """Refuse a propensity that is a number outside (0, 1]: a column of scores or
+    percentages, not probabilities, would bias every estimate (nulls are counted later)."""
+    value = pl.col("propensity").cast(pl.Float64, strict=False)
+    bad = (
+        raw.with_row_index("row")
+        .filter(value.is_not_null() & ~(value.is_finite() & (value > 0) & (value <= 1)))
+        .head(1)
+    )
+    if bad.height:
+        row, shown = int(bad["row"][0]) + 1, bad["propensity"][0]
+        raise UserInputError(
+            f"{file}: column {column!r} (the logging propensity) must be a probability in "
+            f"(0, 1], got {shown!r} in data row {row:,} (export the probability with which "
+            "the logging policy showed the item, not a score or a percentage)"
+        )
 
 
 def _estimate(estimate: OffPolicyEstimate | None) -> dict[str, Any] | None:
@@ -294,21 +334,65 @@ def _direct(
     fit: ClickModelFit, impressions: LoggedImpressions, table: np.ndarray
 ) -> dict[str, Any]:
     """Expected clicks per slate of the version's ranking under the fitted click model, over
-    the log's slates (each slate's user's list), with the bootstrap's percentile interval."""
-    assert impressions.slate is not None
-    slates, first = np.unique(impressions.slate, return_index=True)
-    ranking = table[impressions.user[first]]
-    value, unseen = direct_value(fit.model, ranking)
+    the log's slates at the positions each slate logged (each row's user's item at the row's
+    position), with the bootstrap's percentile interval."""
+    assert impressions.slate is not None and impressions.position is not None
+    position = impressions.position
+    inside = position < table.shape[1]
+    shown = np.full(position.size, -1, dtype=np.int64)
+    shown[inside] = table[impressions.user[inside], position[inside]]
+    groups = np.unique(impressions.slate, return_inverse=True)[1].reshape(-1)
+    value, unseen = direct_value_at(fit.model, shown, position, groups)
     replicated = [
-        direct_value(model, ranking, weights)[0]
+        direct_value_at(model, shown, position, groups, weights)[0]
         for model, weights in zip(fit.replicates, fit.slate_weights, strict=True)
     ]
     low, high = np.percentile(replicated, [2.5, 97.5]) if len(replicated) >= 2 else (np.nan, np.nan)
     return {
         "value": _r6(value),
         "ci95": [_r6(low), _r6(high)],
-        "slates": int(slates.size),
+        "slates": int(groups.max(initial=-1)) + 1,
         "unseen_items_share": _r6(unseen),
+    }
+
+
+def _inside(value: float | None, estimate: dict[str, Any] | None) -> bool | None:
+    if value is None or estimate is None or None in estimate["ci95"]:
+        return None
+    low, high = estimate["ci95"]
+    return bool(low <= value <= high)
+
+
+def _difference(estimate: dict[str, Any] | None, direct: dict[str, Any]) -> dict[str, Any]:
+    """``estimate − direct`` with a two-sided p-value of z = d / sqrt(se_e² + se_d²), each
+    standard error taken from its 95 % interval's half-width / 1.96 (percentile bootstrap
+    for the direct value)."""
+    if estimate is None or estimate["value"] is None or None in estimate["ci95"]:
+        return {"difference": None, "p_value": None}
+    if None in direct["ci95"]:
+        return {"difference": _r6(estimate["value"] - direct["value"]), "p_value": None}
+    se = np.hypot(
+        (estimate["ci95"][1] - estimate["ci95"][0]) / (2 * Z95),
+        (direct["ci95"][1] - direct["ci95"][0]) / (2 * Z95),
+    )
+    d = float(estimate["value"] - direct["value"])
+    p = float(2 * norm_sf(abs(d) / se)) if se > 0 else float(d == 0)
+    return {"difference": _r6(d), "p_value": _r6(p)}
+
+
+def _agreement(version: dict[str, Any]) -> dict[str, Any] | None:
+    """Whether the click model's direct value and the importance-weighted estimates of the
+    same quantity agree: the direct value inside the IPS and SNIPS intervals, and the test of
+    a zero difference (``None`` where an estimate is missing)."""
+    direct = version.get("direct")
+    if direct is None or direct["value"] is None:
+        return None
+    ips, snips = version.get("ips"), version.get("snips")
+    return {
+        "ips_minus_direct": _difference(ips, direct),
+        "snips_minus_direct": _difference(snips, direct),
+        "direct_in_ips_ci95": _inside(direct["value"], ips),
+        "direct_in_snips_ci95": _inside(direct["value"], snips),
     }
 
 
@@ -326,9 +410,16 @@ def _subset(impressions: LoggedImpressions, keep: np.ndarray) -> LoggedImpressio
     )
 
 
-def offpolicy_block(impressions: LoggedImpressions, lists: dict[str, np.ndarray]) -> dict[str, Any]:
+def offpolicy_block(
+    impressions: LoggedImpressions,
+    lists: dict[str, np.ndarray],
+    *,
+    n_items: int | None = None,
+) -> dict[str, Any]:
     """Per version (``lists``: name -> [n_users, K] items, rows of the impressions' users
-    filled) the replay, IPS and SNIPS estimates, with the rows each one could use."""
+    filled) the replay, IPS and SNIPS estimates, with the rows each one could use; and the
+    logging policy's own engagement and exposure (``logged``, :mod:`lab.logged_exposure`)
+    over a catalogue of ``n_items`` (default: the largest item id seen + 1)."""
     slates = impressions.position is not None
     out: dict[str, Any] = {
         "rows": len(impressions),
@@ -345,15 +436,18 @@ def offpolicy_block(impressions: LoggedImpressions, lists: dict[str, np.ndarray]
             "slates": int(np.unique(impressions.slate).size),
             "positions": int(impressions.position.max(initial=-1)) + 1,
         },
+        "logged": None,
         "click_model": None,
         "versions": {},
     }
     if len(impressions) == 0:
         return out
-    n_items = int(max([int(impressions.item.max()), *(int(t.max()) for t in lists.values())])) + 1
+    seen = int(max([int(impressions.item.max()), *(int(t.max()) for t in lists.values())])) + 1
+    n_items = max(n_items or 0, seen)
     fit = _click_model(impressions, n_items)
     if fit is not None:
         out["click_model"] = _click_model_block(fit)
+    out["logged"] = logged_block(impressions, fit, n_items=n_items)
     for name, table in lists.items():
         shown = table[impressions.user]
         excluded = {"empty_target_list": int((shown < 0).all(axis=1).sum())}
@@ -379,5 +473,6 @@ def offpolicy_block(impressions: LoggedImpressions, lists: dict[str, np.ndarray]
             # Beside the importance-weighted estimates: the same quantity (expected clicks per
             # slate) computed directly from the click model the log fits.
             version["direct"] = _direct(fit, impressions, table)
+            version["agreement"] = _agreement(version)
         out["versions"][name] = version
     return out

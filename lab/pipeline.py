@@ -78,7 +78,8 @@ from sim.metrics.diversity import intra_list_diversity
 from sim.metrics.stability import jaccard_at_k
 from sim.monitor import Monitor, RequestTruth, Retrieval
 from sim.policies import POLICIES, Analyst, RolloutController
-from sim.records import POPULAR, Records
+from sim.records import ABSENT, POPULAR, Records
+from sim.remembering import MemoryParams, RememberingUsers
 from sim.router import final_versions, stable_buckets
 from sim.servers import ServiceTime
 from sim.stages import DEGRADE_CODES, StagePlan
@@ -736,6 +737,8 @@ def simulate_prepared(
     predicted[POPULAR] = prepared.popular.predicted
     users = scenario.users
     records = Records(len(stream))
+    cascade = CascadeUsers(users.position_decay, users.abandon_after_ms, users.abandon_per_100ms)
+    memory = _remembering_users(scenario, prepared, stream, cascade, rng["users"])
     monitor = Monitor(
         records,
         stream.t_s,
@@ -743,7 +746,7 @@ def simulate_prepared(
         relevance,
         predicted,
         names,
-        CascadeUsers(users.position_decay, users.abandon_after_ms, users.abandon_per_100ms),
+        cascade,
         rng=rng["users"],
         unit=unit,
         session=stream.session,
@@ -756,6 +759,8 @@ def simulate_prepared(
             prepared.item_popularity,
             {v: t.predict_shown for v, t in enumerate(versions)},
         ),
+        memory=memory,
+        popular_items=prepared.popular.items,
     )
 
     def install(v: int, tables: VersionTables) -> None:
@@ -805,6 +810,7 @@ def simulate_prepared(
         rng_service=rng["service"],
         rng_faults=rng["faults"],
         progress=progress,
+        presence=monitor if memory is not None else None,
     )
     end_s = max(tr.duration, float(stream.t_s[-1]) if len(stream) else 0.0)
     monitor.settle(end_s, upto=len(stream))
@@ -823,6 +829,12 @@ def simulate_prepared(
             pl.Categorical
         )
     )
+    if memory is not None:
+        # The requests of users who had left were never sent: counted in the remembering
+        # users' block, absent from the request table and from every other metric.
+        sent = records.result != ABSENT
+        frame = frame.filter(pl.Series(sent))
+        stream = stream.subset(sent)
     drift_rng = rng["users"]
     consumed_t_s, consumed = prepared.source.consumption(stream, drift_rng)
     drift = drift_summary(
@@ -850,6 +862,36 @@ def simulate_prepared(
         drift=drift,
         final_routing=final_routing,
         versions=tuple(versions),
+    )
+
+
+def _remembering_users(
+    scenario: Scenario,
+    prepared: Prepared,
+    stream: RequestStream,
+    cascade: CascadeUsers,
+    rng: np.random.Generator,
+) -> RememberingUsers | None:
+    """The remembering users' state for this run (None: the memoryless cascade).
+
+    Their return draws come from a stream spawned off the users' stream, which spawning
+    leaves unchanged: the clicks are drawn as they would be."""
+    settings = scenario.users.remembering
+    if settings is None:
+        return None
+    factors = np.asarray(prepared.world.item_factors, np.float64)
+    norms = np.linalg.norm(factors, axis=1, keepdims=True)
+    unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
+    return RememberingUsers(
+        MemoryParams(
+            **settings.model_dump(exclude={"update_every"}), update_every_s=settings.update_every
+        ),
+        cascade,
+        user=stream.user,
+        session=stream.session,
+        n_users=prepared.world.n_users,
+        item_unit_factors=unit,
+        rng=rng.spawn(1)[0],
     )
 
 

@@ -132,6 +132,14 @@ class FittedBand(Table):
     return_gap: Annotated[list[PositiveSeconds], Field(min_length=1)] | None = None  # seconds
 
 
+class FittedHours(Table):
+    """Hour-of-day weights (UTC, hour 0 first) of sessions of at most ``max_length`` requests
+    (and more than the previous class's)."""
+
+    max_length: AtLeastOne
+    hourly: Annotated[list[NonNegSeconds], Field(min_length=24, max_length=24)]
+
+
 class FittedWorld(Table):
     """Empirical traffic laws measured on a log by ``rollout-lab fit-world``
     (``replay.fitted_traffic``); replaces ``arrivals`` and ``session``."""
@@ -145,6 +153,10 @@ class FittedWorld(Table):
     sessions: Annotated[list[AtLeastOne], Field(min_length=1)]
     #: Hour-of-day weights (UTC, hour 0 first) of users' first requests.
     hourly: Annotated[list[NonNegSeconds], Field(min_length=24, max_length=24)]
+    #: Hour-of-day weights of the sessions that start a user's life or come half a day or more
+    #: after its previous request, by session length (unset: first requests by ``hourly``,
+    #: and such returns keep the hour their gap gives them).
+    hourly_by_length: Annotated[list[FittedHours], Field(min_length=1)] | None = None
     #: ln(share of requests) of items, equally likely values (the popularity by rank).
     popularity: Annotated[list[Annotated[float, ranged(-1000, 0)]], Field(min_length=1)]
     bands: Annotated[list[FittedBand], Field(min_length=1)]
@@ -160,6 +172,17 @@ class FittedWorld(Table):
             )
         if sum(self.hourly) <= 0:
             raise Inconsistent(("hourly",), "must hold a positive weight", None)
+        classes = self.hourly_by_length or []
+        uppers = [c.max_length for c in classes]
+        if any(b <= a for a, b in itertools.pairwise(uppers)):
+            raise Inconsistent(
+                ("hourly_by_length",), "must be in increasing max_length", str(uppers)
+            )
+        for k, c in enumerate(classes):
+            if sum(c.hourly) <= 0:
+                raise Inconsistent(
+                    ("hourly_by_length", k, "hourly"), "must hold a positive weight", None
+                )
         uppers = [band.max_mean_length for band in self.bands]
         if any(b <= a for a, b in itertools.pairwise(uppers)):
             raise Inconsistent(("bands",), "must be in increasing max_mean_length", str(uppers))
@@ -209,6 +232,13 @@ class LogSource(Table):
         cols = self.columns
         if cols is None:
             return self
+        if self.format == "obd":
+            raise Inconsistent(
+                ("columns",),
+                'must be unset when format = "obd" (the Open Bandit Dataset\'s columns have '
+                'fixed roles; remove columns, or set format = "csv" to map them yourself)',
+                "set",
+            )
         # A propensity without rewards, or rewards with neither propensities nor positions,
         # would silently give no estimate at all.
         if cols.propensity is not None and cols.reward is None:
@@ -704,10 +734,37 @@ class Metrics(Table):
     noise_floor: bool = True
 
 
+class Memory(Table):
+    """Remembering users' settings (``[users.memory]``; formulas in ``sim.remembering``)."""
+
+    satisfaction_start: Fraction = 0.5
+    satisfaction_rate: Annotated[float, ranged(0, 1, lo_open=True)] = 0.2
+    relevant_click_probability: Annotated[float, ranged(0, 1, lo_open=True)] = 0.3
+    latency_threshold_ms: Annotated[float, ranged(0, math.inf)] = 200.0
+    latency_scale_ms: Annotated[float, ranged(0, math.inf, lo_open=True)] = 500.0
+    latency_weight: Annotated[float, ranged(0, 10)] = 0.5
+    change_weight: Annotated[float, ranged(0, 10)] = 0.5
+    return_at_zero: Fraction = 0.6
+    return_at_one: Fraction = 1.0
+    drift_rate: Fraction = 0.05
+    drift_strength: Annotated[float, ranged(0, 20)] = 1.0
+    dwell_median_s: Annotated[float, ranged(0, math.inf, lo_open=True)] = 30.0
+    dwell_relevance_gain: Annotated[float, ranged(-10, 10)] = 1.0
+    dwell_sigma: Annotated[float, ranged(0, 5)] = 0.8
+    conversion_per_relevance: Annotated[float, ranged(0, 100)] = 0.1
+    #: How often users' satisfaction is brought up to date for their return decisions.
+    update_every: PositiveDuration = 60.0
+
+
 class Users(Table):
-    """How simulated users react to a shown list (see ``sim.users``)."""
+    """How simulated users react to a shown list (see ``sim.users``).
+
+    ``model = "remembering"`` adds memory (``sim.remembering``): drifting taste, satisfaction,
+    leaving for good; its settings are ``[users.memory]``.
+    """
 
     choice: Literal["cascade"] = "cascade"
+    model: Literal["cascade", "remembering"] = "cascade"
     list_size: PosInt = 10
     position_decay: Annotated[float, ranged(0, 1, lo_open=True)] = 0.8
     click_offset: Annotated[float, ranged(-20, 20)] = -2.5
@@ -718,6 +775,29 @@ class Users(Table):
     activity_engagement: Annotated[float, ranged(0, 5)] = 0.0
     abandon_after_ms: Annotated[float, ranged(0, math.inf)] = 400.0
     abandon_per_100ms: Fraction = 0.1
+    memory: Memory | None = None
+
+    @model_validator(mode="after")
+    def _memory_needs_model(self) -> Users:
+        if self.memory is not None and self.model != "remembering":
+            raise Inconsistent(("memory",), 'needs users.model = "remembering"', self.model)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        if self.model == "cascade":
+            # The memoryless default leaves no trace: summaries from before stay the same.
+            dumped.pop("model", None)
+            dumped.pop("memory", None)
+        elif dumped.get("memory") is None:
+            dumped["memory"] = Memory().model_dump()
+        return dumped
+
+    @property
+    def remembering(self) -> Memory | None:
+        """The remembering users' settings (defaults filled in), None for the cascade."""
+        return (self.memory or Memory()) if self.model == "remembering" else None
 
 
 class Fault(Table):

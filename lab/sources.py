@@ -47,7 +47,8 @@ from replay.errors import UserInputError
 from replay.events import EventTable, interaction_matrix
 from replay.fitted_traffic import fitted_requests, make_fitted_world
 from replay.log_traffic import LogTraffic, replay_requests
-from replay.logs import LogSpec, read_log
+from replay.logs import LogSpec, read_log, resolved_format
+from replay.obd import obd_file_columns
 from replay.registry import data_fingerprint
 from replay.requests import RequestStream
 from replay.synthetic import (
@@ -408,9 +409,9 @@ def _genres(
     return genres, names
 
 
-def _read(log: LogSource, *, source: str, base_dir: Path | None) -> EventTable:
+def _spec(log: LogSource, *, source: str, base_dir: Path | None) -> LogSpec:
     path = _resolve(log.path, source=source, field="traffic.log.path", base_dir=base_dir)
-    spec = LogSpec(
+    return LogSpec(
         path=path,
         format=log.format,
         columns=log.columns,
@@ -419,13 +420,13 @@ def _read(log: LogSource, *, source: str, base_dir: Path | None) -> EventTable:
         session_gap_s=log.session_gap,
         delimiter=log.delimiter,
     )
-    return read_log(spec)
 
 
 def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Source:
     log = scenario.traffic.log
     assert log is not None
-    table = _read(log, source=source, base_dir=base_dir)
+    spec = _spec(log, source=source, base_dir=base_dir)
+    table = read_log(spec)
     check_log_run(
         scenario, table.n_users, table.n_items, table.accounting["input_rows"], source=source
     )
@@ -502,7 +503,20 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
     item_genres, genre_names = _genres(log, table, log_path, source=source, base_dir=base_dir)
     impressions = None
     cols = log.columns
-    if cols is not None and cols.reward is not None:
+    fmt = resolved_format(spec)
+    if fmt == "obd":
+        # Every row of the Open Bandit Dataset is a logged impression with its propensity.
+        obd = obd_file_columns(log_path, label=log_path)
+        impressions = read_logged_impressions(
+            log_path,
+            table,
+            obd.impression_roles(),
+            (split.replay.start, split.replay.end),
+            timestamp_unit=log.timestamp_unit,
+            source=source,
+            user_features=obd.user_features,
+        )
+    elif cols is not None and cols.reward is not None:
         # Off-policy rows (propensity and reward) or a long-form impression log (position and
         # clicks, no propensity): the scenario's schema allows only these two.
         mapping = {
@@ -550,7 +564,7 @@ def _replayed(scenario: Scenario, *, source: str, base_dir: Path | None) -> Sour
         data={
             "source": "log",
             "path": str(log.path),
-            "format": log.format,
+            "format": fmt,
             "history_events": before_replay.height,
             "accounting": accounting,
             "windows": split.summary(),

@@ -42,14 +42,16 @@ def predicted_list_click(
     no_history: np.ndarray,
     history: np.ndarray,
     position_decay: float,
+    scores: np.ndarray | None = None,
 ) -> np.ndarray:
     """Predicted P(click on the list) [n]: the cascade over calibrated item probabilities.
 
     P = Σ_k decay^k · Π_{j<k} (1 − p̂_j) · p̂_k with p̂ from ``calibrator`` on
     :func:`replay.calibration.list_features` (``history [n]``: the users' interactions the
-    version learnt from); empty slots (-1) count 0.
+    version learnt from; ``scores``: the model's scores of ``items`` when known); empty slots
+    (-1) count 0.
     """
-    p = calibrator.predict(list_features(model, users, items, no_history, history))
+    p = calibrator.predict(list_features(model, users, items, no_history, history, scores))
     return list_click_probability(np.where(items >= 0, p, 0.0), position_decay)
 
 
@@ -212,8 +214,15 @@ class VersionTables:
         rows = np.minimum(users, self._seen_rows.shape[0] - 1)
         return np.where(users < self._seen_rows.shape[0], self._seen_rows[rows], 0)
 
-    def predict(self, users: np.ndarray, items: np.ndarray, no_history: np.ndarray) -> np.ndarray:
-        """Predicted P(click on the list) [n] for these lists (needs a calibrator)."""
+    def predict(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        no_history: np.ndarray,
+        scores: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Predicted P(click on the list) [n] for these lists (needs a calibrator;
+        ``scores``: the model's scores of ``items``, computed here when not given)."""
         if self.calibrator is None:
             raise ValueError(f"version {self.name!r} must be calibrated before it predicts")
         return predicted_list_click(
@@ -224,6 +233,7 @@ class VersionTables:
             no_history,
             self.history_length(users),
             self.truth.position_decay,
+            scores,
         )
 
     def predict_shown(self, users: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -255,8 +265,9 @@ class VersionTables:
             )
         self.items[todo] = chosen
         self.relevance[todo] = self.truth.relevance(todo, chosen, self.click_lift)
-        self.scores[todo] = item_scores(self.model, todo, chosen)
-        self.predicted[todo] = self.predict(todo, chosen, no_history)
+        scores = item_scores(self.model, todo, chosen)
+        self.scores[todo] = scores
+        self.predicted[todo] = self.predict(todo, chosen, no_history, scores)
         # A table with its system's own click probabilities: that system's prediction of its
         # lists is what its calibration is judged on.
         p_click = getattr(self.list_store, "p_click", None)

@@ -14,13 +14,22 @@ so generated traffic has the log's marginals:
   session and the return gap between sessions are empirical laws of the log's users of
   that band (heavy users of a log may have many short sessions, light users one long one:
   one law for all would lose that);
-* **hourly profile** — the hour of day (UTC) at which users make their first request.
+* **hourly profile** — the hour of day (UTC) at which users make their first request; and,
+  by session length, the hour at which users' first sessions and long returns (sessions
+  half a day or more after the user's previous request, ``long_return_s``) start
+  (``session_hours``: in a log, a long session and a short one do not start at the same
+  hours).
 
 A user's life: it has its pair's ``A`` requests in ``S`` sessions, whose lengths are drawn
 from its band's law and rescaled to add up to ``A`` (``_session_lengths``); requests inside
 a session are think times apart, sessions are return gaps apart (shrunk if the life would
 not fit in the span); the life starts on a uniform day that leaves room for it, at an hour
-drawn from the hourly profile.  Requests after the run's duration are cut, as a log is.
+drawn from the hourly profile (of its first session's length class).  A session half a
+day or more after the user's previous request then moves by less than half a day, to a
+time of day drawn from its length class's profile (with the rest of the life after it):
+independent gaps of many hours add up to a uniform time of day, while a log's users come
+back at the hours they use the service.  Requests after the run's
+duration are cut, as a log is.
 
 An ``EmpiricalLaw`` is a sorted list of equally likely values (a stratified subsample of the
 observations), so drawing from it is resampling the log.
@@ -40,14 +49,26 @@ from replay.synthetic import SyntheticWorld
 __all__ = [
     "EmpiricalLaw",
     "FittedTraffic",
+    "SessionHours",
     "UserBand",
     "fitted_activity",
     "fitted_item_bias",
     "fitted_requests",
+    "long_return_s",
     "make_fitted_world",
 ]
 
 SECONDS_PER_DAY = 86_400.0
+
+
+def long_return_s(gap_s: float) -> float:
+    """A session at least this long after the user's previous request (seconds) is a long
+    return: it starts at an hour of its length class's profile.  Half a day plus twice the
+    session gap, so that a move of less than half a day leaves it more than a session gap
+    after that request."""
+    return SECONDS_PER_DAY / 2.0 + 2.0 * gap_s
+
+
 #: Draws of a user's session lengths, the one adding up closest to its activity kept.
 LENGTH_TRIES = 16
 
@@ -95,6 +116,15 @@ class UserBand:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionHours:
+    """Hour-of-day weights (24, hour 0 = midnight UTC) of anchored sessions (a user's first,
+    and long returns) of at most ``max_length`` requests and above the previous class's."""
+
+    max_length: float
+    profile: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FittedTraffic:
     span_s: float
     gap_s: float  # the inactivity gap sessions were cut with
@@ -104,6 +134,11 @@ class FittedTraffic:
     bands: tuple[UserBand, ...]  # ascending max_mean_length
     hourly_profile: tuple[float, ...]  # 24 non-negative weights, hour 0 = midnight UTC
     popularity: EmpiricalLaw  # ln(share of requests) of items, ascending
+    #: Hour of day of users' first sessions and of long returns (sessions starting
+    #: ``long_return_s(gap_s)`` or more after the user's previous request), by session length,
+    #: ascending ``max_length`` (None: first requests by ``hourly_profile``, long returns
+    #: keep the hour their gap gives them).
+    session_hours: tuple[SessionHours, ...] | None = None
 
 
 def fitted_item_bias(popularity: EmpiricalLaw, n_items: int) -> npt.NDArray[np.float32]:
@@ -227,19 +262,93 @@ def _fit_lives(
     return np.add.reduceat(gaps, user_first_request)
 
 
+def _hours(
+    fitted: FittedTraffic, length: npt.NDArray[np.int64], rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
+    """A time of day (seconds) for sessions of ``length`` requests that start a life or come
+    back after a long gap: an hour from their length class's profile (systematic sampling within
+    the class), a uniform second of it."""
+    classes = fitted.session_hours
+    hour = np.zeros(length.size, np.int64)
+    if classes is None:
+        profile = np.asarray(fitted.hourly_profile, dtype=np.float64)
+        hour = rng.choice(24, size=length.size, p=profile / profile.sum())
+    else:
+        upper = np.array([c.max_length for c in classes])
+        of = np.minimum(np.searchsorted(upper, length, side="left"), len(classes) - 1)
+        for k, hours in enumerate(classes):
+            mine = np.flatnonzero(of == k)
+            # Systematic sampling, shuffled: the class's sessions take the profile's hours in
+            # its proportions (a few long sessions carry many requests, and independent
+            # draws would put them at hours the log's did not, differently each time).
+            cdf = np.cumsum(hours.profile) / np.sum(hours.profile)
+            level = (np.arange(mine.size) + rng.uniform(0.0, 1.0)) / max(mine.size, 1)
+            drawn = np.minimum(np.searchsorted(cdf, level, side="right"), 23)
+            hour[mine] = rng.permutation(drawn)
+    return (hour + rng.uniform(0.0, 1.0, length.size)) * 3600.0
+
+
 def _arrivals(
-    fitted: FittedTraffic, life_s: npt.NDArray[np.float64], rng: np.random.Generator
+    fitted: FittedTraffic,
+    life_s: npt.NDArray[np.float64],
+    first_length: npt.NDArray[np.int64],
+    rng: np.random.Generator,
 ) -> npt.NDArray[np.float64]:
     """Each user's first request: a uniform day among those that leave room for its whole
-    life (first to last request) and a day inside the span, an hour of day from the
-    profile, a uniform second of that hour."""
+    life (first to last request) and a day inside the span, a time of day by the length of
+    its first session (:func:`_hours`)."""
     n_users = life_s.size
     room = fitted.span_s - SECONDS_PER_DAY - life_s
     room_days = np.floor(np.maximum(room, 0.0) / SECONDS_PER_DAY)
     day = np.floor(rng.uniform(0.0, 1.0, n_users) * (room_days + 1.0))
-    profile = np.asarray(fitted.hourly_profile, dtype=np.float64)
-    hour = rng.choice(24, size=n_users, p=profile / profile.sum())
-    return day * SECONDS_PER_DAY + (hour + rng.uniform(0.0, 1.0, n_users)) * 3600.0
+    return day * SECONDS_PER_DAY + _hours(fitted, first_length, rng)
+
+
+def _return_shifts(
+    fitted: FittedTraffic,
+    clock: npt.NDArray[np.float64],
+    gaps: npt.NDArray[np.float64],
+    returning: npt.NDArray[np.int64],
+    user_first_request: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64]:
+    """Per request, how far its time moves so that every long return (a session starting
+    ``long_return_s`` or more after the user's previous request; ``returning``: the first
+    requests and lengths of returning sessions, [2, n]) begins at a time of day drawn by its
+    length (:func:`_hours`); later requests of the user move with it.
+
+    A long return s moves by δ_s in [−12 h, 12 h): with p the user's previous long return
+    (or its first request, which does not move) and its time of day τ_p (drawn, or the
+    first request's), δ_s = wrap(τ_s − τ_p − (t_s − t_p)), wrap(x) = ((x + 12 h) mod 24 h)
+    − 12 h, so that t_s plus the shifts up to s has time of day τ_s.  A gap of at least
+    ``long_return_s`` moved by less than half a day stays above the session gap: sessions
+    stay apart."""
+    shift = np.zeros(clock.size)
+    if fitted.session_hours is None:
+        return shift
+    long = gaps[returning[0]] >= long_return_s(fitted.gap_s)
+    long_returns = returning[0][long]
+    if long_returns.size == 0:
+        return shift
+    anchors = np.concatenate([user_first_request, long_returns])
+    time_of_day = np.concatenate(
+        [
+            np.mod(clock[user_first_request], SECONDS_PER_DAY),
+            _hours(fitted, returning[1][long], rng),
+        ]
+    )
+    order = np.argsort(anchors, kind="stable")
+    anchors, time_of_day = anchors[order], time_of_day[order]
+    moved = np.isin(anchors, long_returns)
+    at = np.flatnonzero(moved)  # never 0: a user's first request comes before its returns
+    half = SECONDS_PER_DAY / 2.0
+    raw = time_of_day[at] - time_of_day[at - 1] - (clock[anchors[at]] - clock[anchors[at - 1]])
+    shift[anchors[at]] = np.mod(raw + half, SECONDS_PER_DAY) - half
+    np.cumsum(shift, out=shift)
+    # Users' requests are contiguous and a first request never moves: per-user sums.
+    shift -= np.repeat(shift[user_first_request], counts)
+    return shift
 
 
 def fitted_requests(
@@ -279,12 +388,21 @@ def fitted_requests(
             gaps[session_first[mine]] = spec.return_gap_s.draw(mine.size, rng)
     user_first_request = session_first[user_first_session]
     life_s = _fit_lives(fitted, gaps, returning, session_first, user_first_request)
-    arrival = _arrivals(fitted, life_s, rng)
+    arrival = _arrivals(fitted, life_s, lengths[user_first_session], rng)
     # Segmented cumulative sum of the gaps inside each life (small numbers: no precision is
     # lost to other users' arrivals), then each user's arrival.
     clock = np.cumsum(gaps)
     clock -= np.repeat(clock[user_first_request], counts)
     clock += np.repeat(arrival, counts)
+    clock += _return_shifts(
+        fitted,
+        clock,
+        gaps,
+        np.stack([session_first[returning], lengths[returning]]),
+        user_first_request,
+        counts,
+        rng,
+    )
     keep = clock < duration_s
     t_s, user, session = clock[keep], request_user[keep], request_session[keep]
     order = np.argsort(t_s, kind="stable")

@@ -12,6 +12,6 @@ from typing import Literal
 __all__ = ["LogFormat", "TimestampUnit"]
 
 LogFormat = Literal[
-    "auto", "movielens_csv", "movielens_udata", "recbole_inter", "csv", "parquet", "ndjson"
+    "auto", "movielens_csv", "movielens_udata", "recbole_inter", "obd", "csv", "parquet", "ndjson"
 ]
 TimestampUnit = Literal["auto", "s", "ms", "iso"]

@@ -7,6 +7,10 @@ Formats (``LogSpec.format``; ``"auto"`` detects them, see :func:`detect_format`)
                      ``user item rating timestamp``
     recbole_inter    RecBole atomic ``.inter``: tab separated, typed header such as
                      ``user_id:token  item_id:token  rating:float  timestamp:float``
+    obd              the Open Bandit Dataset's CSV: ``timestamp, item_id, position, click,
+                     propensity_score, user_feature_*, ...``; a user is a profile of the
+                     user features (:mod:`replay.obd`), every row an ``impression`` or a
+                     ``click`` event
     csv              any delimited text with a header, columns mapped by ``LogSpec.columns``
     parquet          any Parquet file, columns mapped the same way
     ndjson           one JSON object per line, columns mapped the same way
@@ -50,6 +54,7 @@ from replay.events import EventTable
 from replay.files import check_regular_file
 from replay.log_columns import Columns
 from replay.log_formats import LogFormat, TimestampUnit
+from replay.obd import USER_COLUMN, looks_obd, obd_columns, user_expr
 from replay.parquet_check import verify_parquet
 from replay.sessions import gap_sessions, keyed_sessions
 from replay.validation import (
@@ -74,6 +79,7 @@ __all__ = [
     "TimestampUnit",
     "detect_format",
     "read_log",
+    "resolved_format",
 ]
 
 DedupePolicy = Literal["first", "last", "none"]
@@ -238,7 +244,8 @@ def detect_format(path: Path | str) -> LogFormat:
 
     Rules, first match wins: Parquet magic ``PAR1``; a first line starting with ``{`` is
     NDJSON; a ``.inter`` file or a tab-separated typed header (``name:token``) is RecBole;
-    the header ``userId,movieId,rating,timestamp`` is MovieLens CSV; ``u.data`` / ``*.data``
+    the header ``userId,movieId,rating,timestamp`` is MovieLens CSV; a comma-separated
+    header with the Open Bandit Dataset's columns is ``obd``; ``u.data`` / ``*.data``
     or a headerless line of four tab-separated numbers is MovieLens 100k; then by extension
     (``.csv``/``.tsv``/``.txt`` csv, ``.parquet``/``.pq`` parquet, ``.json``/``.jsonl``/
     ``.ndjson`` ndjson).
@@ -261,6 +268,8 @@ def detect_format(path: Path | str) -> LogFormat:
         return "recbole_inter"
     if line.strip() == _MOVIELENS_HEADER:
         return "movielens_csv"
+    if looks_obd([name.strip().strip('"') for name in line.split(",")]):
+        return "obd"
     if path.name == "u.data" or suffix == ".data" or _looks_udata(line):
         return "movielens_udata"
     if suffix in (".csv", ".tsv", ".txt"):
@@ -306,6 +315,7 @@ _FORMAT_NAMES: Final[dict[str, str]] = {
     "movielens_csv": "MovieLens ratings.csv (comma separated)",
     "movielens_udata": "MovieLens u.data (tab separated)",
     "recbole_inter": "a RecBole .inter file (tab separated)",
+    "obd": "an Open Bandit Dataset CSV (comma separated)",
     "csv": "delimited text with a header",
     "parquet": "Parquet",
     "ndjson": "NDJSON (one JSON object per line)",
@@ -455,6 +465,33 @@ def _scan_text(path: Path, label: str, fmt: str, spec: LogSpec) -> _Source:
     return _select_roles(label, frame, names, default_event)
 
 
+def _scan_obd(path: Path, label: str, spec: LogSpec) -> _Source:
+    """An Open Bandit Dataset CSV: fixed roles, the user a profile of the user features."""
+    try:
+        frame = pl.scan_csv(
+            path,
+            separator=spec.delimiter or ",",
+            infer_schema=False,
+            raise_if_empty=False,
+        )
+        found = frame.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise _polars_error(label, _FORMAT_NAMES["obd"], error, "check the file") from None
+    roles = obd_columns(found, label=label)
+    clicked = pl.col(roles.reward).str.strip_chars() == "1"
+    frame = frame.with_columns(
+        user_expr(roles.user_features),
+        pl.when(clicked).then(pl.lit("click")).otherwise(pl.lit("impression")).alias("obd_event"),
+    )
+    names = {
+        "user": USER_COLUMN,
+        "item": roles.item,
+        "timestamp": roles.timestamp,
+        "event": "obd_event",
+    }
+    return _select_roles(label, frame, names, spec.default_event or "impression")
+
+
 def _is_gzip(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(2) == GZIP_MAGIC
@@ -511,18 +548,27 @@ def _select_roles(
     return _Source(label, raw, names, dtypes, default_event)
 
 
+def resolved_format(spec: LogSpec) -> LogFormat:
+    """The format ``spec`` is read in: its own, or the detected one for ``"auto"``.  A file
+    that looks like the Open Bandit Dataset but comes with a column mapping is read as
+    ``csv`` with that mapping (the mapping says the user wants other roles)."""
+    if spec.format != "auto":
+        _first_bytes(Path(spec.path), str(spec.path), 1)
+        return spec.format
+    fmt = detect_format(spec.path)
+    return "csv" if fmt == "obd" and spec.columns is not None else fmt
+
+
 def _open(spec: LogSpec) -> _Source:
     path = Path(spec.path)
     label = str(spec.path)
-    fmt = spec.format
-    if fmt == "auto":
-        fmt = detect_format(path)
-    else:
-        _first_bytes(path, label, 1)
+    fmt = resolved_format(spec)
     if fmt == "parquet":
         return _scan_parquet(path, label, spec)
     if fmt == "ndjson":
         return _scan_ndjson(path, label, spec)
+    if fmt == "obd":
+        return _scan_obd(path, label, spec)
     return _scan_text(path, label, fmt, spec)
 
 

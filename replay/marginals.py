@@ -1,4 +1,4 @@
-"""The four marginals a fitted world must reproduce, measured the same way on a log and on
+"""The five marginals a fitted world must reproduce, measured the same way on a log and on
 generated traffic, and their two-sample Kolmogorov-Smirnov distances.
 
 From requests ``(user, t_s, item)`` (any order):
@@ -14,7 +14,10 @@ From requests ``(user, t_s, item)`` (any order):
   (``replay.sessions.gap_sessions``) on both sides;
 * **inter-arrival time** — seconds between consecutive requests of the same user (think
   times inside sessions and return gaps between them), a per-user law that does not change
-  with the number of users either.
+  with the number of users either;
+* **hour of day** — for every request, its time of day in hours (UTC), ``(t_s mod 86,400) /
+  3,600``: the daily profile of all requests (a log's ``t_s`` are epoch seconds, a fitted
+  world's start at midnight UTC, so both read the same clock).
 """
 
 from __future__ import annotations
@@ -23,13 +26,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import ks_2samp
 
 from replay.sessions import gap_sessions
 
 __all__ = ["MARGINALS", "Marginals", "ks_distances", "marginals_of"]
 
-MARGINALS = ("item_popularity", "user_activity", "session_length", "inter_arrival_s")
+SECONDS_PER_DAY = 86_400.0
+
+MARGINALS = (
+    "item_popularity",
+    "user_activity",
+    "session_length",
+    "inter_arrival_s",
+    "hour_of_day",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +48,7 @@ class Marginals:
     user_activity: npt.NDArray[np.float64]  # per user with requests
     session_length: npt.NDArray[np.float64]  # per session
     inter_arrival_s: npt.NDArray[np.float64]  # per consecutive pair of one user's requests
+    hour_of_day: npt.NDArray[np.float64]  # per request: hours after midnight UTC, [0, 24)
 
 
 def marginals_of(
@@ -67,11 +78,14 @@ def marginals_of(
         user_activity=activity[activity > 0].astype(np.float64),
         session_length=np.bincount(session).astype(np.float64),
         inter_arrival_s=np.diff(times[by_user])[same_user],
+        hour_of_day=np.mod(times, SECONDS_PER_DAY) / 3600.0,
     )
 
 
 def ks_distances(a: Marginals, b: Marginals) -> dict[str, float]:
     """Two-sample KS statistic ``sup_x |F_a(x) - F_b(x)|`` of each marginal."""
+    from scipy.stats import ks_2samp  # slow to import: only when marginals are compared
+
     return {
         name: float(ks_2samp(getattr(a, name), getattr(b, name), method="asymp").statistic)
         for name in MARGINALS

@@ -34,3 +34,19 @@ class RequestStream:
     @property
     def has_truth(self) -> bool:
         return bool(self.truth_ptr.shape[0] == len(self) + 1)
+
+    def subset(self, keep: npt.NDArray[np.bool_]) -> RequestStream:
+        """The requests where ``keep`` [n] is True, in order (their truth rows with them)."""
+        if not self.has_truth:
+            return RequestStream(self.t_s[keep], self.user[keep], self.session[keep])
+        lengths = np.diff(self.truth_ptr)
+        owner = np.repeat(np.arange(len(self)), lengths)
+        ptr = np.zeros(int(keep.sum()) + 1, np.int64)
+        np.cumsum(lengths[keep], out=ptr[1:])
+        return RequestStream(
+            self.t_s[keep],
+            self.user[keep],
+            self.session[keep],
+            ptr,
+            self.truth_items[keep[owner]],
+        )

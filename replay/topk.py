@@ -64,6 +64,10 @@ _FIRST_BLOCK = 1024
 _WIDEST_BLOCK = 65536
 #: Relative slack on the Cauchy-Schwarz bound: float32 dot products round by ~f * 6e-8.
 _BOUND_MARGIN = 1e-4
+#: Selection through a shortlist (``_select_shortlisted``): columns per group, and the
+#: narrowest row (in multiples of K) worth it; 2 x 16 leaves at least 2K groups.
+_GROUP = 16
+_SHORTLIST_FROM = 2 * _GROUP
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -369,6 +373,15 @@ def _select(
 
     ids  the id of each column: None (the column index), 1-D shared by all rows, or 2-D.
     """
+    if scores.shape[1] >= _SHORTLIST_FROM * k and scores.shape[0]:
+        return _select_shortlisted(scores, ids, k)
+    return _select_partitioned(scores, ids, k)
+
+
+def _select_partitioned(
+    scores: npt.NDArray[np.float32], ids: npt.NDArray[np.int64] | None, k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """:func:`_select` by partitioning every row at its K-th score."""
     n_rows, width = scores.shape
     kk = min(k, width)
     if kk < width:
@@ -385,6 +398,52 @@ def _select(
     out_scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
     out[:, :kk] = np.take_along_axis(top_ids, order, axis=1)
     out_scores[:, :kk] = np.take_along_axis(top_scores, order, axis=1)
+    return out, out_scores
+
+
+def _select_shortlisted(
+    scores: npt.NDArray[np.float32], ids: npt.NDArray[np.int64] | None, k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """:func:`_select` of wide rows through a shortlist: the same pairs, bit for bit.
+
+    The first ``_GROUP x G`` columns fall into G groups (column ``c + j G`` in group ``c``,
+    so a group's maximum is an element-wise maximum of ``_GROUP`` contiguous slices).  Each
+    of the row's K best scores lies in a group whose maximum is at least the K-th best
+    score, which is at least the K-th largest group maximum ``t``; when exactly K groups
+    reach ``t``, those K groups and the last ``width - _GROUP x G`` columns hold the K best
+    *and* every column tied with the K-th, so selecting among them (``16 K`` columns) gives
+    what the whole row gives, where partitioning the whole row cost most of the scoring.
+    Rows with more than K groups at ``t`` (tied maxima, ``-inf`` or NaN) take the full
+    selection.
+    """
+    n_rows, width = scores.shape
+    groups = width // _GROUP
+    covered = groups * _GROUP
+    maxima = scores[:, :covered].reshape(n_rows, _GROUP, groups).max(axis=1)
+    best_groups = np.argpartition(maxima, groups - k, axis=1)[:, groups - k :]
+    bound = np.take_along_axis(maxima, best_groups, axis=1).min(axis=1)
+    clear = np.count_nonzero(maxima >= bound[:, None], axis=1) == k
+    rows = np.flatnonzero(clear)
+    columns = best_groups[rows, :, None] + groups * np.arange(_GROUP)
+    columns = columns.reshape(rows.size, k * _GROUP)
+    if covered < width:
+        tail = np.broadcast_to(np.arange(covered, width), (rows.size, width - covered))
+        columns = np.concatenate([columns, tail], axis=1)
+    shortlist = scores[rows[:, None], columns]
+    shortlist_ids = (
+        columns.astype(np.int64)
+        if ids is None
+        else ids[columns]
+        if ids.ndim == 1
+        else ids[rows[:, None], columns]
+    )
+    out = np.empty((n_rows, k), dtype=np.int64)
+    out_scores = np.empty((n_rows, k), dtype=np.float32)
+    out[rows], out_scores[rows] = _select_partitioned(shortlist, shortlist_ids, k)
+    if rows.size < n_rows:
+        rest = np.flatnonzero(~clear)
+        rest_ids = ids if ids is None or ids.ndim == 1 else ids[rest]
+        out[rest], out_scores[rest] = _select_partitioned(scores[rest], rest_ids, k)
     return out, out_scores
 
 

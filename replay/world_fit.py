@@ -17,9 +17,9 @@ measures:
   ``new_users_per_day`` — users first seen per day (users / span in days);
 * ``latent_factors`` and ``taste_signal`` — by matching the log's spectrum with a fitted
   world's (``replay.taste_fit``);
-* ``click_level`` — clicks per logged event when the log's event types name clicks
-  (``click``) beside others (views, impressions), else ``None`` (a log of consumptions only
-  says nothing about how often a shown item is clicked).
+* ``click_level`` and ``click_offset`` — how often a shown item is clicked (clicks per
+  impression, or per logged event) and the ``users.click_offset`` that gives the fitted
+  world that level (``replay.click_level``); ``None`` for a log of consumptions only.
 """
 
 from __future__ import annotations
@@ -29,11 +29,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import spearmanr
 
+from replay.click_level import ClickLevel, click_offset, event_click_level
 from replay.errors import UserInputError
 from replay.events import EventTable
-from replay.fitted_traffic import EmpiricalLaw, FittedTraffic, UserBand
+from replay.fitted_traffic import (
+    EmpiricalLaw,
+    FittedTraffic,
+    SessionHours,
+    UserBand,
+    long_return_s,
+    make_fitted_world,
+)
 from replay.sessions import gap_sessions
 from replay.taste_fit import TasteFit, fit_taste
 
@@ -56,6 +63,8 @@ DRIFT_SHARE = 0.2
 NEW_WINDOW_SHARE = 0.1
 MIN_USERS = 10
 MIN_ITEMS = 2
+#: Classes of session length the hour-of-day profiles of anchored sessions are kept in.
+LENGTH_CLASSES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +94,8 @@ class WorldFit:
     new_users_per_day: float
     mean_session_length: float
     mean_think_time_s: float
-    click_level: float | None
+    click_level: ClickLevel | None
+    click_offset: float | None
     taste: TasteFit
 
 
@@ -142,6 +152,28 @@ def _sessions(log: LogShape, gap_s: float) -> npt.NDArray[np.int64]:
     return gap_sessions(log.user.astype(np.uint32), ts_us, gap_s).astype(np.int64)
 
 
+def _session_hours(
+    length: npt.NDArray[np.int64], start_s: npt.NDArray[np.float64]
+) -> tuple[SessionHours, ...]:
+    """Hour-of-day profiles of anchored sessions (``length`` requests starting at epoch
+    ``start_s``) in up to ``LENGTH_CLASSES`` classes of session length, cut at the quantiles
+    of the length weighted by itself (each class holds about 1 / LENGTH_CLASSES of those
+    sessions' requests: the long sessions that carry most requests get classes of their
+    own, so the daily profile of all requests, not only of session starts, is the log's)."""
+    ordered = np.sort(length)
+    share = np.cumsum(ordered) / ordered.sum()
+    levels = np.arange(1, LENGTH_CLASSES) / LENGTH_CLASSES
+    cuts = [int(ordered[np.searchsorted(share, q)]) for q in levels]
+    uppers = np.unique([*cuts, int(ordered[-1])])
+    of = np.searchsorted(uppers, length, side="left")
+    hour = ((start_s % SECONDS_PER_DAY) // 3600).astype(np.int64)
+    out = []
+    for k, upper in enumerate(uppers):
+        counts = np.bincount(hour[of == k], minlength=24).astype(np.float64)
+        out.append(SessionHours(float(upper), tuple(float(c) for c in counts / counts.sum())))
+    return tuple(out)
+
+
 def _popularity_skew(counts: npt.NDArray[np.int64]) -> float:
     seen = np.sort(counts[counts > 0])[::-1].astype(np.float64)
     if seen.size < 2:
@@ -158,17 +190,10 @@ def _popularity_drift(log: LogShape) -> float:
     kept = (early + late) >= DRIFT_MIN_COUNT
     if kept.sum() < 3 or early[kept].std() == 0 or late[kept].std() == 0:
         return 0.0
+    from scipy.stats import spearmanr  # slow to import: only when a world is fitted
+
     rho = float(spearmanr(early[kept], late[kept]).statistic)
     return float(np.clip(1.0 - rho, 0.0, 1.0))
-
-
-def _click_level(event: npt.NDArray[np.str_] | None) -> float | None:
-    if event is None:
-        return None
-    clicks = np.char.lower(event.astype(str)) == "click"
-    if clicks.all() or not clicks.any():
-        return None
-    return float(clicks.mean())
 
 
 def _bands(
@@ -215,10 +240,19 @@ def _bands(
     return tuple(bands)
 
 
-def fit_world(log: LogShape, *, source: str, gap_s: float = DEFAULT_GAP_S) -> WorldFit:
-    """Every estimate of the module docstring from one log (sorted by time)."""
+def fit_world(
+    log: LogShape,
+    *,
+    source: str,
+    gap_s: float = DEFAULT_GAP_S,
+    clicks: ClickLevel | None = None,
+) -> WorldFit:
+    """Every estimate of the module docstring from one log (sorted by time); ``clicks``: the
+    click level when the caller measured it (a click column), else from the event types."""
     if not (math.isfinite(gap_s) and gap_s > 0):
         raise UserInputError(f"{source}: session gap must be a positive duration, got {gap_s!r}")
+    if clicks is None:
+        clicks = event_click_level(log.event, rows_are_impressions=False, source=source)
     _too_short(source, log, gap_s)
     session = _sessions(log, gap_s)
     n_sessions = int(session.max()) + 1
@@ -243,6 +277,13 @@ def fit_world(log: LogShape, *, source: str, gap_s: float = DEFAULT_GAP_S) -> Wo
     # Hour of day (UTC) of each user's first request.
     epoch_s = log.t_s[np.unique(log.user, return_index=True)[1]]
     hours = np.bincount(((epoch_s % SECONDS_PER_DAY) // 3600).astype(np.int64), minlength=24)
+    # Rows (in user, time order) that start an anchored session: a user's first, or a long
+    # return (half a day or more after the user's previous request, ``long_return_s``).
+    anchored = np.ones(order.size, dtype=bool)
+    anchored[1:] = ~same_user
+    pair_row = np.flatnonzero(same_user) + 1
+    anchored[pair_row[new_session & (gap >= long_return_s(gap_s))]] = True
+    anchor_rows = order[anchored]
     item_counts = np.bincount(log.item, minlength=log.n_items)
     shares = item_counts / item_counts.sum()
     # Items never requested have no share: they take the smallest share seen, halved.
@@ -264,12 +305,27 @@ def fit_world(log: LogShape, *, source: str, gap_s: float = DEFAULT_GAP_S) -> Wo
             gap[new_session],
         ),
         hourly_profile=tuple(float(h) for h in hours / hours.sum()),
+        session_hours=_session_hours(session_length[session[anchor_rows]], log.t_s[anchor_rows]),
         popularity=popularity,
     )
     first_item_t = np.full(log.n_items, np.inf)
     np.minimum.at(first_item_t, log.item, log.t_s)
     new_since = log.t_s[-1] - NEW_WINDOW_SHARE * span_s
     seen = np.isfinite(first_item_t)
+    taste = fit_taste(log.user, log.item, n_users=log.n_users, n_items=log.n_items, traffic=traffic)
+    offset = None
+    if clicks is not None and clicks.shown > 0:
+        # The world the block describes (its laws, factors and signal), drawn once with a
+        # fixed seed, on which the offset is solved.
+        world = make_fitted_world(
+            traffic,
+            users=int((activity > 0).sum()),
+            items=log.n_items,
+            latent_factors=taste.latent_factors,
+            signal=taste.taste_signal,
+            rng=np.random.default_rng(0),
+        )
+        offset = click_offset(world, clicks.rate, rng=np.random.default_rng(1))
     return WorldFit(
         traffic=traffic,
         gap_s=gap_s,
@@ -283,8 +339,7 @@ def fit_world(log: LogShape, *, source: str, gap_s: float = DEFAULT_GAP_S) -> Wo
         new_users_per_day=float((activity > 0).sum() / max(span_s / SECONDS_PER_DAY, 1e-9)),
         mean_session_length=float(session_length.mean()),
         mean_think_time_s=float(gap[~new_session].mean()) if (~new_session).any() else 0.0,
-        click_level=_click_level(log.event),
-        taste=fit_taste(
-            log.user, log.item, n_users=log.n_users, n_items=log.n_items, traffic=traffic
-        ),
+        click_level=clicks,
+        click_offset=offset,
+        taste=taste,
     )

@@ -19,14 +19,16 @@ split a list's hits by the bucket of the item that made them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from lab.artifacts import partition_key
 from lab.pipeline import RunResult
+from replay.artifact_store import Artifact
 from replay.sampling import log_partition
 from replay.synthetic import SyntheticWorld
 
@@ -98,7 +100,11 @@ def shown_lists(
 
 
 def next_item_probability(
-    world: SyntheticWorld, users: npt.ArrayLike, items: npt.ArrayLike
+    world: SyntheticWorld,
+    users: npt.ArrayLike,
+    items: npt.ArrayLike,
+    *,
+    normalisers: Callable[[IntArray], FloatArray] | None = None,
 ) -> FloatArray:
     """P(i | u) = exp(a(u, i)) / Σ_j exp(a(u, j)) for ``items [n, K]`` of ``users [n]``.
 
@@ -106,12 +112,13 @@ def next_item_probability(
     over the whole catalogue per distinct user up to 8,192 items, and beyond that is the
     stratified estimate of ``replay.sampling.log_partition`` (exact over the 2,048 most
     popular items, one item per stratum of the rest), so its cost does not grow with the
-    catalogue.  0 on empty slots (-1).
+    catalogue.  0 on empty slots (-1).  ``normalisers(distinct_users)``: where ln Z comes
+    from (default: computed here; a run's report reads it from the artifact store).
     """
     row_users = np.asarray(users, dtype=np.int64)
     row_lists = np.asarray(items, dtype=np.int32)
     distinct, user_of_row = np.unique(row_users, return_inverse=True)
-    log_z = log_partition(world, distinct)
+    log_z = (normalisers or (lambda ids: log_partition(world, ids)))(distinct)
     p = np.empty(row_lists.shape)
     for start in range(0, row_users.shape[0], _REQUEST_BLOCK):
         sl = slice(start, start + _REQUEST_BLOCK)
@@ -143,6 +150,27 @@ def consumed_next(
     return member
 
 
+def _stored_normalisers(
+    result: RunResult, live: SyntheticWorld
+) -> Callable[[IntArray], FloatArray] | None:
+    """ln Z_u through the run's artifact store: a pure function of the world and the users
+    (``partition_key``), and the report's costliest part of a rerun (a few seconds at
+    50,000 users).  None without a store."""
+    builder = result.prepared.builder
+    if builder is None or builder.store is None:
+        return None
+    store, world = builder.store, result.prepared.source.data_key("all")
+
+    def read(users: IntArray) -> FloatArray:
+        def build() -> Artifact:
+            return Artifact({"log_z": log_partition(live, users)})
+
+        key = partition_key(world, users, builder.code)
+        return np.asarray(store.fetch("partition", key, build).arrays["log_z"], np.float64)
+
+    return read
+
+
 def exposure(
     result: RunResult, user: IntArray, served_by: IntArray, hit: npt.ArrayLike | None
 ) -> Exposure:
@@ -158,7 +186,9 @@ def exposure(
         # A request's list is fixed by (served_by, user): score each such pair once.
         key = (np.asarray(served_by, dtype=np.int64) + 2) * prepared.world.n_users + user
         _, first, row_of = np.unique(key, return_index=True, return_inverse=True)
-        slots = next_item_probability(live, user[first], items[first])[row_of.ravel()]
+        normalisers = _stored_normalisers(result, live)
+        slots = next_item_probability(live, user[first], items[first], normalisers=normalisers)
+        slots = slots[row_of.ravel()]
         return Exposure(items, slots.sum(axis=1), slots, "expected", EXPECTED_BASIS)
     stream = result.stream
     column = None if hit is None else np.asarray(hit, dtype=np.int64)

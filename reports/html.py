@@ -22,6 +22,7 @@ from reports.figure_cache import figure_store
 from reports.lead import decision_box
 from reports.page import page
 from reports.quality_sections import ADDITIONS, glance_items
+from reports.remembering_sections import REMEMBERING_ADDITIONS
 from reports.sections import Section, esc, glance, render_sections
 from reports.summary import miss_storms, shadow_timeline, timeline
 from reports.topology_sections import TOPOLOGY_ADDITIONS, report_sections, topology_bodies
@@ -83,7 +84,11 @@ def _speed(timing: dict[str, Any], arrivals: int) -> str:
 
 def _with_additions(section: Section, summary: dict[str, Any]) -> Section:
     """The section with the finer quality numbers that belong to it appended."""
-    renders = (*ADDITIONS.get(section.anchor, ()), *TOPOLOGY_ADDITIONS.get(section.anchor, ()))
+    renders = (
+        *ADDITIONS.get(section.anchor, ()),
+        *TOPOLOGY_ADDITIONS.get(section.anchor, ()),
+        *REMEMBERING_ADDITIONS.get(section.anchor, ()),
+    )
     extra = "".join(render(summary) for render in renders)
     return Section(section.anchor, section.title, section.body + extra) if extra else section
 

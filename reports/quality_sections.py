@@ -115,6 +115,15 @@ def _estimate_cell(estimate: dict[str, Any] | None) -> str:
     return pct(estimate["value"]) + ci_pct(estimate["ci95"])
 
 
+def _agreement_cell(agreement: dict[str, Any] | None) -> str:
+    """IPS minus the direct value with the p-value of a zero difference, or '–'."""
+    difference = (agreement or {}).get("ips_minus_direct") or {}
+    if difference.get("difference") is None:
+        return "–"
+    p = difference.get("p_value")
+    return pct(difference["difference"]) + ("" if p is None else f" (p = {esc(p_value_text(p))})")
+
+
 def off_policy(summary: dict[str, Any]) -> str:
     """The log's own click rate beside the simulated one, and each version's off-policy
     estimates on the logged impressions."""
@@ -135,7 +144,11 @@ def off_policy(summary: dict[str, Any]) -> str:
                 _estimate_cell(v.get("ips")),
                 _estimate_cell(v.get("snips")),
                 fmt((v.get("ips") or {}).get("effective_n"), 3),
-                *([_estimate_cell(v.get("direct"))] if block.get("click_model") else []),
+                *(
+                    [_estimate_cell(v.get("direct")), _agreement_cell(v.get("agreement"))]
+                    if block.get("click_model")
+                    else []
+                ),
             ]
         )
     slates = block.get("slates")
@@ -160,7 +173,11 @@ def off_policy(summary: dict[str, Any]) -> str:
                 "IPS [95% CI]",
                 "SNIPS [95% CI]",
                 "effective n (IPS)",
-                *(["click model (direct) [95% CI]"] if block.get("click_model") else []),
+                *(
+                    ["click model (direct) [95% CI]", "IPS − direct (p)"]
+                    if block.get("click_model")
+                    else []
+                ),
             ],
             rows,
             left=3,
@@ -178,7 +195,58 @@ def off_policy(summary: dict[str, Any]) -> str:
             )
             + (f" Log rows of the replay window left out: {dropped}." if dropped else "")
         )
+        + _logged(block.get("logged"))
         + _click_model(block.get("click_model"))
+    )
+
+
+def _logged(logged: dict[str, Any] | None) -> str:
+    """The logging policy's engagement and exposure as the log records them."""
+    if not logged:
+        return ""
+    fitted = any(c.get("click_model_ctr") is not None for c in logged["by_position"])
+    rows = [
+        [
+            "all" if c is None else fmt(c["position"] + 1),
+            fmt(cell["impressions"]),
+            fmt(cell["clicks"]),
+            pct(cell["ctr"]) + ci_pct(cell["ctr_ci95"]),
+            *([pct(cell.get("click_model_ctr")) if c is not None else "–"] if fitted else []),
+        ]
+        for c, cell in [(None, logged), *((c, c) for c in logged["by_position"])]
+    ]
+    exposure = logged["exposure"]
+    return (
+        "<h3>Logging policy, from the log</h3>"
+        + "<p>Exposure and engagement of the policy that wrote the log, read from its rows "
+        "(what was shown, where, and what was clicked): the <b>logged</b> CTR, not simulated. "
+        f"It showed {fmt(exposure['items_shown'])} of {fmt(exposure['catalogue_items'])} items "
+        f"(catalogue coverage {pct(exposure['catalogue_coverage'])}, exposure Gini "
+        f"{fmt(exposure['exposure_gini'], 3)})"
+        + (
+            f"; {fmt(logged['clicks_per_slate'], 4)} clicks per slate over "
+            f"{fmt(logged['slates'])} slates."
+            if logged.get("slates")
+            else "."
+        )
+        + "</p>"
+        + html_table(
+            [
+                "position",
+                "impressions",
+                "clicks",
+                "logged CTR [95% CI]",
+                *(["click model CTR (fitted)"] if fitted else []),
+            ],
+            rows,
+        )
+        + _muted(
+            "Wilson intervals for 0/1 clicks. The fitted column is the mean of "
+            "examination(position) × attractiveness(item) over the rows at that position: how "
+            "closely the click model below reproduces the log."
+            if fitted
+            else "Wilson intervals for 0/1 clicks, normal intervals otherwise."
+        )
     )
 
 
@@ -222,7 +290,10 @@ def _click_model(model: dict[str, Any] | None) -> str:
             f"of a bootstrap over slates ({fmt(model['bootstrap'])} replicates). Perplexity "
             "2^(−mean log₂ P(click outcome)) per position: 1 is a perfect prediction, 2 a coin. "
             "The direct column is each version's expected clicks per slate under this model, "
-            "beside the importance-weighted estimates of the same quantity."
+            "beside the importance-weighted estimates of the same quantity; IPS − direct is "
+            "their difference with the p-value of a zero difference (z with the standard "
+            "errors of both 95% intervals): a small p says the two roads disagree, so the "
+            "click model or the propensities do not hold."
         )
     )
 

@@ -40,6 +40,8 @@ from reports.topology import (
     serving_path_block,
     slo_blocks,
 )
+from sim.metrics.retention import remembering_outcomes
+from sim.records import ABSENT
 from sim.stats import wilson_interval
 
 __all__ = [
@@ -484,7 +486,11 @@ def build_summary(
         # Off-policy estimates (replay, IPS, SNIPS) of every version on the logged impressions,
         # when the log maps a propensity and a reward column; null otherwise.
         "off_policy": (
-            offpolicy_block(prepared.source.impressions, {t.name: t.items for t in result.versions})
+            offpolicy_block(
+                prepared.source.impressions,
+                {t.name: t.items for t in result.versions},
+                n_items=prepared.world.n_items,
+            )
             if prepared.source.impressions is not None
             else None
         ),
@@ -508,6 +514,21 @@ def build_summary(
     }
     if scenario.slos:
         summary["slos"] = slo_blocks(result)
+    memory = result.monitor.memory
+    if memory is not None:
+        # Remembering users: the requests of users who had left were never sent.
+        not_sent = int(np.count_nonzero(result.monitor.records.result == ABSENT))
+        summary["requests"]["not_sent"] = not_sent
+        summary["remembering"] = _rounded(
+            remembering_outcomes(
+                memory,
+                result.monitor.records,
+                names,
+                t_s=result.monitor.t_s,
+                rollback_s=result.controller.rollback_s,
+                candidate=result.controller.candidate,
+            )
+        )
     if scenario.resources is not None:
         summary["resources"] = resources_block(result)
     decision = _rounded(decision_block(summary, gate_projection(result)))

@@ -98,6 +98,10 @@ class Requests(Block):
     fallback: int
     dropped: int
     shadow: int
+    not_sent: int | None = Field(
+        default=None,
+        description="Remembering users: requests of users who had left, never sent",
+    )
 
 
 # --- versions ---------------------------------------------------------------------------------
@@ -847,6 +851,63 @@ class Verdict(Block):
     expectations: list[Expectation]
 
 
+# --- remembering users -----------------------------------------------------------------------
+
+
+class RememberingVersion(Block):
+    users_exposed: int = Field(description="Users with a request assigned to the version")
+    retained_users: int = Field(description="Of users_exposed, those who had not left")
+    retained: Number = Field(description="Share of users_exposed who had not left by the end")
+    retained_ci95: Interval = Field(description="Wilson interval over users")
+    return_decisions: int = Field(
+        description="Session starts of returning users whose previous session ended here"
+    )
+    returned: int
+    return_rate: Number = Field(description="returned / return_decisions")
+    return_rate_ci95: Interval = Field(description="Wilson interval over decisions")
+    satisfaction: Number = Field(description="Mean satisfaction (0-1) after each request")
+    satisfaction_ci95: Interval = Field(description="Delta method, clustered by user")
+    list_change: Number = Field(
+        description="Mean 1 - overlap with the session's previous list, where there was one"
+    )
+    list_change_ci95: Interval
+    abrupt_changes: int = Field(description="Requests keeping under half the previous list")
+    clicks: int
+    dwell_s_per_click: Number = Field(description="Mean dwell time per click, seconds")
+    dwell_s_per_click_ci95: Interval
+    conversions: int
+    conversion_rate: Number = Field(description="Conversions per click")
+    conversion_rate_ci95: Interval = Field(description="Wilson interval over clicks")
+
+
+class AtRollback(Block):
+    rollback_at_s: float
+    users: int = Field(description="Users mid-session on the candidate at its rollback")
+    retained_users: int
+    retained: Number
+    retained_ci95: Interval = Field(description="Wilson interval over users")
+    satisfaction_end: Number
+    satisfaction_end_se: Number
+    satisfaction_end_ci95: Interval
+    requests_after_rollback: int
+    list_change: Number = Field(description="Mean 1 - overlap in the interrupted sessions")
+    latency_ms: Number = Field(description="Mean latency in the interrupted sessions")
+
+
+class Remembering(Block):
+    users: int = Field(description="Users who sent at least one request")
+    users_left: int = Field(description="Users who left for good")
+    requests_not_sent: int
+    return_decisions: int
+    returned: int
+    satisfaction_end: Number = Field(description="Mean satisfaction of users at the end")
+    satisfaction_end_ci95: Interval
+    versions: dict[VersionName, RememberingVersion]
+    at_rollback: AtRollback | None = Field(
+        description="Users caught mid-session on the candidate by its rollback"
+    )
+
+
 class Summary(Block):
     """``summary.json``, schema version 1 (keys are only ever added within a version)."""
 
@@ -878,6 +939,10 @@ class Summary(Block):
     resources: Resources | None = None
     slos: dict[str, SloBlock] | None = Field(
         default=None, description="Declared SLOs: error budget and burn-rate alerts (by name)"
+    )
+    remembering: Remembering | None = Field(
+        default=None,
+        description='Users who remember (users.model = "remembering"): satisfaction, retention',
     )
 
 

@@ -131,7 +131,7 @@ def slo_blocks(result: RunResult) -> dict[str, Any]:
     (evaluated every ``ALERT_STEP_S``)."""
     scenario = result.scenario
     records = result.monitor.records
-    t_s = result.stream.t_s
+    t_s = result.monitor.t_s  # aligned with the records (every request of the stream)
     names = [v.name for v in result.versions]
     end_s = float(scenario.traffic.duration or (t_s[-1] if t_s.size else 0.0))
     exposed = result.controller.first_exposure_s

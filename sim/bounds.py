@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
+from replay.distributions import beta_isf, beta_ppf, binom_cdf, binom_ppf, norm_isf
 from replay.errors import must_be
 from sim.stats import ArmStats
 
@@ -92,7 +92,7 @@ def mean_bounds(stats: ArmStats, alpha: float) -> Bounds:
     _check_alpha(alpha)
     if stats.n < 2:
         return _unbounded(stats.mean if stats.n else math.nan, alpha)
-    half = float(sps.norm.isf(alpha)) * math.sqrt(stats.sem_sq)
+    half = float(norm_isf(alpha)) * math.sqrt(stats.sem_sq)
     return Bounds(stats.mean, stats.mean - half, stats.mean + half, alpha)
 
 
@@ -111,7 +111,7 @@ def relative_change_bounds(control: ArmStats, treatment: ArmStats, alpha: float)
     mc = control.mean
     change = treatment.mean / mc - 1.0
     se = math.sqrt(treatment.sem_sq / (mc * mc) + treatment.mean**2 * control.sem_sq / mc**4)
-    half = float(sps.norm.isf(alpha)) * se
+    half = float(norm_isf(alpha)) * se
     return Bounds(change, change - half, change + half, alpha)
 
 
@@ -137,10 +137,10 @@ def quantile_bounds(values: npt.ArrayLike, q: float, alpha: float) -> Bounds:
         return _unbounded(math.nan, alpha)
     estimate = float(np.percentile(x, 100.0 * q, method="inverted_cdf"))
     # ppf gives the smallest k with cdf(k) >= p; step back where cdf(k) overshoots α.
-    k_low = int(sps.binom.ppf(alpha, n, q))
-    if sps.binom.cdf(k_low, n, q) > alpha:
+    k_low = int(binom_ppf(alpha, n, q))
+    if binom_cdf(k_low, n, q) > alpha:
         k_low -= 1
-    k_up = int(sps.binom.ppf(1.0 - alpha, n, q))
+    k_up = int(binom_ppf(1.0 - alpha, n, q))
     lower = float(x[k_low]) if k_low >= 0 else -math.inf
     upper = float(x[k_up]) if k_up < n else math.inf
     return Bounds(estimate, lower, upper, alpha)
@@ -198,8 +198,8 @@ def calibration_error_bounds(
     mean_pred = np.bincount(bin_id, weights=p, minlength=n_bins)[present] / n_b
     clicks = np.bincount(bin_id, weights=y, minlength=n_bins)[present]
     tail = alpha / (2.0 * int(present.sum()))
-    lo = np.where(clicks > 0, sps.beta.ppf(tail, clicks, n_b - clicks + 1.0), 0.0)
-    hi = np.where(clicks < n_b, sps.beta.isf(tail, clicks + 1.0, n_b - clicks), 1.0)
+    lo = np.where(clicks > 0, beta_ppf(tail, clicks, n_b - clicks + 1.0), 0.0)
+    hi = np.where(clicks < n_b, beta_isf(tail, clicks + 1.0, n_b - clicks), 1.0)
     weight = n_b / n
     gap = np.maximum(np.maximum(lo - mean_pred, mean_pred - hi), 0.0)
     widest = np.maximum(np.abs(mean_pred - lo), np.abs(mean_pred - hi))

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import nnls
 
 __all__ = ["DecisionTime", "VarianceGrowth", "msprt_log_lambda_array", "project_decision_time"]
 
@@ -74,6 +73,8 @@ class VarianceGrowth:
             raise ValueError("VarianceGrowth.fit needs at least one positive variance")
         if t.size == 1:
             return cls(float(v[0] * t[0]), 0.0)
+        from scipy.optimize import nnls  # slow to import (0.3 s): only when a fit is asked
+
         design = np.column_stack([1.0 / t, np.ones_like(t)]) / v[:, None]
         coef, _ = nnls(design, np.ones_like(v))
         return cls(float(coef[0]), float(coef[1]))

@@ -45,11 +45,13 @@ from sim.cache import LruCache
 from sim.faults import FaultState, FaultWindow
 from sim.memory import MemoryPlan, MemoryTrace, Nodes
 from sim.records import (
+    ABSENT,
     DROPPED,
     FALLBACK,
     HIT,
     MISS,
     NO_FAILURE,
+    NOTHING,
     POPULAR,
     QUEUE_FULL,
     SERVED,
@@ -62,7 +64,15 @@ from sim.router import Routing, route
 from sim.servers import ServerPool, ServiceSampler, ServiceTime
 from sim.stages import FAIL, SKIP, StageCounters, StagePlan
 
-__all__ = ["Attempt", "CachePlan", "Controller", "EnginePlan", "VersionPlan", "simulate"]
+__all__ = [
+    "Attempt",
+    "CachePlan",
+    "Controller",
+    "EnginePlan",
+    "Presence",
+    "VersionPlan",
+    "simulate",
+]
 
 _CHUNK = 65_536
 
@@ -135,6 +145,26 @@ class Controller(Protocol):
         Every request that arrived before ``settled_until_s`` has ended: windows of
         arrivals up to there are final.
         """
+        ...
+
+
+class Presence(Protocol):
+    """Users who may leave (``sim.remembering``), asked at the first request of each of a
+    user's sessions after their first.
+
+    ``session_first`` bool [n] marks those requests; ``left`` holds the users who have left
+    (their requests are not sent: recorded as ``ABSENT``, never routed).
+    """
+
+    @property
+    def session_first(self) -> np.ndarray: ...
+
+    @property
+    def left(self) -> set[int]: ...
+
+    def comes_back(self, i: int, user: int, ended_before_s: float) -> bool:
+        """Whether ``user`` returns for the session request ``i`` starts; every request that
+        arrived before ``ended_before_s`` has ended and may be taken into account."""
         ...
 
 
@@ -229,10 +259,12 @@ def simulate(
     rng_service: np.random.Generator,
     rng_faults: np.random.Generator,
     progress: Callable[[int, int], None] | None = None,
+    presence: Presence | None = None,
 ) -> EngineOutcome:
     """Run the request stream through routing, cache and servers; return the records.
 
     ``progress(done, total)`` is called after every block of arrivals (for a progress bar).
+    ``presence``: users who may leave; the requests of a user who left are not sent.
     """
     env = _Clock()
     n = int(plan.t_s.shape[0])
@@ -600,6 +632,10 @@ def simulate(
         advance_to = env.advance_to
         lookup = cache.lookup if cache is not None else None
         stats = cache.stats if cache is not None else None
+        left = presence.left if presence is not None else set()
+        comes_back = presence.comes_back if presence is not None else None
+        settle_s = plan.settle_s
+        firsts: list[bool] = []
         for lo in range(0, n, _CHUNK):
             if progress is not None:
                 progress(lo, n)
@@ -610,6 +646,8 @@ def simulate(
             mirror = plan.mirror_bucket[lo:hi].tolist()
             eligible = plan.eligible[lo:hi].tolist()
             units = plan.unit[lo:hi].tolist()
+            if presence is not None:
+                firsts = presence.session_first[lo:hi].tolist()
             for j, t in enumerate(times):
                 now = env.now
                 if t > now:
@@ -620,6 +658,12 @@ def simulate(
                     now = env.now
                 i = lo + j
                 user = users[j]
+                if comes_back is not None and (
+                    user in left or (firsts[j] and not comes_back(i, user, now - settle_s))
+                ):
+                    rec_result[i] = ABSENT  # a user who left sends nothing more
+                    rec_version[i] = NOTHING  # assigned to no version
+                    continue
                 baseline, candidate = routing.baseline, routing.candidate
                 if routing.slow:
                     version = route(routing, units[j], assign[j], eligible[j], t)

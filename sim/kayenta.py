@@ -40,7 +40,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm, rankdata
+
+from replay.distributions import norm_ppf, norm_sf, rankdata
 
 __all__ = [
     "Classification",
@@ -108,11 +109,11 @@ def mann_whitney(
     else:
         correction = 0.5 if centred > 0 else (-0.5 if centred < 0 else 0.0)
         z = (centred - correction) / math.sqrt(variance)
-        p_value = float(min(1.0, 2.0 * norm.sf(abs(z))))
+        p_value = float(min(1.0, 2.0 * norm_sf(abs(z))))
     differences = _pairwise_differences(x, y)
     shift = float(np.median(differences))
     pairs = differences.size
-    z_crit = float(norm.ppf(0.5 + confidence / 2.0))
+    z_crit = float(norm_ppf(0.5 + confidence / 2.0))
     # U's standard deviation sqrt(mn(m + n + 1)/12), in units of the (possibly thinned) grid.
     spread = pairs * math.sqrt((total + 1) / (12.0 * m * n))
     k = math.floor(pairs / 2.0 - z_crit * spread)

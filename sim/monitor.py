@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from sim.records import (
     FALLBACK,
     HIT,
     MISS,
+    POPULAR,
     QUEUE_FULL,
     SERVED,
     SERVER_ERROR,
@@ -34,6 +36,7 @@ from sim.records import (
     TIMEOUT,
     Records,
 )
+from sim.remembering import RememberingUsers
 from sim.slo import Slo, burn_rate, good_requests
 from sim.stages import retrieval_order
 from sim.stats import ArmStats, clustered_ratio
@@ -278,6 +281,8 @@ class Monitor:
         list_quality: dict[str, list[np.ndarray]] | None = None,
         retrieval: Retrieval | None = None,
         slos: dict[str, Slo] | None = None,
+        memory: RememberingUsers | None = None,
+        popular_items: np.ndarray | None = None,
     ) -> None:
         self.records = records
         self.t_s = t_s
@@ -296,6 +301,13 @@ class Monitor:
         self.list_quality = list_quality or {}
         self.retrieval = retrieval
         self.slos = slos or {}
+        # Remembering users (``sim.remembering``): their state, and the popularity list (the
+        # versions' lists are ``retrieval.items``) for the overlap of a session's lists.
+        self.memory = memory
+        self.popular_items = popular_items
+        # Requests whose users' responses are sampled: ``settled`` or beyond, when remembering
+        # users' return decisions needed them before their window settled.
+        self.responded = 0
         size = int(self.unit.max(initial=-1)) + 1
         # Per sticky unit and version: requests and clicks so far (cluster-robust gate).
         self.unit_requests = [np.zeros(size, np.int64) for _ in version_names]
@@ -317,8 +329,10 @@ class Monitor:
             upto = int(np.searchsorted(self.t_s, until_s, side="left"))
         t_end_s = until_s
         lo, hi = self.settled, max(upto, self.settled)
-        if hi > lo:
-            self._respond(lo, hi)
+        start = max(lo, self.responded)
+        if hi > start:
+            self._respond(start, hi)
+        self.responded = max(self.responded, hi)
         stats = [self._window(v, lo, hi, t_end_s) for v in range(len(self.version_names))]
         self.settled = hi
         self.window_start_s = t_end_s
@@ -336,6 +350,48 @@ class Monitor:
             ).astype(np.int64)
         self.last_slice = (lo, hi)
         return stats
+
+    # --- remembering users: the engine's ``Presence`` ----------------------------------------
+
+    @property
+    def session_first(self) -> np.ndarray:
+        assert self.memory is not None
+        return self.memory.session_first
+
+    @property
+    def left(self) -> set[int]:
+        assert self.memory is not None
+        return self.memory.left
+
+    def comes_back(self, i: int, user: int, ended_before_s: float) -> bool:
+        """Whether ``user`` returns for request ``i``'s session, on their satisfaction as of
+        the last update (``update_every_s``): every request that arrived before the last
+        multiple of it at or before ``ended_before_s`` has ended; the responses of those not
+        yet sampled are sampled now, in one batch, ahead of their window."""
+        memory = self.memory
+        assert memory is not None
+        if memory.previous_last.item(i) >= self.responded:
+            step = memory.params.update_every_s
+            cut = math.floor(ended_before_s / step) * step
+            upto = int(np.searchsorted(self.t_s, cut, side="left"))
+            if upto > self.responded:
+                self._respond(self.responded, upto)
+                self.responded = upto
+        return memory.comes_back(i, user)
+
+    def items_shown(self, served_by: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """``[m, K]`` items of the list each code in ``served_by`` gives each user (-1: none)."""
+        assert self.retrieval is not None
+        k = next(iter(self.retrieval.items.values())).shape[1]
+        out = np.full((served_by.size, k), -1, np.int64)
+        tables: dict[int, np.ndarray] = dict(self.retrieval.items)
+        for code, table in tables.items():
+            rows = np.flatnonzero(served_by == code)
+            if rows.size:
+                out[rows] = table[users[rows]]
+        if self.popular_items is not None:
+            out[served_by == POPULAR] = self.popular_items[:k]
+        return out
 
     def stats_between(self, version: int, start_s: float, end_s: float) -> WindowStats:
         """What ``version`` did for the settled arrivals in ``[start_s, end_s)``: any time
@@ -478,6 +534,7 @@ class Monitor:
             rel, hit = self.request_truth.relevance(lo, hi, served_by, users)
             rec.hit[lo:hi] = hit
         degraded = np.flatnonzero(rec.degraded[lo:hi] >= 0)
+        order: np.ndarray | None = None
         if degraded.size and self.retrieval is not None:
             # A degraded answer showed the retrieval order of the same items: the users see
             # (and click) the version's list re-ordered, position by position.
@@ -487,6 +544,23 @@ class Monitor:
             rec.p_click[lo + degraded] = self.retrieval.predicted(
                 served_by[degraded], users[degraded], order, rec.p_click[lo + degraded]
             )
+        if self.memory is not None:
+            items = self.items_shown(served_by, users)
+            if order is not None:
+                items[degraded] = np.take_along_axis(items[degraded], order, axis=1)
+            clicks, pos, abandoned = self.memory.respond(
+                lo,
+                hi,
+                rel,
+                items,
+                rec.served_by,
+                rec.latency_ms,
+                rec.result,
+                self.items_shown,
+                rng=self.rng,
+            )
+            rec.clicks[lo:hi], rec.click_pos[lo:hi], rec.abandoned[lo:hi] = clicks, pos, abandoned
+            return
         shown = rec.result[lo:hi] != DROPPED
         answer = self.users.respond(rel, rec.latency_ms[lo:hi], shown, rng=self.rng)
         rec.clicks[lo:hi] = answer.clicks

@@ -2,7 +2,8 @@
 
 Codes (small integers, so the buffers stay a few dozen bytes per request):
 
-    result     0 served (assigned version's list), 1 fallback, 2 dropped, 255 pending
+    result     0 served (assigned version's list), 1 fallback, 2 dropped, 3 not sent (its
+               user had left, ``sim.remembering``), 255 pending
     cache      0 hit, 1 miss, 2 stale (an old or other version's list), 3 bypass (no cache)
     served_by  version index, -1 popularity list, -2 nothing shown
     failure    0 none, 1 timeout, 2 queue full, 3 server error
@@ -19,12 +20,12 @@ import polars as pl
 
 __all__ = ["CACHE_NAMES", "RESULT_NAMES", "Records"]
 
-SERVED, FALLBACK, DROPPED, PENDING = 0, 1, 2, 255
+SERVED, FALLBACK, DROPPED, ABSENT, PENDING = 0, 1, 2, 3, 255
 HIT, MISS, STALE, BYPASS = 0, 1, 2, 3
 POPULAR, NOTHING = -1, -2
 NO_FAILURE, TIMEOUT, QUEUE_FULL, SERVER_ERROR = 0, 1, 2, 3
 
-RESULT_NAMES = {SERVED: "served", FALLBACK: "fallback", DROPPED: "dropped"}
+RESULT_NAMES = {SERVED: "served", FALLBACK: "fallback", DROPPED: "dropped", ABSENT: "not_sent"}
 CACHE_NAMES = {HIT: "hit", MISS: "miss", STALE: "stale", BYPASS: "bypass"}
 FAILURE_NAMES = {
     NO_FAILURE: "none",

@@ -42,8 +42,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
+from replay.distributions import chisquare, norm_ppf, norm_sf
 from replay.errors import must_be
 from sim.wording import guardrail_verdict
 
@@ -84,7 +84,7 @@ def _check_probability(field: str, value: float) -> None:
 def z_two_sided(level: float) -> float:
     """Normal quantile z with P(|Z| <= z) = level (1.96 for 0.95)."""
     _check_probability("level", level)
-    return float(sps.norm.ppf(0.5 + level / 2.0))
+    return float(norm_ppf(0.5 + level / 2.0))
 
 
 #: The two-sided 95 % normal quantile, for intervals computed vectorized elsewhere.
@@ -403,7 +403,7 @@ def z_test(control: ArmStats, treatment: ArmStats) -> tuple[float, float]:
             return 0.0, 1.0
         return math.copysign(math.inf, difference), 0.0
     z = difference / se
-    p = float(2.0 * sps.norm.sf(abs(z)))
+    p = float(2.0 * norm_sf(abs(z)))
     return z, min(p, 1.0)
 
 
@@ -521,7 +521,7 @@ def guardrail_worse(
         p = 0.0 if excess > 0 else (0.5 if excess == 0.0 else 1.0)
     else:
         z = excess / se
-        p = float(sps.norm.sf(z))
+        p = float(norm_sf(z))
     worse = p <= alpha
 
     delta_text = _format_delta(shown_delta, relative)
@@ -609,9 +609,7 @@ def srm_check(
     expected = fractions * total
     if total == 0:
         return SrmResult(False, 0.0, 1.0, tuple(float(e) for e in expected))
-    result = sps.chisquare(observed, expected)
-    chi2 = float(result.statistic)
-    p = float(result.pvalue)
+    chi2, p = chisquare(observed, expected)
     return SrmResult(p <= alpha, chi2, p, tuple(float(e) for e in expected))
 
 

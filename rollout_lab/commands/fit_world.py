@@ -42,6 +42,13 @@ def add_parser(sub: Any) -> None:
         help="inactivity that ends a session (default 30m)",
     )
     p.add_argument(
+        "--clicks",
+        default=None,
+        metavar="COLUMN",
+        help="a 0/1 column saying whether each row (an impression) was clicked: the click "
+        "level (Open Bandit Dataset logs use their own click column)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -52,8 +59,9 @@ def add_parser(sub: Any) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from lab.fitted_world import check_block, render_block
+    from replay.click_level import click_column_level, event_click_level
     from replay.errors import UserInputError
-    from replay.logs import LogSpec, read_log
+    from replay.logs import LogSpec, read_log, resolved_format
     from replay.world_fit import fit_world, log_shape
     from sim.durations import parse_duration
 
@@ -70,8 +78,16 @@ def execute(args: argparse.Namespace) -> int:
         raise UserInputError(
             f"--session-gap: must be a positive duration, got {args.session_gap!r}"
         )
-    table = read_log(LogSpec(args.log, format=args.log_format, session_gap_s=gap_s))
-    fit = fit_world(log_shape(table), source=table.source, gap_s=gap_s)
+    spec = LogSpec(args.log, format=args.log_format, session_gap_s=gap_s)
+    fmt = resolved_format(spec)
+    table = read_log(spec)
+    shape = log_shape(table)
+    clicks = None
+    if args.clicks is not None:
+        clicks = click_column_level(args.log, args.clicks, fmt=fmt, source=table.source)
+    elif fmt == "obd":
+        clicks = event_click_level(shape.event, rows_are_impressions=True, source=table.source)
+    fit = fit_world(shape, source=table.source, gap_s=gap_s, clicks=clicks)
     block = render_block(fit, source=args.log.name, accounting=table.accounting, scale=args.scale)
     check_block(block, source=str(out or args.log))
     if out is None:
@@ -81,5 +97,10 @@ def execute(args: argparse.Namespace) -> int:
     print(
         f"wrote {out}: a world of {fit.users * args.scale:,} users and {fit.items:,} items "
         f"fitted to {fit.events:,} requests of {args.log.name}"
+        + (
+            f"; click level {fit.click_level.rate:.4f}, users.click_offset {fit.click_offset:.3f}"
+            if fit.click_level is not None and fit.click_offset is not None
+            else ""
+        )
     )
     return EXIT_OK

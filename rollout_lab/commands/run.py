@@ -212,10 +212,22 @@ def _logged_ctr(summary: dict[str, Any]) -> str | None:
     off = summary.get("off_policy")
     if not off or off.get("logging_policy_mean_reward") is None:
         return None
-    return (
-        f"CTR above: simulated by the click model; the log's own reward rate (logged CTR) is "
-        f"{_pct(off['logging_policy_mean_reward'])} over {off['rows']:,} logged impressions"
+    logged = off.get("logged") or {}
+    low, high = logged.get("ctr_ci95") or (None, None)
+    interval = f" [95% CI {_pct(low)}, {_pct(high)}]" if low is not None else ""
+    line = (
+        f"CTR above: simulated by the click model; the log's own reward rate (logged CTR of "
+        f"its logging policy) is {_pct(off['logging_policy_mean_reward'])}{interval} over "
+        f"{off['rows']:,} logged impressions"
     )
+    model = off.get("click_model")
+    if model:
+        examination = ", ".join(f"{x:.2f}" for x in model["examination_relative"])
+        line += (
+            f"\nclick model fitted from the log (position-based): examination by position vs "
+            f"the top {examination}; likelihood ratio vs position-blind p = {model['p_value']:.3g}"
+        )
+    return line
 
 
 def _console(summary: dict[str, Any], target: Path, *, reproducible: bool = False) -> str:

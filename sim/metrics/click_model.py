@@ -24,7 +24,9 @@ over slates (Poisson(1) weights per slate, each replicate refitted).
 
 The *direct* value of a ranking is the expected clicks per slate the fitted model gives it,
 mean over slates of Σ_k θ_k α_{item at k}; items the log never showed get the rows' mean
-attractiveness and are counted.
+attractiveness and are counted.  Over a log whose slates do not show every position (the
+Open Bandit Dataset logs one position per row), :func:`direct_value_at` sums each slate over
+the positions it logged, the quantity slate IPS estimates there.
 """
 
 from __future__ import annotations
@@ -33,11 +35,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
+from replay.distributions import chi2_sf
 from replay.errors import must_be
 
-__all__ = ["ClickModelFit", "PositionBasedModel", "direct_value", "fit_position_based"]
+__all__ = [
+    "ClickModelFit",
+    "PositionBasedModel",
+    "direct_value",
+    "direct_value_at",
+    "fit_position_based",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -234,7 +242,7 @@ def fit_position_based(
         perplexity=_perplexity(pbm_terms, k, n_positions),
         blind_perplexity=_perplexity(blind_terms, k, n_positions),
         likelihood_ratio=ratio,
-        p_value=float(stats.chi2.sf(max(ratio, 0.0), max(n_positions - 1, 1))),
+        p_value=float(chi2_sf(max(ratio, 0.0), max(n_positions - 1, 1))),
     )
 
 
@@ -260,5 +268,44 @@ def direct_value(
     a = np.where(unseen, fallback, a)
     per_slate = (a * model.examination[:depth]).sum(axis=1)
     w = np.ones(table.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    value = float(np.average(per_slate, weights=w)) if w.sum() > 0 else float("nan")
+    return value, float(unseen.sum() / max(int(filled.sum()), 1))
+
+
+def direct_value_at(
+    model: PositionBasedModel,
+    shown: npt.ArrayLike,
+    position: npt.ArrayLike,
+    slate: npt.ArrayLike,
+    weights: npt.ArrayLike | None = None,
+) -> tuple[float, float]:
+    """``(value, unseen_share)`` over the log's rows: expected clicks per slate when a policy
+    shows ``shown`` int [n] (−1 = nothing) at each row's ``position`` [n], summed over the
+    rows of each slate (``slate`` [n], dense ids 0..S−1) and averaged over slates with
+    ``weights`` [S]:
+
+        V = Σ_s w_s Σ_{rows r of s} θ_{k_r} α_{shown_r} / Σ_s w_s
+
+    A slate that logged every position gives :func:`direct_value`'s Σ_k θ_k α_{item at k};
+    one that logged a single position (the Open Bandit Dataset) its own position's term,
+    which is what slate IPS estimates on such a log.  Items never in the log get the mean α.
+    """
+    item = np.asarray(shown, dtype=np.int64)
+    k = np.asarray(position, dtype=np.int64)
+    group = np.asarray(slate, dtype=np.int64)
+    if not (item.shape == k.shape == group.shape) or item.ndim != 1:
+        raise must_be("direct_value_at", "shown.shape", f"{k.shape} like position", item.shape)
+    alpha = model.attractiveness
+    known = np.isfinite(alpha)
+    fallback = float(alpha[known].mean()) if known.any() else 0.0
+    examined = k < model.examination.size
+    filled = (item >= 0) & examined
+    a = np.where(filled, alpha[np.where(filled, item, 0)], 0.0)
+    unseen = filled & ~np.isfinite(a)
+    a = np.where(unseen, fallback, a)
+    term = a * model.examination[np.where(examined, k, 0)]
+    n_slates = int(group.max(initial=-1)) + 1
+    per_slate = np.bincount(group, weights=term, minlength=n_slates)
+    w = np.ones(n_slates) if weights is None else np.asarray(weights, dtype=np.float64)
     value = float(np.average(per_slate, weights=w)) if w.sum() > 0 else float("nan")
     return value, float(unseen.sum() / max(int(filled.sum()), 1))

@@ -11,8 +11,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
+from replay.distributions import kstwo_sf
 from replay.errors import must_be
 from sim.metrics._checks import FloatArray, as_1d_float
 
@@ -186,5 +186,5 @@ def ks_two_sample(
         pvalue = _exact_pvalue(small, large, d_scaled)
     else:
         en = m * n / (m + n)
-        pvalue = float(stats.kstwo.sf(statistic, round(en)))
+        pvalue = kstwo_sf(statistic, round(en))
     return KSResult(statistic, float(np.clip(pvalue, 0.0, 1.0)), use)

@@ -224,8 +224,12 @@ class SlateEstimate:
     (``None`` where a position has fewer than two rows, or SNIPS where the target never
     takes a logged action there).  ``ips_total``: expected reward per slate, the mean over
     slates of Σ_k w_k r_k (independent IPS), its standard error over slates.
-    ``snips_total``: Σ_k SNIPS_k with SE sqrt(Σ_k SE_k²) (positions taken as independent),
-    ``None`` unless every position has a SNIPS estimate.
+    ``snips_total``: the same quantity from the positions' SNIPS, Σ_k (n_k / S) SNIPS_k with
+    SE sqrt(Σ_k (n_k / S)² SE_k²) (positions taken as independent), ``None`` unless every
+    position has a SNIPS estimate.  n_k / S is the share of slates that logged position k:
+    1 for slates that log every position (then Σ_k SNIPS_k), about 1/P for a log of one
+    position per row such as the Open Bandit Dataset, where the sum alone counted every
+    position per row and overstated the value P-fold.
     """
 
     positions: tuple[int, ...]
@@ -236,17 +240,24 @@ class SlateEstimate:
 
 
 def _summed(
-    parts: list[OffPolicyEstimate], value: float, se: float, z: float, n: int, eff: float
+    parts: list[OffPolicyEstimate],
+    shares: list[float],
+    value: float,
+    se: float,
+    z: float,
+    n: int,
+    eff: float,
 ) -> OffPolicyEstimate:
-    """A total over positions; where its normal interval collapses, the parts' intervals
-    are added (each Wilson there), which keeps it from claiming exactly ``value``."""
+    """A total over positions, Σ_k share_k part_k; where its normal interval collapses, the
+    parts' intervals are added with the same shares (each Wilson there), which keeps it from
+    claiming exactly ``value``."""
     estimator = parts[0].estimator
     total = _estimate(value, se, z, n, eff, parts[0].confidence, estimator)
     if se == 0.0 and any(p.interval == "wilson" for p in parts):
         return replace(
             total,
-            ci_low=sum(p.ci_low for p in parts),
-            ci_high=sum(p.ci_high for p in parts),
+            ci_low=sum(c * p.ci_low for c, p in zip(shares, parts, strict=True)),
+            ci_high=sum(c * p.ci_high for c, p in zip(shares, parts, strict=True)),
             interval="wilson",
         )
     return total
@@ -306,17 +317,30 @@ def slate_estimates(
     slate_weight = np.bincount(groups, weights=w).astype(np.float64)
     s = int(per_slate.shape[0])
     se = float(per_slate.std(ddof=1) / np.sqrt(s)) if s > 1 else float("nan")
-    defined_ips = [e for e in ips if e is not None]
+    # Share of slates that logged each position: IPS per slate = Σ_k share_k IPS_k.
+    share = {p: float((k == p).sum()) / s for p in positions}
+    defined = [(share[p], e) for p, e in zip(positions, ips, strict=True) if e is not None]
     ips_total = (
-        _summed(defined_ips, float(per_slate.mean()), se, z, s, _kish(slate_weight))
-        if defined_ips
+        _summed(
+            [e for _, e in defined],
+            [c for c, _ in defined],
+            float(per_slate.mean()),
+            se,
+            z,
+            s,
+            _kish(slate_weight),
+        )
+        if defined
         else _estimate(float(per_slate.mean()), se, z, s, _kish(slate_weight), confidence, "ips")
     )
     snips_total = None
     if snips and all(e is not None for e in snips):
         parts = [e for e in snips if e is not None]
-        value = float(sum(e.value for e in parts))
-        se_total = float(np.sqrt(sum(e.std_error**2 for e in parts)))
+        shares = [share[p] for p in positions]
+        value = float(sum(c * e.value for c, e in zip(shares, parts, strict=True)))
+        se_total = float(
+            np.sqrt(sum((c * e.std_error) ** 2 for c, e in zip(shares, parts, strict=True)))
+        )
         eff = float(min(e.effective_n for e in parts))
-        snips_total = _summed(parts, value, se_total, z, s, eff)
+        snips_total = _summed(parts, shares, value, se_total, z, s, eff)
     return SlateEstimate(positions, tuple(ips), tuple(snips), ips_total, snips_total)

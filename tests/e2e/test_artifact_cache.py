@@ -52,11 +52,12 @@ def test_a_warm_rerun_reads_everything_and_writes_the_same_summary(
     cold = run(scenario, tmp_path / "cold", "--cache-dir", str(cache), *extra)
     built = entries(cache)
     kinds = {name.split("/")[0] for name in built}
-    assert kinds == {"world", "model", "lists", "calibration", "figure"}
+    assert kinds == {"world", "model", "lists", "calibration", "figure", "partition"}
     warm = run(scenario, tmp_path / "warm", "--cache-dir", str(cache), *extra)
     assert warm == cold
     assert report(tmp_path / "warm") == report(tmp_path / "cold")
-    assert entries(cache) == built  # nothing rebuilt, no list row scored again, no figure drawn
+    # nothing rebuilt: no list row scored again, no figure drawn, no normaliser computed
+    assert entries(cache) == built
     assert run(scenario, tmp_path / "none", "--no-cache", *extra) == cold
     assert report(tmp_path / "none") == report(tmp_path / "cold")
 

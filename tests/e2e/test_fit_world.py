@@ -3,7 +3,7 @@
 Each check runs the command on the log, loads the written block as the ``[traffic]`` table
 of the quick-start scenario (run length = the log's span), draws the world and one
 replication's requests through the lab's own source, gives every request the item its user
-would consume on its own (``sample_consumption``), and compares the four marginals of
+would consume on its own (``sample_consumption``), and compares the five marginals of
 ``replay.marginals`` with the log's: two-sample KS statistic at most 0.05 each.
 """
 
@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tomllib
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 
 from lab.pipeline import seeded_streams
@@ -29,6 +27,8 @@ from replay.marginals import MARGINALS, ks_distances, marginals_of
 from replay.synthetic import sample_consumption
 from replay.world_fit import log_shape
 from rollout_lab.cli import main
+from tests.helpers_obd import obd_sample
+from tests.helpers_wheels import file_from_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.toml"
@@ -37,8 +37,6 @@ MOVIELENS = Path(
         "ROLLOUT_LAB_MOVIELENS", ROOT.parent / "shared/data/movielens-latest-small/ratings.csv"
     )
 )
-#: Where the RecBole wheel (and the MovieLens-100k log inside it) is kept between runs.
-CACHE = Path(os.environ.get("ROLLOUT_LAB_TEST_CACHE", Path.home() / ".cache" / "rollout-lab-tests"))
 ML100K_MEMBER = "recbole/dataset_example/ml-100k/ml-100k.inter"
 KS_LIMIT = 0.05
 
@@ -86,38 +84,7 @@ def test_movielens_fitted_world_has_the_logs_marginals(tmp_path: Path, scale: in
 
 def _ml100k() -> Path:
     """MovieLens-100k as RecBole ships it in its wheel on PyPI (downloaded once, cached)."""
-    target = CACHE / "ml-100k.inter"
-    if target.is_file():
-        return target
-    wheels = CACHE / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "recbole==1.2.1",
-                "--no-deps",
-                "-q",
-                "-d",
-                str(wheels),
-            ],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip("PyPI did not answer within 5 minutes (RecBole's wheel holds MovieLens-100k)")
-    found = sorted(wheels.glob("recbole-*.whl"))
-    if done.returncode != 0 or not found:
-        pytest.skip(f"could not download RecBole's wheel from PyPI: {done.stderr[-200:]!r}")
-    with zipfile.ZipFile(found[-1]) as wheel:
-        partial = target.with_suffix(".part")
-        partial.write_bytes(wheel.read(ML100K_MEMBER))
-        partial.replace(target)
-    return target
+    return file_from_wheel("recbole==1.2.1", ML100K_MEMBER, "ml-100k.inter")
 
 
 def test_movielens_100k_fitted_world_has_the_logs_marginals(tmp_path: Path) -> None:
@@ -207,3 +174,105 @@ def test_a_rollout_runs_on_a_fitted_world(tmp_path: Path) -> None:
     # 943 users over 215 days: about 465 requests a day.
     assert 3 * 200 < requests["arrivals"] < 3 * 1000
     assert requests["arrivals"] == requests["served"] + requests["fallback"] + requests["dropped"]
+
+
+def _event_log(path: Path, *, kinds: tuple[str, ...], seed: int = 4) -> pl.DataFrame:
+    """60 users over ten days, sessions of a few requests: enough to fit a world."""
+    rng = np.random.default_rng(seed)
+    rows = 3_000
+    user = rng.integers(0, 60, rows)
+    t = np.sort(rng.uniform(0, 10 * 86_400, rows)).astype(np.int64) + 1_700_000_000
+    frame = pl.DataFrame(
+        {
+            "user": user,
+            "item": rng.integers(0, 200, rows),
+            "timestamp": t,
+            "event": rng.choice(list(kinds), rows, p=[0.9, 0.1] if len(kinds) == 2 else None),
+            "clicked": (rng.random(rows) < 0.07).astype(np.int64),
+        }
+    )
+    frame.write_csv(path)
+    return frame
+
+
+def _block(tmp_path: Path, log: Path, *extra: str) -> dict[str, Any]:
+    out = tmp_path / "fitted.toml"
+    assert main(["fit-world", str(log), "--out", str(out), *extra]) == 0
+    block: dict[str, Any] = tomllib.loads(out.read_text(encoding="utf-8"))
+    return block
+
+
+def _organic_click_rate(block: dict[str, Any], seed: int) -> float:
+    """Mean P(click | examined) of items users consume on their own, in a world drawn from
+    the block by the lab's own source (another draw than the one fit-world solved on)."""
+    data = tomllib.loads(QUICKSTART.read_text(encoding="utf-8"))
+    data["traffic"] = {**block["traffic"], "duration": block["traffic"]["fitted"]["span"]}
+    data["users"] = {**data.get("users", {}), **block["users"]}
+    data["seed"] = seed
+    source = build_source(parse_scenario(data, source="fitted"), seeded_streams(seed), source="x")
+    world = source.live_world
+    assert world is not None
+    rng = np.random.default_rng(seed)
+    users = rng.choice(world.n_users, 20_000, p=world.activity / world.activity.sum())
+    items = sample_consumption(world, users, rng=rng)
+    relevance = source.truth.relevance(users, items[:, None], 0.0)
+    return float(relevance.mean())
+
+
+def test_open_bandit_click_level_becomes_the_click_offset(tmp_path: Path) -> None:
+    block = _block(tmp_path, obd_sample())
+    # 38 clicks in 10,000 impressions: the level the block's offset reproduces.
+    assert -20 < block["users"]["click_offset"] < 0
+    rates = [_organic_click_rate(block, seed) for seed in (1, 2, 3)]
+    assert all(abs(rate / 0.0038 - 1) < 0.25 for rate in rates), rates
+
+
+def test_click_level_from_impression_and_click_events(tmp_path: Path) -> None:
+    log = tmp_path / "events.csv"
+    frame = _event_log(log, kinds=("impression", "click"))
+    text_out = tmp_path / "fitted.toml"
+    assert main(["fit-world", str(log), "--out", str(text_out)]) == 0
+    text = text_out.read_text(encoding="utf-8")
+    clicks = int((frame["event"] == "click").sum())
+    impressions = frame.height - clicks
+    assert f"({clicks:,} / {impressions:,}: click events / impression events)" in text
+    block = tomllib.loads(text)
+    rate = _organic_click_rate(block, seed=2)
+    assert abs(rate / (clicks / impressions) - 1) < 0.25, rate
+
+
+def test_click_level_from_a_click_column(tmp_path: Path) -> None:
+    log = tmp_path / "impressions.csv"
+    frame = _event_log(log, kinds=("impression",))
+    out = tmp_path / "fitted.toml"
+    assert main(["fit-world", str(log), "--out", str(out), "--clicks", "clicked"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert f"({frame['clicked'].sum():,} / {frame.height:,}: clicked / rows" in text
+    assert "[users]\nclick_offset = " in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "change", "words"),
+    [
+        ((), None, ("impression events but no click events", "--clicks COLUMN")),
+        (("--clicks", "click"), None, ("--clicks column 'click' is missing", "clicked")),
+        (("--clicks", "clicked"), "2", ("must hold 0 or 1", "'2'", "data row 8")),
+    ],
+)
+def test_impressions_without_a_click_column_are_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+    change: str | None,
+    words: tuple[str, ...],
+) -> None:
+    log = tmp_path / "impressions.csv"
+    frame = _event_log(log, kinds=("impression",))
+    if change is not None:
+        clicked = frame["clicked"].cast(pl.String).to_list()
+        clicked[7] = change
+        frame.with_columns(pl.Series("clicked", clicked)).write_csv(log)
+    out = tmp_path / "fitted.toml"
+    code = main(["fit-world", str(log), "--out", str(out), *extra])
+    _one_line_exit_2(capsys, code, "impressions.csv", *words)
+    assert not out.exists()

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -112,3 +113,29 @@ def test_train_then_run_by_registry_id_on_a_replayed_log_is_the_same_run(
     assert json.dumps(trained, sort_keys=True) == json.dumps(loaded, sort_keys=True)
     candidate = loaded["versions"]["candidate"]["model"]
     assert candidate["registry_id"] == ids[1] and candidate["provenance"]["parent_id"] == ids[0]
+
+
+def test_log_whose_users_consumed_every_item_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every user rates all four items before the update window: the versions' lists there
+    are empty, so no click probability can be fitted (it was an internal-looking message)."""
+    rng = np.random.default_rng(1)
+    rows, t = ["userId,movieId,rating,timestamp"], 1_000_000
+    for user in range(1, 61):
+        for item in range(1, 5):
+            t += int(rng.integers(1, 10))
+            rows.append(f"{user},{item},4.0,{t}")
+    for _ in range(200):
+        t += int(rng.integers(10, 50))
+        rows.append(f"{rng.integers(1, 61)},{rng.integers(1, 5)},4.0,{t}")
+    log = tmp_path / "all_seen.csv"
+    log.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "x"
+    code = main(
+        ["run", str(SCENARIO), "--out", str(out), "--log", str(log), "--set", "users.list_size=3"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "calibration" in err[0] and "consumed every item" in err[0]
+    assert not out.exists()

@@ -1,50 +1,19 @@
 """The position-based click model on a real slate log: the Open Bandit Dataset's sample
-(uniform random logging policy, 80 items, 3 positions, 10,000 rows), read from the ``obp``
-wheel on PyPI, fetched once into pytest's cache folder (skipped when the registry cannot be
-reached; the dataset is never committed)."""
+(uniform random logging policy, 80 items, 3 positions, 10,000 rows; ``tests.helpers_obd``)."""
 
 from __future__ import annotations
-
-import io
-import subprocess
-import sys
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
 from sim.metrics.click_model import fit_position_based
-
-WHEEL = "obp==0.4.1"
-MEMBER = "obp/dataset/obd/random/all/all.csv"
+from tests.helpers_obd import obd_sample as obd_file
 
 
 @pytest.fixture(scope="module")
-def obd_sample(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> pl.DataFrame:
-    # pytest's cache keeps the wheel between sessions; without it (-p no:cacheprovider), a
-    # session's temporary folder.
-    cache = getattr(request.config, "cache", None)
-    folder = Path(cache.mkdir("obp-wheel")) if cache else tmp_path_factory.mktemp("obp-wheel")
-    wheels = sorted(folder.glob("obp-*.whl"))
-    if not wheels:
-        try:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "-d", str(folder)],
-                check=True,
-                capture_output=True,
-                timeout=180,
-            )
-        except (subprocess.SubprocessError, OSError) as error:
-            pytest.skip(f"cannot fetch {WHEEL} from the package registry: {error}")
-        wheels = sorted(folder.glob("obp-*.whl"))
-    if not wheels:
-        pytest.skip(f"pip download {WHEEL} left no wheel in {folder}")
-    with zipfile.ZipFile(wheels[-1]) as wheel:
-        return pl.read_csv(io.BytesIO(wheel.read(MEMBER)))
+def obd_sample() -> pl.DataFrame:
+    return pl.read_csv(obd_file())
 
 
 def test_open_bandit_sample_fits_the_position_based_model(obd_sample: pl.DataFrame) -> None:

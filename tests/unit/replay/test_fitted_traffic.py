@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,9 +13,11 @@ from replay.errors import UserInputError
 from replay.fitted_traffic import (
     EmpiricalLaw,
     FittedTraffic,
+    SessionHours,
     UserBand,
     fitted_activity,
     fitted_requests,
+    long_return_s,
 )
 from replay.world_fit import LogShape, fit_world
 
@@ -94,6 +98,43 @@ def test_users_live_their_templates_inside_the_span(
     # Session ids are dense, numbered in order of their first request.
     first = np.unique(stream.session, return_index=True)[1]
     assert np.array_equal(np.sort(first), first)
+
+
+@settings(max_examples=40, deadline=None)
+@given(laws=_laws(), users=st.integers(1, 40), seed=st.integers(0, 2**32 - 1))
+def test_first_sessions_and_long_returns_start_at_their_class_hour(
+    laws: FittedTraffic, users: int, seed: int
+) -> None:
+    # Sessions of up to 3 requests start in hour 7 (UTC), longer ones in hour 19.
+    seven, nineteen = (
+        tuple(float(h == 7) for h in range(24)),
+        tuple(float(h == 19) for h in range(24)),
+    )
+    classes = (SessionHours(3.0, seven), SessionHours(1e9, nineteen))
+    laws = replace(laws, session_hours=classes)
+    rng = np.random.default_rng(seed)
+    activity = fitted_activity(laws.activity, users, rng)
+    stream = fitted_requests(laws, activity, duration_s=np.inf, rng=rng)
+    by_user = np.lexsort((stream.t_s, stream.user))
+    t, user, session = stream.t_s[by_user], stream.user[by_user], stream.session[by_user]
+    starts = np.ones(t.size, dtype=bool)
+    starts[1:] = session[1:] != session[:-1]
+    first = np.ones(t.size, dtype=bool)
+    first[1:] = user[1:] != user[:-1]
+    gap_before = np.full(t.size, np.inf)
+    gap_before[1:] = np.where(first[1:], np.inf, np.diff(t))
+    anchored = np.flatnonzero(starts & (first | (gap_before >= long_return_s(GAP_S) - 43_200)))
+    lengths = np.bincount(session)
+    hour = (t % 86_400.0) // 3600
+    moved = anchored[first[anchored] | (gap_before[anchored] >= long_return_s(GAP_S) + 43_200)]
+    # A session whose drawn gap was long enough to move lands in its class's hour; first
+    # sessions always do.  (Sessions whose final gap lies within half a day of the limit may
+    # or may not have moved: not checked.)
+    expected = np.where(lengths[session[moved]] <= 3, 7, 19)
+    assert np.array_equal(hour[moved], expected)
+    # Moves never bring two sessions of a user within the session gap.
+    later = ~first
+    assert np.all(np.diff(t)[later[1:]][starts[1:][later[1:]]] > GAP_S)
 
 
 def test_a_run_shorter_than_the_span_sees_its_part() -> None:

@@ -391,6 +391,7 @@ def fabricated_run(*, synthetic: bool, noise_floor: bool = True) -> RunResult:
         history_users=np.array([0, 0, 1], np.int32),
         history_items=np.array([0, 1, 2], np.int32),
         noise_floor_items=floor if noise_floor else None,
+        builder=None,  # built without an artifact store
     )
     stream = SimpleNamespace(
         has_truth=not synthetic,

@@ -229,3 +229,40 @@ def test_threads_give_the_same_lists(
     one = top_k(model, everyone, consumed, 10, prune_above=prune_above)
     two = top_k(model, everyone, consumed, 10, prune_above=prune_above, threads=2)
     assert np.array_equal(one.items, two.items) and np.array_equal(one.scores, two.scores)
+
+
+def _score_rows(kind: str, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+    n, width = int(rng.integers(1, 40)), int(rng.integers(320, 2_500))
+    if kind == "distinct":
+        return rng.standard_normal((n, width)).astype(np.float32)
+    scores = rng.integers(0, 4, (n, width)).astype(np.float32)  # every row full of ties
+    if kind == "consumed":  # most columns filtered: some rows keep fewer than K finite
+        scores[rng.random((n, width)) < 0.995] = -np.inf
+    if kind == "nan":
+        scores[rng.random((n, width)) < 0.01] = np.nan
+    return scores
+
+
+@pytest.mark.parametrize("kind", ["distinct", "tied", "consumed", "nan"])
+@pytest.mark.parametrize("id_kind", ["columns", "shared", "per_row"])
+def test_the_shortlist_selects_what_partitioning_every_row_selects(kind: str, id_kind: str) -> None:
+    """Wide rows are selected through a shortlist of column groups: same ids and bits as
+    partitioning whole rows, ties at the K-th place and padding included (``-inf`` pads may
+    carry any id: callers mask them)."""
+    from replay.topk import _select_partitioned, _select_shortlisted
+
+    rng = np.random.default_rng(["distinct", "tied", "consumed", "nan"].index(kind))
+    for _ in range(25):
+        scores = _score_rows(kind, rng)
+        n, width = scores.shape
+        ids = {
+            "columns": None,
+            "shared": rng.permutation(2 * width)[:width].astype(np.int64),
+            "per_row": rng.integers(0, 10**6, (n, width)),
+        }[id_kind]
+        k = int(rng.integers(1, 11))
+        want_ids, want_scores = _select_partitioned(scores, ids, k)
+        got_ids, got_scores = _select_shortlisted(scores, ids, k)
+        assert np.array_equal(got_scores, want_scores, equal_nan=True)
+        finite = np.isfinite(want_scores)
+        assert np.array_equal(got_ids[finite], want_ids[finite])
