@@ -53,6 +53,11 @@ class ListStore:
         self.scoring_s = 0.0  # wall seconds spent scoring them
         self._merge(self._load())
 
+    @property
+    def consumed(self) -> sp.csr_matrix:
+        """What each user's list may not hold (rows by user id)."""
+        return self._consumed
+
     def rows(self, users: np.ndarray) -> np.ndarray:
         """The lists of ``users`` (int32 [n, K]), scoring the users not seen yet."""
         todo = np.unique(users[~self.ready[users]])

@@ -41,6 +41,7 @@ from lab.calibration import (
     stored_calibration,
 )
 from lab.drift import drift_summary
+from lab.exploration import exploration_of
 from lab.external import load_external, rollback_target
 from lab.fold_in import at_feedback_time, for_replay
 from lab.manifests.evidence import evidence_for
@@ -318,6 +319,8 @@ def _calibrator(
         consumed=source.data_key("all"),
         k=int(table.items.shape[1]),
         click_offset=truth.click_offset,
+        activity_engagement=truth.activity_engagement,
+        explore_slots=table.exploration.slots if table.exploration else 0,
         click_lift=table.click_lift,
         lists=MAX_LISTS,
         rng_state=rng.bit_generator.state,
@@ -369,6 +372,7 @@ def _noise_floor(
         update=None,
         list_store=builder.lists(served_key, consumed_key, n_users, k, served, consumed),
         trained_model=model,
+        exploration=exploration_of(scenario.serving.explore_slots, scenario.seed),
     )
     if calibrator is not None:
         tables.calibrator = calibrator.inherited(NOISE_FLOOR)
@@ -487,6 +491,7 @@ def prepare(
             fallback=None if fallback is None else tables[fallback],
             origin=origin,
             trained_model=model,
+            exploration=exploration_of(scenario.serving.explore_slots, scenario.seed),
         )
     loaded = {
         name: str(t.origin["registry_id"])

@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from lab.artifacts import derived_key, model_key
 from lab.builder import VersionBuilder
 from lab.calibration import fit_on_simulated_feedback
+from lab.exploration import exploration_of
 from lab.external import FixedLists, plugin_store, updated_plugin
 from lab.registering import Holdout, register_tables
 from lab.scenario import Scenario
@@ -266,6 +267,7 @@ class ReleaseFactory:
             update=train.update,
             list_store=lists,
             origin=origin,
+            exploration=exploration_of(self.scenario.serving.explore_slots, self.scenario.seed),
         )
 
     def _calibrated(

@@ -334,7 +334,12 @@ def _synthetic(
 
     return Source(
         world=world,
-        truth=ClickTruth(live_world, scenario.users.click_offset, scenario.users.position_decay),
+        truth=ClickTruth(
+            live_world,
+            scenario.users.click_offset,
+            scenario.users.position_decay,
+            scenario.users.activity_engagement,
+        ),
         matrices=matrices,
         history_users=history.users,
         history_items=history.items,

@@ -112,9 +112,16 @@ def test_a_cache_dir_that_is_a_file_is_refused(
     assert blocker.read_text() == "not a folder"
 
 
-def test_a_calibration_is_fitted_again_only_when_its_inputs_change(tmp_path: Path) -> None:
-    _, before, after = rerun_with(tmp_path, "users.click_offset=-2.0")
-    # The truth's click offset changes the clicks a calibration is fitted on, not the models.
+@pytest.mark.parametrize(
+    "setting",
+    ["users.click_offset=-2.0", "users.activity_engagement=0", "serving.explore_slots=0"],
+)
+def test_a_calibration_is_fitted_again_only_when_its_inputs_change(
+    tmp_path: Path, setting: str
+) -> None:
+    _, before, after = rerun_with(tmp_path, setting)
+    # The truth's click offset and engagement, and the exploration slots, change the clicks
+    # a calibration is fitted on, not the models.
     assert of("model", after) == of("model", before)
     assert of("world", after) == of("world", before)
     assert len(of("calibration", after)) > len(of("calibration", before))

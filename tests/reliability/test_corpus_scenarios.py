@@ -114,7 +114,7 @@ EXPECTED: dict[str, str | tuple[str, ...]] = {
         'guardrails are given (e.g. analysis = { interval = "5m" }), got None'
     ),
     "huge_world": (
-        "huge_world.toml: the run needs about 3.85 TB but the limit is 8 GB (--max-memory); "
+        "huge_world.toml: the run needs about 3.47 TB but the limit is 8 GB (--max-memory); "
         "most of it is history events, about 1.92 TB (about 40,000,000,000: traffic.users x "
         "traffic.history_events_per_user); lower traffic.users or "
         "traffic.history_events_per_user, or pass --max-memory or set ROLLOUT_LAB_MAX_MEMORY"

@@ -68,6 +68,11 @@ INVALID = [
         "s.toml: serving.latency.p99_ms must be greater than p50_ms (10), got 5.0",
     ),
     (
+        "serving.explore_slots=10",
+        "s.toml: serving.explore_slots must be smaller than users.list_size (10): the model "
+        "keeps at least the first position, got 10",
+    ),
+    (
         'models.baseline.algorithm="svd"',
         "s.toml: models.baseline.algorithm must be one of 'als', 'bpr', 'lmf', 'popularity' or "
         "'random', got 'svd'",
