@@ -23,7 +23,7 @@ SMALL = ["--set", "traffic.duration=20m", "--set", "traffic.users=3000",
          "--set", "traffic.items=600", "--set", "traffic.arrivals.mean_rate_per_s=20"]  # fmt: skip
 #: The users' settings a summary resolved before remembering users existed.
 CASCADE_KEYS = {"choice", "list_size", "position_decay", "click_offset", "abandon_after_ms",
-                "abandon_per_100ms"}  # fmt: skip
+                "abandon_per_100ms", "activity_engagement"}  # fmt: skip
 
 
 def _run(tmp: Path, scenario: Path, *options: str) -> tuple[dict[str, Any], Path]:

@@ -246,7 +246,7 @@ def test_huge_world_is_refused_before_anything_runs(
     )  # fmt: skip
     assert result.code == 2
     assert result.err == [
-        "rollout-lab: error: quickstart.toml: the run needs about 899 GB but the limit is 8 GB "
+        "rollout-lab: error: quickstart.toml: the run needs about 867 GB but the limit is 8 GB "
         "(--max-memory); most of it is history events, about 480 GB (about 10,000,000,000: "
         "traffic.users x traffic.history_events_per_user); lower traffic.users or "
         "traffic.history_events_per_user, or pass --max-memory or set ROLLOUT_LAB_MAX_MEMORY"
