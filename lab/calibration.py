@@ -16,7 +16,11 @@ see that module).  The model is fitted on feedback a team would have before the 
   replay.  A version that trained on that
   window (a warm-started or retrained candidate) would be judged on its own training data,
   so it takes its parent's calibrator instead (noted in ``fitted_on``): the features are
-  on the same scale for every version, so the coefficients transfer.
+  on the same scale for every version, so the coefficients transfer.  A log's window holds
+  a fixed, often small set of users (MovieLens latest-small's update window: 63), whose
+  peculiarities the fit learns too; its linear predictor is shrunk by the factor a
+  user-grouped cross-validation on the same feedback finds (``lab.calibration_shrinkage``,
+  named in ``fitted_on``).
 
 ``calibration = "inherit"`` in a scenario takes the parent's calibrator in every case.
 """
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from lab.calibration_shrinkage import grouped_shrinkage
 from lab.versions import VersionTables
 from replay.artifact_store import Artifact, ArtifactStore
 from replay.calibration import FEATURES, ClickCalibrator, fit_logistic, list_features
@@ -88,11 +93,15 @@ def _fit(
     *,
     rng: np.random.Generator,
     fitted_on: str,
+    shrink: bool = False,
 ) -> ClickCalibrator:
     """Draw a click per listed item with probability ``p_click [n, K]`` and fit the features
     of every click and of the unclicked items of every :data:`NEGATIVES_EVERY`-th impression
     (weighted by it).  Impressions are independent draws, so taking them by position is a
-    random subsample; the generator draws exactly as for the whole sample."""
+    random subsample; the generator draws exactly as for the whole sample.
+
+    ``shrink``: scale the fit by its out-of-fold shrinkage over ``users``
+    (:mod:`lab.calibration_shrinkage`), drawing the folds from ``rng`` after the clicks."""
     listed = items >= 0
     if not listed.any():
         # Every user sampled had already consumed every item (a tiny log): no list, nothing
@@ -104,7 +113,9 @@ def _fit(
         )
     labels = (rng.random(items.shape) < p_click) & listed
     kept, sample_weight = subsample_negatives(labels, listed)
-    rows = np.flatnonzero(kept.any(axis=1))
+    # Shrinking needs every request's features (the held-out lists whole); a plain fit only
+    # those of requests with a kept label.
+    rows = np.arange(users.size) if shrink else np.flatnonzero(kept.any(axis=1))
     features = list_features(
         table.model, users[rows], items[rows], no_history[rows], table.history_length(users[rows])
     )
@@ -113,6 +124,20 @@ def _fit(
         features[keep], labels[rows][keep].astype(np.int8), sample_weight=sample_weight
     )
     note = f"{fitted_on}; unclicked items of 1 impression in {NEGATIVES_EVERY}, weighted"
+    if shrink:
+        shrinkage = grouped_shrinkage(
+            features,
+            listed,
+            labels,
+            kept,
+            sample_weight,
+            users,
+            position_decay=table.truth.position_decay,
+            rng=rng,
+        )
+        if shrinkage is not None:
+            weights, intercept = shrinkage.apply(weights, intercept)
+            note = f"{note}; {shrinkage.describe()}"
     return ClickCalibrator(FEATURES, tuple(float(w) for w in weights), intercept, note)
 
 
@@ -155,7 +180,8 @@ def fit_on_simulated_feedback(
 def fit_on_logged_feedback(
     table: VersionTables, feedback: LoggedFeedback, *, rng: np.random.Generator
 ) -> ClickCalibrator:
-    """Fit on up to :data:`MAX_LISTS` logged validation requests (see the module docstring)."""
+    """Fit on up to :data:`MAX_LISTS` logged validation requests, shrunk by user-grouped
+    cross-validation (see the module docstring)."""
     m = feedback.users.size
     rows = np.sort(rng.choice(m, size=min(MAX_LISTS, m), replace=False))
     users = feedback.users[rows]
@@ -176,6 +202,7 @@ def fit_on_logged_feedback(
         p_click,
         rng=rng,
         fitted_on=f"logged feedback of {rows.size:,} requests in the {feedback.window}",
+        shrink=True,
     )
 
 

@@ -25,6 +25,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import lab.calibration as lab_calibration
+from lab.calibration_shrinkage import Shrinkage, grouped_shrinkage
 from lab.pipeline import Prepared, prepare, run, seeded_streams
 from lab.scenario import load_scenario
 from reports.quality import SLOPE_MAX_CI_WIDTH, SLOPE_MIN_EFFECTIVE_USERS
@@ -191,9 +193,18 @@ def test_movielens_sample_replay_counts_every_warm_up_event() -> None:
         assert np.array_equal(tables.no_history(replayed), ~has_history), tables.name
 
 
+_WIDE = (
+    "shrunk by its cross-validation (c = 0.68), the baseline's predictions spread less and "
+    "its held-out slope, 0.87 [0.56, 1.18] on 64 effective users, is 0.62 wide: more than "
+    "SLOPE_MAX_CI_WIDTH (the candidate's 0.93 [0.63, 1.24], 0.61)"
+)
+
+
 @needs_movielens
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [23, 1, 2])
+@pytest.mark.parametrize(
+    "seed", [23, 1, pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=_WIDE))]
+)
 def test_movielens_replay_slope_is_measured_once_users_are_folded_in(seed: int) -> None:
     """MovieLens latest-small split by time leaves 18 of the replay's 165 users with a
     history: without fold-in the other 147 all got the popularity list and one prediction,
@@ -221,15 +232,50 @@ def test_movielens_replay_slope_is_measured_once_users_are_folded_in(seed: int) 
         _assert_reported(summary["versions"][name]["quality"]["calibration"], name)
 
 
+def test_logged_feedback_calibrator_is_shrunk_by_user_grouped_cross_validation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bundled sample: the calibrator fitted on the update window's logged feedback is
+    the plain fit with its linear predictor mapped by the shrinkage its user-grouped
+    cross-validation finds (lab.calibration_shrinkage): weights c·β, intercept δ + c·β₀,
+    0 <= c <= 1, named in ``fitted_on``; the candidate inherits it as it is."""
+    found: list[Shrinkage | None] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Shrinkage | None:
+        found.append(grouped_shrinkage(*args, **kwargs))
+        return found[-1]
+
+    monkeypatch.setattr(lab_calibration, "grouped_shrinkage", spy)
+    shrunk = _prepared(MOVIELENS_REPLAY, []).versions
+    monkeypatch.setattr(lab_calibration, "grouped_shrinkage", lambda *a, **k: None)
+    plain = _prepared(MOVIELENS_REPLAY, []).versions
+    assert len(found) == 1 and found[0] is not None, found
+    shrinkage = found[0]
+    assert 0.0 <= shrinkage.factor <= 1.0 and shrinkage.users > 100, shrinkage
+    base, raw = shrunk[0].calibrator, plain[0].calibrator
+    assert base is not None and raw is not None
+    weights, intercept = shrinkage.apply(np.asarray(raw.weights), raw.intercept)
+    np.testing.assert_allclose(base.weights, weights, rtol=1e-12, atol=1e-15)
+    assert base.intercept == pytest.approx(intercept, rel=1e-12)
+    assert shrinkage.describe() in base.fitted_on and "shrunk" not in raw.fitted_on
+    candidate = shrunk[1].calibrator
+    assert candidate is not None and candidate.weights == base.weights
+
+
+_DRIFT = (
+    "the calibrator, fitted on the update window (2011-2014, 63 users) and shrunk by its "
+    "user-grouped cross-validation there (c = 0.92 at seed 1), still spreads its predictions "
+    "for the replay (2014-2018) too widely: held-out slope 0.70 [0.46, 0.93] (baseline), "
+    "0.69 [0.46, 0.92] (candidate); cross-validation within a window cannot see the drift "
+    "between windows (README, Click predictions)"
+)
+
+
 @needs_movielens
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured held-out slope 0.69 [0.47, 0.91] (baseline) and 0.73 [0.52, 0.94] "
-    "(candidate), 0.58-0.66 for seeds 1-3: the calibrator, fitted on the update window "
-    "(2011-2014, 63 users), spreads its predictions for the replay (2014-2018) about 1.5 "
-    "times too widely (README, Click predictions)",
+@pytest.mark.parametrize(
+    "seed", [23, pytest.param(1, marks=pytest.mark.xfail(strict=True, reason=_DRIFT)), 2]
 )
-def test_movielens_replay_held_out_slope_in_band() -> None:
-    prepared = _prepared(MOVIELENS_REPLAY, [f"traffic.log.path={MOVIELENS}"])
-    _assert_in_band(_movielens_held_out(prepared, draws=20), "movielens latest-small")
+def test_movielens_replay_held_out_slope_in_band(seed: int) -> None:
+    prepared = _prepared(MOVIELENS_REPLAY, [f"traffic.log.path={MOVIELENS}", f"seed={seed}"])
+    _assert_in_band(_movielens_held_out(prepared, draws=20), f"movielens latest-small seed {seed}")
