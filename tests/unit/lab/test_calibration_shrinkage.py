@@ -45,17 +45,26 @@ def _world(users: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
     return features, p_click, user
 
 
+Feedback = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _feedback(users: int, rng: np.random.Generator, *, clicks: bool = True) -> Feedback:
+    """``grouped_shrinkage``'s inputs for a world of ``users`` (every slot listed; no click
+    at all with ``clicks=False``): features, listed, labels, kept, weights, user."""
+    features, p_click, user = _world(users, rng)
+    listed = np.ones(p_click.shape, dtype=bool)
+    labels = (rng.random(p_click.shape) < p_click) & clicks
+    kept, weight = subsample_negatives(labels, listed)
+    return features, listed, labels, kept, weight, user
+
+
 def _fit_and_shrink(
     users: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, float, Shrinkage | None]:
-    features, p_click, user = _world(users, rng)
-    listed = np.ones(p_click.shape, dtype=bool)
-    labels = rng.random(p_click.shape) < p_click
-    kept, weight = subsample_negatives(labels, listed)
+    feedback = _feedback(users, rng)
+    features, _, labels, kept, weight, _ = feedback
     w, b = fit_logistic(features[kept], labels[kept].astype(np.int8), sample_weight=weight)
-    shrinkage = grouped_shrinkage(
-        features, listed, labels, kept, weight, user, position_decay=DECAY, rng=rng, repeats=4
-    )
+    shrinkage = grouped_shrinkage(*feedback, position_decay=DECAY, rng=rng, repeats=4)
     return w, b, shrinkage
 
 
@@ -98,26 +107,14 @@ def test_apply_scales_the_linear_predictor() -> None:
 
 def test_fewer_users_than_folds_or_no_click_gives_nothing_to_shrink() -> None:
     rng = np.random.default_rng(0)
-    features, p_click, user = _world(4, rng)
-    listed = np.ones(p_click.shape, dtype=bool)
-    labels = rng.random(p_click.shape) < p_click
-    kept, weight = subsample_negatives(labels, listed)
-    args = (features, listed, labels, kept, weight, user)
-    assert grouped_shrinkage(*args, position_decay=DECAY, rng=rng) is None
-    features, _, user = _world(8, rng)
-    listed = np.ones(features.shape[:2], dtype=bool)
-    no_click = np.zeros_like(listed)
-    kept, weight = subsample_negatives(no_click, listed)
-    args = (features, listed, no_click, kept, weight, user)
-    assert grouped_shrinkage(*args, position_decay=DECAY, rng=rng) is None
+    assert grouped_shrinkage(*_feedback(4, rng), position_decay=DECAY, rng=rng) is None
+    no_click = _feedback(8, rng, clicks=False)
+    assert grouped_shrinkage(*no_click, position_decay=DECAY, rng=rng) is None
 
 
 def test_mismatched_shapes_are_refused() -> None:
     rng = np.random.default_rng(0)
-    features, p_click, user = _world(6, rng)
-    listed = np.ones(p_click.shape, dtype=bool)
-    labels = rng.random(p_click.shape) < p_click
-    kept, weight = subsample_negatives(labels, listed)
+    features, listed, labels, kept, weight, user = _feedback(6, rng)
     with pytest.raises(UserInputError, match="users"):
         grouped_shrinkage(
             features, listed, labels, kept, weight, user[:-1], position_decay=DECAY, rng=rng
