@@ -62,6 +62,9 @@ PRUNE_ABOVE = 2048
 #: Item blocks of the pruned search: the first, and the widest (they double in between).
 _FIRST_BLOCK = 1024
 _WIDEST_BLOCK = 65536
+#: Scores held per step of the pruned search (per thread): 1,000 users against a
+#: 1,024-item block; a 65,536-item block takes one 100-user tile (26 MB) as before.
+_STEP_BYTES = 4 * 2**20
 #: Relative slack on the Cauchy-Schwarz bound: float32 dot products round by ~f * 6e-8.
 _BOUND_MARGIN = 1e-4
 #: Selection through a shortlist (``_select_shortlisted``): columns per group, and the
@@ -304,13 +307,21 @@ def _pruned(
             break
         block_t = by_norm[lo:hi].T
         ids = order[lo:hi]
-        for start in range(0, active.size, _TILE):
-            rows = active[start : start + _TILE]
+        # Several tiles per step (same bits: rows never depend on their batch), so the
+        # selection's fixed cost per call is paid per step, not per 100 users.
+        step = max(_TILE, _STEP_BYTES // (4 * (hi - lo)) // _TILE * _TILE)
+        for start in range(0, active.size, step):
+            rows = active[start : start + step]
             scores = _score_tiles(model.user_factors, users[rows], block_t)
             at, items = lists.pairs(rows)
             inside = (position[items] >= lo) & (position[items] < hi)
             scores[at[inside], position[items[inside]] - lo] = -np.inf
             top, top_scores = _select(scores, ids, k)
+            if lo == 0:
+                # Nothing found yet (ids past the catalogue at -inf): the merge would return
+                # ``top`` itself, whose pads are real ids below the catalogue's size.
+                best[rows], best_scores[rows] = top, top_scores
+                continue
             merged, merged_scores = _select(
                 np.concatenate([best_scores[rows], top_scores], axis=1),
                 np.concatenate([best[rows], top], axis=1),
