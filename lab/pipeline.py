@@ -379,6 +379,7 @@ def _noise_floor(
         list_store=builder.lists(served_key, consumed_key, n_users, k, served, consumed),
         trained_model=model,
         exploration=exploration_of(scenario.serving.explore_slots, scenario.seed),
+        lists_only=True,  # only its lists are compared with the baseline's
     )
     if calibrator is not None:
         tables.calibrator = calibrator.inherited(NOISE_FLOOR)
