@@ -5,7 +5,7 @@ with the same result:
 
 * **dense** (catalogues up to ``prune_above`` items, 2,048 by default): every item is
   scored, a block of users at a time so that memory stays bounded whatever the number of
-  users (a block holds at most ``chunk_users`` users and at most 16 MiB of scores);
+  users (a block holds at most ``chunk_users`` users and at most 4 MiB of scores);
 * **pruned** (larger catalogues): items are visited in blocks by decreasing factor norm,
   and a user stops as soon as the Cauchy-Schwarz bound ``|x_u| |y_i|`` of every item left
   falls below their K-th score so far (with a 1e-4 relative margin for float32 rounding).
@@ -56,15 +56,14 @@ __all__ = ["TopK", "top_k"]
 PAD_ITEM = -1
 #: Users per matrix product (implicit's batch size); short tiles are padded to it.
 _TILE = 100
-_BLOCK_BYTES = 16 * 2**20
+#: Scores held at once per thread (dense blocks, pruned steps): small enough to stay in
+#: cache between the product and the selection (2,000 items: 4 MiB ran 12 % faster than 16).
+_BLOCK_BYTES = 4 * 2**20
 #: Catalogues above this size are searched by norm bound (``prune_above``).
 PRUNE_ABOVE = 2048
 #: Item blocks of the pruned search: the first, and the widest (they double in between).
 _FIRST_BLOCK = 1024
 _WIDEST_BLOCK = 65536
-#: Scores held per step of the pruned search (per thread): 1,000 users against a
-#: 1,024-item block; a 65,536-item block takes one 100-user tile (26 MB) as before.
-_STEP_BYTES = 4 * 2**20
 #: Relative slack on the Cauchy-Schwarz bound: float32 dot products round by ~f * 6e-8.
 _BOUND_MARGIN = 1e-4
 #: Selection through a shortlist (``_select_shortlisted``): columns per group, and the
@@ -114,7 +113,7 @@ def top_k(
                  row per requested user); users beyond its rows have consumed nothing and
                  items beyond the model's catalogue are ignored
     chunk_users  dense search: at most this many users scored per block; blocks are also
-                 capped at 16 MiB of scores and rounded down to whole 100-user tiles
+                 capped at 4 MiB of scores and rounded down to whole 100-user tiles
     prune_above  catalogues with more items are searched by norm bound (same result)
     threads      score this many shares of the users at once (BLAS and the selection release
                  the GIL); rows do not depend on their batch, so neither does the result
@@ -309,7 +308,7 @@ def _pruned(
         ids = order[lo:hi]
         # Several tiles per step (same bits: rows never depend on their batch), so the
         # selection's fixed cost per call is paid per step, not per 100 users.
-        step = max(_TILE, _STEP_BYTES // (4 * (hi - lo)) // _TILE * _TILE)
+        step = max(_TILE, _BLOCK_BYTES // (4 * (hi - lo)) // _TILE * _TILE)
         for start in range(0, active.size, step):
             rows = active[start : start + step]
             scores = _score_tiles(model.user_factors, users[rows], block_t)
