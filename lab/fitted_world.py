@@ -181,11 +181,14 @@ def render_block(
         lines += [
             "",
             "# Merge into the scenario's [users] table.  P(click | examined) = "
-            "sigmoid(a(u, i) + click_offset):",
+            "sigmoid(a(u, i) + click_offset + engagement_u):",
             f"# the offset at which items users consume on their own are clicked at the log's "
-            f"level, {level.rate:.4f}.",
+            f"level, {level.rate:.4f},",
+            "# by users whose clicks rise with their activity by activity_engagement (the "
+            "offset holds for this value only).",
             "[users]",
             f"click_offset = {_number(round(fit.click_offset, 4))}",
+            f"activity_engagement = {_number(fit.activity_engagement)}",
         ]
     return "\n".join(lines) + "\n"
 

@@ -785,10 +785,10 @@ class Users(Table):
     position_decay: Annotated[float, ranged(0, 1, lo_open=True)] = 0.8
     click_offset: Annotated[float, ranged(-20, 20)] = -2.5
     #: Click logit per unit of centred log activity (see ``lab.versions.ClickTruth``).  0.5
-    #: puts new users' CTR at 0.66x returning users'; not the default while the click
-    #: calibrators see activity only through history length (the quick start candidate's
-    #: held-out calibration slope rises to 1.26 at seed 4, above the [0.8, 1.2] band).
-    activity_engagement: Annotated[float, ranged(0, 5)] = 0.0
+    #: puts new users' CTR at 0.66x returning users' (services see new users click less);
+    #: 0 gives the inversion of a world whose clicks ignore activity (README, "The synthetic
+    #: world's defaults").
+    activity_engagement: Annotated[float, ranged(0, 5)] = 0.5
     abandon_after_ms: Annotated[float, ranged(0, math.inf)] = 400.0
     abandon_per_100ms: Fraction = 0.1
     memory: Memory | None = None

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from lab.exploration import Exploration
 from lab.list_store import ListStore
 from replay.calibration import ClickCalibrator, item_scores, list_features
-from replay.synthetic import SyntheticWorld
+from replay.synthetic import SyntheticWorld, engagement_logits
 from replay.topk import top_k
 from replay.training import TrainedModel
 from sim.users import list_click_probability
@@ -96,12 +96,8 @@ class ClickTruth:
     engagement: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        activity = np.maximum(np.asarray(self.world.activity, np.float64), 1e-300)
-        log_activity = np.log(activity)
-        centred = log_activity - (activity @ log_activity) / activity.sum()
-        object.__setattr__(
-            self, "engagement", (self.activity_engagement * centred).astype(np.float32)
-        )
+        engagement = engagement_logits(self.world.activity, self.activity_engagement)
+        object.__setattr__(self, "engagement", engagement)
 
     def relevance(self, users: np.ndarray, items: np.ndarray, lift: float) -> np.ndarray:
         """True P(click | examined) for ``items [n, K]``; 0 on empty slots."""

@@ -35,6 +35,7 @@ __all__ = [
     "SyntheticWorld",
     "WorldSpec",
     "drift_popularity",
+    "engagement_logits",
     "generate_history",
     "generate_requests",
     "make_world",
@@ -45,6 +46,21 @@ __all__ = [
 SYNTHETIC_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 
 FloatArray = npt.NDArray[np.float32]
+
+
+def engagement_logits(activity: npt.ArrayLike, strength: float) -> FloatArray:
+    """Each user's click-logit shift ``[n_users]`` float32: users who come more often click
+    more of what they examine,
+
+        engagement_u = strength * (ln activity_u - Σ_v w_v ln activity_v),  w_v = activity_v / Σ activity,
+
+    centred as traffic weighs users (sessions are drawn in proportion to activity), so the
+    average request's logit is unchanged and ``users.click_offset`` keeps setting the level.
+    """
+    weights = np.maximum(np.asarray(activity, np.float64), 1e-300)
+    log_activity = np.log(weights)
+    centred = log_activity - (weights @ log_activity) / weights.sum()
+    return np.asarray(strength * centred, dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,9 @@ measures:
   world's (``replay.taste_fit``);
 * ``click_level`` and ``click_offset`` — how often a shown item is clicked (clicks per
   impression, or per logged event) and the ``users.click_offset`` that gives the fitted
-  world that level (``replay.click_level``); ``None`` for a log of consumptions only.
+  world that level (``replay.click_level``), for users whose clicks rise with activity by
+  ``activity_engagement`` (written beside the offset, since the offset depends on it);
+  ``None`` for a log of consumptions only.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class WorldFit:
     mean_think_time_s: float
     click_level: ClickLevel | None
     click_offset: float | None
+    activity_engagement: float
     taste: TasteFit
 
 
@@ -246,9 +249,12 @@ def fit_world(
     source: str,
     gap_s: float = DEFAULT_GAP_S,
     clicks: ClickLevel | None = None,
+    activity_engagement: float,
 ) -> WorldFit:
     """Every estimate of the module docstring from one log (sorted by time); ``clicks``: the
-    click level when the caller measured it (a click column), else from the event types."""
+    click level when the caller measured it (a click column), else from the event types;
+    ``activity_engagement``: the scenario's ``users.activity_engagement`` the click offset
+    is solved for."""
     if not (math.isfinite(gap_s) and gap_s > 0):
         raise UserInputError(f"{source}: session gap must be a positive duration, got {gap_s!r}")
     if clicks is None:
@@ -325,7 +331,12 @@ def fit_world(
             signal=taste.taste_signal,
             rng=np.random.default_rng(0),
         )
-        offset = click_offset(world, clicks.rate, rng=np.random.default_rng(1))
+        offset = click_offset(
+            world,
+            clicks.rate,
+            rng=np.random.default_rng(1),
+            activity_engagement=activity_engagement,
+        )
     return WorldFit(
         traffic=traffic,
         gap_s=gap_s,
@@ -341,5 +352,6 @@ def fit_world(
         mean_think_time_s=float(gap[~new_session].mean()) if (~new_session).any() else 0.0,
         click_level=clicks,
         click_offset=offset,
+        activity_engagement=activity_engagement,
         taste=taste,
     )

@@ -59,6 +59,7 @@ def add_parser(sub: Any) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from lab.fitted_world import check_block, render_block
+    from lab.scenario import Users
     from replay.click_level import click_column_level, event_click_level
     from replay.errors import UserInputError
     from replay.logs import LogSpec, read_log, resolved_format
@@ -87,7 +88,13 @@ def execute(args: argparse.Namespace) -> int:
         clicks = click_column_level(args.log, args.clicks, fmt=fmt, source=table.source)
     elif fmt == "obd":
         clicks = event_click_level(shape.event, rows_are_impressions=True, source=table.source)
-    fit = fit_world(shape, source=table.source, gap_s=gap_s, clicks=clicks)
+    fit = fit_world(
+        shape,
+        source=table.source,
+        gap_s=gap_s,
+        clicks=clicks,
+        activity_engagement=Users().activity_engagement,
+    )
     block = render_block(fit, source=args.log.name, accounting=table.accounting, scale=args.scale)
     check_block(block, source=str(out or args.log))
     if out is None:

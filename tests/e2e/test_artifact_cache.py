@@ -114,7 +114,7 @@ def test_a_cache_dir_that_is_a_file_is_refused(
 
 @pytest.mark.parametrize(
     "setting",
-    ["users.click_offset=-2.0", "users.activity_engagement=0.5", "serving.explore_slots=0"],
+    ["users.click_offset=-2.0", "users.activity_engagement=1.0", "serving.explore_slots=0"],
 )
 def test_a_calibration_is_fitted_again_only_when_its_inputs_change(
     tmp_path: Path, setting: str

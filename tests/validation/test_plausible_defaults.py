@@ -10,8 +10,8 @@ Reference figures (README, "The synthetic world's defaults"):
   its top-10 (54 % at 16 factors), so a floor below 50 % says the world gives too little
   to learn;
 * new against returning users: services report new users clicking less than returning
-  ones; the target band for the ratio of their CTRs is [0.5, 0.9], met with
-  ``users.activity_engagement = 0.5`` (not yet the default, see ``lab.scenario.Users``);
+  ones; the target band for the ratio of their CTRs is [0.5, 0.9], met by clicks that rise
+  with activity (``users.activity_engagement``, 0.5 by default; see ``lab.scenario.Users``);
 * torso and tail: ALS's top-10 on MovieLens latest-small shows them nothing either, so
   their impressions come from exploration (``lab.exploration``): one slot in ten by
   default, 2-6 % of the impressions for each.
@@ -89,19 +89,18 @@ def _expected_ctr_ratio(scenario: Scenario) -> tuple[float, tuple[float, float]]
     return ratio, (float(low), float(high))
 
 
-#: Clicks that rise with activity (not yet the default: see ``lab.scenario.Users``).
-ENGAGED = "users.activity_engagement=0.5"
+#: Clicks independent of activity (the default before 0.5).
+INDIFFERENT = "users.activity_engagement=0"
 
 
 def test_new_users_click_less_than_returning_users(tmp_path: Path) -> None:
-    ratio, (low, high) = _expected_ctr_ratio(_scenario(tmp_path, [*REDUCED, ENGAGED]))
+    ratio, (low, high) = _expected_ctr_ratio(_scenario(tmp_path, REDUCED))
     assert RATIO_BAND[0] <= low <= ratio <= high <= RATIO_BAND[1], (ratio, low, high)
 
 
 def test_without_engagement_new_users_out_click_returning_ones(tmp_path: Path) -> None:
-    # The mechanism, not a tuned number: clicks independent of activity (the default) give
-    # the inversion.
-    ratio, (low, _) = _expected_ctr_ratio(_scenario(tmp_path, REDUCED))
+    # The mechanism, not a tuned number: clicks independent of activity give the inversion.
+    ratio, (low, _) = _expected_ctr_ratio(_scenario(tmp_path, [*REDUCED, INDIFFERENT]))
     assert low > 1.0, ratio
 
 
@@ -138,7 +137,7 @@ def test_without_exploration_lists_hold_only_the_head(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_full_scale_defaults_are_plausible(tmp_path: Path) -> None:
     """The defaults at the scale written above: simulated clicks, with their intervals."""
-    summary = build_summary(run(_scenario(tmp_path, [ENGAGED])), reproducible=True)
+    summary = build_summary(run(_scenario(tmp_path, [])), reproducible=True)
     tenure = summary["segments"]["tenure"]["by_segment"]
     new = tenure["new"]["versions"]["baseline"]
     returning = tenure["returning"]["versions"]["baseline"]

@@ -192,7 +192,7 @@ def _log(users: int, days: float, items: int = 5) -> LogShape:
 
 
 def test_fit_recovers_sessions_and_think_times() -> None:
-    fit = fit_world(_log(50, 30.0), source="toy.csv")
+    fit = fit_world(_log(50, 30.0), source="toy.csv", activity_engagement=0.5)
     assert fit.sessions == 100 and fit.mean_session_length == 2.0
     assert fit.mean_think_time_s == pytest.approx(45.0)
     assert set(fit.traffic.activity.values) == {4.0} and set(fit.traffic.sessions) == {2.0}
@@ -200,7 +200,7 @@ def test_fit_recovers_sessions_and_think_times() -> None:
 
 def test_a_log_too_short_names_every_missing_piece() -> None:
     with pytest.raises(UserInputError) as error:
-        fit_world(_log(5, 0.01, items=1), source="tiny.csv")
+        fit_world(_log(5, 0.01, items=1), source="tiny.csv", activity_engagement=0.5)
     text = str(error.value)
     assert text.startswith("tiny.csv: log too short to fit a world: 5 users (need at least 10)")
     assert "1 items (need at least 2)" in text and "time span" in text
