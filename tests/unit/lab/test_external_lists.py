@@ -3,6 +3,8 @@ own click probabilities as the version's predictions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -31,14 +33,14 @@ def _stand_in() -> TrainedModel:
     )
 
 
-def _tables(
-    lists: FixedLists, covered: np.ndarray, fallback: VersionTables | None
+def _version_tables(
+    name: str, model: TrainedModel, seen: sp.csr_matrix, **options: Any
 ) -> VersionTables:
-    tables = VersionTables(
-        "candidate",
-        lists.model,
-        seen=sp.csr_matrix((N_USERS, N_ITEMS), dtype=np.float32),
-        consumed=sp.csr_matrix((N_USERS, N_ITEMS), dtype=np.float32),
+    return VersionTables(
+        name,
+        model,
+        seen=seen,
+        consumed=seen,
         truth=FlatTruth(),
         n_users=N_USERS,
         popular_items=np.array([0, 1, 2], np.int32),
@@ -46,9 +48,16 @@ def _tables(
         click_lift=0.0,
         parent=None,
         update=None,
-        list_store=lists,
-        covered=covered,
-        fallback=fallback,
+        **options,
+    )
+
+
+def _tables(
+    lists: FixedLists, covered: np.ndarray, fallback: VersionTables | None
+) -> VersionTables:
+    nothing = sp.csr_matrix((N_USERS, N_ITEMS), dtype=np.float32)
+    tables = _version_tables(
+        "candidate", lists.model, nothing, list_store=lists, covered=covered, fallback=fallback
     )
     tables.calibrator = ClickCalibrator(FEATURES, (0.0,) * len(FEATURES), -2.0, "test")
     return tables
@@ -100,20 +109,7 @@ def _scored(lists_only: bool) -> VersionTables:
         np.arange(N_ITEMS, dtype=np.int64),
     )
     seen = sp.csr_matrix(np.eye(N_USERS, N_ITEMS, dtype=np.float32))
-    return VersionTables(
-        "baseline@noise_floor",
-        model,
-        seen=seen,
-        consumed=seen,
-        truth=FlatTruth(),
-        n_users=N_USERS,
-        popular_items=np.array([0, 1, 2], np.int32),
-        k=K,
-        click_lift=0.0,
-        parent=None,
-        update=None,
-        lists_only=lists_only,
-    )
+    return _version_tables("baseline@noise_floor", model, seen, lists_only=lists_only)
 
 
 def test_tables_of_lists_only_score_the_same_lists_and_nothing_else() -> None:
