@@ -75,10 +75,10 @@ def explore(
     # Column by column: a handful of [n, draws] comparisons, where broadcasting to
     # [n, draws, K] and reducing the short last axis cost several times more.
     admissible = np.ones((n, draws), bool)
-    for j in range(keep):
-        admissible &= candidates != out[:, j : j + 1]
-    for j in range(draws - 1):  # a repeat of an earlier draw is not admissible
-        admissible[:, j + 1 :] &= candidates[:, j + 1 :] != candidates[:, j : j + 1]
+    for column in range(keep):
+        admissible &= candidates != out[:, column : column + 1]
+    for draw in range(draws - 1):  # a repeat of an earlier draw is not admissible
+        admissible[:, draw + 1 :] &= candidates[:, draw + 1 :] != candidates[:, draw : draw + 1]
     if consumed is not None:
         rows = np.repeat(np.asarray(users, np.int64), draws)
         inside = rows < consumed.shape[0]
