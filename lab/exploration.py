@@ -72,10 +72,13 @@ def explore(
             ^ np.arange(draws, dtype=np.uint64)[None, :]
         )
     candidates = (_splitmix64(counter) % np.uint64(n_items)).astype(np.int64)
-    admissible = ~(candidates[:, :, None] == out[:, None, :keep]).any(axis=2)
-    earlier = np.tril(np.ones((draws, draws), bool), -1)
-    repeated = ((candidates[:, :, None] == candidates[:, None, :]) & earlier).any(axis=2)
-    admissible &= ~repeated
+    # Column by column: a handful of [n, draws] comparisons, where broadcasting to
+    # [n, draws, K] and reducing the short last axis cost several times more.
+    admissible = np.ones((n, draws), bool)
+    for column in range(keep):
+        admissible &= candidates != out[:, column : column + 1]
+    for draw in range(draws - 1):  # a repeat of an earlier draw is not admissible
+        admissible[:, draw + 1 :] &= candidates[:, draw + 1 :] != candidates[:, draw : draw + 1]
     if consumed is not None:
         rows = np.repeat(np.asarray(users, np.int64), draws)
         inside = rows < consumed.shape[0]

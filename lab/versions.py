@@ -123,6 +123,8 @@ class VersionTables:
     (None: every user it saw interact); the others get ``fallback``'s list (another
     version's tables) or, without one, the popularity list, and count as
     ``popularity_fallback_users``.  ``origin``: where the version came from (summary.json).
+    ``lists_only``: rows get their items alone (relevance, scores and predictions stay 0),
+    for tables whose lists are all that is read (the noise floor's).
     """
 
     def __init__(
@@ -145,8 +147,10 @@ class VersionTables:
         origin: dict[str, Any] | None = None,
         trained_model: TrainedModel | None = None,
         exploration: Exploration | None = None,
+        lists_only: bool = False,
     ) -> None:
         self.name = name
+        self.lists_only = lists_only
         # What the version learnt, before any replayed user was folded in (lab.fold_in):
         # what the registry keeps.  ``model`` is what it serves with.
         self.trained_model = trained_model or model
@@ -264,6 +268,9 @@ class VersionTables:
                 todo, chosen, self.list_store.consumed, self.model.n_items
             )
         self.items[todo] = chosen
+        if self.lists_only:
+            self.ready[todo] = True
+            return
         self.relevance[todo] = self.truth.relevance(todo, chosen, self.click_lift)
         scores = item_scores(self.model, todo, chosen)
         self.scores[todo] = scores

@@ -52,7 +52,8 @@ def engagement_logits(activity: npt.ArrayLike, strength: float) -> FloatArray:
     """Each user's click-logit shift ``[n_users]`` float32: users who come more often click
     more of what they examine,
 
-        engagement_u = strength * (ln activity_u - Σ_v w_v ln activity_v),  w_v = activity_v / Σ activity,
+        engagement_u = strength * (ln activity_u - Σ_v w_v ln activity_v)
+        w_v = activity_v / Σ_v' activity_v',
 
     centred as traffic weighs users (sessions are drawn in proportion to activity), so the
     average request's logit is unchanged and ``users.click_offset`` keeps setting the level.

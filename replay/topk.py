@@ -5,7 +5,7 @@ with the same result:
 
 * **dense** (catalogues up to ``prune_above`` items, 2,048 by default): every item is
   scored, a block of users at a time so that memory stays bounded whatever the number of
-  users (a block holds at most ``chunk_users`` users and at most 16 MiB of scores);
+  users (a block holds at most ``chunk_users`` users and at most 4 MiB of scores);
 * **pruned** (larger catalogues): items are visited in blocks by decreasing factor norm,
   and a user stops as soon as the Cauchy-Schwarz bound ``|x_u| |y_i|`` of every item left
   falls below their K-th score so far (with a 1e-4 relative margin for float32 rounding).
@@ -56,7 +56,9 @@ __all__ = ["TopK", "top_k"]
 PAD_ITEM = -1
 #: Users per matrix product (implicit's batch size); short tiles are padded to it.
 _TILE = 100
-_BLOCK_BYTES = 16 * 2**20
+#: Scores held at once per thread (dense blocks, pruned steps): small enough to stay in
+#: cache between the product and the selection (2,000 items: 4 MiB ran 12 % faster than 16).
+_BLOCK_BYTES = 4 * 2**20
 #: Catalogues above this size are searched by norm bound (``prune_above``).
 PRUNE_ABOVE = 2048
 #: Item blocks of the pruned search: the first, and the widest (they double in between).
@@ -65,8 +67,10 @@ _WIDEST_BLOCK = 65536
 #: Relative slack on the Cauchy-Schwarz bound: float32 dot products round by ~f * 6e-8.
 _BOUND_MARGIN = 1e-4
 #: Selection through a shortlist (``_select_shortlisted``): columns per group, and the
-#: narrowest row (in multiples of K) worth it; 2 x 16 leaves at least 2K groups.
-_GROUP = 16
+#: narrowest row (in multiples of K) worth it; 2 x 8 leaves at least 2K groups.  Groups of
+#: 8 (a shortlist of 8K columns) selected all 50,000 users of a 5,000-item ALS in 25 % less
+#: CPU than groups of 16.
+_GROUP = 8
 _SHORTLIST_FROM = 2 * _GROUP
 
 
@@ -111,7 +115,7 @@ def top_k(
                  row per requested user); users beyond its rows have consumed nothing and
                  items beyond the model's catalogue are ignored
     chunk_users  dense search: at most this many users scored per block; blocks are also
-                 capped at 16 MiB of scores and rounded down to whole 100-user tiles
+                 capped at 4 MiB of scores and rounded down to whole 100-user tiles
     prune_above  catalogues with more items are searched by norm bound (same result)
     threads      score this many shares of the users at once (BLAS and the selection release
                  the GIL); rows do not depend on their batch, so neither does the result
@@ -304,13 +308,21 @@ def _pruned(
             break
         block_t = by_norm[lo:hi].T
         ids = order[lo:hi]
-        for start in range(0, active.size, _TILE):
-            rows = active[start : start + _TILE]
+        # Several tiles per step (same bits: rows never depend on their batch), so the
+        # selection's fixed cost per call is paid per step, not per 100 users.
+        step = max(_TILE, _BLOCK_BYTES // (4 * (hi - lo)) // _TILE * _TILE)
+        for start in range(0, active.size, step):
+            rows = active[start : start + step]
             scores = _score_tiles(model.user_factors, users[rows], block_t)
             at, items = lists.pairs(rows)
             inside = (position[items] >= lo) & (position[items] < hi)
             scores[at[inside], position[items[inside]] - lo] = -np.inf
             top, top_scores = _select(scores, ids, k)
+            if lo == 0:
+                # Nothing found yet (ids past the catalogue at -inf): the merge would return
+                # ``top`` itself, whose pads are real ids below the catalogue's size.
+                best[rows], best_scores[rows] = top, top_scores
+                continue
             merged, merged_scores = _select(
                 np.concatenate([best_scores[rows], top_scores], axis=1),
                 np.concatenate([best[rows], top], axis=1),
@@ -411,8 +423,8 @@ def _select_shortlisted(
     of the row's K best scores lies in a group whose maximum is at least the K-th best
     score, which is at least the K-th largest group maximum ``t``; when exactly K groups
     reach ``t``, those K groups and the last ``width - _GROUP x G`` columns hold the K best
-    *and* every column tied with the K-th, so selecting among them (``16 K`` columns) gives
-    what the whole row gives, where partitioning the whole row cost most of the scoring.
+    *and* every column tied with the K-th, so selecting among them (``_GROUP x K`` columns)
+    gives what the whole row gives, where partitioning the whole row cost most of the scoring.
     Rows with more than K groups at ``t`` (tied maxima, ``-inf`` or NaN) take the full
     selection.
     """

@@ -3,6 +3,8 @@ own click probabilities as the version's predictions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -31,14 +33,14 @@ def _stand_in() -> TrainedModel:
     )
 
 
-def _tables(
-    lists: FixedLists, covered: np.ndarray, fallback: VersionTables | None
+def _version_tables(
+    name: str, model: TrainedModel, seen: sp.csr_matrix, **options: Any
 ) -> VersionTables:
-    tables = VersionTables(
-        "candidate",
-        lists.model,
-        seen=sp.csr_matrix((N_USERS, N_ITEMS), dtype=np.float32),
-        consumed=sp.csr_matrix((N_USERS, N_ITEMS), dtype=np.float32),
+    return VersionTables(
+        name,
+        model,
+        seen=seen,
+        consumed=seen,
         truth=FlatTruth(),
         n_users=N_USERS,
         popular_items=np.array([0, 1, 2], np.int32),
@@ -46,9 +48,16 @@ def _tables(
         click_lift=0.0,
         parent=None,
         update=None,
-        list_store=lists,
-        covered=covered,
-        fallback=fallback,
+        **options,
+    )
+
+
+def _tables(
+    lists: FixedLists, covered: np.ndarray, fallback: VersionTables | None
+) -> VersionTables:
+    nothing = sp.csr_matrix((N_USERS, N_ITEMS), dtype=np.float32)
+    tables = _version_tables(
+        "candidate", lists.model, nothing, list_store=lists, covered=covered, fallback=fallback
     )
     tables.calibrator = ClickCalibrator(FEATURES, (0.0,) * len(FEATURES), -2.0, "test")
     return tables
@@ -89,3 +98,30 @@ def test_a_plugin_is_asked_once_per_user() -> None:
     lists.rows(np.array([3, 1, 3]))
     lists.rows(np.array([1, 2]))
     assert asked == [[1, 3], [2]] and lists.scored == 3
+
+
+def _scored(lists_only: bool) -> VersionTables:
+    rng = np.random.default_rng(4)
+    model = TrainedModel(
+        ModelSpec(algorithm="als", factors=3, seed=0),
+        rng.standard_normal((N_USERS, 3)).astype(np.float32),
+        rng.standard_normal((N_ITEMS, 3)).astype(np.float32),
+        np.arange(N_ITEMS, dtype=np.int64),
+    )
+    seen = sp.csr_matrix(np.eye(N_USERS, N_ITEMS, dtype=np.float32))
+    return _version_tables("baseline@noise_floor", model, seen, lists_only=lists_only)
+
+
+def test_tables_of_lists_only_score_the_same_lists_and_nothing_else() -> None:
+    """The noise floor's tables: its lists are compared with the baseline's, nothing more is
+    read, so no relevance or prediction is computed (and no calibrator is needed)."""
+    users = np.array([4, 0, 4, 2])
+    full = _scored(False)
+    full.calibrator = ClickCalibrator(FEATURES, (0.0,) * len(FEATURES), -2.0, "test")
+    full.ensure(users)
+    lists = _scored(True)
+    lists.ensure(users)
+    assert np.array_equal(lists.items, full.items)
+    assert np.array_equal(lists.ready, full.ready)
+    assert full.relevance[[0, 2, 4]].all() and not lists.relevance.any()
+    assert not lists.predicted.any() and not lists.scores.any()

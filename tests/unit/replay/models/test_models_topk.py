@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from models_data import N_ITEMS, N_USERS
 
 from replay.errors import UserInputError
-from replay.topk import TopK, top_k
+from replay.topk import PRUNE_ABOVE, TopK, top_k
 from replay.training import ModelSpec, TrainedModel, to_implicit, train
 
 SPECS = {
@@ -92,24 +92,31 @@ def tied_model() -> TrainedModel:
     )
 
 
-def test_ties_go_to_the_lower_item_id_including_at_the_kth_place() -> None:
+# The dense search, and the pruned one (a single block: its first, merged with nothing).
+BOTH_SEARCHES = pytest.mark.parametrize("prune_above", [PRUNE_ABOVE, 0])
+
+
+@BOTH_SEARCHES
+def test_ties_go_to_the_lower_item_id_including_at_the_kth_place(prune_above: int) -> None:
     model = tied_model()
     none = sp.csr_matrix((3, 7), dtype=np.float32)
-    items, scores = top_k(model, np.arange(3), none, 4)
+    items, scores = top_k(model, np.arange(3), none, 4, prune_above=prune_above)
     assert items.tolist() == [[4, 5, 1, 2]] * 3
     assert scores.tolist() == [[2.0, 2.0, 1.0, 1.0]] * 3
     consumed = sp.csr_matrix(np.array([[0, 1, 0, 0, 0, 1, 0]] * 3, dtype=np.float32))
-    items, _ = top_k(model, np.arange(3), consumed, 4)
+    items, _ = top_k(model, np.arange(3), consumed, 4, prune_above=prune_above)
     assert items.tolist() == [[4, 2, 3, 0]] * 3
 
 
-def test_pads_with_minus_one_when_fewer_than_k_items_remain() -> None:
+@BOTH_SEARCHES
+def test_pads_with_minus_one_when_fewer_than_k_items_remain(prune_above: int) -> None:
     model = tied_model()
     consumed = sp.csr_matrix(np.array([[1, 1, 1, 1, 1, 0, 1]] * 3, dtype=np.float32))
-    result = top_k(model, np.arange(3), consumed, 3)
+    result = top_k(model, np.arange(3), consumed, 3, prune_above=prune_above)
     assert result.items.tolist() == [[5, -1, -1]] * 3
     assert result.scores[0, 0] == 2.0 and np.all(np.isneginf(result.scores[:, 1:]))
-    wide = top_k(model, np.array([0]), sp.csr_matrix((3, 7), dtype=np.float32), 9)
+    empty = sp.csr_matrix((3, 7), dtype=np.float32)
+    wide = top_k(model, np.array([0]), empty, 9, prune_above=prune_above)
     assert wide.items.tolist() == [[4, 5, 1, 2, 3, 0, 6, -1, -1]]
 
 
