@@ -340,14 +340,14 @@ def _noise_floor(
     seed: int,
     builder: VersionBuilder,
     popular_items: np.ndarray,
-    calibrator: ClickCalibrator | None,
     sample: np.ndarray,
 ) -> VersionTables:
     """The baseline trained again on the same data with the same spec and seed + 1 (the
     spec of the baseline trained in the run or loaded from the registry).
 
-    Its click calibration is the baseline's (only its lists are used), and no shared generator is
-    drawn from, so turning the noise floor on or off changes no other number of the run.
+    Only its lists are read (the tables hold no relevance, scores or predictions, so it needs
+    no click calibration), and no shared generator is drawn from, so turning the noise floor
+    on or off changes no other number of the run.
     """
     source = builder.source
     matrices = source.matrices
@@ -381,8 +381,6 @@ def _noise_floor(
         exploration=exploration_of(scenario.serving.explore_slots, scenario.seed),
         lists_only=True,  # only its lists are compared with the baseline's
     )
-    if calibrator is not None:
-        tables.calibrator = calibrator.inherited(NOISE_FLOOR)
     tables.ensure(sample)
     return tables
 
@@ -538,7 +536,6 @@ def prepare(
             baseline_seed + 1,
             builder,
             popular_items,
-            tables[scenario.rollout.baseline].calibrator,
             sample,
         )
         training_s[NOISE_FLOOR] = floor_tables.model.training_seconds
