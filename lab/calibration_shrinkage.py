@@ -45,7 +45,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize
 from scipy.special import expit
 
 from replay.calibration import fit_logistic
@@ -191,6 +190,10 @@ def _fit_map(
         q = np.where(mask, expit(delta + c * eta), 0.0)
         p = np.clip(list_click_probability(q, position_decay), _EPS, 1.0 - _EPS)
         return -float(np.sum(target * np.log(p) + (1.0 - target) * np.log1p(-p))) / target.size
+
+    # Imported here: scipy.optimize takes ~0.3 s to import, and only logged feedback is
+    # shrunk, so synthetic runs never need it.
+    from scipy.optimize import minimize
 
     result = minimize(
         loss, x0=np.array([1.0, 0.0]), method="L-BFGS-B", bounds=[(0.0, 1.0), (-20.0, 20.0)]
