@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from lab.offpolicy_log import offpolicy_block
-from lab.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
+from lab.pipeline import SEGMENTS, RunResult
 from replay.calibration import ClickCalibrator
 from reports.attributes import by_attribute_blocks, fairness_block, user_group_blocks
 from reports.buckets import bucket_block, worst_group
@@ -383,14 +383,17 @@ def build_summary(
             cache_block["single_flight"] = coalescing_block(result)
     n = frame.height
     sim_wall = result.timing.get("simulate_s", 0.0)
+    floor = prepared.noise_floor
     timing = {
         "wall_s": result.timing.get("wall_s", 0.0),
         "prepare_s": result.timing.get("prepare_s", 0.0),
         "simulate_s": sim_wall,
         "sim_s": scenario.traffic.duration,
         "requests_per_wall_s": n / sim_wall if sim_wall > 0 else 0.0,
-        # Training the re-seeded baseline of the stability noise floor (part of prepare_s).
-        "noise_floor_training_s": prepared.training_s.get(NOISE_FLOOR),
+        # The re-seeded baseline of the stability noise floor, built in the background beside
+        # the simulation (not part of prepare_s): inside its training call, and all its work.
+        "noise_floor_training_s": None if floor is None else floor.model.training_seconds,
+        "noise_floor_s": result.timing.get("noise_floor_s"),
         # Parts of prepare_s: the world (or log), implicit's training calls (0 when every
         # version came from the artifact cache), top-K scoring.
         "world_s": result.timing.get("world_s", 0.0),
