@@ -59,3 +59,45 @@ def test_work_queued_behind_a_failed_build_fails_with_the_build_s_error() -> Non
     with pytest.raises(RuntimeError, match="training failed"):
         pending.result()
     assert ran == []
+
+
+def test_the_noise_floor_built_in_the_background_is_the_one_built_in_the_foreground() -> None:
+    """Regression for building the floor beside the run: same factors and lists as a build
+    on the calling thread with every core, whatever the threads and the timing."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from lab.pipeline import _noise_floor, prepare, simulate_prepared
+    from lab.scenario import load_scenario
+
+    root = Path(__file__).resolve().parents[3]
+    scenario = load_scenario(
+        root / "scenarios" / "quickstart.toml",
+        ["traffic.duration=10m", "traffic.users=6000", "traffic.items=400"],
+    )
+    prepared = prepare(scenario, threads=2)
+    assert prepared.floor_job is not None
+    simulate_prepared(prepared)  # queues the traffic users' rows behind the training
+    background = prepared.noise_floor
+    assert background is not None and prepared.noise_floor_s() is not None
+    builder = prepared.builder
+    assert builder is not None
+    baseline = prepared.versions[0]
+    foreground = _noise_floor(
+        scenario,
+        baseline.trained_model,
+        background.model.spec.seed,
+        builder,
+        prepared.popular.items,
+        prepared.calibration_sample,
+        threads=2,
+    )
+    np.testing.assert_array_equal(background.model.user_factors, foreground.model.user_factors)
+    np.testing.assert_array_equal(background.model.item_factors, foreground.model.item_factors)
+    scored = np.flatnonzero(background.ready)
+    assert scored.size > prepared.calibration_sample.size  # traffic users were added
+    foreground.ensure(scored)
+    np.testing.assert_array_equal(background.items[scored], foreground.items[scored])
+    # ... and it is not simply the baseline: another seed, other lists.
+    assert not np.array_equal(background.items[scored], baseline.items[scored])
