@@ -8,11 +8,13 @@ figures in ``timing`` (``wall_s``, ``prepare_s``, ``simulate_s``, ``requests_per
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from lab.background import in_background
 from lab.offpolicy_log import offpolicy_block
 from lab.pipeline import SEGMENTS, RunResult
 from replay.calibration import ClickCalibrator
@@ -317,12 +319,28 @@ def build_summary(
     results = frame["result"].value_counts()
     counts = dict(zip(results["result"].to_list(), results["count"].to_list(), strict=True))
     columns = RequestColumns.from_frame(frame, names)
-    shown = exposure(result, columns.user, columns.served_by, columns.hit)
-    quality = quality_blocks(result, columns, shown)
+    # The shown lists' exposure is numpy work that releases the GIL (and the report's
+    # costliest block): it runs on another core while the blocks that do not read it are
+    # built here.  A pure function of the run, so the order changes no number.
+    exposure_job = in_background(
+        partial(exposure, result, columns.user, columns.served_by, columns.hit), name="exposure"
+    )
     by_attribute = by_attribute_blocks(result, columns.served_by)
+    plain = {name: _version_block(frame, name, scenario.serving.budget_ms) for name in names}
+    served = served_block(frame, names)
+    windows = _windows(result, columns, names)
+    churn = churn_block(
+        columns.user,
+        frame["t_s"].to_numpy(),
+        columns.version,
+        [t.items for t in result.versions],
+        names,
+    )
+    shown = exposure_job.result()
+    quality = quality_blocks(result, columns, shown)
     versions: dict[str, Any] = {}
     for v, name in enumerate(names):
-        block = _version_block(frame, name, scenario.serving.budget_ms)
+        block = plain[name]
         table = result.versions[v]
         block["role"] = roles.get(name, "other")
         block["model"] = {
@@ -469,7 +487,7 @@ def build_summary(
             "shadow": int(frame.filter(pl.col("shadow") != "none").height),
         },
         "versions": versions,
-        "served": served_block(frame, names),
+        "served": served,
         "cache": cache_block,
         "rollout": rollout,
         "routing": _rounded(result.final_routing),
@@ -477,15 +495,9 @@ def build_summary(
             rollout, frame, scenario.rollout.baseline, float(scenario.traffic.duration or 0.0)
         ),
         "decisions": [d.as_dict() for d in result.controller.decisions],
-        "windows": _windows(result, columns, names),
+        "windows": windows,
         "segments": segments,
-        "churn": churn_block(
-            columns.user,
-            frame["t_s"].to_numpy(),
-            columns.version,
-            [t.items for t in result.versions],
-            names,
-        ),
+        "churn": churn,
         # Off-policy estimates (replay, IPS, SNIPS) of every version on the logged impressions,
         # when the log maps a propensity and a reward column; null otherwise.
         "off_policy": (
