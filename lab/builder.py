@@ -10,6 +10,7 @@ key.  Release trains and the noise floor build their versions the same way.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -65,13 +66,16 @@ class VersionBuilder:
     keys: dict[str, str] = field(default_factory=dict)  # version name -> model key
     #: Seconds inside implicit's training calls for the versions built here (not loaded).
     trained_s: float = 0.0
+    # The noise floor trains on a background thread (lab.background): sums stay exact.
+    _adding: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def model(self, key: str, build: Callable[[], TrainedModel]) -> TrainedModel:
         """The model stored under ``key``, or ``build()`` (then stored)."""
 
         def built() -> TrainedModel:
             model = build()
-            self.trained_s += model.training_seconds
+            with self._adding:
+                self.trained_s += model.training_seconds
             return model
 
         if self.store is None:
@@ -86,10 +90,15 @@ class VersionBuilder:
         k: int,
         model: TrainedModel,
         matrix: sp.csr_matrix,
+        *,
+        threads: int | None = None,
     ) -> ListStore:
-        """The version's top-K list store, under its key when there is an artifact store."""
+        """The version's top-K list store, under its key when there is an artifact store;
+        scored with ``threads`` (default: the builder's)."""
         key = lists_key(model_key, consumed, k, self.code) if self.store is not None else None
-        return ListStore(model, matrix, k, n_users, store=self.store, key=key, threads=self.threads)
+        return ListStore(
+            model, matrix, k, n_users, store=self.store, key=key, threads=threads or self.threads
+        )
 
     def version(
         self,

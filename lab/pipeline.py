@@ -33,6 +33,7 @@ import scipy.sparse as sp
 
 from lab.artifacts import calibration_key, code_fingerprint, model_key
 from lab.attributes import RunAttributes, read_run_attributes, target_users
+from lab.background import Pending
 from lab.builder import VersionBuilder, default_threads, model_spec
 from lab.calibration import (
     MAX_LISTS,
@@ -111,7 +112,7 @@ STREAMS = (
 )
 #: User segments by history length: cold (< 5 interactions), light, heavy (top quarter).
 SEGMENTS = ("cold", "light", "heavy")
-#: Name of the re-seeded baseline (stability noise floor) in ``Prepared.training_s``.
+#: Name of the re-seeded baseline (the stability noise floor) in the metrics.
 NOISE_FLOOR = "baseline@noise_floor"
 
 
@@ -159,9 +160,10 @@ class Prepared:
     prepare_s: float
     training_s: dict[str, float]
     # The baseline retrained with seed + 1 (``metrics.noise_floor``): its lists against the
-    # baseline's show how far lists move from training noise alone.  Rows for traffic users
-    # are scored with the other versions'; None when the scenario turns it off.
-    noise_floor: VersionTables | None = None
+    # baseline's show how far lists move from training noise alone.  Built in the background
+    # (``lab.background``) beside the rest of the run, read through ``noise_floor``; rows for
+    # traffic users are queued behind it.  None when the scenario turns it off.
+    floor_job: Pending[VersionTables] | None = None
     # Release schedule: one entry per release (a single one without a release train).
     releases: tuple[Release, ...] = ()
     # The users every version was calibrated on (release versions built later reuse them).
@@ -189,11 +191,24 @@ class Prepared:
     # The holdout window versions are evaluated on when registered (computed once).
     holdout_memo: list[Holdout] = field(default_factory=list)
 
+    @property
+    def noise_floor(self) -> VersionTables | None:
+        """The noise floor's tables, once built (waits for the background job)."""
+        return None if self.floor_job is None else self.floor_job.result()
+
     def top_k_s(self) -> float:
-        """Wall seconds spent scoring top-K lists so far (preparation and traffic)."""
-        floor = () if self.noise_floor is None else (self.noise_floor,)
+        """Wall seconds spent scoring top-K lists so far (preparation and traffic), the
+        noise floor's apart (it is scored in the background: ``noise_floor_s``)."""
         built = tuple(release.tables for release in self.release_memo.values())
-        return float(sum(t.list_store.scoring_s for t in (*self.versions, *floor, *built)))
+        return float(sum(t.list_store.scoring_s for t in (*self.versions, *built)))
+
+    def noise_floor_s(self) -> float | None:
+        """Wall seconds of the noise floor's background work (training and lists), waiting
+        for it to finish; None without a noise floor."""
+        if self.floor_job is None:
+            return None
+        self.floor_job.result()
+        return self.floor_job.work_s
 
     def save_lists(self) -> None:
         """Add the top-K rows scored since preparing to the artifact store (if any)."""
@@ -341,13 +356,17 @@ def _noise_floor(
     builder: VersionBuilder,
     popular_items: np.ndarray,
     sample: np.ndarray,
+    *,
+    threads: int,
 ) -> VersionTables:
     """The baseline trained again on the same data with the same spec and seed + 1 (the
     spec of the baseline trained in the run or loaded from the registry).
 
     Only its lists are read (the tables hold no relevance, scores or predictions, so it needs
     no click calibration), and no shared generator is drawn from, so turning the noise floor
-    on or off changes no other number of the run.
+    on or off changes no other number of the run, and neither does the thread it is built on
+    (``prepare`` builds it in the background with ``threads``; ALS trains the same factors
+    whatever their number).
     """
     source = builder.source
     matrices = source.matrices
@@ -358,11 +377,11 @@ def _noise_floor(
         else replace(baseline.spec, seed=seed)
     )
     key = model_key("train", builder.code, data=source.data_key("train"), spec=spec)
-    model = builder.model(key, lambda: train(spec, matrices["train"], threads=builder.threads))
+    model = builder.model(key, lambda: train(spec, matrices["train"], threads=threads))
     n_users, k = source.world.n_users, scenario.users.list_size
     # Served as the baseline is: replayed users folded in when the scenario folds them.
     served, knows, served_key, consumed, consumed_key = for_replay(
-        source, model, matrices["train"], key, threads=builder.threads
+        source, model, matrices["train"], key, threads=threads
     )
     tables = VersionTables(
         NOISE_FLOOR,
@@ -376,7 +395,9 @@ def _noise_floor(
         click_lift=0.0,
         parent=None,
         update=None,
-        list_store=builder.lists(served_key, consumed_key, n_users, k, served, consumed),
+        list_store=builder.lists(
+            served_key, consumed_key, n_users, k, served, consumed, threads=threads
+        ),
         trained_model=model,
         exploration=exploration_of(scenario.serving.explore_slots, scenario.seed),
         lists_only=True,  # only its lists are compared with the baseline's
@@ -510,6 +531,30 @@ def prepare(
     sample = calibration_rng.choice(
         n_users, size=min(3_000, n_users), replace=False, p=world.activity / world.activity.sum()
     )
+    floor_job = None
+    baseline_model = models[scenario.rollout.baseline]
+    baseline_seed = int(seeds[built.index(scenario.rollout.baseline)])
+    if scenario.models[scenario.rollout.baseline].source != "lab":
+        baseline_seed = baseline_model.spec.seed
+    floor_wanted = scenario.metrics.noise_floor if noise_floor is None else noise_floor
+    # A baseline built outside the lab cannot be trained again: no noise floor then.
+    if floor_wanted and baseline_model.algorithm != "external":
+        say("training the noise floor (baseline, seed + 1) in the background")
+        # Only the metrics read it, so it is built beside calibration, scoring and the
+        # simulation, with the cores they leave (one: the simulation holds the GIL).
+        floor_job = Pending(
+            partial(
+                _noise_floor,
+                scenario,
+                baseline_model,
+                baseline_seed + 1,
+                builder,
+                popular_items,
+                sample,
+                threads=max(1, builder.threads - 1),
+            ),
+            name="noise-floor",
+        )
     say("calibrating clicks and scoring top-K lists")
     for name in _model_order(scenario):
         tables[name].calibrator = _calibrator(
@@ -521,24 +566,6 @@ def prepare(
     popular = PopularTables(popular_items, truth, n_users)
     popular.ensure(sample, tables[scenario.rollout.baseline])
     training_s = {name: m.training_seconds for name, m in models.items()}
-    floor_tables = None
-    baseline_model = models[scenario.rollout.baseline]
-    baseline_seed = int(seeds[built.index(scenario.rollout.baseline)])
-    if scenario.models[scenario.rollout.baseline].source != "lab":
-        baseline_seed = baseline_model.spec.seed
-    floor_wanted = scenario.metrics.noise_floor if noise_floor is None else noise_floor
-    # A baseline built outside the lab cannot be trained again: no noise floor then.
-    if floor_wanted and baseline_model.algorithm != "external":
-        say("training the noise floor (baseline, seed + 1)")
-        floor_tables = _noise_floor(
-            scenario,
-            baseline_model,
-            baseline_seed + 1,
-            builder,
-            popular_items,
-            sample,
-        )
-        training_s[NOISE_FLOOR] = floor_tables.model.training_seconds
     counts = np.asarray(all_matrix.getnnz(axis=1), dtype=np.int64)
     if source.live_world is None:
         # Replayed logs have no latent truth: factor-space metrics use the baseline's items.
@@ -560,7 +587,7 @@ def prepare(
         calibration_sample=sample,
         prepare_s=time.perf_counter() - started,
         training_s=training_s,
-        noise_floor=floor_tables,
+        floor_job=floor_job,
         builder=builder,
         phases={"world_s": world_s, "training_s": builder.trained_s},
         rollback_to=rollback_to,
@@ -676,15 +703,22 @@ def simulate_prepared(
     traffic_s = time.perf_counter() - started
     # Score top-K rows for users first seen in this traffic: model work, timed apart.
     scoring_started = time.perf_counter()
-    floor = () if prepared.noise_floor is None else (prepared.noise_floor,)
     impressions = prepared.source.impressions
     traffic_users = _distinct(stream.user)
     impression_users = None if impressions is None else _distinct(impressions.user)
-    for tables in (*prepared.versions, *floor):
-        tables.ensure(traffic_users)
-        if impression_users is not None:
-            # Off-policy estimates read every logged impression's user's list.
-            tables.ensure(impression_users)
+    user_sets = (traffic_users,) if impression_users is None else (traffic_users, impression_users)
+    if prepared.floor_job is not None:
+
+        def score_floor(floor: VersionTables) -> None:
+            for user_set in user_sets:
+                floor.ensure(user_set)
+
+        # The noise floor's rows are scored in the background, behind its training.
+        prepared.floor_job.then(score_floor)
+    for tables in prepared.versions:
+        # Off-policy estimates read every logged impression's user's list too.
+        for user_set in user_sets:
+            tables.ensure(user_set)
     prepared.popular.ensure(traffic_users, prepared.versions[0])
     _check_coverage(scenario, prepared.versions, traffic_users)
     scoring_s = time.perf_counter() - scoring_started
@@ -1031,6 +1065,9 @@ def run(
     prepared.save_lists()
     result.timing["prepare_s"] = prepared.prepare_s + result.timing["scoring_s"]
     result.timing.update(prepared.phases, top_k_s=prepared.top_k_s())
+    floor_s = prepared.noise_floor_s()
+    if floor_s is not None:
+        result.timing["noise_floor_s"] = floor_s
     if prepared.builder is not None:  # release versions trained during the run count too
         result.timing["training_s"] = prepared.builder.trained_s
     result.timing["wall_s"] = time.perf_counter() - started

@@ -33,6 +33,7 @@ import os
 import re
 import stat
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,9 @@ class ArtifactStore:
         self.max_bytes = int(max_bytes)
         self.hits = 0
         self.misses = 0
+        # A run builds its noise floor on a background thread (lab.background) while the
+        # main thread fetches too: the counts stay exact.
+        self._counting = threading.Lock()
 
     # --- paths -------------------------------------------------------------------------
 
@@ -194,11 +198,13 @@ class ArtifactStore:
             with self.building(kind, key):
                 found = self.load(kind, key)  # built by another process meanwhile?
                 if found is None:
-                    self.misses += 1
+                    with self._counting:
+                        self.misses += 1
                     found = build()
                     self.save(kind, key, found)
                     return found
-        self.hits += 1
+        with self._counting:
+            self.hits += 1
         return found
 
     # --- eviction ----------------------------------------------------------------------

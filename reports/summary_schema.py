@@ -837,6 +837,8 @@ class Timing(Block):
     requests_per_wall_s: float
     noise_floor_training_s: Number
     report_s: Number = None
+    #: the noise floor's background work (training and lists), beside the simulation
+    noise_floor_s: Number = None
     #: preparation's phases: the world (or log) and history, inside implicit's training calls
     #: (0 when every version came from the artifact cache), top-K list scoring
     world_s: Number = None

@@ -1,0 +1,85 @@
+"""Work a run does not wait for, on a background thread: the stability noise floor.
+
+The event simulation is pure Python and holds the GIL on one core; implicit's training and
+numpy's scoring release it.  So a version that only the metrics read (the baseline trained
+again with seed + 1) can be built beside the simulation on the other core instead of before
+it, and the run waits for it only when its lists are read.
+
+The thread is a daemon: a run stopped by SIGINT / SIGTERM exits at once instead of waiting
+for a training call it no longer needs.  Nothing here draws from a shared generator, so the
+numbers are the same whichever thread computes them and whenever.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+__all__ = ["Pending", "in_background"]
+
+T = TypeVar("T")
+
+
+def in_background(work: Callable[[], T], *, name: str) -> Future[T]:
+    """Start ``work()`` on a new daemon thread; its future holds the result or the error."""
+    future: Future[T] = Future()
+    future.set_running_or_notify_cancel()
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException as error:  # re-raised in the thread that reads the result
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+class Pending(Generic[T]):
+    """A value built in the background, with more work on it queued behind (in order).
+
+    ``then`` and ``result`` are for the one thread that owns the run; the work itself runs on
+    background threads one after another, never two at once on the same value.
+    """
+
+    def __init__(self, build: Callable[[], T], *, name: str) -> None:
+        self.name = name
+        #: Wall seconds the background threads spent on this value (complete once
+        #: ``result`` returned): its cost, whether or not anyone waited for it.
+        self.work_s = 0.0
+
+        def first() -> T:
+            started = time.perf_counter()
+            try:
+                return build()
+            finally:
+                self.work_s += time.perf_counter() - started
+
+        self._future = in_background(first, name=name)
+
+    def then(self, work: Callable[[T], None]) -> None:
+        """Run ``work(value)`` in the background once everything queued before it is done."""
+        previous = self._future
+
+        def after() -> T:
+            value = previous.result()
+            started = time.perf_counter()
+            try:
+                work(value)
+            finally:
+                self.work_s += time.perf_counter() - started
+            return value
+
+        self._future = in_background(after, name=self.name)
+
+    def result(self) -> T:
+        """The value once all queued work on it is done (re-raises what failed there)."""
+        return self._future.result()
+
+    def done(self) -> bool:
+        return self._future.done()
