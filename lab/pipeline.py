@@ -365,8 +365,8 @@ def _noise_floor(
     Only its lists are read (the tables hold no relevance, scores or predictions, so it needs
     no click calibration), and no shared generator is drawn from, so turning the noise floor
     on or off changes no other number of the run, and neither does the thread it is built on
-    (``prepare`` builds it in the background with ``threads``; ALS trains the same factors
-    whatever their number).
+    (``prepare`` builds it in the background; ALS trains the same factors whatever the
+    number of ``threads``).
     """
     source = builder.source
     matrices = source.matrices
@@ -541,7 +541,8 @@ def prepare(
     if floor_wanted and baseline_model.algorithm != "external":
         say("training the noise floor (baseline, seed + 1) in the background")
         # Only the metrics read it, so it is built beside calibration, scoring and the
-        # simulation, with the cores they leave (one: the simulation holds the GIL).
+        # simulation, on every core but at a low priority (lab.background): the
+        # simulation keeps its core, the floor takes what is left.
         floor_job = Pending(
             partial(
                 _noise_floor,
@@ -551,9 +552,10 @@ def prepare(
                 builder,
                 popular_items,
                 sample,
-                threads=max(1, builder.threads - 1),
+                threads=builder.threads,
             ),
             name="noise-floor",
+            yielding=True,
         )
     say("calibrating clicks and scoring top-K lists")
     for name in _model_order(scenario):

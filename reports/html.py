@@ -75,10 +75,12 @@ def _speed(timing: dict[str, Any], arrivals: int) -> str:
     if not timing["simulate_s"]:
         # --reproducible writes wall-clock times as 0: a rate of 0 would be a false number.
         return f"{arrivals:,} requests; wall-clock timings not recorded (--reproducible)"
+    floor = timing.get("noise_floor_s")
+    beside = "" if not floor else f"; noise floor {floor:.2f} s, built beside the simulation"
     return (
         f"simulation {timing['simulate_s']:.2f} s wall for {arrivals:,} requests "
         f"({timing['requests_per_wall_s']:,.0f} requests per wall second); preparation "
-        f"{timing['prepare_s']:.2f} s"
+        f"{timing['prepare_s']:.2f} s{beside}"
     )
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from lab.background import in_background
 from lab.pipeline import NOISE_FLOOR, SEGMENTS, RunResult
 from reports.exposure import Exposure, HitMethod, exposure
 from reports.genres import genre_block, genres_of, history_matrix
@@ -876,6 +877,16 @@ def quality_blocks(
     popularity = prepared.item_popularity
     traffic_users = np.flatnonzero(np.bincount(cols.user, minlength=n_users))
     all_requests = np.bincount(cols.user, minlength=n_users)[traffic_users].astype(np.float64)
+    judged = [(cols.served_by == v) & ~cols.abandoned for v in range(len(names))]
+
+    def calibration_blocks() -> list[dict[str, Any]]:
+        return [
+            calibration_block(cols.p_click[j], cols.clicks[j], users=cols.user[j]) for j in judged
+        ]
+
+    # Logistic fits over every judged request: numpy that releases the GIL, so they run on
+    # another core while the blocks below are built (pure functions: no number changes).
+    calibrations = in_background(calibration_blocks, name="calibration")
     engagement = engagement_blocks(result.requests, names, baseline=baseline)
     hits = hit_blocks(
         seen.hit,
@@ -891,10 +902,9 @@ def quality_blocks(
     )
     floor = prepared.noise_floor_items
     floor_lists = None if floor is None else floor[traffic_users]
-    out: dict[str, dict[str, Any]] = {}
+    parts: dict[str, dict[str, Any]] = {}
     for v, name in enumerate(names):
         served = cols.served_by == v
-        judged = served & ~cols.abandoned
         users, weights = _served_users(cols.user[served], n_users)
         lists = tables[name][users]
         diversity = diversity_block(
@@ -914,13 +924,11 @@ def quality_blocks(
                 tables[baseline][traffic_users], everyone, against=baseline, floor_lists=floor_lists
             )
         )
-        out[name] = {
-            "calibration": calibration_block(
-                cols.p_click[judged], cols.clicks[judged], users=cols.user[judged]
-            ),
+        parts[name] = {
             "genre_calibration": genre,
             "diversity": diversity,
             "stability": stability,
             "engagement": {**engagement[name], "hit_at_k": hits[name]},
         }
-    return out
+    calibration = calibrations.result()
+    return {name: {"calibration": calibration[v], **parts[name]} for v, name in enumerate(names)}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
 import pytest
 
-from lab.background import Pending, in_background
+from lab.background import YIELDING_NICE, Pending, in_background
 
 
 def test_result_is_the_work_s_value_and_the_thread_is_a_daemon() -> None:
@@ -101,3 +103,31 @@ def test_the_noise_floor_built_in_the_background_is_the_one_built_in_the_foregro
     np.testing.assert_array_equal(background.items[scored], foreground.items[scored])
     # ... and it is not simply the baseline: another seed, other lists.
     assert not np.array_equal(background.items[scored], baseline.items[scored])
+
+
+def _nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_yielding_work_runs_at_a_low_priority_and_so_do_the_threads_it_starts() -> None:
+    mine = _nice()
+
+    def nice_here_and_in_a_child() -> tuple[int, int]:
+        child: list[int] = []
+        started = threading.Thread(target=lambda: child.append(_nice()))
+        started.start()
+        started.join()
+        return _nice(), child[0]
+
+    # implicit's OpenMP team and the top-K pool are started by the yielding thread.
+    assert in_background(nice_here_and_in_a_child, name="t", yielding=True).result() == (
+        YIELDING_NICE,
+        YIELDING_NICE,
+    )
+    assert in_background(_nice, name="t").result() == mine
+    pending = Pending(_nice, name="t", yielding=True)
+    seen: list[int] = []
+    pending.then(lambda _value: seen.append(_nice()))
+    assert pending.result() == YIELDING_NICE and seen == [YIELDING_NICE]
+    assert _nice() == mine  # the caller's own priority is untouched

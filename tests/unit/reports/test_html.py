@@ -342,3 +342,15 @@ def test_calibration_slope_cell_says_when_it_is_not_measured(
     from reports.sections import _slope
 
     assert _slope(cal).startswith(shown)
+
+
+def test_the_speed_line_names_the_noise_floor_built_beside_the_simulation() -> None:
+    from reports.html import _speed
+
+    timing = {"simulate_s": 2.0, "requests_per_wall_s": 5000.0, "prepare_s": 3.0}
+    plain = _speed(timing, 10_000)
+    assert plain.endswith("preparation 3.00 s") and "noise floor" not in plain
+    beside = _speed({**timing, "noise_floor_s": 1.25}, 10_000)
+    assert beside.endswith("noise floor 1.25 s, built beside the simulation")
+    # Off (null) or not recorded: nothing said.
+    assert _speed({**timing, "noise_floor_s": None}, 10_000) == plain
