@@ -104,6 +104,7 @@ def test_preparation_tells_each_stage_as_it_starts() -> None:
         "building the world",
         "training baseline (1 of 2)",
         "training candidate (2 of 2)",
+        # Started first, so that it runs beside calibration, scoring and the simulation.
+        "training the noise floor (baseline, seed + 1) in the background",
         "calibrating clicks and scoring top-K lists",
-        "training the noise floor (baseline, seed + 1)",
     ]
