@@ -532,6 +532,8 @@ def prepare(
         n_users, size=min(3_000, n_users), replace=False, p=world.activity / world.activity.sum()
     )
     floor_job = None
+    # The versions' training, before the floor's joins the builder's sum from its thread.
+    versions_training_s = builder.trained_s
     baseline_model = models[scenario.rollout.baseline]
     baseline_seed = int(seeds[built.index(scenario.rollout.baseline)])
     if scenario.models[scenario.rollout.baseline].source != "lab":
@@ -591,7 +593,7 @@ def prepare(
         training_s=training_s,
         floor_job=floor_job,
         builder=builder,
-        phases={"world_s": world_s, "training_s": builder.trained_s},
+        phases={"world_s": world_s, "training_s": versions_training_s},
         rollback_to=rollback_to,
         memory=memory_plan(
             scenario,
