@@ -20,6 +20,7 @@ import numpy as np
 from sim.metrics.click_model import ClickModelFit
 from sim.metrics.diversity import gini
 from sim.metrics.engagement import wilson_interval
+from sim.stats import Z95
 
 if TYPE_CHECKING:
     from lab.offpolicy_log import LoggedImpressions
@@ -47,7 +48,7 @@ def _rate(reward: np.ndarray) -> dict[str, Any]:
     if np.isin(reward, (0.0, 1.0)).all():
         low, high = (float(v) for v in wilson_interval(total, n))
     else:
-        half = 1.959964 * float(reward.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+        half = Z95 * float(reward.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
         low, high = mean - half, mean + half
     return {
         "impressions": n,

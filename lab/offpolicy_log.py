@@ -62,11 +62,10 @@ from sim.metrics.offpolicy import (
     slate_estimates,
     snips_estimate,
 )
+from sim.stats import Z95
 
 __all__ = ["LoggedImpressions", "offpolicy_block", "read_logged_impressions"]
 
-#: z of a two-sided 95 % normal interval.
-Z95 = 1.959964
 UNIFORM_TARGET = "uniform over the version's top-K list (1/K per listed item)"
 RANKING_TARGET = "the version's ranking: the item it puts at the logged position (slates)"
 CLICK_MODEL_BASIS = (

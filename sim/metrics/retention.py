@@ -27,7 +27,7 @@ import numpy as np
 
 from sim.records import ABSENT, Records
 from sim.remembering import RememberingUsers
-from sim.stats import Interval, clustered_ratio, mean_interval, wilson_interval
+from sim.stats import Z95, Interval, clustered_ratio, mean_interval, wilson_interval
 
 __all__ = [
     "ABRUPT_OVERLAP",
@@ -110,8 +110,8 @@ def at_rollback(
         "satisfaction_end": _number(float(end.mean())) if n else None,
         "satisfaction_end_se": _number(se),
         "satisfaction_end_ci95": [
-            _number(float(end.mean()) - 1.959964 * se) if n > 1 else None,
-            _number(float(end.mean()) + 1.959964 * se) if n > 1 else None,
+            _number(float(end.mean()) - Z95 * se) if n > 1 else None,
+            _number(float(end.mean()) + Z95 * se) if n > 1 else None,
         ],
         "requests_after_rollback": int(tail.size),
         "list_change": _number(float(change.mean())) if change.size else None,
@@ -219,7 +219,7 @@ def rollback_difference(drain: dict[str, Any], switch: dict[str, Any]) -> dict[s
     ``retained``: :func:`newcombe_difference`.
     """
     sat = switch["satisfaction_end"] - drain["satisfaction_end"]
-    half = 1.959964 * math.hypot(drain["satisfaction_end_se"], switch["satisfaction_end_se"])
+    half = Z95 * math.hypot(drain["satisfaction_end_se"], switch["satisfaction_end_se"])
     kept = newcombe_difference(
         drain["retained_users"], drain["users"], switch["retained_users"], switch["users"]
     )
