@@ -32,6 +32,7 @@ from typing import Generic, TypeVar
 __all__ = ["YIELDING_NICE", "Pending", "in_background", "yield_this_thread"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 #: The niceness of yielding work (0 is the default, 19 the lowest priority).
@@ -86,15 +87,7 @@ class Pending(Generic[T]):
         #: Wall seconds the background threads spent on this value (complete once
         #: ``result`` returned): its cost, whether or not anyone waited for it.
         self.work_s = 0.0
-
-        def first() -> T:
-            started = time.perf_counter()
-            try:
-                return build()
-            finally:
-                self.work_s += time.perf_counter() - started
-
-        self._future = in_background(first, name=name, yielding=yielding)
+        self._future = in_background(lambda: self._timed(build), name=name, yielding=yielding)
 
     def then(self, work: Callable[[T], None]) -> None:
         """Run ``work(value)`` in the background once everything queued before it is done."""
@@ -102,14 +95,18 @@ class Pending(Generic[T]):
 
         def after() -> T:
             value = previous.result()
-            started = time.perf_counter()
-            try:
-                work(value)
-            finally:
-                self.work_s += time.perf_counter() - started
+            self._timed(lambda: work(value))
             return value
 
         self._future = in_background(after, name=self.name, yielding=self.yielding)
+
+    def _timed(self, work: Callable[[], R]) -> R:
+        """``work()``, its wall time added to ``work_s`` (only one runs at a time)."""
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.work_s += time.perf_counter() - started
 
     def result(self) -> T:
         """The value once all queued work on it is done (re-raises what failed there)."""
